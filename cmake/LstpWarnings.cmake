@@ -1,0 +1,8 @@
+# Warnings for our own targets only; third-party headers come in as SYSTEM.
+function(lstp_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
+                                           -Wno-missing-field-initializers)
+  if(LSTP_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()

@@ -1,0 +1,95 @@
+// LSTP framing (PROTOCOL.md 1): a 12-byte header and a bounded payload.
+// `frame_decoder` is sans-I/O: it is given bytes and reports whether it needs
+// more, holds a whole frame, or the input is invalid. Because the header is
+// checked against the size limit before any payload is buffered, a peer can
+// never make it hold more than one maximal frame.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "lstp/error.hpp"
+#include "lstp/wire.hpp"
+
+namespace lstp {
+
+enum class frame_type : std::uint8_t {
+  common_unique_info = 0x01,
+  topology_exchange = 0x02,
+  property_exchange = 0x03,
+  connection_request = 0x10,
+  connection_ack = 0x11,
+  connection_nack = 0x12,
+  service_begin_request = 0x13,
+  service_begin_ack = 0x14,
+  service_begin_nack = 0x15,
+  service_data = 0x20,
+  service_data_pause = 0x21,
+  service_data_resume = 0x22,
+  service_free_request = 0x23,
+  shutdown = 0x30,
+  error = 0x31,
+  ping = 0x32,
+  pong = 0x33,
+};
+
+bool is_known(frame_type t);
+std::string_view to_string(frame_type t);
+
+// SERVICE_DATA flag: the sender will send no more data on this channel.
+inline constexpr std::uint8_t flag_fin = 0x01;
+
+inline constexpr std::size_t header_size = 12;
+inline constexpr std::size_t max_payload = 256 * 1024;
+inline constexpr std::size_t max_setup_payload = 16 * 1024;
+inline constexpr std::size_t max_data_payload = 64 * 1024;
+
+struct frame_header {
+  frame_type type{};
+  std::uint8_t flags = 0;
+  std::uint32_t channel = 0;
+  std::uint32_t length = 0;
+};
+
+// Appends a header to `out`.
+void write_header(bytes& out, const frame_header& h);
+// Appends a whole frame (header and payload) to `out`.
+void write_frame(bytes& out, frame_type t, std::uint32_t channel, byte_view payload, std::uint8_t flags = 0);
+
+struct frame_view {
+  frame_header header;
+  byte_view payload;  // valid until the decoder is fed or consumed again
+};
+
+// Incremental decoder over a byte stream. Usage:
+//   decoder.feed(bytes); while (auto r = decoder.next(); r.status == done) { use r.frame; }
+// A frame's payload stays valid until the next call to feed() or next().
+class frame_decoder {
+ public:
+  enum class status { need_more, done, invalid };
+  struct result {
+    status state = status::need_more;
+    frame_view frame{};
+    wire_error error = wire_error::ok;  // when invalid
+    std::string reason;                 // when invalid: what was wrong, for the log
+  };
+
+  explicit frame_decoder(std::size_t payload_limit = max_payload) : limit_(payload_limit) {}
+
+  void feed(byte_view in);
+  result next();
+  // Bytes fed but not yet returned as frames (e.g. TLS records that follow
+  // the setup frames on the same hop).
+  byte_view unread() const { return {buf_.data() + pos_, buf_.size() - pos_}; }
+  void set_limit(std::size_t payload_limit) { limit_ = payload_limit; }
+  std::size_t buffered() const { return buf_.size() - pos_; }
+
+ private:
+  bytes buf_;
+  std::size_t pos_ = 0;  // start of the first unreturned byte
+  std::size_t limit_;
+  bool failed_ = false;
+  frame_decoder::result failure_;
+};
+
+}  // namespace lstp

@@ -1,0 +1,30 @@
+#include "lstp/secrets.hpp"
+
+#include <botan/hex.h>
+#include <botan/kdf.h>
+#include <botan/pwdhash.h>
+
+namespace lstp {
+
+tunnel_keys derive_tunnel_keys(std::string_view tunnel_name, std::string_view secret) {
+  std::string salt = "lstp/1 tunnel " + std::string(tunnel_name);
+  std::array<std::uint8_t, 32> root{};
+  auto family = Botan::PasswordHashFamily::create_or_throw("PBKDF2(SHA-256)");
+  auto pbkdf = family->from_iterations(100000);
+  pbkdf->derive_key(root.data(), root.size(), secret.data(), secret.size(),
+                    reinterpret_cast<const std::uint8_t*>(salt.data()), salt.size());
+  auto hkdf = Botan::KDF::create_or_throw("HKDF-Expand(SHA-256)");
+  tunnel_keys k;
+  auto expand = [&](std::string_view label, std::array<std::uint8_t, 32>& out) {
+    auto v = hkdf->derive_key(out.size(), root.data(), root.size(), nullptr, 0,
+                              reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
+    std::copy(v.begin(), v.end(), out.begin());
+  };
+  expand("lstp/1 pairing id", k.pairing_id);
+  expand("lstp/1 tls psk", k.psk);
+  return k;
+}
+
+std::string short_id(const pairing_id& id) { return Botan::hex_encode(id.data(), 4, false); }
+
+}  // namespace lstp

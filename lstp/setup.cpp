@@ -1,0 +1,95 @@
+#include "lstp/setup.hpp"
+
+#include <algorithm>
+
+namespace lstp {
+
+bytes encode_setup(const setup_message& s) {
+  bytes out = s.info_frame;
+  encode_topology(out, s.topology);
+  return out;
+}
+
+bytes relay_setup(const setup_message& s, const topology_entry& self) {
+  bytes out = s.info_frame;
+  auto t = s.topology;
+  t.push_back(self);
+  encode_topology(out, t);
+  return out;
+}
+
+setup_message make_setup(const common_unique_info& info, const topology_entry& self) {
+  setup_message s;
+  s.info = info;
+  encode_common_unique_info(s.info_frame, info);
+  s.topology = {self};
+  return s;
+}
+
+setup_reader::result setup_reader::next() {
+  if (done_) return {status::done, wire_error::ok, {}};
+  for (;;) {
+    auto r = decoder_.next();
+    if (r.state == frame_decoder::status::need_more) return {};
+    if (r.state == frame_decoder::status::invalid) return {status::invalid, r.error, r.reason};
+    auto& f = r.frame;
+    std::string why;
+    if (f.header.type == frame_type::error) {
+      error_info e;
+      if (!decode_error_info(f.payload, e, why)) return {status::invalid, wire_error::protocol_error, why};
+      return {status::peer_error, e.code, e.reason};
+    }
+    if (!have_info_) {
+      if (f.header.type != frame_type::common_unique_info)
+        return {status::invalid, wire_error::unexpected_message,
+                std::string("expected COMMON_UNIQUE_INFO, got ") + std::string(to_string(f.header.type))};
+      if (!decode_common_unique_info(f.payload, setup_.info, why))
+        return {status::invalid, wire_error::protocol_error, why};
+      if (setup_.info.version != protocol_version)
+        return {status::invalid, wire_error::version_mismatch,
+                "peer speaks LSTP version " + std::to_string(setup_.info.version) + ", we speak " +
+                    std::to_string(protocol_version)};
+      setup_.info_frame.clear();
+      write_frame(setup_.info_frame, f.header.type, f.header.channel, f.payload, f.header.flags);
+      have_info_ = true;
+      continue;
+    }
+    if (f.header.type != frame_type::topology_exchange)
+      return {status::invalid, wire_error::unexpected_message,
+              std::string("expected TOPOLOGY_EXCHANGE, got ") + std::string(to_string(f.header.type))};
+    if (!decode_topology(f.payload, setup_.topology, why)) {
+      auto code = why.find("entries") != std::string::npos ? wire_error::topology_too_long : wire_error::protocol_error;
+      return {status::invalid, code, why};
+    }
+    done_ = true;
+    return {status::done, wire_error::ok, {}};
+  }
+}
+
+bool is_master(const nonce& self, const nonce& peer) {
+  return std::lexicographical_compare(self.begin(), self.end(), peer.begin(), peer.end());
+}
+
+topology path_view(const topology_entry& self, const topology& received) {
+  topology view{self};
+  view.insert(view.end(), received.rbegin(), received.rend());
+  return view;
+}
+
+topology readable_path(const topology& view) {
+  if (view.size() >= 2 && view.front().kind == hop_kind::server_end && view.back().kind == hop_kind::client_end)
+    return topology(view.rbegin(), view.rend());
+  return view;
+}
+
+std::string verify_secure_setup(const bytes& clear_peer_info_frame, const bytes& secure_peer_info_frame,
+                                const topology& our_view, const topology& peer_view) {
+  if (clear_peer_info_frame != secure_peer_info_frame)
+    return "the peer's COMMON_UNIQUE_INFO inside TLS differs from the one a middle delivered in the clear";
+  if (!std::equal(our_view.begin(), our_view.end(), peer_view.rbegin(), peer_view.rend()))
+    return "the peer saw the path \"" + format_path(peer_view) + "\" but we saw \"" + format_path(our_view) +
+           "\": a middle proxy altered the topology";
+  return {};
+}
+
+}  // namespace lstp

@@ -1,0 +1,73 @@
+// The setup exchanged in the clear on every hop (PROTOCOL.md 3.1), the
+// election (3.2) and the check done inside TLS (3.4). Sans-I/O.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "lstp/frame.hpp"
+#include "lstp/messages.hpp"
+
+namespace lstp {
+
+// One side's setup: its COMMON_UNIQUE_INFO (parsed, and as raw frame bytes so
+// a middle can forward it untouched and an end can compare it byte for byte)
+// and its TOPOLOGY_EXCHANGE.
+struct setup_message {
+  common_unique_info info;
+  bytes info_frame;
+  lstp::topology topology;
+};
+
+// Encodes a setup as the two frames that go on the wire.
+bytes encode_setup(const setup_message& s);
+setup_message make_setup(const common_unique_info& info, const topology_entry& self);
+
+// What a middle sends on: the setup's COMMON_UNIQUE_INFO frame untouched and
+// its TOPOLOGY_EXCHANGE with `self` appended.
+bytes relay_setup(const setup_message& s, const topology_entry& self);
+
+// Reads one setup (COMMON_UNIQUE_INFO then TOPOLOGY_EXCHANGE) from a hop.
+// An ERROR frame in their place is reported as `peer_error` (a middle
+// refusing the setup). Frames are limited to max_setup_payload.
+class setup_reader {
+ public:
+  enum class status { need_more, done, invalid, peer_error };
+  struct result {
+    status state = status::need_more;
+    wire_error error = wire_error::ok;
+    std::string reason;
+  };
+
+  void feed(byte_view in) { decoder_.feed(in); }
+  result next();
+  // Once done: the setup that was read, and the bytes that followed it.
+  setup_message& setup() { return setup_; }
+  byte_view unread() const { return decoder_.unread(); }
+
+ private:
+  frame_decoder decoder_{max_setup_payload};
+  setup_message setup_;
+  bool have_info_ = false;
+  bool done_ = false;
+};
+
+// True if this end is the master (TLS client): its nonce is the smaller one.
+// Equal nonces have no master; the caller must refuse them first.
+bool is_master(const nonce& self, const nonce& peer);
+
+// This end's view of the tunnel: itself, then the peer's list reversed
+// (nearest middle first, the peer last).
+topology path_view(const topology_entry& self, const topology& received);
+
+// The view in the order an operator reads it: from the client end to the
+// server end when the roles say which is which, else from this end.
+topology readable_path(const topology& view);
+
+// The check done inside TLS: the peer's COMMON_UNIQUE_INFO frame equals what
+// came in the clear, and the peer's view is our view reversed. Returns an
+// empty string when it holds, else what differs.
+std::string verify_secure_setup(const bytes& clear_peer_info_frame, const bytes& secure_peer_info_frame,
+                                const topology& our_view, const topology& peer_view);
+
+}  // namespace lstp

@@ -1,0 +1,503 @@
+#include "lstp/tunnel.hpp"
+
+#include <algorithm>
+
+namespace lstp {
+
+namespace {
+constexpr std::string_view software_name = "lstp/0.1";
+}
+
+tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_handler& handler, clock::time_point now)
+    : params_(std::move(params)), rng_(rng), handler_(handler), last_rx_(now), last_ping_(now) {
+  if (params_.self.software.empty()) params_.self.software = std::string(software_name);
+  our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
+  out_ = encode_setup(our_setup_);
+}
+
+tunnel::~tunnel() = default;
+
+void tunnel::receive(byte_view bytes, clock::time_point now) {
+  if (state_ == tunnel_state::closed) return;
+  last_rx_ = now;
+  if (state_ == tunnel_state::setup) {
+    setup_reader_.feed(bytes);
+    handle_setup(now);
+    return;
+  }
+  feed_tls(bytes);
+}
+
+void tunnel::handle_setup(clock::time_point now) {
+  auto r = setup_reader_.next();
+  switch (r.state) {
+    case setup_reader::status::need_more: return;
+    case setup_reader::status::invalid: return fail(r.error, "bad setup from the middle proxy: " + r.reason);
+    case setup_reader::status::peer_error:
+      return finish({r.error, "the middle proxy refused the setup: " + r.reason});
+    case setup_reader::status::done: break;
+  }
+  auto& peer = setup_reader_.setup();
+  if (peer.info.pairing != params_.self.pairing)
+    return fail(wire_error::setup_mismatch, "the middle proxy paired us with a different tunnel");
+  if (peer.info.nonce == params_.self.nonce)
+    return fail(wire_error::setup_mismatch, "the peer's nonce equals ours: a loop or a replayed setup");
+  info_.peer = peer.info;
+  info_.master = is_master(params_.self.nonce, peer.info.nonce);
+  info_.path = path_view(our_setup_.topology.front(), peer.topology);
+  peer_clear_info_frame_ = peer.info_frame;
+  next_own_id_ = info_.master ? 1 : 2;
+  state_ = tunnel_state::tls_handshake;
+  handshake_deadline_ = now + params_.limits.handshake_timeout;
+  // Bytes after the setup are already TLS records from the peer.
+  bytes rest(setup_reader_.unread().begin(), setup_reader_.unread().end());
+  tls_ = std::make_unique<tls_engine>(info_.master, params_.psk, rng_, *this);
+  if (!rest.empty()) feed_tls(rest);
+}
+
+void tunnel::feed_tls(byte_view ciphertext) {
+  if (!tls_) return;
+  if (auto err = tls_->received(ciphertext)) {
+    fail(err->code, err->reason);
+    return;
+  }
+  dispatch_frames();
+}
+
+void tunnel::tls_ciphertext(byte_view data) { out_.insert(out_.end(), data.begin(), data.end()); }
+
+void tunnel::tls_plaintext(byte_view data) { plain_in_.feed(data); }
+
+void tunnel::tls_activated(std::string_view cipher) {
+  info_.cipher = std::string(cipher);
+  state_ = tunnel_state::verifying;
+  bytes b = our_setup_.info_frame;
+  encode_topology(b, info_.path);
+  encode_properties(b, {{"software", std::string(software_name)},
+                        {"max_payload", std::to_string(max_data_payload)},
+                        {"high_watermark", std::to_string(params_.limits.high_watermark)},
+                        {"pause_slack", std::to_string(params_.limits.pause_slack)}});
+  send_plain(b);
+}
+
+void tunnel::tls_closed() {
+  if (state_ != tunnel_state::closed) finish({wire_error::ok, "the peer closed the TLS session"});
+}
+
+void tunnel::send_plain(const bytes& frame) {
+  if (!tls_ || !tls_->active() || state_ == tunnel_state::closed) return;
+  if (auto err = tls_->send(frame)) fail(err->code, err->reason);
+}
+
+void tunnel::dispatch_frames() {
+  // Frames are handled outside Botan's callbacks, so handlers may send.
+  if (in_dispatch_) return;
+  in_dispatch_ = true;
+  while (state_ != tunnel_state::closed) {
+    auto r = plain_in_.next();
+    if (r.state == frame_decoder::status::need_more) break;
+    if (r.state == frame_decoder::status::invalid) {
+      fail(r.error, "bad frame from the peer: " + r.reason);
+      break;
+    }
+    if (state_ == tunnel_state::verifying)
+      handle_verifying(r.frame);
+    else if (state_ == tunnel_state::up)
+      handle_up(r.frame);
+    else
+      fail(wire_error::unexpected_message, std::string(to_string(r.frame.header.type)) + " before TLS was up");
+  }
+  in_dispatch_ = false;
+}
+
+void tunnel::handle_verifying(const frame_view& f) {
+  static constexpr frame_type expected[] = {frame_type::common_unique_info, frame_type::topology_exchange,
+                                            frame_type::property_exchange};
+  if (f.header.type == frame_type::error) {
+    error_info e;
+    std::string why;
+    if (!decode_error_info(f.payload, e, why)) return fail(wire_error::protocol_error, why);
+    return finish({e.code, "the peer refused the tunnel: " + e.reason});
+  }
+  if (f.header.type != expected[secure_step_])
+    return fail(wire_error::unexpected_message, std::string("expected ") + std::string(to_string(expected[secure_step_])) +
+                                                    " inside TLS, got " + std::string(to_string(f.header.type)));
+  std::string why;
+  switch (secure_step_) {
+    case 0: {
+      bytes secure;
+      write_frame(secure, f.header.type, f.header.channel, f.payload, f.header.flags);
+      if (secure != peer_clear_info_frame_)
+        return fail(wire_error::setup_mismatch, verify_secure_setup(peer_clear_info_frame_, secure, {}, {}));
+      break;
+    }
+    case 1: {
+      topology peer_view;
+      if (!decode_topology(f.payload, peer_view, why)) return fail(wire_error::protocol_error, why);
+      auto diff = verify_secure_setup(peer_clear_info_frame_, peer_clear_info_frame_, info_.path, peer_view);
+      if (!diff.empty()) return fail(wire_error::setup_mismatch, diff);
+      break;
+    }
+    case 2:
+      if (!decode_properties(f.payload, info_.peer_properties, why)) return fail(wire_error::protocol_error, why);
+      state_ = tunnel_state::up;
+      handshake_deadline_ = clock::time_point::max();
+      handler_.on_up(info_);
+      return;
+  }
+  ++secure_step_;
+}
+
+void tunnel::handle_up(const frame_view& f) {
+  std::string why;
+  switch (f.header.type) {
+    case frame_type::ping: {
+      std::array<std::uint8_t, 8> token{};
+      if (f.payload.size() != token.size()) return fail(wire_error::protocol_error, "PING payload is not 8 bytes");
+      std::copy(f.payload.begin(), f.payload.end(), token.begin());
+      scratch_.clear();
+      encode_ping(scratch_, frame_type::pong, token);
+      return send_plain(scratch_);
+    }
+    case frame_type::pong: return;
+    case frame_type::shutdown: {
+      std::string reason;
+      wire_reader r(f.payload);
+      if (!r.str16(reason) || !r.done()) return fail(wire_error::protocol_error, "SHUTDOWN payload malformed");
+      return finish({wire_error::shutting_down, "the peer shut the tunnel down: " + reason});
+    }
+    case frame_type::error: {
+      error_info e;
+      if (!decode_error_info(f.payload, e, why)) return fail(wire_error::protocol_error, why);
+      if (f.header.channel == 0) return finish({e.code, "the peer reported: " + e.reason});
+      auto it = channels_.find(f.header.channel);
+      if (it == channels_.end()) {
+        ++late_frames_;
+        return;
+      }
+      channels_.erase(it);
+      return handler_.on_channel_freed(f.header.channel, {e.code, "the peer reported: " + e.reason});
+    }
+    case frame_type::connection_request: return handle_connection_request(f);
+    case frame_type::connection_ack:
+    case frame_type::connection_nack:
+    case frame_type::service_begin_request:
+    case frame_type::service_begin_ack:
+    case frame_type::service_begin_nack:
+    case frame_type::service_data:
+    case frame_type::service_data_pause:
+    case frame_type::service_data_resume:
+    case frame_type::service_free_request: return handle_channel_frame(f);
+    case frame_type::common_unique_info:
+    case frame_type::topology_exchange:
+    case frame_type::property_exchange:
+      return fail(wire_error::unexpected_message, std::string(to_string(f.header.type)) + " after the tunnel was up");
+  }
+  fail(wire_error::unknown_type, "unknown frame type");
+}
+
+bool tunnel::was_used(std::uint32_t id) const {
+  if (id == 0) return false;
+  if (is_own_id(id)) return id < next_own_id_;
+  return id <= highest_peer_id_;
+}
+
+void tunnel::handle_connection_request(const frame_view& f) {
+  auto id = f.header.channel;
+  if (id == 0 || is_own_id(id) || id <= highest_peer_id_)
+    return fail(wire_error::bad_channel, "CONNECTION_REQUEST with channel id " + std::to_string(id) +
+                                             " of the wrong parity or already used");
+  highest_peer_id_ = id;
+  connection_request req;
+  std::string why;
+  if (!decode_connection_request(f.payload, req, why)) return fail(wire_error::protocol_error, why);
+  auto refuse = [&](wire_error code, std::string reason) {
+    scratch_.clear();
+    encode_error_info(scratch_, frame_type::connection_nack, id, {code, std::move(reason)});
+    send_plain(scratch_);
+  };
+  if (params_.self.role == end_role::client)
+    return refuse(wire_error::not_allowed, "this end is a client end and opens no connections");
+  if (req.command != static_cast<std::uint8_t>(connect_command::tcp_connect))
+    return refuse(wire_error::command_not_supported, "command " + std::to_string(req.command) + " not supported");
+  if (channels_.size() >= params_.limits.max_channels)
+    return refuse(wire_error::general, "too many channels on this tunnel");
+  channel ch;
+  ch.state = channel_state::accepting;
+  channels_.emplace(id, ch);
+  handler_.on_channel_request(id, req);
+}
+
+void tunnel::handle_channel_frame(const frame_view& f) {
+  auto id = f.header.channel;
+  auto type = f.header.type;
+  auto it = channels_.find(id);
+  if (it == channels_.end()) {
+    if (was_used(id)) {
+      ++late_frames_;  // the channel was freed here while this frame was on its way
+      return;
+    }
+    return fail(wire_error::bad_channel, std::string(to_string(type)) + " for channel " + std::to_string(id) +
+                                             " that was never opened");
+  }
+  auto& ch = it->second;
+  auto unexpected = [&] {
+    channel_error(id, wire_error::unexpected_message,
+                  std::string(to_string(type)) + " not allowed in this state of channel " + std::to_string(id));
+  };
+  std::string why;
+  switch (type) {
+    case frame_type::connection_ack: {
+      if (!ch.we_opened || ch.state != channel_state::requested) return unexpected();
+      address bound;
+      if (!decode_address_payload(f.payload, bound, why)) return channel_error(id, wire_error::protocol_error, why);
+      ch.state = channel_state::open;
+      return handler_.on_channel_accepted(id, bound);
+    }
+    case frame_type::connection_nack:
+    case frame_type::service_begin_nack: {
+      if (!ch.we_opened) return unexpected();
+      if (type == frame_type::connection_nack && ch.state != channel_state::requested) return unexpected();
+      error_info e;
+      if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
+      channels_.erase(it);
+      if (type == frame_type::connection_nack) return handler_.on_channel_rejected(id, e);
+      return handler_.on_channel_freed(id, e);
+    }
+    case frame_type::service_begin_request:
+      if (ch.we_opened || ch.state != channel_state::open || ch.begun) return unexpected();
+      ch.begun = true;
+      scratch_.clear();
+      encode_empty(scratch_, frame_type::service_begin_ack, id);
+      send_plain(scratch_);
+      return handler_.on_service_begin(id);
+    case frame_type::service_begin_ack:
+      if (!ch.we_opened || !ch.begun) return unexpected();
+      return;
+    case frame_type::service_data: {
+      if (ch.state != channel_state::open || !ch.begun || ch.fin_received) return unexpected();
+      if ((f.header.flags & ~flag_fin) != 0) return channel_error(id, wire_error::protocol_error, "unknown SERVICE_DATA flags");
+      if (!f.payload.empty()) {
+        ch.buffered += f.payload.size();
+        if (ch.buffered > params_.limits.high_watermark + params_.limits.pause_slack) {
+          return channel_error(id, wire_error::flow_control_violation,
+                               "channel " + std::to_string(id) + " sent " + std::to_string(ch.buffered) +
+                                   " bytes beyond what was delivered, past the pause limit");
+        }
+        if (!ch.we_paused && ch.buffered > params_.limits.high_watermark) {
+          ch.we_paused = true;
+          scratch_.clear();
+          encode_empty(scratch_, frame_type::service_data_pause, id);
+          send_plain(scratch_);
+        }
+        handler_.on_data(id, f.payload);
+      }
+      if (f.header.flags & flag_fin) {
+        // The handler may have freed the channel from on_data.
+        auto again = channels_.find(id);
+        if (again == channels_.end()) return;
+        again->second.fin_received = true;
+        handler_.on_peer_fin(id);
+        again = channels_.find(id);
+        if (again != channels_.end()) maybe_auto_free(id, again->second);
+      }
+      return;
+    }
+    case frame_type::service_data_pause:
+      if (ch.paused_by_peer) return;  // a repeated PAUSE is harmless: ignore it
+      ch.paused_by_peer = true;
+      return handler_.on_pause(id);
+    case frame_type::service_data_resume:
+      if (!ch.paused_by_peer) return;
+      ch.paused_by_peer = false;
+      return handler_.on_resume(id);
+    case frame_type::service_free_request: {
+      error_info e;
+      if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
+      channels_.erase(it);
+      return handler_.on_channel_freed(id, e);
+    }
+    default: return unexpected();
+  }
+}
+
+void tunnel::channel_error(std::uint32_t id, wire_error code, std::string reason) {
+  scratch_.clear();
+  encode_error_info(scratch_, frame_type::service_free_request, id, {code, reason});
+  send_plain(scratch_);
+  channels_.erase(id);
+  handler_.on_channel_freed(id, {code, std::move(reason)});
+}
+
+void tunnel::maybe_auto_free(std::uint32_t id, channel& ch) {
+  if (!(ch.fin_sent && ch.fin_received)) return;
+  scratch_.clear();
+  encode_error_info(scratch_, frame_type::service_free_request, id, {wire_error::ok, ""});
+  send_plain(scratch_);
+  channels_.erase(id);
+}
+
+std::optional<std::uint32_t> tunnel::open_channel(const connection_request& request) {
+  if (state_ != tunnel_state::up || channels_.size() >= params_.limits.max_channels) return std::nullopt;
+  if (next_own_id_ > 0xFFFFFFFDu) return std::nullopt;  // ids exhausted: a new tunnel is needed
+  auto id = next_own_id_;
+  next_own_id_ += 2;
+  channel ch;
+  ch.we_opened = true;
+  ch.state = channel_state::requested;
+  channels_.emplace(id, ch);
+  scratch_.clear();
+  encode_connection_request(scratch_, id, request);
+  send_plain(scratch_);
+  return id;
+}
+
+void tunnel::accept_channel(std::uint32_t id, const address& bound) {
+  auto it = channels_.find(id);
+  if (it == channels_.end() || it->second.state != channel_state::accepting) return;
+  it->second.state = channel_state::open;
+  scratch_.clear();
+  encode_connection_ack(scratch_, id, bound);
+  send_plain(scratch_);
+}
+
+void tunnel::reject_channel(std::uint32_t id, const error_info& why) {
+  auto it = channels_.find(id);
+  if (it == channels_.end() || it->second.state != channel_state::accepting) return;
+  channels_.erase(it);
+  scratch_.clear();
+  encode_error_info(scratch_, frame_type::connection_nack, id, why);
+  send_plain(scratch_);
+}
+
+void tunnel::begin_service(std::uint32_t id) {
+  auto it = channels_.find(id);
+  if (it == channels_.end() || !it->second.we_opened || it->second.state != channel_state::open || it->second.begun)
+    return;
+  it->second.begun = true;
+  scratch_.clear();
+  encode_empty(scratch_, frame_type::service_begin_request, id);
+  send_plain(scratch_);
+}
+
+void tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  auto& ch = it->second;
+  if (ch.state != channel_state::open || !ch.begun || ch.fin_sent) return;
+  do {
+    auto n = std::min(data.size(), max_data_payload);
+    const bool last = n == data.size();
+    scratch_.clear();
+    write_frame(scratch_, frame_type::service_data, id, data.first(n), last && fin ? flag_fin : 0);
+    send_plain(scratch_);
+    data = data.subspan(n);
+  } while (!data.empty());
+  if (fin) {
+    ch.fin_sent = true;
+    maybe_auto_free(id, ch);
+  }
+}
+
+void tunnel::consumed(std::uint32_t id, std::size_t n) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  auto& ch = it->second;
+  ch.buffered -= std::min(n, ch.buffered);
+  if (ch.we_paused && ch.buffered <= params_.limits.low_watermark) {
+    ch.we_paused = false;
+    scratch_.clear();
+    encode_empty(scratch_, frame_type::service_data_resume, id);
+    send_plain(scratch_);
+  }
+}
+
+void tunnel::free_channel(std::uint32_t id, const error_info& why) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  channels_.erase(it);
+  scratch_.clear();
+  encode_error_info(scratch_, frame_type::service_free_request, id, why);
+  send_plain(scratch_);
+}
+
+bool tunnel::paused_by_peer(std::uint32_t id) const {
+  auto it = channels_.find(id);
+  return it != channels_.end() && it->second.paused_by_peer;
+}
+
+std::size_t tunnel::buffered(std::uint32_t id) const {
+  auto it = channels_.find(id);
+  return it == channels_.end() ? 0 : it->second.buffered;
+}
+
+void tunnel::shutdown(std::string_view reason) {
+  if (state_ == tunnel_state::closed) return;
+  if (state_ == tunnel_state::up) {
+    scratch_.clear();
+    encode_shutdown(scratch_, reason);
+    send_plain(scratch_);
+  }
+  if (tls_) tls_->close();
+  finish({wire_error::shutting_down, std::string(reason)});
+}
+
+void tunnel::close(const error_info& why) { fail(why.code, why.reason); }
+
+void tunnel::fail(wire_error code, std::string reason) {
+  if (state_ == tunnel_state::closed) return;
+  scratch_.clear();
+  encode_error_info(scratch_, frame_type::error, 0, {code, reason});
+  if (state_ == tunnel_state::setup) {
+    out_.insert(out_.end(), scratch_.begin(), scratch_.end());  // still in the clear
+  } else if (tls_ && tls_->active()) {
+    send_plain(scratch_);
+    tls_->close();
+  }
+  finish({code, std::move(reason)});
+}
+
+void tunnel::finish(const error_info& why) {
+  state_ = tunnel_state::closed;
+  handshake_deadline_ = clock::time_point::max();
+  if (closed_notified_) return;
+  closed_notified_ = true;
+  channels_.clear();
+  handler_.on_closed(why);
+}
+
+clock::time_point tunnel::next_deadline() const {
+  switch (state_) {
+    case tunnel_state::setup:
+    case tunnel_state::closed: return clock::time_point::max();
+    case tunnel_state::tls_handshake:
+    case tunnel_state::verifying: return handshake_deadline_;
+    case tunnel_state::up:
+      return std::min(std::max(last_rx_, last_ping_) + params_.limits.keepalive, last_rx_ + params_.limits.dead_after);
+  }
+  return clock::time_point::max();
+}
+
+void tunnel::on_timer(clock::time_point now) {
+  if (state_ == tunnel_state::tls_handshake || state_ == tunnel_state::verifying) {
+    if (now >= handshake_deadline_)
+      fail(wire_error::setup_timeout, "the TLS handshake with the peer did not finish in time");
+    return;
+  }
+  if (state_ != tunnel_state::up) return;
+  if (now >= last_rx_ + params_.limits.dead_after) {
+    fail(wire_error::timeout, "nothing heard from the peer for too long: the tunnel is dead");
+    return;
+  }
+  if (now >= std::max(last_rx_, last_ping_) + params_.limits.keepalive) {
+    last_ping_ = now;
+    std::array<std::uint8_t, 8> token{};
+    auto c = ++ping_counter_;
+    for (int i = 7; i >= 0; --i, c >>= 8) token[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c);
+    scratch_.clear();
+    encode_ping(scratch_, frame_type::ping, token);
+    send_plain(scratch_);
+  }
+}
+
+}  // namespace lstp

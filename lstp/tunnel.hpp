@@ -1,0 +1,196 @@
+// One end of an LSTP tunnel, without I/O (PROTOCOL.md 3, 5, 6).
+//
+// Bytes from the hop go into `receive`; bytes for the hop accumulate in
+// `output()` (the driver swaps them out and writes them). Time comes in as
+// arguments, and `next_deadline` tells the driver when to call `on_timer`.
+// Events reach the application through `tunnel_handler`, synchronously, from
+// inside `receive` and `on_timer`; the handler may call the tunnel's channel
+// commands from a callback.
+//
+// The tunnel owns the protocol state of every channel (which messages are
+// allowed when, flow-control accounting); the application owns the sockets.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lstp/frame.hpp"
+#include "lstp/messages.hpp"
+#include "lstp/setup.hpp"
+#include "lstp/tls_engine.hpp"
+
+namespace lstp {
+
+using clock = std::chrono::steady_clock;
+
+struct tunnel_limits {
+  std::size_t high_watermark = 256 * 1024;  // send PAUSE above this many undelivered bytes
+  std::size_t low_watermark = 128 * 1024;   // send RESUME once drained to this
+  std::size_t pause_slack = 8 * 1024 * 1024;  // in-flight bytes accepted beyond high
+  std::size_t max_channels = 65536;
+  clock::duration keepalive = std::chrono::seconds(20);
+  clock::duration dead_after = std::chrono::seconds(60);
+  clock::duration handshake_timeout = std::chrono::seconds(10);
+};
+
+struct tunnel_params {
+  common_unique_info self;  // pairing id and a fresh random nonce filled in
+  std::array<std::uint8_t, 32> psk{};
+  tunnel_limits limits;
+};
+
+enum class tunnel_state {
+  setup,          // our setup is sent; waiting for the peer's, relayed by the middles
+  tls_handshake,  // election done; TLS handshake in progress
+  verifying,      // TLS up; waiting for the peer's secure setup and properties
+  up,             // channels may be opened
+  closed,         // finished; only `output()` may still hold bytes to flush
+};
+
+struct tunnel_info {
+  topology path;  // this end's view: self, middles nearest first, peer
+  bool master = false;
+  common_unique_info peer;
+  properties peer_properties;
+  std::string cipher;
+};
+
+class tunnel_handler {
+ public:
+  virtual ~tunnel_handler() = default;
+  virtual void on_up(const tunnel_info& info) = 0;
+  // The peer asks us to connect somewhere: answer later with
+  // accept_channel or reject_channel.
+  virtual void on_channel_request(std::uint32_t id, const connection_request& request) = 0;
+  virtual void on_channel_accepted(std::uint32_t id, const address& bound) = 0;
+  virtual void on_channel_rejected(std::uint32_t id, const error_info& why) = 0;
+  // The opener began the service: the acceptor may now send data.
+  virtual void on_service_begin(std::uint32_t id) = 0;
+  // Channel data for the local socket. Copy it: the span dies on return.
+  // Report its delivery with `consumed` so flow control can resume.
+  virtual void on_data(std::uint32_t id, byte_view data) = 0;
+  virtual void on_peer_fin(std::uint32_t id) = 0;
+  virtual void on_pause(std::uint32_t id) = 0;
+  virtual void on_resume(std::uint32_t id) = 0;
+  // The channel was ended by the peer or aborted by the protocol; the
+  // tunnel has forgotten it. Not called for channels the application freed
+  // nor for the normal end after FIN both ways.
+  virtual void on_channel_freed(std::uint32_t id, const error_info& why) = 0;
+  // The tunnel is closed (error, shutdown, TLS failure, dead peer). Called once.
+  virtual void on_closed(const error_info& why) = 0;
+};
+
+class tunnel final : public tls_sink {
+ public:
+  tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_handler& handler, clock::time_point now);
+  ~tunnel() override;
+
+  // --- hop side ---
+  void receive(byte_view bytes, clock::time_point now);
+  bytes& output() { return out_; }
+  clock::time_point next_deadline() const;
+  void on_timer(clock::time_point now);
+
+  tunnel_state state() const { return state_; }
+  const tunnel_info& info() const { return info_; }
+  const tunnel_params& params() const { return params_; }
+
+  // --- channel commands (state up; ignored otherwise) ---
+  // Opens a channel; nullopt when the tunnel is not up or at its limit.
+  std::optional<std::uint32_t> open_channel(const connection_request& request);
+  void accept_channel(std::uint32_t id, const address& bound);
+  void reject_channel(std::uint32_t id, const error_info& why);
+  // Opener: the app has been told; data may flow both ways now.
+  void begin_service(std::uint32_t id);
+  // Sends data (at most max_data_payload per call is framed at once; larger
+  // spans are split). `fin` half-closes our direction after the data.
+  void send_data(std::uint32_t id, byte_view data, bool fin = false);
+  // The application wrote `n` bytes of this channel to its local socket.
+  void consumed(std::uint32_t id, std::size_t n);
+  // Ends the channel now; code ok after a normal end, else an abort.
+  void free_channel(std::uint32_t id, const error_info& why);
+  void shutdown(std::string_view reason);
+  // Aborts the tunnel: ERROR to the peer if possible, then closed.
+  void close(const error_info& why);
+
+  // Test seam: sends whole frames inside TLS as they are, bypassing every
+  // channel rule, to play a misbehaving peer.
+  void send_raw_frames(const bytes& frames) { send_plain(frames); }
+
+  bool channel_exists(std::uint32_t id) const { return channels_.count(id) != 0; }
+  bool paused_by_peer(std::uint32_t id) const;
+  std::size_t channel_count() const { return channels_.size(); }
+  // Frames for channels already freed: normal, dropped and counted.
+  std::uint64_t late_frames() const { return late_frames_; }
+  std::size_t buffered(std::uint32_t id) const;
+
+ private:
+  enum class channel_state {
+    requested,  // we sent CONNECTION_REQUEST; waiting for ACK/NACK; no data either way
+    accepting,  // the peer asked; our side is connecting; no data either way
+    open,       // ACK sent or received; data after BEGIN (see `begun`)
+  };
+  struct channel {
+    channel_state state = channel_state::requested;
+    bool we_opened = false;
+    bool begun = false;         // SERVICE_BEGIN_REQUEST sent (opener) or received (acceptor)
+    bool fin_sent = false;
+    bool fin_received = false;
+    bool paused_by_peer = false;
+    bool we_paused = false;
+    std::size_t buffered = 0;   // delivered to the app, not yet consumed
+  };
+
+  // tls_sink
+  void tls_ciphertext(byte_view data) override;
+  void tls_plaintext(byte_view data) override;
+  void tls_activated(std::string_view cipher) override;
+  void tls_closed() override;
+
+  void handle_setup(clock::time_point now);
+  void feed_tls(byte_view ciphertext);
+  void dispatch_frames();
+  void handle_verifying(const frame_view& f);
+  void handle_up(const frame_view& f);
+  void handle_channel_frame(const frame_view& f);
+  void handle_connection_request(const frame_view& f);
+  void send_plain(const bytes& frame);  // encrypts one or more whole frames
+  void fail(wire_error code, std::string reason);
+  void finish(const error_info& why);
+  void channel_error(std::uint32_t id, wire_error code, std::string reason);
+  void maybe_auto_free(std::uint32_t id, channel& ch);
+  bool is_own_id(std::uint32_t id) const { return (id % 2 == 1) == info_.master; }
+  bool was_used(std::uint32_t id) const;
+
+  tunnel_params params_;
+  Botan::RandomNumberGenerator& rng_;
+  tunnel_handler& handler_;
+  tunnel_state state_ = tunnel_state::setup;
+  tunnel_info info_;
+  setup_message our_setup_;
+  setup_reader setup_reader_;
+  std::unique_ptr<tls_engine> tls_;
+  frame_decoder plain_in_;
+  bool in_dispatch_ = false;
+  bytes out_;
+  bytes scratch_;
+  // verifying phase
+  int secure_step_ = 0;
+  bytes peer_clear_info_frame_;
+  // channels
+  std::map<std::uint32_t, channel> channels_;
+  std::uint32_t next_own_id_ = 0;
+  std::uint32_t highest_peer_id_ = 0;
+  std::uint64_t late_frames_ = 0;
+  // time
+  clock::time_point handshake_deadline_ = clock::time_point::max();
+  clock::time_point last_rx_;
+  clock::time_point last_ping_;
+  std::uint64_t ping_counter_ = 0;
+  bool closed_notified_ = false;
+};
+
+}  // namespace lstp

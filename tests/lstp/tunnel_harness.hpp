@@ -1,0 +1,142 @@
+// Two lstp::tunnel ends joined through an in-memory middle proxy: each end's
+// setup is read, the middle's entry appended and handed to the other side,
+// then bytes pass through (optionally tampered with). No sockets, fake clock.
+#pragma once
+
+#include <botan/auto_rng.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lstp/secrets.hpp"
+#include "lstp/setup.hpp"
+#include "lstp/tunnel.hpp"
+
+namespace lstp_test {
+
+using namespace lstp;
+
+struct recorder : tunnel_handler {
+  bool up = false;
+  tunnel_info info;
+  std::vector<std::pair<std::uint32_t, connection_request>> requests;
+  std::map<std::uint32_t, address> accepted;
+  std::map<std::uint32_t, error_info> rejected;
+  std::vector<std::uint32_t> begun;
+  std::map<std::uint32_t, bytes> data;
+  std::vector<std::uint32_t> fins;
+  std::vector<std::uint32_t> pauses, resumes;
+  std::map<std::uint32_t, error_info> freed;
+  std::optional<error_info> closed;
+  std::function<void(std::uint32_t, const connection_request&)> on_request;
+
+  void on_up(const tunnel_info& i) override { up = true, info = i; }
+  void on_channel_request(std::uint32_t id, const connection_request& r) override {
+    requests.emplace_back(id, r);
+    if (on_request) on_request(id, r);
+  }
+  void on_channel_accepted(std::uint32_t id, const address& b) override { accepted[id] = b; }
+  void on_channel_rejected(std::uint32_t id, const error_info& e) override { rejected[id] = e; }
+  void on_service_begin(std::uint32_t id) override { begun.push_back(id); }
+  void on_data(std::uint32_t id, byte_view d) override { data[id].insert(data[id].end(), d.begin(), d.end()); }
+  void on_peer_fin(std::uint32_t id) override { fins.push_back(id); }
+  void on_pause(std::uint32_t id) override { pauses.push_back(id); }
+  void on_resume(std::uint32_t id) override { resumes.push_back(id); }
+  void on_channel_freed(std::uint32_t id, const error_info& e) override { freed[id] = e; }
+  void on_closed(const error_info& e) override { closed = e; }
+};
+
+inline common_unique_info make_info(end_role role, std::string name, const tunnel_keys& k, std::uint8_t nonce_byte) {
+  common_unique_info i;
+  i.pairing = k.pairing_id;
+  i.role = role;
+  i.name = std::move(name);
+  i.nonce.fill(nonce_byte);
+  return i;
+}
+
+inline const tunnel_keys& test_keys() {
+  static tunnel_keys k = derive_tunnel_keys("test", "a secret of enough length");
+  return k;
+}
+
+// One client end "c" (nonce 1: master) and one server end "s", paired by a
+// simulated middle "m" that copies bytes through `tamper` once paired.
+struct tunnel_pair {
+  Botan::AutoSeeded_RNG rng;
+  recorder client_events, server_events;
+  clock::time_point now = clock::time_point{} + std::chrono::hours(1);
+  std::unique_ptr<tunnel> client, server;
+  std::function<void(bytes&, bool to_server)> tamper;
+  setup_reader from_client, from_server;
+  bool paired = false;
+  topology_entry middle{hop_kind::middle, "m", "192.0.2.1:443"};
+
+  explicit tunnel_pair(tunnel_limits limits = {}, const tunnel_keys& server_keys = test_keys(),
+                       std::uint8_t client_nonce = 1, std::uint8_t server_nonce = 2) {
+    tunnel_params cp{make_info(end_role::client, "c", test_keys(), client_nonce), test_keys().psk, limits};
+    tunnel_params sp{make_info(end_role::server, "s", server_keys, server_nonce), server_keys.psk, limits};
+    sp.self.pairing = test_keys().pairing_id;  // the middle pairs them even if the secrets differ
+    client = std::make_unique<tunnel>(cp, rng, client_events, now);
+    server = std::make_unique<tunnel>(sp, rng, server_events, now);
+  }
+
+  // Moves bytes until nothing moves any more. Returns the number of rounds.
+  int pump(int max_rounds = 1000) {
+    int rounds = 0;
+    for (; rounds < max_rounds; ++rounds) {
+      bytes c2s, s2c;
+      std::swap(c2s, client->output());
+      std::swap(s2c, server->output());
+      if (c2s.empty() && s2c.empty()) break;
+      if (!paired) {
+        from_client.feed(c2s);
+        from_server.feed(s2c);
+        if (from_client.next().state == setup_reader::status::done &&
+            from_server.next().state == setup_reader::status::done) {
+          paired = true;
+          bytes to_server = relay_setup(from_client.setup(), middle);
+          to_server.insert(to_server.end(), from_client.unread().begin(), from_client.unread().end());
+          bytes to_client = relay_setup(from_server.setup(), middle);
+          to_client.insert(to_client.end(), from_server.unread().begin(), from_server.unread().end());
+          server->receive(to_server, now);
+          client->receive(to_client, now);
+        }
+        continue;
+      }
+      if (tamper) {
+        tamper(c2s, true);
+        tamper(s2c, false);
+      }
+      if (!c2s.empty()) server->receive(c2s, now);
+      if (!s2c.empty()) client->receive(s2c, now);
+    }
+    return rounds;
+  }
+
+  bool both_up() const { return client_events.up && server_events.up; }
+
+  // Opens a channel from the client and accepts it at the server.
+  std::uint32_t open_and_begin() {
+    server_events.on_request = [this](std::uint32_t id, const connection_request&) {
+      address bound;
+      bound.ip = {10, 0, 0, 2};
+      bound.port = 5555;
+      server->accept_channel(id, bound);
+    };
+    connection_request req;
+    req.destination.type = address::kind::domain;
+    req.destination.host = "intranet";
+    req.destination.port = 80;
+    auto id = client->open_channel(req);
+    pump();
+    client->begin_service(*id);
+    pump();
+    return *id;
+  }
+};
+
+}  // namespace lstp_test

@@ -1,0 +1,338 @@
+#include <catch2/catch.hpp>
+
+#include "tunnel_harness.hpp"
+
+using namespace lstp;
+using namespace lstp_test;
+
+TEST_CASE("two ends pair through a middle, elect, run TLS and verify the path", "[lstp][tunnel]") {
+  tunnel_pair p;
+  p.pump();
+  REQUIRE(p.both_up());
+  CHECK(p.client_events.info.master);
+  CHECK_FALSE(p.server_events.info.master);
+  CHECK(format_path(p.client_events.info.path) ==
+        "client-end \"c\" -> middle \"m\" (192.0.2.1:443) -> server-end \"s\"");
+  CHECK(format_path(readable_path(p.server_events.info.path)) ==
+        "client-end \"c\" -> middle \"m\" (192.0.2.1:443) -> server-end \"s\"");
+  CHECK(p.client_events.info.cipher.find("ECDHE_PSK") != std::string::npos);
+  CHECK(p.client_events.info.cipher.find("GCM") != std::string::npos);
+}
+
+TEST_CASE("the election follows the nonces, not the roles", "[lstp][tunnel]") {
+  tunnel_pair p({}, test_keys(), 9, 4);
+  p.pump();
+  REQUIRE(p.both_up());
+  CHECK_FALSE(p.client_events.info.master);
+  CHECK(p.server_events.info.master);
+}
+
+TEST_CASE("equal nonces are refused as a loop or replay", "[lstp][tunnel]") {
+  tunnel_pair p({}, test_keys(), 5, 5);
+  p.pump();
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::setup_mismatch);
+}
+
+TEST_CASE("a wrong secret is refused on both ends with a clear message", "[lstp][tunnel]") {
+  auto other = derive_tunnel_keys("test", "another secret of enough length");
+  tunnel_pair p({}, other);
+  p.pump();
+  CHECK_FALSE(p.client_events.up);
+  CHECK_FALSE(p.server_events.up);
+  REQUIRE(p.client_events.closed);
+  REQUIRE(p.server_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::auth_failed);
+  CHECK(p.server_events.closed->code == wire_error::auth_failed);
+  CHECK(p.server_events.closed->reason == "the two ends do not share the same secret");
+}
+
+TEST_CASE("a middle that lies about the path is caught inside TLS", "[lstp][tunnel]") {
+  tunnel_pair p;
+  // The middle tells the client it is "m" but tells the server it is "evil".
+  p.client->receive({}, p.now);
+  bytes c2s, s2c;
+  std::swap(c2s, p.client->output());
+  std::swap(s2c, p.server->output());
+  p.from_client.feed(c2s);
+  p.from_server.feed(s2c);
+  REQUIRE(p.from_client.next().state == setup_reader::status::done);
+  REQUIRE(p.from_server.next().state == setup_reader::status::done);
+  p.paired = true;
+  p.server->receive(relay_setup(p.from_client.setup(), {hop_kind::middle, "evil", "6.6.6.6:1"}), p.now);
+  p.client->receive(relay_setup(p.from_server.setup(), p.middle), p.now);
+  p.pump();
+  CHECK_FALSE(p.client_events.up);
+  REQUIRE(p.client_events.closed);
+  REQUIRE(p.server_events.closed);
+  CHECK((p.client_events.closed->code == wire_error::setup_mismatch ||
+         p.server_events.closed->code == wire_error::setup_mismatch));
+}
+
+TEST_CASE("a middle that flips a byte after pairing breaks the session, never the data", "[lstp][tunnel]") {
+  tunnel_pair p;
+  p.pump();
+  REQUIRE(p.both_up());
+  auto id = p.open_and_begin();
+  bool flipped = false;
+  p.tamper = [&](bytes& b, bool to_server) {
+    if (to_server && !b.empty() && !flipped) {
+      b[b.size() / 2] ^= 0x40;
+      flipped = true;
+    }
+  };
+  bytes msg(1000, 'x');
+  p.client->send_data(id, msg);
+  p.pump();
+  CHECK(flipped);
+  CHECK(p.server_events.data[id].empty());
+  REQUIRE(p.server_events.closed);
+  CHECK(p.server->state() == tunnel_state::closed);
+}
+
+TEST_CASE("a channel carries data both ways, half-closes and frees itself", "[lstp][tunnel][channel]") {
+  tunnel_pair p;
+  p.pump();
+  REQUIRE(p.both_up());
+  auto id = p.open_and_begin();
+  CHECK(id == 1);
+  REQUIRE(p.client_events.accepted.count(id));
+  CHECK(p.client_events.accepted[id].to_string() == "10.0.0.2:5555");
+  REQUIRE(p.server_events.requests.size() == 1);
+  CHECK(p.server_events.requests[0].second.destination.to_string() == "intranet:80");
+  CHECK(p.server_events.begun == std::vector<std::uint32_t>{id});
+
+  bytes big(300000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7);
+  p.client->send_data(id, big, true);  // the app wrote a request and shut its write side
+  p.pump();
+  CHECK(p.server_events.data[id] == big);
+  CHECK(p.server_events.fins == std::vector<std::uint32_t>{id});
+  // The server end still answers after the client's half-close.
+  p.server->send_data(id, bytes{'o', 'k'}, true);
+  p.pump();
+  CHECK(p.client_events.data[id] == bytes{'o', 'k'});
+  CHECK(p.client_events.fins == std::vector<std::uint32_t>{id});
+  CHECK_FALSE(p.client->channel_exists(id));
+  CHECK_FALSE(p.server->channel_exists(id));
+  CHECK(p.client_events.freed.empty());  // a normal end is not an abort
+}
+
+TEST_CASE("a refused connection reaches the opener with its code", "[lstp][tunnel][channel]") {
+  tunnel_pair p;
+  p.pump();
+  p.server_events.on_request = [&](std::uint32_t id, const connection_request&) {
+    p.server->reject_channel(id, {wire_error::connection_refused, "connect to 127.0.0.1:1 refused"});
+  };
+  auto id = p.client->open_channel({});
+  p.pump();
+  REQUIRE(p.client_events.rejected.count(*id));
+  CHECK(p.client_events.rejected[*id].code == wire_error::connection_refused);
+  CHECK_FALSE(p.client->channel_exists(*id));
+}
+
+TEST_CASE("a client end refuses connection requests from its peer", "[lstp][tunnel][channel]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.server->open_channel({});
+  p.pump();
+  REQUIRE(p.server_events.rejected.count(*id));
+  CHECK(p.server_events.rejected[*id].code == wire_error::not_allowed);
+}
+
+TEST_CASE("pause and resume follow the watermarks of one channel only", "[lstp][tunnel][flow]") {
+  tunnel_limits limits;
+  limits.high_watermark = 64 * 1024;
+  limits.low_watermark = 32 * 1024;
+  limits.pause_slack = 256 * 1024;
+  tunnel_pair p(limits);
+  p.pump();
+  auto slow = p.open_and_begin();
+  auto fast = p.open_and_begin();
+
+  bytes chunk(16 * 1024, 'a');
+  // The client end's app never reads `slow`: nothing is consumed.
+  for (int i = 0; i < 5; ++i) p.server->send_data(slow, chunk);
+  p.pump();
+  CHECK(p.client->buffered(slow) == 5 * chunk.size());
+  CHECK(p.server_events.pauses == std::vector<std::uint32_t>{slow});
+  CHECK(p.server->paused_by_peer(slow));
+  CHECK_FALSE(p.server->paused_by_peer(fast));
+
+  // The other channel still flows.
+  p.server->send_data(fast, chunk);
+  p.pump();
+  CHECK(p.client_events.data[fast].size() == chunk.size());
+  p.client->consumed(fast, chunk.size());
+
+  // Draining to the high mark is not enough; to the low mark resumes.
+  p.client->consumed(slow, 16 * 1024);
+  p.pump();
+  CHECK(p.server_events.resumes.empty());
+  p.client->consumed(slow, 32 * 1024);
+  p.pump();
+  CHECK(p.server_events.resumes == std::vector<std::uint32_t>{slow});
+  CHECK_FALSE(p.server->paused_by_peer(slow));
+}
+
+TEST_CASE("a sender that ignores PAUSE past the slack loses only that channel", "[lstp][tunnel][flow]") {
+  tunnel_limits limits;
+  limits.high_watermark = 16 * 1024;
+  limits.low_watermark = 8 * 1024;
+  limits.pause_slack = 32 * 1024;
+  tunnel_pair p(limits);
+  p.pump();
+  auto bad = p.open_and_begin();
+  auto good = p.open_and_begin();
+  bytes chunk(16 * 1024, 'z');
+  for (int i = 0; i < 4; ++i) p.server->send_data(bad, chunk);
+  p.pump();
+  REQUIRE(p.client_events.freed.count(bad));
+  CHECK(p.client_events.freed[bad].code == wire_error::flow_control_violation);
+  REQUIRE(p.server_events.freed.count(bad));
+  CHECK(p.client->state() == tunnel_state::up);
+  p.server->send_data(good, bytes{1, 2, 3});
+  p.pump();
+  CHECK(p.client_events.data[good] == bytes{1, 2, 3});
+}
+
+TEST_CASE("an app that resets aborts its channel at the far end", "[lstp][tunnel][channel]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  p.client->free_channel(id, {wire_error::general, "app reset the connection"});
+  p.pump();
+  REQUIRE(p.server_events.freed.count(id));
+  CHECK(p.server_events.freed[id].code == wire_error::general);
+  // Late data for the freed channel is dropped and counted, not an error.
+  p.server->send_data(id, bytes{1});
+  CHECK(p.client->state() == tunnel_state::up);
+}
+
+TEST_CASE("late frames for a freed channel are dropped and counted", "[lstp][tunnel][channel]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  // Both sides act at once: the server sends data while the client frees.
+  p.server->send_data(id, bytes{1, 2, 3});
+  p.client->free_channel(id, {wire_error::general, "gone"});
+  p.pump();
+  CHECK(p.client->late_frames() >= 1);
+  CHECK(p.client->state() == tunnel_state::up);
+  CHECK(p.server->state() == tunnel_state::up);
+}
+
+TEST_CASE("keepalive pings an idle tunnel and a silent peer is declared dead", "[lstp][tunnel][keepalive]") {
+  tunnel_limits limits;
+  limits.keepalive = std::chrono::seconds(20);
+  limits.dead_after = std::chrono::seconds(60);
+  tunnel_pair p(limits);
+  p.pump();
+  REQUIRE(p.both_up());
+  CHECK(p.client->next_deadline() == p.now + std::chrono::seconds(20));
+  p.now += std::chrono::seconds(20);
+  p.client->on_timer(p.now);
+  CHECK_FALSE(p.client->output().empty());  // a PING
+  p.pump();                                  // PONG comes back
+  CHECK(p.client->state() == tunnel_state::up);
+  // Now the server goes silent.
+  p.now += std::chrono::seconds(61);
+  p.client->on_timer(p.now);
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::timeout);
+}
+
+TEST_CASE("a handshake that never completes times out", "[lstp][tunnel][keepalive]") {
+  tunnel_pair p;
+  // Deliver only the setups, then drop everything.
+  p.tamper = [](bytes& b, bool) { b.clear(); };
+  p.pump();
+  CHECK(p.client->state() == tunnel_state::tls_handshake);
+  CHECK(p.client->next_deadline() != clock::time_point::max());
+  p.now += std::chrono::seconds(11);
+  p.client->on_timer(p.now);
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::setup_timeout);
+}
+
+TEST_CASE("a middle's ERROR during setup closes the tunnel with its reason", "[lstp][tunnel]") {
+  tunnel_pair p;
+  bytes err;
+  encode_error_info(err, frame_type::error, 0, {wire_error::already_paired, "pairing id already paired"});
+  p.client->receive(err, p.now);
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::already_paired);
+}
+
+TEST_CASE("garbage in setup is answered with ERROR and a close", "[lstp][tunnel]") {
+  tunnel_pair p;
+  p.client->output().clear();
+  p.client->receive(bytes{0x7F, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, p.now);
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::unknown_type);
+  frame_decoder d;
+  d.feed(p.client->output());
+  auto r = d.next();
+  REQUIRE(r.state == frame_decoder::status::done);
+  CHECK(r.frame.header.type == frame_type::error);
+}
+
+TEST_CASE("bad input inside TLS is answered with ERROR and a clean close", "[lstp][tunnel][hostile]") {
+  auto run = [](const bytes& evil) {
+    tunnel_pair p;
+    p.pump();
+    REQUIRE(p.both_up());
+    p.server->send_raw_frames(evil);
+    p.pump();
+    REQUIRE(p.client_events.closed);
+    CHECK(p.client->state() == tunnel_state::closed);
+    REQUIRE(p.server_events.closed);  // the ERROR reached the peer, which closed too
+    return p.client_events.closed->code;
+  };
+  SECTION("unknown type") { CHECK(run(bytes{0x7E, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) == wire_error::unknown_type); }
+  SECTION("oversized") {
+    bytes h;
+    write_header(h, {frame_type::service_data, 0, 1, 0x10000000});
+    CHECK(run(h) == wire_error::frame_too_large);
+  }
+  SECTION("data for a channel never opened") {
+    bytes f;
+    write_frame(f, frame_type::service_data, 41, bytes{1});
+    CHECK(run(f) == wire_error::bad_channel);
+  }
+  SECTION("a setup message after the tunnel is up") {
+    bytes f;
+    encode_topology(f, {{hop_kind::middle, "x", ""}});
+    CHECK(run(f) == wire_error::unexpected_message);
+  }
+  SECTION("a CONNECTION_REQUEST with the opener's parity") {
+    bytes f;
+    encode_connection_request(f, 3, {});
+    CHECK(run(f) == wire_error::bad_channel);
+  }
+  SECTION("a truncated message") {
+    bytes f;
+    write_frame(f, frame_type::connection_request, 2, bytes{1, 3});
+    CHECK(run(f) == wire_error::protocol_error);
+  }
+}
+
+TEST_CASE("out-of-order channel messages end that channel only", "[lstp][tunnel][hostile]") {
+  tunnel_pair p;
+  p.pump();
+  p.server_events.on_request = [&](std::uint32_t, const connection_request&) {};  // never answers
+  auto pending = p.client->open_channel({});
+  p.pump();
+  auto other = p.open_and_begin();
+  // The server sends data on the channel it has not accepted.
+  bytes f;
+  write_frame(f, frame_type::service_data, *pending, bytes{9});
+  p.server->send_raw_frames(f);
+  p.pump();
+  REQUIRE(p.client_events.freed.count(*pending));
+  CHECK(p.client_events.freed[*pending].code == wire_error::unexpected_message);
+  CHECK(p.client->state() == tunnel_state::up);
+  p.server->send_data(other, bytes{7});
+  p.pump();
+  CHECK(p.client_events.data[other] == bytes{7});
+}
