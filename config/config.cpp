@@ -1,0 +1,617 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace config {
+
+namespace {
+
+// Values are echoed back in messages so the user sees what was read, but a
+// pasted blob should not flood the terminal and control bytes should not
+// reach it raw. Never called on a secret or a password.
+std::string quote(std::string_view s) {
+  constexpr std::size_t max_shown = 80;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < max_shown; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > max_shown) out += "...";
+  out += '"';
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Digits only, no sign, no overflow; nullopt otherwise.
+std::optional<std::uint64_t> to_unsigned(std::string_view digits) {
+  if (!all_digits(digits)) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : digits) {
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+const char* describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a value";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: break;
+  }
+  return "nothing";
+}
+
+std::string join_path(const std::string& parent, std::string_view child) {
+  return parent.empty() ? std::string(child) : parent + "." + std::string(child);
+}
+
+// One YAML file being read; knows how to turn a position into a message.
+struct source {
+  std::string file;
+
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path, const std::string& what) const {
+    std::string msg = file;
+    if (!mark.is_null()) msg += ":" + std::to_string(mark.line + 1);
+    msg += ": ";
+    if (!path.empty()) msg += path + ": ";
+    msg += what;
+    throw error(msg);
+  }
+};
+
+// A key present in a map. Errors about it point at the value when that is
+// a scalar (it may sit on its own line), otherwise at the key: a null value's
+// mark is the start of the next line and a block's mark is its first entry.
+struct field {
+  const source* src = nullptr;
+  YAML::Node key;
+  YAML::Node value;
+  std::string path;
+
+  YAML::Mark mark() const {
+    if (value.IsScalar() && !value.Mark().is_null()) return value.Mark();
+    return key.Mark();
+  }
+  [[noreturn]] void fail(const std::string& what) const { src->fail(mark(), path, what); }
+};
+
+// A YAML map checked up front: every key must be a known, unique scalar.
+// Unknown keys are refused because they are nearly always typos that would
+// otherwise silently leave a default in place; duplicates because yaml-cpp
+// keeps the first and drops the second without a word.
+class section {
+ public:
+  // `where` is the mark to report section-level errors (missing keys) at:
+  // the section's own key in its parent, or the document for the top level.
+  section(const source& src, const YAML::Node& node, YAML::Mark where, std::string path,
+          std::initializer_list<std::string_view> allowed)
+      : src_(src), where_(where), path_(std::move(path)) {
+    if (node.IsNull()) return;  // "limits:" with everything commented out
+    if (!node.IsMap()) src_.fail(where_, path_, std::string("expected a map of settings, got ") + describe(node));
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) src_.fail(key.Mark(), path_, "keys must be plain names");
+      const std::string& name = key.Scalar();
+      const std::string p = join_path(path_, name);
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string list;
+        for (auto a : allowed) {
+          if (!list.empty()) list += ", ";
+          list += a;
+        }
+        src_.fail(key.Mark(), join_path(path_, quote_key(name)), "unknown key (expected one of: " + list + ")");
+      }
+      for (const auto& f : fields_) {
+        if (f.key.Scalar() == name) {
+          src_.fail(key.Mark(), p, "duplicate key (first given on line " + std::to_string(f.key.Mark().line + 1) + ")");
+        }
+      }
+      fields_.push_back(field{&src_, key, it->second, p});
+    }
+  }
+
+  const field* find(std::string_view name) const {
+    for (const auto& f : fields_) {
+      if (f.key.Scalar() == name) return &f;
+    }
+    return nullptr;
+  }
+
+  const field& require(std::string_view name) const {
+    if (const field* f = find(name)) return *f;
+    fail("missing key \"" + std::string(name) + "\"");
+  }
+
+  [[noreturn]] void fail(const std::string& what) const { src_.fail(where_, path_, what); }
+  const std::string& path() const { return path_; }
+
+ private:
+  // Unknown keys are shown as typed unless they contain something odd.
+  static std::string quote_key(const std::string& name) {
+    const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    });
+    return plain ? name : quote(name);
+  }
+
+  const source& src_;
+  YAML::Mark where_;
+  std::string path_;
+  std::vector<field> fields_;
+};
+
+section sub_section(const source& src, const field& f, std::initializer_list<std::string_view> allowed) {
+  return section(src, f.value, f.key.Mark(), f.path, allowed);
+}
+
+// The free parse_* functions report without a location; this adds it.
+template <typename Parse>
+auto with_location(const field& f, Parse&& parse) {
+  try {
+    return parse();
+  } catch (const error& e) {
+    f.fail(e.what());
+  }
+}
+
+std::string read_string(const field& f) {
+  if (!f.value.IsScalar()) f.fail(std::string("expected a string, got ") + describe(f.value));
+  return f.value.Scalar();
+}
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+std::string read_name(const field& f) {
+  std::string s = read_string(f);
+  if (!valid_name(s)) f.fail("expected 1 to 64 characters of A-Z a-z 0-9 . _ -, got " + quote(s));
+  return s;
+}
+
+endpoint read_endpoint(const field& f) {
+  const std::string s = read_string(f);
+  return with_location(f, [&] { return parse_endpoint(s); });
+}
+
+// A single endpoint or a non-empty list of them, in order, without repeats.
+std::vector<endpoint> read_endpoints(const source& src, const field& f) {
+  if (f.value.IsScalar()) return {read_endpoint(f)};
+  if (!f.value.IsSequence()) f.fail(std::string("expected host:port or a list of them, got ") + describe(f.value));
+  if (f.value.size() == 0) f.fail("expected at least one host:port");
+  std::vector<endpoint> out;
+  std::size_t i = 0;
+  for (auto it = f.value.begin(); it != f.value.end(); ++it, ++i) {
+    const YAML::Node item = *it;
+    // Mark the item itself; the key is of no use in a long list.
+    field item_field{&src, item, item, f.path + "[" + std::to_string(i) + "]"};
+    endpoint ep = read_endpoint(item_field);
+    if (std::find(out.begin(), out.end(), ep) != out.end()) item_field.fail("listed twice: " + ep.to_string());
+    out.push_back(std::move(ep));
+  }
+  return out;
+}
+
+std::chrono::milliseconds read_duration(const field& f) {
+  const std::string s = read_string(f);
+  auto d = with_location(f, [&] { return parse_duration(s); });
+  if (d.count() <= 0) f.fail("must be greater than 0, got " + quote(s));
+  return d;
+}
+
+std::size_t read_size(const field& f) {
+  const std::string s = read_string(f);
+  return with_location(f, [&] { return parse_size(s); });
+}
+
+// Counts must be written as plain numbers: a quoted "1024" or a negative one
+// is more likely a mistake than an intent, and the message says which.
+std::size_t read_count(const field& f) {
+  const std::string s = read_string(f);
+  if (f.value.Tag() != "?") f.fail("expected a positive integer, got the string " + quote(s) + " (remove the quotes)");
+  if (!all_digits(s)) f.fail("expected a positive integer, got " + quote(s));
+  const auto v = to_unsigned(s);
+  if (!v || *v > std::numeric_limits<std::size_t>::max()) f.fail("too large: " + quote(s));
+  if (*v == 0) f.fail("must be greater than 0");
+  return static_cast<std::size_t>(*v);
+}
+
+template <typename E>
+E read_choice(const field& f, std::initializer_list<std::pair<std::string_view, E>> choices) {
+  const std::string s = read_string(f);
+  std::string names;
+  for (const auto& [name, value] : choices) {
+    if (s == name) return value;
+    if (!names.empty()) names += ", ";
+    names += name;
+  }
+  f.fail("expected one of " + names + ", got " + quote(s));
+}
+
+log_level read_log_level(const field& f) {
+  return read_choice<log_level>(f, {{"debug", log_level::debug},
+                                    {"info", log_level::info},
+                                    {"warn", log_level::warn},
+                                    {"error", log_level::error}});
+}
+
+const char* role_name(end_role r) {
+  switch (r) {
+    case end_role::client: return "client";
+    case end_role::server: return "server";
+    case end_role::both: return "both";
+  }
+  return "?";
+}
+
+std::string size_text(std::size_t n) { return std::to_string(n) + " bytes"; }
+
+std::string duration_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+// Reads the whole file ourselves rather than via YAML::LoadFile so that an
+// unreadable file reports the OS reason, not yaml-cpp's "bad file".
+std::string read_file_text(const std::string& path, std::string& why) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    why = "is a directory";
+    return {};
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    why = errno != 0 ? std::strerror(errno) : "cannot open";
+    return {};
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    why = "read error";
+    return {};
+  }
+  why.clear();
+  return text;
+}
+
+// The single top-level map of the file.
+YAML::Node load_document(const source& src) {
+  std::string why;
+  const std::string text = read_file_text(src.file, why);
+  if (!why.empty()) throw error(src.file + ": cannot read: " + why);
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::ParserException& e) {
+    // e.what() carries yaml-cpp's own prefix; rebuild it in our format.
+    throw error(src.file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                ": YAML syntax error: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    throw error(src.file + ": cannot read: " + e.msg);
+  }
+  if (docs.empty() || docs[0].IsNull()) throw error(src.file + ":1: the file is empty; expected a map of settings");
+  // A second document would be ignored silently; say so instead.
+  if (docs.size() > 1) src.fail(docs[1].Mark(), "", "expected one YAML document, found " + std::to_string(docs.size()));
+  if (!docs[0].IsMap()) src.fail(docs[0].Mark(), "", std::string("expected a map of settings, got ") + describe(docs[0]));
+  return docs[0];
+}
+
+// Bounded so that pointing secret_file at /dev/zero or a large file fails
+// instead of hanging or eating memory.
+constexpr std::size_t max_secret_file = 64 * 1024;
+
+std::string read_secret_file(const field& f, const std::filesystem::path& resolved) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(resolved, ec)) f.fail("cannot read " + quote(resolved.string()) + ": is a directory");
+  errno = 0;
+  std::ifstream in(resolved, std::ios::binary);
+  if (!in) {
+    f.fail("cannot read " + quote(resolved.string()) + ": " + (errno != 0 ? std::strerror(errno) : "cannot open"));
+  }
+  std::string secret(max_secret_file + 1, '\0');
+  in.read(secret.data(), static_cast<std::streamsize>(secret.size()));
+  if (in.bad()) f.fail("cannot read " + quote(resolved.string()) + ": read error");
+  secret.resize(static_cast<std::size_t>(in.gcount()));
+  if (secret.size() > max_secret_file) f.fail("the secret file is larger than 64 KiB; expected a short secret");
+  return secret;
+}
+
+void strip_trailing_space(std::string& s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n' ||
+                        s.back() == '\v' || s.back() == '\f')) {
+    s.pop_back();
+  }
+}
+
+void load_tunnel(const source& src, const field& tf, end_config& cfg) {
+  const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "middle", "retry_interval"});
+  cfg.tunnel_name = read_name(t.require("name"));
+
+  const field* file_f = t.find("secret_file");
+  const field* env_f = t.find("secret_env");
+  if (file_f && env_f) t.fail("give only one of secret_file and secret_env");
+  if (!file_f && !env_f) t.fail("missing key \"secret_file\" or \"secret_env\"");
+  const field& secret_f = file_f ? *file_f : *env_f;
+  if (file_f) {
+    const std::string name = read_string(*file_f);
+    if (name.empty()) file_f->fail("expected a file name, got \"\"");
+    std::filesystem::path p(name);
+    // Relative to the YAML file so that a config directory can be moved as a whole.
+    if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
+    cfg.secret = read_secret_file(*file_f, p);
+    cfg.secret_source = "file " + p.string();
+  } else {
+    const std::string name = read_string(*env_f);
+    if (name.empty() || name.find('=') != std::string::npos) {
+      env_f->fail("expected an environment variable name, got " + quote(name));
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) env_f->fail("the environment variable " + name + " is not set");
+    if (*value == '\0') env_f->fail("the environment variable " + name + " is empty");
+    cfg.secret = value;
+    cfg.secret_source = "environment " + name;
+  }
+  strip_trailing_space(cfg.secret);
+  if (cfg.secret.size() < 16) {
+    // The length only: the secret itself must never reach a message or a log.
+    secret_f.fail("the secret is " + std::to_string(cfg.secret.size()) +
+                  " bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64)");
+  }
+
+  cfg.middle = read_endpoint(t.require("middle"));
+  if (const field* f = t.find("retry_interval")) cfg.retry_interval = read_duration(*f);
+}
+
+void load_socks(const source& src, const field& sf, end_config& cfg) {
+  const section s = sub_section(src, sf, {"listen", "users", "timeout"});
+  cfg.socks_listen = read_endpoints(src, s.require("listen"));
+  if (const field* uf = s.find("users")) {
+    if (!uf->value.IsSequence()) uf->fail(std::string("expected a list of username/password pairs, got ") + describe(uf->value));
+    if (uf->value.size() == 0) uf->fail("expected at least one user (leave \"users\" out to allow connections without a password)");
+    std::size_t i = 0;
+    for (auto it = uf->value.begin(); it != uf->value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      const std::string path = uf->path + "[" + std::to_string(i) + "]";
+      const section u(src, item, item.Mark(), path, {"username", "password"});
+      if (item.IsNull()) u.fail("expected a map with username and password");
+      socks_user user;
+      const field& name_f = u.require("username");
+      user.username = read_string(name_f);
+      if (user.username.empty() || user.username.size() > 255) {
+        name_f.fail("must be 1 to 255 bytes, got " + std::to_string(user.username.size()));
+      }
+      for (const auto& prev : cfg.socks_users) {
+        if (prev.username == user.username) name_f.fail("user " + quote(user.username) + " is listed twice");
+      }
+      const field& pass_f = u.require("password");
+      user.password = read_string(pass_f);
+      // Length only: a password is a secret too.
+      if (user.password.empty() || user.password.size() > 255) {
+        pass_f.fail("must be 1 to 255 bytes, got " + std::to_string(user.password.size()));
+      }
+      cfg.socks_users.push_back(std::move(user));
+    }
+  }
+  if (const field* f = s.find("timeout")) cfg.limit.socks_timeout = read_duration(*f);
+}
+
+void load_end_limits(const source& src, const field& lf, limits& lim) {
+  const section l = sub_section(src, lf,
+                                {"high_watermark", "low_watermark", "pause_slack", "max_channels", "max_connections",
+                                 "keepalive", "dead_after", "handshake_timeout"});
+  const field* high = l.find("high_watermark");
+  const field* low = l.find("low_watermark");
+  if (high) lim.high_watermark = read_size(*high);
+  if (low) lim.low_watermark = read_size(*low);
+  if (const field* f = l.find("pause_slack")) lim.pause_slack = read_size(*f);
+  if (const field* f = l.find("max_channels")) lim.max_channels = read_count(*f);
+  if (const field* f = l.find("max_connections")) lim.max_connections = read_count(*f);
+  const field* keepalive = l.find("keepalive");
+  const field* dead_after = l.find("dead_after");
+  if (keepalive) lim.keepalive = read_duration(*keepalive);
+  if (dead_after) lim.dead_after = read_duration(*dead_after);
+  if (const field* f = l.find("handshake_timeout")) lim.handshake_timeout = read_duration(*f);
+
+  // Either key may be the one that was mistyped; blame one that was given.
+  if (lim.low_watermark >= lim.high_watermark) {
+    const std::string what = "low_watermark (" + size_text(lim.low_watermark) +
+                             ") must be less than high_watermark (" + size_text(lim.high_watermark) + ")";
+    (low ? low : high)->fail(what);
+  }
+  // A keepalive that is not well inside dead_after would get a healthy but
+  // quiet tunnel declared dead.
+  if (lim.keepalive >= lim.dead_after) {
+    const std::string what = "keepalive (" + duration_text(lim.keepalive) + ") must be less than dead_after (" +
+                             duration_text(lim.dead_after) + ")";
+    (keepalive ? keepalive : dead_after)->fail(what);
+  }
+}
+
+}  // namespace
+
+std::string endpoint::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+endpoint parse_endpoint(const std::string& text) {
+  const auto bad = [&]() -> error { return error("expected host:port, got " + quote(text)); };
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      throw error("expected [address]:port, got " + quote(text));
+    }
+    host = std::string_view(text).substr(1, close - 1);
+    port = std::string_view(text).substr(close + 2);
+    if (host.empty() || host.find(':') == std::string_view::npos) {
+      throw error("expected an IPv6 address inside [], got " + quote(text));
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) throw bad();
+    host = std::string_view(text).substr(0, colon);
+    port = std::string_view(text).substr(colon + 1);
+    if (host.empty()) throw error("expected host:port, the host is missing in " + quote(text));
+    if (host.find(':') != std::string_view::npos) {
+      throw error("an IPv6 address needs brackets, like [::1]:7000, got " + quote(text));
+    }
+  }
+  for (char c : host) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '[' || c == ']' || c == '/') throw bad();
+  }
+  const auto n = port.size() <= 5 ? to_unsigned(port) : std::nullopt;
+  if (!n || *n < 1 || *n > 65535) throw error("expected a port from 1 to 65535, got " + quote(text));
+  return endpoint{std::string(host), static_cast<std::uint16_t>(*n)};
+}
+
+std::chrono::milliseconds parse_duration(const std::string& text) {
+  const auto bad = [&]() -> error { return error("expected a duration like 10s or 250ms, got " + quote(text)); };
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  const std::string_view digits = std::string_view(text).substr(0, i);
+  const std::string_view unit = std::string_view(text).substr(i);
+  if (digits.empty()) throw bad();
+  std::uint64_t ms_per_unit = 0;
+  if (unit.empty() || unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "m") {
+    ms_per_unit = 60 * 1000;
+  } else if (unit == "h") {
+    ms_per_unit = 60 * 60 * 1000;
+  } else {
+    throw bad();
+  }
+  // A year is far beyond any sensible timeout and keeps now() + d far from
+  // overflowing a clock's representation.
+  constexpr std::uint64_t max_ms = 365ULL * 24 * 60 * 60 * 1000;
+  const auto n = to_unsigned(digits);
+  if (!n || *n > max_ms / ms_per_unit) throw error("too long (at most 8760h): " + quote(text));
+  return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*n * ms_per_unit));
+}
+
+std::size_t parse_size(const std::string& text) {
+  const auto bad = [&]() -> error { return error("expected a size like 65536, 64KiB or 8MiB, got " + quote(text)); };
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  const std::string_view digits = std::string_view(text).substr(0, i);
+  const std::string_view unit = std::string_view(text).substr(i);
+  if (digits.empty()) throw bad();
+  std::uint64_t mult = 0;
+  if (unit.empty()) {
+    mult = 1;
+  } else if (unit == "KiB") {
+    mult = 1ULL << 10;
+  } else if (unit == "MiB") {
+    mult = 1ULL << 20;
+  } else if (unit == "GiB") {
+    mult = 1ULL << 30;
+  } else {
+    throw bad();  // "KB"/"MB" are refused rather than guessed at (1000 or 1024?)
+  }
+  const auto n = to_unsigned(digits);
+  if (!n || *n > std::numeric_limits<std::size_t>::max() / mult) throw error("too large: " + quote(text));
+  return static_cast<std::size_t>(*n * mult);
+}
+
+middle_config load_middle(const std::string& path) {
+  const source src{path};
+  const YAML::Node root = load_document(src);
+  const section top(src, root, root.Mark(), "", {"name", "listen", "public_address", "next_hop", "limits", "log_level"});
+  middle_config cfg;
+  cfg.file = path;
+  cfg.name = read_name(top.require("name"));
+  cfg.listen = read_endpoints(src, top.require("listen"));
+  if (const field* f = top.find("public_address")) {
+    cfg.public_address = read_string(*f);
+    if (cfg.public_address.empty()) f->fail("must not be empty (leave it out to show the address a hop arrived on)");
+    if (cfg.public_address.size() > 255) f->fail("too long (at most 255 characters)");
+    const bool printable = std::all_of(cfg.public_address.begin(), cfg.public_address.end(), [](char c) {
+      const auto u = static_cast<unsigned char>(c);
+      return u >= 0x20 && u != 0x7f;
+    });
+    if (!printable) f->fail("contains control characters: " + quote(cfg.public_address));
+  }
+  if (const field* f = top.find("next_hop")) cfg.next_hop = read_endpoint(*f);
+  if (const field* lf = top.find("limits")) {
+    const section l = sub_section(src, *lf, {"setup_timeout", "waiting_timeout", "max_waiting", "max_connections"});
+    if (const field* f = l.find("setup_timeout")) cfg.limit.setup_timeout = read_duration(*f);
+    if (const field* f = l.find("waiting_timeout")) cfg.limit.waiting_timeout = read_duration(*f);
+    if (const field* f = l.find("max_waiting")) cfg.limit.max_waiting = read_count(*f);
+    if (const field* f = l.find("max_connections")) cfg.limit.max_connections = read_count(*f);
+  }
+  if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
+  return cfg;
+}
+
+end_config load_end(const std::string& path) {
+  const source src{path};
+  const YAML::Node root = load_document(src);
+  const section top(src, root, root.Mark(), "",
+                    {"name", "role", "tunnel", "socks", "server", "limits", "log_level"});
+  end_config cfg;
+  cfg.file = path;
+  cfg.name = read_name(top.require("name"));
+  cfg.role = read_choice<end_role>(top.require("role"), {{"client", end_role::client},
+                                                         {"server", end_role::server},
+                                                         {"both", end_role::both}});
+  load_tunnel(src, top.require("tunnel"), cfg);
+
+  const bool is_client = cfg.role != end_role::server;
+  const bool is_server = cfg.role != end_role::client;
+  const std::string role = role_name(cfg.role);
+  // A section the role does not use would be ignored; that is almost always
+  // a wrong role, so refuse it rather than run with a surprise.
+  if (const field* sf = top.find("socks")) {
+    if (!is_client) src.fail(sf->key.Mark(), sf->path, "not used when role is " + role + " (set role to client or both, or remove this section)");
+    load_socks(src, *sf, cfg);
+  } else if (is_client) {
+    top.fail("missing key \"socks\" (required when role is " + role + ")");
+  }
+  if (const field* sf = top.find("server")) {
+    if (!is_server) src.fail(sf->key.Mark(), sf->path, "not used when role is " + role + " (set role to server or both, or remove this section)");
+    const section s = sub_section(src, *sf, {"connect_timeout"});
+    if (const field* f = s.find("connect_timeout")) cfg.limit.connect_timeout = read_duration(*f);
+  }
+  if (const field* lf = top.find("limits")) load_end_limits(src, *lf, cfg.limit);
+  if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
+  return cfg;
+}
+
+}  // namespace config

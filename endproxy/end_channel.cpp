@@ -1,0 +1,160 @@
+#include "endproxy/end_channel.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "endproxy/end_tunnel.hpp"
+#include "runtime/log.hpp"
+
+namespace endproxy {
+
+namespace asio = boost::asio;
+
+end_channel::end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, asio::ip::tcp::socket socket,
+                         std::string label)
+    : owner_(std::move(owner)),
+      id_(id),
+      socket_(std::move(socket)),
+      label_(std::move(label)),
+      reader_wake_(socket_.get_executor()),
+      writer_wake_(socket_.get_executor()),
+      opened_(std::chrono::steady_clock::now()) {
+  boost::system::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+void end_channel::start(lstp::bytes early) {
+  if (started_ || aborted_) return;
+  started_ = true;
+  from_local_.resize(read_chunk);
+  auto self = shared_from_this();
+  if (!early.empty()) {
+    // App bytes that came with the SOCKS request go first, as one chunk.
+    from_local_ = std::move(early);
+    from_local_len_ = from_local_.size();
+    queued_ = true;
+    owner_->driver().schedule(self);
+  }
+  asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+}
+
+void end_channel::deliver(lstp::byte_view data) {
+  to_local_.insert(to_local_.end(), data.begin(), data.end());
+  writer_wake_.notify();
+}
+
+void end_channel::peer_fin() {
+  peer_fin_ = true;
+  writer_wake_.notify();
+}
+
+void end_channel::set_paused(bool paused) {
+  paused_ = paused;
+  if (!paused) reader_wake_.notify();
+}
+
+void end_channel::abort(std::string_view why) {
+  if (aborted_ || finished_) return;
+  aborted_ = true;
+  runtime::log_info("end", label_, ": aborted: ", why);
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  reader_wake_.notify();
+  writer_wake_.notify();
+  maybe_finish();
+}
+
+void end_channel::produce(lstp::tunnel& t) {
+  queued_ = false;
+  if (aborted_ || !t.channel_exists(id_)) return;
+  if (from_local_len_ > 0 || local_eof_) {
+    t.send_data(id_, lstp::byte_view(from_local_.data(), from_local_len_), local_eof_);
+    bytes_up_ += from_local_len_;
+    from_local_len_ = 0;
+    if (local_eof_) fin_sent_ = true;
+  }
+  if (from_local_.size() < read_chunk) from_local_.resize(read_chunk);
+  reader_wake_.notify();
+  if (fin_sent_) maybe_finish();
+}
+
+asio::awaitable<void> end_channel::read_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    while ((queued_ || paused_) && !aborted_) co_await reader_wake_.wait();
+    if (aborted_ || local_eof_) break;
+    boost::system::error_code ec;
+    auto n = co_await socket_.async_read_some(asio::buffer(from_local_.data(), read_chunk),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+    if (aborted_) break;
+    if (ec == asio::error::eof) {
+      local_eof_ = true;
+      queued_ = true;
+      owner_->driver().schedule(self);
+      break;
+    }
+    if (ec) {
+      local_failure("reading failed: " + ec.message());
+      break;
+    }
+    from_local_len_ = n;
+    queued_ = true;
+    owner_->driver().schedule(self);
+  }
+}
+
+asio::awaitable<void> end_channel::write_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    if (aborted_) break;
+    if (to_local_.empty()) {
+      if (peer_fin_) {
+        boost::system::error_code ignored;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        break;
+      }
+      co_await writer_wake_.wait();
+      continue;
+    }
+    std::swap(to_local_, writing_);
+    boost::system::error_code ec;
+    co_await asio::async_write(socket_, asio::buffer(writing_), asio::redirect_error(asio::use_awaitable, ec));
+    auto n = writing_.size();
+    writing_.clear();
+    if (aborted_) break;
+    if (ec) {
+      local_failure("writing failed: " + ec.message());
+      break;
+    }
+    bytes_down_ += n;
+    owner_->proto().consumed(id_, n);
+    owner_->driver().wake();
+  }
+  writer_done_ = true;
+  maybe_finish();
+}
+
+void end_channel::local_failure(std::string why) {
+  if (aborted_) return;
+  owner_->proto().free_channel(id_, {lstp::wire_error::general, "the local connection failed"});
+  owner_->driver().wake();
+  abort(why);
+}
+
+void end_channel::maybe_finish() {
+  if (finished_) return;
+  if (!aborted_ && !(fin_sent_ && writer_done_)) return;
+  finished_ = true;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
+  runtime::log_info("end", label_, ": closed after ", secs, " s, ", bytes_up_, " bytes sent, ", bytes_down_,
+                    " bytes received");
+  owner_->forget(id_);  // may drop the last reference but one: `self` in the loops keeps us alive
+}
+
+}  // namespace endproxy

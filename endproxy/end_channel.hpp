@@ -1,0 +1,80 @@
+// The local side of one channel at an end proxy: the app's socket (client
+// end) or the destination's socket (server end), joined to the tunnel.
+//
+// Two loops: the reader takes one chunk from the socket and waits until the
+// tunnel's writer has taken it (its turn in the round robin), or until the
+// peer resumes a paused channel; the writer drains what the tunnel delivered
+// to the socket and reports it consumed, which lets flow control resume.
+// Half-close travels inside LSTP: EOF from the socket becomes FIN, FIN from
+// the peer becomes shutdown(send) once everything before it was written.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <memory>
+
+#include "lstp/asio/tunnel_driver.hpp"
+#include "runtime/notifier.hpp"
+
+namespace endproxy {
+
+class end_tunnel;
+
+class end_channel final : public lstp::asio_edge::data_source, public std::enable_shared_from_this<end_channel> {
+ public:
+  static constexpr std::size_t read_chunk = lstp::max_data_payload;
+
+  end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, boost::asio::ip::tcp::socket socket,
+              std::string label);
+
+  // Starts both loops. `early` holds app bytes that arrived with the SOCKS
+  // request (sent first).
+  void start(lstp::bytes early = {});
+
+  // Tunnel events.
+  void deliver(lstp::byte_view data);
+  void peer_fin();
+  void set_paused(bool paused);
+  // Ends the channel now (the peer freed it, or the tunnel closed): the
+  // socket is closed without flushing.
+  void abort(std::string_view why);
+
+  void produce(lstp::tunnel& t) override;
+
+  std::uint32_t id() const { return id_; }
+  std::size_t pending_to_local() const { return to_local_.size() + writing_.size(); }
+
+ private:
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+  void local_failure(std::string why);
+  void maybe_finish();
+
+  std::shared_ptr<end_tunnel> owner_;
+  std::uint32_t id_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string label_;  // "tunnel quickstart channel 5 (intranet:80)"
+  // socket -> tunnel
+  lstp::bytes from_local_;
+  std::size_t from_local_len_ = 0;
+  bool local_eof_ = false;
+  bool queued_ = false;
+  bool paused_ = false;
+  bool fin_sent_ = false;
+  runtime::notifier reader_wake_;
+  // tunnel -> socket
+  lstp::bytes to_local_;
+  lstp::bytes writing_;
+  bool peer_fin_ = false;
+  bool writer_done_ = false;
+  runtime::notifier writer_wake_;
+  bool started_ = false;
+  bool finished_ = false;
+  bool aborted_ = false;
+  std::uint64_t bytes_up_ = 0, bytes_down_ = 0;
+  std::chrono::steady_clock::time_point opened_;
+};
+
+}  // namespace endproxy

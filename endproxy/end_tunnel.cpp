@@ -1,0 +1,208 @@
+#include "endproxy/end_tunnel.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "endproxy/addresses.hpp"
+#include "endproxy/end_channel.hpp"
+#include "runtime/log.hpp"
+#include "runtime/watchdog.hpp"
+
+namespace endproxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using runtime::log_info;
+using runtime::log_warn;
+
+namespace {
+constexpr std::string_view component = "end";
+}
+
+struct end_tunnel::pending_open {
+  explicit pending_open(const asio::any_io_executor& ex) : done(ex) {}
+  runtime::notifier done;
+  bool answered = false;
+  open_result result;
+};
+
+end_tunnel::end_tunnel(const config::end_config& cfg, tcp::socket hop, lstp::tunnel_params params,
+                       Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change)
+    : cfg_(cfg), on_state_change_(std::move(on_state_change)) {
+  driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this);
+}
+
+end_tunnel::~end_tunnel() = default;
+
+asio::awaitable<void> end_tunnel::run() {
+  auto self = shared_from_this();
+  co_await driver_->run();
+}
+
+asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& request) {
+  auto self = shared_from_this();
+  open_result failed;
+  failed.error = {lstp::wire_error::general, "the tunnel is not up"};
+  if (!up_ || closed_) co_return failed;
+  auto id = proto().open_channel(request);
+  if (!id) {
+    failed.error = {lstp::wire_error::general, "the tunnel has no room for another channel"};
+    co_return failed;
+  }
+  auto p = std::make_shared<pending_open>(driver_->executor());
+  pending_[*id] = p;
+  driver_->wake();
+  // The far end bounds its connect; this bound only guards against a peer
+  // that never answers.
+  auto deadline = asio::steady_timer::clock_type::now() + cfg_.limit.connect_timeout + std::chrono::seconds(20);
+  while (!p->answered) {
+    bool woke = co_await p->done.wait_until(deadline);
+    if (!woke && !p->answered) {
+      pending_.erase(*id);
+      proto().free_channel(*id, {lstp::wire_error::timeout, "no answer to CONNECTION_REQUEST"});
+      driver_->wake();
+      failed.error = {lstp::wire_error::timeout, "the far end did not answer in time"};
+      co_return failed;
+    }
+  }
+  p->result.id = *id;
+  co_return p->result;
+}
+
+void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label, lstp::bytes early) {
+  if (closed_ || !proto().channel_exists(id)) return;
+  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(socket), std::move(label));
+  channels_[id] = ch;
+  proto().begin_service(id);
+  ch->start(std::move(early));
+  driver_->wake();
+}
+
+void end_tunnel::forget(std::uint32_t id) { channels_.erase(id); }
+
+std::shared_ptr<end_channel> end_tunnel::find(std::uint32_t id) {
+  auto it = channels_.find(id);
+  return it == channels_.end() ? nullptr : it->second;
+}
+
+void end_tunnel::on_up(const lstp::tunnel_info& info) {
+  up_ = true;
+  log_info(component, "tunnel ", cfg_.tunnel_name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
+           info.cipher, "): ", lstp::format_path(lstp::readable_path(info.path)));
+  if (on_state_change_) on_state_change_();
+}
+
+void end_tunnel::on_channel_request(std::uint32_t id, const lstp::connection_request& request) {
+  asio::co_spawn(driver_->executor(), connect_destination(id, request), asio::detached);
+}
+
+asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::connection_request request) {
+  auto self = shared_from_this();
+  auto ex = driver_->executor();
+  auto dest = request.destination.to_string();
+  auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(id) + " (" + dest + ")";
+  tcp::socket sock(ex);
+  boost::system::error_code ec;
+  bool timed_out = false;
+  {
+    runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
+    tcp::resolver resolver(ex);
+    if (auto literal = literal_endpoint(request.destination)) {
+      co_await sock.async_connect(*literal, asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      // Names are resolved here, inside the far network: never at the client end.
+      runtime::watchdog resolve_deadline(resolver, cfg_.limit.connect_timeout);
+      auto results = co_await resolver.async_resolve(request.destination.host, std::to_string(request.destination.port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+      timed_out = resolve_deadline.fired();
+      if (!ec) co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
+    }
+    timed_out = timed_out || deadline.fired();
+  }
+  if (closed_) co_return;
+  if (!proto().channel_exists(id)) {
+    log_info(component, label, ": the peer gave up before the connection was made");
+    co_return;
+  }
+  if (ec || timed_out) {
+    auto code = connect_error_code(ec, timed_out);
+    auto reason = "connect to " + dest + " failed: " + (timed_out ? std::string("timed out") : ec.message());
+    log_info(component, label, ": ", reason);
+    proto().reject_channel(id, {code, reason});
+    driver_->wake();
+    co_return;
+  }
+  auto local = sock.local_endpoint(ec);
+  log_info(component, label, ": connected from ", local);
+  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(sock), label);
+  channels_[id] = ch;
+  proto().accept_channel(id, to_lstp(local));
+  driver_->wake();
+}
+
+void end_tunnel::on_channel_accepted(std::uint32_t id, const lstp::address& bound) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  it->second->answered = true;
+  it->second->result.accepted = true;
+  it->second->result.bound = bound;
+  it->second->done.notify();
+  pending_.erase(it);
+}
+
+void end_tunnel::on_channel_rejected(std::uint32_t id, const lstp::error_info& why) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  it->second->answered = true;
+  it->second->result.error = why;
+  it->second->done.notify();
+  pending_.erase(it);
+}
+
+void end_tunnel::on_service_begin(std::uint32_t id) {
+  if (auto ch = find(id)) ch->start();
+}
+
+void end_tunnel::on_data(std::uint32_t id, lstp::byte_view data) {
+  if (auto ch = find(id)) ch->deliver(data);
+}
+
+void end_tunnel::on_peer_fin(std::uint32_t id) {
+  if (auto ch = find(id)) ch->peer_fin();
+}
+
+void end_tunnel::on_pause(std::uint32_t id) {
+  if (auto ch = find(id)) ch->set_paused(true);
+}
+
+void end_tunnel::on_resume(std::uint32_t id) {
+  if (auto ch = find(id)) ch->set_paused(false);
+}
+
+void end_tunnel::on_channel_freed(std::uint32_t id, const lstp::error_info& why) {
+  if (auto ch = find(id)) ch->abort(std::string("the peer ended the channel: ") + std::string(lstp::to_string(why.code)) +
+                                   (why.reason.empty() ? "" : " (" + why.reason + ")"));
+}
+
+void end_tunnel::on_closed(const lstp::error_info& why) {
+  closed_ = true;
+  up_ = false;
+  if (why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down)
+    log_info(component, "tunnel ", cfg_.tunnel_name, " closed: ", why.reason);
+  else
+    log_warn(component, "tunnel ", cfg_.tunnel_name, " closed: ", lstp::to_string(why.code), ": ", why.reason);
+  auto pending = std::move(pending_);
+  for (auto& [id, p] : pending) {
+    p->answered = true;
+    p->result.error = {lstp::wire_error::general, "the tunnel closed"};
+    p->done.notify();
+  }
+  auto channels = std::move(channels_);
+  for (auto& [id, ch] : channels) ch->abort("the tunnel closed");
+  if (on_state_change_) on_state_change_();
+}
+
+}  // namespace endproxy

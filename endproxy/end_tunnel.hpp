@@ -1,0 +1,80 @@
+// One attempt of an end proxy's tunnel: a hop to the middle, the LSTP tunnel
+// on it (through tunnel_driver) and the channels it carries. It is the
+// tunnel's event handler: it opens channels for SOCKS sessions (client role)
+// and connects to destinations for the peer (server role). When it closes,
+// every channel it carried is closed too.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <map>
+#include <memory>
+
+#include "config/config.hpp"
+#include "lstp/asio/tunnel_driver.hpp"
+#include "runtime/notifier.hpp"
+
+namespace endproxy {
+
+class end_channel;
+
+struct open_result {
+  std::uint32_t id = 0;
+  bool accepted = false;
+  lstp::address bound;
+  lstp::error_info error;
+};
+
+class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_from_this<end_tunnel> {
+ public:
+  end_tunnel(const config::end_config& cfg, boost::asio::ip::tcp::socket hop, lstp::tunnel_params params,
+             Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change);
+  ~end_tunnel() override;
+
+  boost::asio::awaitable<void> run();
+  bool is_up() const { return up_; }
+  bool is_closed() const { return closed_; }
+  const std::string& name() const { return cfg_.tunnel_name; }
+
+  // Client side: asks the peer to connect; completes when it answered, or
+  // the tunnel closed.
+  boost::asio::awaitable<open_result> open(const lstp::connection_request& request);
+  // Client side, after the SOCKS success reply: the channel takes the socket.
+  void attach(std::uint32_t id, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early);
+
+  lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
+  lstp::tunnel& proto() { return driver_->proto(); }
+  void forget(std::uint32_t id);
+  std::size_t channel_count() const { return channels_.size(); }
+  void close(const lstp::error_info& why) { driver_->close(why); }
+
+  // lstp::tunnel_handler
+  void on_up(const lstp::tunnel_info& info) override;
+  void on_channel_request(std::uint32_t id, const lstp::connection_request& request) override;
+  void on_channel_accepted(std::uint32_t id, const lstp::address& bound) override;
+  void on_channel_rejected(std::uint32_t id, const lstp::error_info& why) override;
+  void on_service_begin(std::uint32_t id) override;
+  void on_data(std::uint32_t id, lstp::byte_view data) override;
+  void on_peer_fin(std::uint32_t id) override;
+  void on_pause(std::uint32_t id) override;
+  void on_resume(std::uint32_t id) override;
+  void on_channel_freed(std::uint32_t id, const lstp::error_info& why) override;
+  void on_closed(const lstp::error_info& why) override;
+
+ private:
+  struct pending_open;
+  boost::asio::awaitable<void> connect_destination(std::uint32_t id, lstp::connection_request request);
+  std::shared_ptr<end_channel> find(std::uint32_t id);
+
+  const config::end_config& cfg_;
+  std::shared_ptr<lstp::asio_edge::tunnel_driver> driver_;
+  std::function<void()> on_state_change_;
+  std::map<std::uint32_t, std::shared_ptr<pending_open>> pending_;
+  std::map<std::uint32_t, std::shared_ptr<end_channel>> channels_;
+  bool up_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace endproxy

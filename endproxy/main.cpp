@@ -1,0 +1,58 @@
+// endproxy: one end of an lstp tunnel (client end, server end, or both).
+#include <iostream>
+
+#include "config/config.hpp"
+#include "endproxy/end_proxy.hpp"
+#include "runtime/cli.hpp"
+#include "runtime/log.hpp"
+
+namespace {
+constexpr std::string_view help = R"(usage: endproxy -c FILE.yaml [--check]
+
+Runs an lstp end proxy. It connects out to its middle proxy, pairs with the
+other end of its tunnel, and runs TLS end to end with it (authenticated by the
+tunnel's pre-shared secret; the middle proxies see only ciphertext).
+
+  role: client   serves SOCKS5 to local apps; each connection is carried
+                 through the tunnel and opened by the server end
+  role: server   opens the connections the client end asks for, inside its
+                 own network (names are resolved here)
+  role: both     both at once
+
+  -c, --config FILE   the YAML configuration (see conf/quickstart/client.yaml
+                      and conf/quickstart/server.yaml)
+      --check         validate the configuration and exit (0 when valid)
+  -h, --help          this text
+
+The secret comes from `tunnel.secret_file` or `tunnel.secret_env`; it is
+never logged.
+)";
+}
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto opts = runtime::parse_cli(argc, argv, "endproxy", help, exit_code);
+  if (!opts) return exit_code;
+  config::end_config cfg;
+  try {
+    cfg = config::load_end(opts->config_file);
+  } catch (const config::error& e) {
+    std::cerr << "endproxy: " << e.what() << "\n";
+    return 1;
+  }
+  if (opts->check_only) {
+    std::cout << opts->config_file << ": ok (end proxy \"" << cfg.name << "\", tunnel " << cfg.tunnel_name << ")\n";
+    return 0;
+  }
+  runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
+  try {
+    boost::asio::io_context io(1);
+    endproxy::end_proxy proxy(io, cfg);
+    proxy.start();
+    runtime::run_until_signal(io, [&] { proxy.stop(); });
+  } catch (const std::exception& e) {
+    std::cerr << "endproxy: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

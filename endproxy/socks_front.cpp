@@ -1,0 +1,183 @@
+// The client end's SOCKS5 front (RFC 1928, RFC 1929): each accepted app
+// connection is read, authenticated and turned into one tunnel channel.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <botan/mem_ops.h>
+
+#include "endproxy/addresses.hpp"
+#include "endproxy/end_proxy.hpp"
+#include "endproxy/end_tunnel.hpp"
+#include "runtime/log.hpp"
+#include "runtime/watchdog.hpp"
+#include "socks/socks5.hpp"
+
+namespace endproxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using runtime::log_info;
+using runtime::log_warn;
+
+namespace {
+constexpr std::string_view component = "socks";
+
+// Reads until `parse` says done or invalid. Returns the parse result; a
+// read error or a closed connection gives need_more.
+template <class Parse>
+asio::awaitable<decltype(std::declval<Parse>()(std::span<const std::uint8_t>{}))> read_message(
+    tcp::socket& s, std::vector<std::uint8_t>& buf, Parse parse) {
+  std::array<std::uint8_t, 1024> chunk{};
+  for (;;) {
+    auto r = parse(std::span<const std::uint8_t>(buf));
+    if (r.status != socks::parse_status::need_more) co_return r;
+    if (buf.size() > 2048) co_return r;  // longer than any valid message: the caller refuses it
+    boost::system::error_code ec;
+    auto n = co_await s.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return r;
+    buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+  // Constant time over the configured value; the length leaks, the content not.
+  if (a.size() != b.size()) return false;
+  return Botan::constant_time_compare(reinterpret_cast<const std::uint8_t*>(a.data()),
+                                      reinterpret_cast<const std::uint8_t*>(b.data()), a.size());
+}
+
+asio::awaitable<void> write_all(tcp::socket& s, const std::vector<std::uint8_t>& bytes) {
+  boost::system::error_code ec;
+  co_await asio::async_write(s, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+}
+
+socks::reply_code reply_for(lstp::wire_error e) { return static_cast<socks::reply_code>(lstp::to_socks_reply(e)); }
+}  // namespace
+
+asio::awaitable<void> end_proxy::accept_loop(tcp::acceptor& acceptor) {
+  asio::steady_timer backoff(io_);
+  while (acceptor.is_open()) {
+    boost::system::error_code ec;
+    auto sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      log_warn(component, "accept failed: ", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (active_clients_ >= cfg_.limit.max_connections) {
+      log_warn(component, "refusing a SOCKS client: ", active_clients_, " open, the limit is ",
+               cfg_.limit.max_connections);
+      continue;
+    }
+    asio::co_spawn(io_, socks_session(std::move(sock)), asio::detached);
+  }
+}
+
+asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
+  ++active_clients_;
+  struct count_guard {
+    std::size_t& n;
+    ~count_guard() { --n; }
+  } guard{active_clients_};
+  boost::system::error_code ec;
+  auto peer = sock.remote_endpoint(ec);
+  std::ostringstream who;
+  who << peer;
+  std::vector<std::uint8_t> in, out;
+  auto refuse = [&](socks::reply_code code) -> asio::awaitable<void> {
+    out.clear();
+    socks::write_reply(out, code, socks::address{});
+    co_await write_all(sock, out);
+  };
+
+  socks::parsed<socks::request> request{};
+  {
+    // A client gets socks_timeout for its greeting, login and request: one
+    // that sends half a message and stalls is dropped.
+    runtime::watchdog deadline(sock, cfg_.limit.socks_timeout);
+    auto greeting = co_await read_message(sock, in, socks::parse_greeting);
+    if (greeting.status != socks::parse_status::done) {
+      if (greeting.status == socks::parse_status::invalid)
+        log_info(component, who.str(), ": bad greeting: ", socks::to_string(greeting.error));
+      else if (deadline.fired())
+        log_info(component, who.str(), ": no greeting in time");
+      co_return;
+    }
+    in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(greeting.consumed));
+    auto method = socks::choose_method(greeting.value, !cfg_.socks_users.empty());
+    out.clear();
+    socks::write_method_choice(out, method);
+    co_await write_all(sock, out);
+    if (method == socks::method_none_acceptable) {
+      log_info(component, who.str(), ": no acceptable authentication method offered");
+      co_return;
+    }
+    if (method == socks::method_userpass) {
+      auto login = co_await read_message(sock, in, socks::parse_userpass);
+      if (login.status != socks::parse_status::done) co_return;
+      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(login.consumed));
+      bool ok = false;
+      for (auto& u : cfg_.socks_users)
+        ok = (same_secret(u.username, login.value.username) & same_secret(u.password, login.value.password)) || ok;
+      out.clear();
+      socks::write_userpass_status(out, ok);
+      co_await write_all(sock, out);
+      if (!ok) {
+        log_warn(component, who.str(), ": login refused for user \"", login.value.username, "\"");
+        co_return;
+      }
+    }
+    request = co_await read_message(sock, in, socks::parse_request);
+    if (request.status != socks::parse_status::done) {
+      if (request.status == socks::parse_status::invalid) {
+        log_info(component, who.str(), ": bad request: ", socks::to_string(request.error));
+        co_await refuse(request.error == socks::parse_error::bad_address_type
+                            ? socks::reply_code::address_type_not_supported
+                            : socks::reply_code::general_failure);
+      }
+      co_return;
+    }
+    in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(request.consumed));
+  }
+  auto dest = request.value.dst.to_string();
+  if (request.value.raw_cmd != static_cast<std::uint8_t>(socks::command::connect)) {
+    log_info(component, who.str(), ": command ", static_cast<int>(request.value.raw_cmd), " for ", dest,
+             " not supported");
+    co_await refuse(socks::reply_code::command_not_supported);
+    co_return;
+  }
+
+  auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
+  if (!tunnel) {
+    log_warn(component, who.str(), ": CONNECT ", dest, " refused: tunnel ", cfg_.tunnel_name, " is not up");
+    co_await refuse(socks::reply_code::general_failure);
+    co_return;
+  }
+  lstp::connection_request req;
+  req.destination = to_lstp(request.value.dst);
+  auto result = co_await tunnel->open(req);
+  if (!result.accepted) {
+    log_info(component, who.str(), ": CONNECT ", dest, " failed: ", lstp::to_string(result.error.code),
+             result.error.reason.empty() ? "" : ": " + result.error.reason);
+    co_await refuse(reply_for(result.error.code));
+    co_return;
+  }
+  out.clear();
+  socks::write_reply(out, socks::reply_code::succeeded, to_socks(result.bound));
+  co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    tunnel->proto().free_channel(result.id, {lstp::wire_error::general, "the app went away"});
+    tunnel->driver().wake();
+    co_return;
+  }
+  auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(result.id) + " (" + dest + ")";
+  log_info(component, label, ": CONNECT from ", who.str(), " ok, bound ", result.bound.to_string());
+  tunnel->attach(result.id, std::move(sock), label, std::move(in));
+}
+
+}  // namespace endproxy

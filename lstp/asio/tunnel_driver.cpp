@@ -1,0 +1,113 @@
+#include "lstp/asio/tunnel_driver.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace lstp::asio_edge {
+
+namespace asio = boost::asio;
+
+tunnel_driver::tunnel_driver(asio::ip::tcp::socket socket, tunnel_params params, Botan::RandomNumberGenerator& rng,
+                             tunnel_handler& handler)
+    : socket_(std::move(socket)),
+      tunnel_(std::move(params), rng, handler, clock::now()),
+      writer_wake_(socket_.get_executor()),
+      writer_done_(socket_.get_executor()),
+      timer_(socket_.get_executor()),
+      read_buf_(256 * 1024) {
+  boost::system::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
+  ready_.push_back(std::move(source));
+  writer_wake_.notify();
+}
+
+void tunnel_driver::close(const error_info& why) {
+  tunnel_.close(why);
+  writer_wake_.notify();
+}
+
+asio::awaitable<void> tunnel_driver::run() {
+  auto self = shared_from_this();
+  auto ex = socket_.get_executor();
+  asio::co_spawn(ex, [self]() { return self->write_loop(); }, asio::detached);
+  asio::co_spawn(ex, [self]() { return self->timer_loop(); }, asio::detached);
+  co_await read_loop();
+  writer_wake_.notify();
+  co_await writer_done_.wait();
+  timer_.cancel();
+  ready_.clear();
+}
+
+asio::awaitable<void> tunnel_driver::read_loop() {
+  while (tunnel_.state() != tunnel_state::closed) {
+    boost::system::error_code ec;
+    auto n = co_await socket_.async_read_some(asio::buffer(read_buf_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (tunnel_.state() != tunnel_state::closed)
+        tunnel_.close({wire_error::general, ec == asio::error::eof ? "the hop to the middle proxy was closed"
+                                                                   : "the hop to the middle proxy failed: " + ec.message()});
+      break;
+    }
+    bytes_in_ += n;
+    tunnel_.receive(byte_view(read_buf_.data(), n), clock::now());
+    writer_wake_.notify();
+    // Re-arm only when the deadline came closer (e.g. the handshake began);
+    // a later deadline is found by the timer loop when it fires.
+    if (tunnel_.next_deadline() < timer_.expiry()) timer_.cancel();
+  }
+}
+
+asio::awaitable<void> tunnel_driver::write_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    // Round robin: one chunk per ready channel per turn, while the hop keeps up.
+    while (tunnel_.output().size() < output_limit && !ready_.empty() && tunnel_.state() == tunnel_state::up) {
+      auto source = std::move(ready_.front());
+      ready_.pop_front();
+      source->produce(tunnel_);
+    }
+    if (tunnel_.output().empty()) {
+      if (tunnel_.state() == tunnel_state::closed) break;
+      co_await writer_wake_.wait();
+      continue;
+    }
+    // Swap buffers: the tunnel keeps appending while this one is written,
+    // and both keep their capacity, so steady state allocates nothing.
+    std::swap(write_buf_, tunnel_.output());
+    boost::system::error_code ec;
+    co_await asio::async_write(socket_, asio::buffer(write_buf_), asio::redirect_error(asio::use_awaitable, ec));
+    bytes_out_ += write_buf_.size();
+    write_buf_.clear();
+    if (ec) {
+      if (tunnel_.state() != tunnel_state::closed)
+        tunnel_.close({wire_error::general, "writing to the middle proxy failed: " + ec.message()});
+      break;
+    }
+  }
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  writer_done_.notify();
+}
+
+asio::awaitable<void> tunnel_driver::timer_loop() {
+  auto self = shared_from_this();
+  while (tunnel_.state() != tunnel_state::closed) {
+    timer_.expires_at(tunnel_.next_deadline());
+    boost::system::error_code ec;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (tunnel_.state() == tunnel_state::closed) break;
+    if (!ec) {
+      tunnel_.on_timer(clock::now());
+      writer_wake_.notify();
+    }
+  }
+}
+
+}  // namespace lstp::asio_edge

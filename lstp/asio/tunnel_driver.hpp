@@ -1,0 +1,74 @@
+// Runs one lstp::tunnel over one hop socket: the Asio edge of the sans-I/O
+// tunnel. One reader feeds the tunnel, one writer drains its output, one timer
+// serves its deadlines. Channel data enters through `schedule`: the writer
+// takes one chunk from each ready channel in turn (round robin), so a bulk
+// channel never starves the others, and encrypts only while the hop keeps up
+// (pending output is bounded), so memory stays bounded too.
+//
+// Single-threaded: everything runs on the executor of the socket.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <memory>
+
+#include "lstp/tunnel.hpp"
+#include "runtime/notifier.hpp"
+
+namespace lstp::asio_edge {
+
+// Something with channel data waiting to go into the tunnel.
+class data_source {
+ public:
+  virtual ~data_source() = default;
+  // Called by the writer when it is this source's turn: send one chunk
+  // through `t` (e.g. t.send_data(...)).
+  virtual void produce(tunnel& t) = 0;
+};
+
+class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
+ public:
+  // Bytes of encrypted output the writer lets pile up before it stops
+  // taking channel data.
+  static constexpr std::size_t output_limit = 256 * 1024;
+
+  tunnel_driver(boost::asio::ip::tcp::socket socket, tunnel_params params, Botan::RandomNumberGenerator& rng,
+                tunnel_handler& handler);
+
+  // Runs until the tunnel is closed and its last bytes are written.
+  boost::asio::awaitable<void> run();
+
+  tunnel& proto() { return tunnel_; }
+  // Call after issuing tunnel commands so their output gets written.
+  void wake() { writer_wake_.notify(); }
+  // Queue a source for its turn at the writer.
+  void schedule(std::shared_ptr<data_source> source);
+  // Closes the tunnel (ERROR to the peer) and ends run().
+  void close(const error_info& why);
+
+  std::uint64_t bytes_in() const { return bytes_in_; }
+  std::uint64_t bytes_out() const { return bytes_out_; }
+  const boost::asio::ip::tcp::socket& socket() const { return socket_; }
+  boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+
+ private:
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<void> timer_loop();
+
+  boost::asio::ip::tcp::socket socket_;
+  tunnel tunnel_;
+  runtime::notifier writer_wake_;
+  runtime::notifier writer_done_;
+  boost::asio::steady_timer timer_;
+  std::deque<std::shared_ptr<data_source>> ready_;
+  bytes read_buf_;
+  bytes write_buf_;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+};
+
+}  // namespace lstp::asio_edge

@@ -1,0 +1,50 @@
+// middleproxy: pairs end proxies' hops and passes their bytes through blind.
+#include <iostream>
+
+#include "config/config.hpp"
+#include "middleproxy/middle_server.hpp"
+#include "runtime/cli.hpp"
+#include "runtime/log.hpp"
+
+namespace {
+constexpr std::string_view help = R"(usage: middleproxy -c FILE.yaml [--check]
+
+Runs an lstp middle proxy: it accepts hops from end proxies (and from other
+middle proxies), pairs the two hops of each tunnel by its pairing id, and then
+copies their bytes both ways without reading them. It never knows a tunnel's
+secret. With `next_hop` in its configuration it hands setups it cannot pair
+to the next middle proxy, so tunnels can cross several firewalls.
+
+  -c, --config FILE   the YAML configuration (see conf/quickstart/middle.yaml)
+      --check         validate the configuration and exit (0 when valid)
+  -h, --help          this text
+)";
+}
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto opts = runtime::parse_cli(argc, argv, "middleproxy", help, exit_code);
+  if (!opts) return exit_code;
+  config::middle_config cfg;
+  try {
+    cfg = config::load_middle(opts->config_file);
+  } catch (const config::error& e) {
+    std::cerr << "middleproxy: " << e.what() << "\n";
+    return 1;
+  }
+  if (opts->check_only) {
+    std::cout << opts->config_file << ": ok (middle proxy \"" << cfg.name << "\")\n";
+    return 0;
+  }
+  runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
+  try {
+    boost::asio::io_context io(1);
+    middleproxy::middle_server server(io, cfg);
+    server.start();
+    runtime::run_until_signal(io, [&] { server.stop(); });
+  } catch (const std::exception& e) {
+    std::cerr << "middleproxy: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,402 @@
+#include "middleproxy/middle_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <sstream>
+
+#include "lstp/secrets.hpp"
+#include "runtime/log.hpp"
+#include "runtime/notifier.hpp"
+#include "runtime/watchdog.hpp"
+
+namespace middleproxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using runtime::log_info;
+using runtime::log_warn;
+
+namespace {
+constexpr std::string_view component = "middle";
+constexpr std::size_t pump_buffer = 64 * 1024;
+
+std::string endpoint_text(const tcp::endpoint& e) {
+  std::ostringstream s;
+  s << e;
+  return s.str();
+}
+
+std::string describe(const lstp::setup_message& s) {
+  return lstp::format_path({s.topology.front()});
+}
+
+// Copies one direction until EOF (passed on as a half-close) or an error
+// (which closes both sockets, ending the other direction too). One buffer per
+// direction, read then written: a slow receiver stops the reads, so pressure
+// reaches the sender through every hop.
+asio::awaitable<void> copy_one_way(tcp::socket& from, tcp::socket& to, std::uint64_t& count) {
+  std::vector<std::uint8_t> buf(pump_buffer);
+  for (;;) {
+    boost::system::error_code ec;
+    auto n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::eof) {
+      boost::system::error_code ignored;
+      to.shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    if (!ec) co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      boost::system::error_code ignored;
+      from.close(ignored);
+      to.close(ignored);
+      co_return;
+    }
+    count += n;
+  }
+}
+}  // namespace
+
+struct middle_server::hop {
+  explicit hop(tcp::socket s) : sock(std::move(s)), wait_timer(sock.get_executor()) {}
+  tcp::socket sock;
+  std::string peer;   // "ip:port" of the neighbour, for logs
+  std::string local;  // "ip:port" this hop arrived on
+  lstp::setup_message setup;
+  lstp::bytes unread;  // bytes that followed the setup
+  std::string tunnel;  // short pairing id, for logs
+  bool taken = false;  // another coroutine paired this hop and owns it now
+  bool gone = false;   // it closed while waiting
+  std::shared_ptr<tcp::socket> upstream;  // the hop to the next middle, when forwarded
+  asio::steady_timer wait_timer;
+};
+
+middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
+    : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting) {}
+
+void middle_server::start() {
+  for (auto& ep : cfg_.listen) {
+    tcp::resolver resolver(io_);
+    auto results = resolver.resolve(ep.host, std::to_string(ep.port));
+    for (auto& r : results) {
+      auto acc = std::make_unique<tcp::acceptor>(io_);
+      acc->open(r.endpoint().protocol());
+      acc->set_option(tcp::acceptor::reuse_address(true));
+      boost::system::error_code ec;
+      acc->bind(r.endpoint(), ec);
+      if (ec) throw std::system_error(ec, "cannot listen on " + ep.to_string());
+      acc->listen(asio::socket_base::max_listen_connections);
+      log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acc->local_endpoint()));
+      acceptors_.push_back(std::move(acc));
+      break;  // the first address a name resolves to
+    }
+  }
+  for (auto& acc : acceptors_)
+    asio::co_spawn(io_, accept_loop(*acc), asio::detached);
+}
+
+void middle_server::stop() {
+  for (auto& acc : acceptors_) {
+    boost::system::error_code ignored;
+    acc->close(ignored);
+  }
+}
+
+std::vector<tcp::endpoint> middle_server::local_endpoints() const {
+  std::vector<tcp::endpoint> v;
+  for (auto& a : acceptors_) v.push_back(a->local_endpoint());
+  return v;
+}
+
+asio::awaitable<void> middle_server::accept_loop(tcp::acceptor& acceptor) {
+  asio::steady_timer backoff(io_);
+  while (acceptor.is_open()) {
+    boost::system::error_code ec;
+    auto sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      // Out of descriptors and the like: never let one failure end the loop.
+      log_warn(component, "accept failed: ", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (active_hops_ >= cfg_.limit.max_connections) {
+      log_warn(component, "refusing hop from ", endpoint_text(sock.remote_endpoint(ec)), ": ", active_hops_,
+               " hops open, the limit is ", cfg_.limit.max_connections);
+      continue;  // sock closes here
+    }
+    auto h = std::make_shared<hop>(std::move(sock));
+    h->peer = endpoint_text(h->sock.remote_endpoint(ec));
+    h->local = endpoint_text(h->sock.local_endpoint(ec));
+    h->sock.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(io_, handle_hop(h), asio::detached);
+  }
+}
+
+asio::awaitable<bool> middle_server::read_setup(tcp::socket& s, lstp::setup_reader& reader, std::string& why,
+                                                lstp::wire_error& code, bool& peer_error) {
+  std::vector<std::uint8_t> buf(16 * 1024);
+  for (;;) {
+    auto r = reader.next();
+    switch (r.state) {
+      case lstp::setup_reader::status::done: co_return true;
+      case lstp::setup_reader::status::invalid:
+        why = r.reason;
+        code = r.error;
+        co_return false;
+      case lstp::setup_reader::status::peer_error:
+        why = r.reason;
+        code = r.error;
+        peer_error = true;
+        co_return false;
+      case lstp::setup_reader::status::need_more: break;
+    }
+    boost::system::error_code ec;
+    auto n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      why = ec == asio::error::operation_aborted ? "no complete setup in time"
+            : ec == asio::error::eof             ? "closed before its setup was complete"
+                                                 : ec.message();
+      code = ec == asio::error::operation_aborted ? lstp::wire_error::setup_timeout : lstp::wire_error::general;
+      co_return false;
+    }
+    reader.feed({buf.data(), n});
+  }
+}
+
+lstp::topology_entry middle_server::self_entry(const hop_ptr& h) const {
+  return {lstp::hop_kind::middle, cfg_.name, cfg_.public_address.empty() ? h->local : cfg_.public_address};
+}
+
+asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason) {
+  log_warn(component, "hop ", h->peer, (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason);
+  lstp::bytes out;
+  lstp::encode_error_info(out, lstp::frame_type::error, 0, {code, reason});
+  runtime::watchdog guard(h->sock, std::chrono::seconds(2));
+  boost::system::error_code ec;
+  co_await asio::async_write(h->sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+  h->sock.close(ec);
+}
+
+asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
+  ++active_hops_;
+  struct count_guard {
+    std::size_t& n;
+    ~count_guard() { --n; }
+  } guard{active_hops_};
+
+  lstp::setup_reader reader;
+  std::string why;
+  auto code = lstp::wire_error::ok;
+  bool peer_error = false;
+  bool ok = false;
+  {
+    runtime::watchdog deadline(h->sock, cfg_.limit.setup_timeout);
+    ok = co_await read_setup(h->sock, reader, why, code, peer_error);
+  }
+  if (!ok) {
+    if (code == lstp::wire_error::general) {
+      log_info(component, "hop ", h->peer, ": ", why);
+      co_return;
+    }
+    co_await refuse(h, code, "bad setup: " + why);
+    co_return;
+  }
+  h->setup = std::move(reader.setup());
+  h->unread.assign(reader.unread().begin(), reader.unread().end());
+  h->tunnel = lstp::short_id(h->setup.info.pairing);
+  auto& topo = h->setup.topology;
+
+  if (topo.front().kind == lstp::hop_kind::middle ||
+      std::any_of(topo.begin() + 1, topo.end(), [](auto& e) { return e.kind != lstp::hop_kind::middle; })) {
+    co_await refuse(h, lstp::wire_error::protocol_error, "the topology must list one end, then middles");
+    co_return;
+  }
+  if (std::any_of(topo.begin(), topo.end(), [&](auto& e) { return e.name == cfg_.name; })) {
+    co_await refuse(h, lstp::wire_error::topology_loop,
+                    "the setup already passed middle \"" + cfg_.name + "\": " + lstp::format_path(topo));
+    co_return;
+  }
+  if (topo.size() + 1 > lstp::max_topology_entries) {
+    co_await refuse(h, lstp::wire_error::topology_too_long, "the tunnel would cross more than 32 hops");
+    co_return;
+  }
+
+  auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.nonce, h);
+  switch (admitted.result) {
+    case admit_result::already_paired:
+      co_await refuse(h, lstp::wire_error::already_paired, "this tunnel is already paired here");
+      co_return;
+    case admit_result::replay:
+      co_await refuse(h, lstp::wire_error::setup_mismatch, "a setup with the same nonce is already waiting (replay?)");
+      co_return;
+    case admit_result::table_full:
+      co_await refuse(h, lstp::wire_error::too_many_waiting,
+                      "too many setups waiting here (" + std::to_string(cfg_.limit.max_waiting) + ")");
+      co_return;
+    case admit_result::wait:
+      log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer, " waits for its partner");
+      if (cfg_.next_hop)
+        co_await forward_to_next_hop(h);
+      else
+        co_await wait_for_partner(h);
+      co_return;
+    case admit_result::pair: break;
+  }
+
+  // A partner was waiting: pair the two hops here.
+  auto partner = *admitted.partner;
+  take_over(partner);
+  auto self = self_entry(partner);
+  log_info(component, "tunnel ", h->tunnel, ": paired ", describe(partner->setup), " (", partner->peer, ") with ",
+           describe(h->setup), " (", h->peer, ")");
+  auto to_partner = lstp::relay_setup(h->setup, self);
+  to_partner.insert(to_partner.end(), h->unread.begin(), h->unread.end());
+  auto to_new = lstp::relay_setup(partner->setup, self);
+  to_new.insert(to_new.end(), partner->unread.begin(), partner->unread.end());
+  auto new_sock = std::shared_ptr<tcp::socket>(h, &h->sock);
+  co_await join(partner, std::move(to_partner), new_sock, std::move(to_new), h->peer, h->tunnel);
+}
+
+// The waiting hop now belongs to the coroutine that paired it: stop
+// everything that watched it, and drop a setup forwarded upstream.
+void middle_server::take_over(const hop_ptr& waiting) {
+  waiting->taken = true;
+  boost::system::error_code ignored;
+  waiting->wait_timer.cancel();
+  waiting->sock.cancel(ignored);
+  if (waiting->upstream) waiting->upstream->close(ignored);
+}
+
+// While a setup waits, its end sends nothing, so the hop turning readable
+// means it closed (or broke the protocol): forget it.
+void middle_server::watch_while_waiting(const hop_ptr& h) {
+  h->sock.async_wait(tcp::socket::wait_read, [this, h](const boost::system::error_code& ec) {
+    if (ec || h->taken) return;
+    if (table_.forget_waiting(h->setup.info.pairing, h))
+      log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
+               " left before its partner came");
+    h->gone = true;
+    boost::system::error_code ignored;
+    h->sock.close(ignored);
+    if (h->upstream) h->upstream->close(ignored);
+    h->wait_timer.cancel();
+  });
+}
+
+asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
+  watch_while_waiting(h);
+  h->wait_timer.expires_after(cfg_.limit.waiting_timeout);
+  boost::system::error_code ec;
+  co_await h->wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (h->taken || h->gone) co_return;
+  table_.forget_waiting(h->setup.info.pairing, h);
+  h->sock.cancel(ec);
+  co_await refuse(h, lstp::wire_error::setup_timeout, "no partner arrived in time");
+}
+
+asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
+  auto& next = *cfg_.next_hop;
+  h->upstream = std::make_shared<tcp::socket>(io_);
+  auto up = h->upstream;
+  watch_while_waiting(h);
+  boost::system::error_code ec;
+  {
+    runtime::watchdog deadline(*up, cfg_.limit.setup_timeout);
+    tcp::resolver resolver(io_);
+    auto results = co_await resolver.async_resolve(next.host, std::to_string(next.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) co_await asio::async_connect(*up, results, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) {
+      up->set_option(tcp::no_delay(true), ec);
+      auto out = lstp::relay_setup(h->setup, self_entry(h));
+      out.insert(out.end(), h->unread.begin(), h->unread.end());
+      co_await asio::async_write(*up, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+  if (h->taken || h->gone) co_return;
+  if (ec) {
+    // The partner may still come here: keep waiting locally.
+    log_warn(component, "tunnel ", h->tunnel, ": next hop ", next.to_string(), " unreachable (", ec.message(),
+             "); waiting here instead");
+    h->upstream.reset();
+    co_await wait_for_partner(h);
+    co_return;
+  }
+  log_info(component, "tunnel ", h->tunnel, ": setup forwarded to next hop ", next.to_string());
+
+  lstp::setup_reader reader;
+  std::string why;
+  auto code = lstp::wire_error::ok;
+  bool peer_error = false;
+  bool ok = false;
+  {
+    runtime::watchdog deadline(*up, cfg_.limit.waiting_timeout);
+    ok = co_await read_setup(*up, reader, why, code, peer_error);
+  }
+  if (h->taken || h->gone) co_return;
+  table_.forget_waiting(h->setup.info.pairing, h);
+  h->taken = true;  // from here this coroutine owns the hop alone
+  h->sock.cancel(ec);
+  if (!ok) {
+    up->close(ec);
+    if (peer_error) {
+      co_await refuse(h, code, "next hop " + next.to_string() + " refused: " + why);
+    } else {
+      co_await refuse(h, code == lstp::wire_error::general ? lstp::wire_error::next_hop_failed : code,
+                      "next hop " + next.to_string() + ": " + why);
+    }
+    co_return;
+  }
+  table_.mark_paired(h->setup.info.pairing);
+  auto& reply = reader.setup();
+  log_info(component, "tunnel ", h->tunnel, ": paired ", describe(h->setup), " (", h->peer, ") with ",
+           describe(reply), " via next hop ", next.to_string());
+  auto to_down = lstp::relay_setup(reply, self_entry(h));
+  to_down.insert(to_down.end(), reader.unread().begin(), reader.unread().end());
+  co_await join(h, std::move(to_down), up, {}, "next hop " + next.to_string(), h->tunnel);
+}
+
+asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<tcp::socket> second,
+                                          lstp::bytes to_second, std::string second_name, std::string tunnel) {
+  auto started = std::chrono::steady_clock::now();
+  auto pairing = first->setup.info.pairing;
+  ++active_hops_;  // the second hop of the pair (the first one counts in its handle_hop)
+  boost::system::error_code ec;
+  if (!to_first.empty())
+    co_await asio::async_write(first->sock, asio::buffer(to_first), asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec && !to_second.empty())
+    co_await asio::async_write(*second, asio::buffer(to_second), asio::redirect_error(asio::use_awaitable, ec));
+
+  std::uint64_t a_to_b = 0, b_to_a = 0;
+  if (!ec) {
+    // Two directions; the second runs beside this coroutine and signals its end.
+    auto done = std::make_shared<runtime::notifier>(first->sock.get_executor());
+    auto other_finished = std::make_shared<bool>(false);
+    asio::co_spawn(
+        first->sock.get_executor(),
+        [first, second, done, other_finished, &b_to_a]() -> asio::awaitable<void> {
+          co_await copy_one_way(*second, first->sock, b_to_a);
+          *other_finished = true;
+          done->notify();
+        },
+        asio::detached);
+    co_await copy_one_way(first->sock, *second, a_to_b);
+    while (!*other_finished) co_await done->wait();
+  }
+  first->sock.close(ec);
+  second->close(ec);
+  table_.unpair(pairing);
+  --active_hops_;
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  log_info(component, "tunnel ", tunnel, ": pair closed after ", secs, " s; ", a_to_b, " bytes from ", first->peer,
+           ", ", b_to_a, " bytes from ", second_name);
+}
+
+}  // namespace middleproxy

@@ -1,0 +1,58 @@
+// The middle proxy (PROTOCOL.md 3.1): accepts hops, reads each hop's setup,
+// pairs hops that carry the same pairing id (or hands an unmatched setup to
+// the next middle), then copies bytes blindly both ways. It never holds a
+// secret and never parses a byte after the setup.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <vector>
+
+#include "config/config.hpp"
+#include "lstp/setup.hpp"
+#include "middleproxy/pairing_table.hpp"
+
+namespace middleproxy {
+
+class middle_server {
+ public:
+  middle_server(boost::asio::io_context& io, config::middle_config cfg);
+  // Opens every listener (throws std::system_error naming the address on
+  // failure) and starts accepting.
+  void start();
+  void stop();
+  // The addresses actually bound (useful with port 0).
+  std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+  std::size_t active_hops() const { return active_hops_; }
+
+ private:
+  struct hop;
+  using hop_ptr = std::shared_ptr<hop>;
+
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> handle_hop(hop_ptr h);
+  boost::asio::awaitable<bool> read_setup(boost::asio::ip::tcp::socket& s, lstp::setup_reader& reader, std::string& why,
+                                          lstp::wire_error& code, bool& peer_error);
+  boost::asio::awaitable<void> wait_for_partner(hop_ptr h);
+  boost::asio::awaitable<void> forward_to_next_hop(hop_ptr h);
+  boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<boost::asio::ip::tcp::socket> second,
+                                    lstp::bytes to_second, std::string second_name, std::string tunnel);
+  boost::asio::awaitable<void> refuse(hop_ptr h, lstp::wire_error code, std::string reason);
+  void watch_while_waiting(const hop_ptr& h);
+  void take_over(const hop_ptr& waiting);
+  lstp::topology_entry self_entry(const hop_ptr& h) const;
+
+  boost::asio::io_context& io_;
+  config::middle_config cfg_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  pairing_table<hop_ptr> table_;
+  std::size_t active_hops_ = 0;
+  std::uint64_t next_hop_serial_ = 0;
+};
+
+}  // namespace middleproxy

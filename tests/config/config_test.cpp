@@ -1,0 +1,673 @@
+// Tests for config: YAML files are written to a fresh temporary directory,
+// loaded, and either the resulting structs or the exact "file:line: key: ..."
+// error messages are checked.
+#include "config/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* good_secret = "0123456789abcdef0123456789abcdef";
+
+// A directory of its own per test, removed afterwards.
+class temp_dir {
+ public:
+  temp_dir() {
+    static std::atomic<unsigned> counter{0};
+    std::random_device rd;
+    for (;;) {
+      dir_ = fs::temp_directory_path() /
+             ("lstp-config-test-" + std::to_string(rd()) + "-" + std::to_string(counter++));
+      if (fs::create_directory(dir_)) break;
+    }
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  // Writes `content` to `name` (relative to the directory) and returns its path.
+  std::string write(const std::string& name, const std::string& content) const {
+    const fs::path p = dir_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream out(p, std::ios::binary);
+    out << content;
+    return p.string();
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  fs::path dir_;
+};
+
+template <typename F>
+std::string error_from(F&& f) {
+  try {
+    f();
+  } catch (const config::error& e) {
+    return e.what();
+  }
+  FAIL("expected a config::error");
+  return {};
+}
+
+// A valid client end in eight lines; tests append from line 9 on.
+std::string client_yaml(const std::string& tail = "") {
+  return "name: b-laptop\n"            // 1
+         "role: client\n"              // 2
+         "tunnel:\n"                   // 3
+         "  name: quickstart\n"        // 4
+         "  secret_file: secret.txt\n" // 5
+         "  middle: 127.0.0.1:7000\n"  // 6
+         "socks:\n"                    // 7
+         "  listen: 127.0.0.1:1080\n"  // 8
+         + tail;
+}
+
+// Loads client_yaml(tail) with a good secret next to it; returns the error.
+std::string client_error(const temp_dir& d, const std::string& tail) {
+  d.write("secret.txt", good_secret);
+  const std::string file = d.write("client.yaml", client_yaml(tail));
+  return error_from([&] { config::load_end(file); });
+}
+
+// A valid middle in two lines; tests append from line 3 on.
+std::string middle_error(const temp_dir& d, const std::string& tail) {
+  const std::string file = d.write("middle.yaml", "name: m1\nlisten: 127.0.0.1:7000\n" + tail);
+  return error_from([&] { config::load_middle(file); });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- parsers
+
+TEST_CASE("parse_duration accepts ms, s, m, h and bare seconds", "[config]") {
+  CHECK(config::parse_duration("250ms") == 250ms);
+  CHECK(config::parse_duration("10s") == 10s);
+  CHECK(config::parse_duration("2m") == 2min);
+  CHECK(config::parse_duration("1h") == 1h);
+  CHECK(config::parse_duration("7") == 7s);
+  CHECK(config::parse_duration("0") == 0ms);
+}
+
+TEST_CASE("parse_duration rejects anything else", "[config]") {
+  for (const char* bad : {"ten", "", "10 s", "1.5s", "-1s", "10d", "s", "10S", " 10s", "10sec"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(config::parse_duration(bad), config::error);
+  }
+  CHECK_THROWS_WITH(config::parse_duration("ten"), "expected a duration like 10s or 250ms, got \"ten\"");
+  CHECK_THROWS_WITH(config::parse_duration("99999999999999999999h"), Contains("too long"));
+}
+
+TEST_CASE("parse_size accepts bytes, KiB, MiB and GiB", "[config]") {
+  CHECK(config::parse_size("65536") == 65536);
+  CHECK(config::parse_size("64KiB") == 64 * 1024);
+  CHECK(config::parse_size("8MiB") == 8 * 1024 * 1024);
+  CHECK(config::parse_size("1GiB") == 1024ULL * 1024 * 1024);
+  CHECK(config::parse_size("0") == 0);
+}
+
+TEST_CASE("parse_size rejects other units and junk", "[config]") {
+  for (const char* bad : {"64KB", "8MB", "1G", "64kib", "", "KiB", "-5", "1.5MiB", "64 KiB", "12B"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(config::parse_size(bad), config::error);
+  }
+  CHECK_THROWS_WITH(config::parse_size("64KB"), "expected a size like 65536, 64KiB or 8MiB, got \"64KB\"");
+  CHECK_THROWS_WITH(config::parse_size("99999999999999999999GiB"), Contains("too large"));
+}
+
+TEST_CASE("parse_endpoint reads host:port and [v6]:port", "[config]") {
+  CHECK(config::parse_endpoint("127.0.0.1:7000") == config::endpoint{"127.0.0.1", 7000});
+  CHECK(config::parse_endpoint("example.org:443") == config::endpoint{"example.org", 443});
+  CHECK(config::parse_endpoint("[::1]:1080") == config::endpoint{"::1", 1080});
+  CHECK(config::parse_endpoint("h:65535").port == 65535);
+  CHECK(config::parse_endpoint("h:1").port == 1);
+}
+
+TEST_CASE("parse_endpoint rejects malformed endpoints", "[config]") {
+  for (const char* bad : {"localhost", ":7000", "h:0", "h:65536", "h:", "h:port", "::1:80", "[::1]", "[::1]80",
+                          "[]:80", "", "a b:80", "h:-1", "h:99999999999"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(config::parse_endpoint(bad), config::error);
+  }
+  CHECK_THROWS_WITH(config::parse_endpoint("localhost"), "expected host:port, got \"localhost\"");
+  CHECK_THROWS_WITH(config::parse_endpoint("::1:80"), Contains("needs brackets"));
+}
+
+TEST_CASE("endpoint::to_string brackets IPv6 hosts", "[config]") {
+  CHECK(config::endpoint{"127.0.0.1", 7000}.to_string() == "127.0.0.1:7000");
+  CHECK(config::endpoint{"::1", 1080}.to_string() == "[::1]:1080");
+  CHECK(config::parse_endpoint("[fe80::1]:9").to_string() == "[fe80::1]:9");
+}
+
+// ---------------------------------------------------------------- middle
+
+TEST_CASE("load_middle reads every key", "[config]") {
+  temp_dir d;
+  const std::string file = d.write("m1.yaml", R"(# a middle proxy
+name: m1
+listen: 127.0.0.1:7000
+public_address: 198.18.0.11:443
+next_hop: "[::1]:7001"
+limits:
+  setup_timeout: 5s
+  waiting_timeout: 10m
+  max_waiting: 100
+  max_connections: 200
+log_level: debug
+)");
+  const auto c = config::load_middle(file);
+  CHECK(c.file == file);
+  CHECK(c.name == "m1");
+  REQUIRE(c.listen.size() == 1);
+  CHECK(c.listen[0] == config::endpoint{"127.0.0.1", 7000});
+  CHECK(c.public_address == "198.18.0.11:443");
+  REQUIRE(c.next_hop);
+  CHECK(*c.next_hop == config::endpoint{"::1", 7001});
+  CHECK(c.limit.setup_timeout == 5s);
+  CHECK(c.limit.waiting_timeout == 10min);
+  CHECK(c.limit.max_waiting == 100);
+  CHECK(c.limit.max_connections == 200);
+  CHECK(c.log == config::log_level::debug);
+}
+
+TEST_CASE("load_middle fills defaults for a minimal file", "[config]") {
+  temp_dir d;
+  const std::string file = d.write("m.yaml", "name: m_2.x-y\nlisten: 0.0.0.0:7000\n");
+  const auto c = config::load_middle(file);
+  CHECK(c.name == "m_2.x-y");
+  CHECK(c.public_address.empty());
+  CHECK_FALSE(c.next_hop);
+  const config::limits defaults;
+  CHECK(c.limit.setup_timeout == defaults.setup_timeout);
+  CHECK(c.limit.waiting_timeout == defaults.waiting_timeout);
+  CHECK(c.limit.max_waiting == defaults.max_waiting);
+  CHECK(c.limit.max_connections == defaults.max_connections);
+  CHECK(c.log == config::log_level::info);
+}
+
+TEST_CASE("listen may be a list of endpoints", "[config]") {
+  temp_dir d;
+  const std::string file = d.write("m.yaml", R"(name: m1
+listen:
+  - 127.0.0.1:7000
+  - "[::1]:7000"
+limits: # everything commented out
+  # max_waiting: 5
+)");
+  const auto c = config::load_middle(file);
+  REQUIRE(c.listen.size() == 2);
+  CHECK(c.listen[0] == config::endpoint{"127.0.0.1", 7000});
+  CHECK(c.listen[1] == config::endpoint{"::1", 7000});
+
+  const std::string flow = d.write("flow.yaml", "name: m1\nlisten: [a:1, b:2]\n");
+  CHECK(config::load_middle(flow).listen.size() == 2);
+}
+
+TEST_CASE("middle errors carry file, line and key path", "[config]") {
+  temp_dir d;
+  SECTION("bad endpoint in a list names the item") {
+    const auto file = d.write("m.yaml", "name: m1\nlisten:\n  - 127.0.0.1:7000\n  - localhost\n");
+    CHECK(error_from([&] { config::load_middle(file); }) ==
+          file + ":4: listen[1]: expected host:port, got \"localhost\"");
+  }
+  SECTION("empty listen list") {
+    CHECK_THAT(error_from([&] {
+                 config::load_middle(d.write("m.yaml", "name: m1\nlisten: []\n"));
+               }),
+               Contains("m.yaml:2: listen: expected at least one host:port"));
+  }
+  SECTION("listen given as a map") {
+    CHECK_THAT(error_from([&] { config::load_middle(d.write("m.yaml", "name: m1\nlisten:\n  a: 1\n")); }),
+               Contains("m.yaml:2: listen: expected host:port or a list of them, got a map"));
+  }
+  SECTION("bad name") {
+    CHECK_THAT(error_from([&] { config::load_middle(d.write("m.yaml", "name: m 1\nlisten: h:1\n")); }),
+               Contains("m.yaml:1: name: expected 1 to 64 characters"));
+    CHECK_THROWS_AS(config::load_middle(d.write("m.yaml", "name: " + std::string(65, 'a') + "\nlisten: h:1\n")),
+                    config::error);
+    CHECK(config::load_middle(d.write("m.yaml", "name: " + std::string(64, 'a') + "\nlisten: h:1\n")).name.size() ==
+          64);
+  }
+  SECTION("missing name at the top level") {
+    CHECK_THAT(error_from([&] { config::load_middle(d.write("m.yaml", "# hi\nlisten: h:1\n")); }),
+               Contains("m.yaml:2: missing key \"name\""));
+  }
+  SECTION("bad next_hop") {
+    CHECK_THAT(middle_error(d, "next_hop: h:0\n"),
+               Contains("middle.yaml:3: next_hop: expected a port from 1 to 65535, got \"h:0\""));
+  }
+  SECTION("public_address too long") {
+    CHECK_THAT(middle_error(d, "public_address: " + std::string(256, 'x') + "\n"),
+               Contains("middle.yaml:3: public_address: too long"));
+  }
+  SECTION("bad log level") {
+    CHECK_THAT(middle_error(d, "log_level: verbose\n"),
+               Contains("middle.yaml:3: log_level: expected one of debug, info, warn, error, got \"verbose\""));
+  }
+  SECTION("unknown key in limits") {
+    CHECK_THAT(middle_error(d, "limits:\n  max_wating: 5\n"),
+               Contains("middle.yaml:4: limits.max_wating: unknown key (expected one of: setup_timeout, "
+                        "waiting_timeout, max_waiting, max_connections)"));
+  }
+  SECTION("end-only limit in a middle file") {
+    CHECK_THAT(middle_error(d, "limits:\n  high_watermark: 1MiB\n"),
+               Contains("middle.yaml:4: limits.high_watermark: unknown key"));
+  }
+  SECTION("bad duration") {
+    CHECK_THAT(middle_error(d, "limits:\n  setup_timeout: ten\n"),
+               Contains("middle.yaml:4: limits.setup_timeout: expected a duration like 10s or 250ms, got \"ten\""));
+  }
+  SECTION("zero duration") {
+    CHECK_THAT(middle_error(d, "limits:\n  waiting_timeout: 0s\n"),
+               Contains("middle.yaml:4: limits.waiting_timeout: must be greater than 0"));
+  }
+  SECTION("integer given as a string") {
+    CHECK_THAT(middle_error(d, "limits:\n  max_waiting: \"1024\"\n"),
+               Contains("middle.yaml:4: limits.max_waiting: expected a positive integer, got the string \"1024\""));
+  }
+  SECTION("negative integer") {
+    CHECK_THAT(middle_error(d, "limits:\n  max_connections: -5\n"),
+               Contains("middle.yaml:4: limits.max_connections: expected a positive integer, got \"-5\""));
+  }
+  SECTION("zero integer") {
+    CHECK_THAT(middle_error(d, "limits:\n  max_waiting: 0\n"),
+               Contains("middle.yaml:4: limits.max_waiting: must be greater than 0"));
+  }
+  SECTION("non-integer number") {
+    CHECK_THAT(middle_error(d, "limits:\n  max_waiting: 1e3\n"),
+               Contains("middle.yaml:4: limits.max_waiting: expected a positive integer"));
+  }
+  SECTION("limits is not a map") {
+    CHECK_THAT(middle_error(d, "limits: 5\n"), Contains("middle.yaml:3: limits: expected a map of settings"));
+  }
+  SECTION("duplicate key") {
+    CHECK_THAT(middle_error(d, "log_level: info\nname: m2\n"),
+               Contains("middle.yaml:4: name: duplicate key (first given on line 1)"));
+  }
+  SECTION("duplicate key inside a section") {
+    CHECK_THAT(middle_error(d, "limits:\n  max_waiting: 1\n  max_waiting: 2\n"),
+               Contains("middle.yaml:5: limits.max_waiting: duplicate key (first given on line 4)"));
+  }
+}
+
+// ---------------------------------------------------------------- end
+
+TEST_CASE("load_end reads every key", "[config]") {
+  temp_dir d;
+  d.write("conf/secret.txt", std::string(good_secret) + "  \n\n");
+  const std::string file = d.write("conf/both.yaml", R"(name: b-laptop
+role: both
+tunnel:
+  name: quickstart
+  secret_file: secret.txt
+  middle: 127.0.0.1:7000
+  retry_interval: 250ms
+socks:
+  listen:
+    - 127.0.0.1:1080
+    - "[::1]:1080"
+  users:
+    - username: alice
+      password: wonderland
+    - username: bob
+      password: "12345"
+  timeout: 3s
+server:
+  connect_timeout: 4s
+limits:
+  high_watermark: 1MiB
+  low_watermark: 512KiB
+  pause_slack: 16MiB
+  max_channels: 100
+  max_connections: 50
+  keepalive: 5s
+  dead_after: 15s
+  handshake_timeout: 2s
+log_level: warn
+)");
+  const auto c = config::load_end(file);
+  CHECK(c.file == file);
+  CHECK(c.name == "b-laptop");
+  CHECK(c.role == config::end_role::both);
+  CHECK(c.tunnel_name == "quickstart");
+  CHECK(c.secret == good_secret);  // trailing whitespace stripped
+  CHECK(c.secret_source == "file " + d.path("conf/secret.txt"));
+  CHECK(c.middle == config::endpoint{"127.0.0.1", 7000});
+  CHECK(c.retry_interval == 250ms);
+  REQUIRE(c.socks_listen.size() == 2);
+  CHECK(c.socks_listen[1] == config::endpoint{"::1", 1080});
+  REQUIRE(c.socks_users.size() == 2);
+  CHECK(c.socks_users[0].username == "alice");
+  CHECK(c.socks_users[0].password == "wonderland");
+  CHECK(c.socks_users[1].username == "bob");
+  CHECK(c.socks_users[1].password == "12345");
+  CHECK(c.limit.socks_timeout == 3s);
+  CHECK(c.limit.connect_timeout == 4s);
+  CHECK(c.limit.high_watermark == 1024 * 1024);
+  CHECK(c.limit.low_watermark == 512 * 1024);
+  CHECK(c.limit.pause_slack == 16 * 1024 * 1024);
+  CHECK(c.limit.max_channels == 100);
+  CHECK(c.limit.max_connections == 50);
+  CHECK(c.limit.keepalive == 5s);
+  CHECK(c.limit.dead_after == 15s);
+  CHECK(c.limit.handshake_timeout == 2s);
+  CHECK(c.log == config::log_level::warn);
+}
+
+TEST_CASE("load_end: minimal client with defaults and a relative secret_file", "[config]") {
+  temp_dir d;
+  d.write("secret.txt", std::string(good_secret) + "\n");
+  const std::string file = d.write("client.yaml", client_yaml());
+  const auto c = config::load_end(file);
+  CHECK(c.role == config::end_role::client);
+  CHECK(c.secret == good_secret);
+  CHECK(c.secret_source == "file " + d.path("secret.txt"));
+  REQUIRE(c.socks_listen.size() == 1);
+  CHECK(c.socks_listen[0] == config::endpoint{"127.0.0.1", 1080});
+  CHECK(c.socks_users.empty());
+  CHECK(c.retry_interval == 1s);
+  const config::limits defaults;
+  CHECK(c.limit.high_watermark == defaults.high_watermark);
+  CHECK(c.limit.low_watermark == defaults.low_watermark);
+  CHECK(c.limit.keepalive == defaults.keepalive);
+  CHECK(c.limit.dead_after == defaults.dead_after);
+  CHECK(c.limit.socks_timeout == defaults.socks_timeout);
+  CHECK(c.log == config::log_level::info);
+}
+
+TEST_CASE("load_end: minimal server with secret_env", "[config]") {
+  temp_dir d;
+  ::setenv("LSTP_CONFIG_TEST_SECRET", good_secret, 1);
+  const std::string file = d.write("server.yaml", R"(name: a-server
+role: server
+tunnel:
+  name: quickstart
+  secret_env: LSTP_CONFIG_TEST_SECRET
+  middle: "[::1]:7000"
+)");
+  const auto c = config::load_end(file);
+  CHECK(c.role == config::end_role::server);
+  CHECK(c.secret == good_secret);
+  CHECK(c.secret_source == "environment LSTP_CONFIG_TEST_SECRET");
+  CHECK(c.middle == config::endpoint{"::1", 7000});
+  CHECK(c.socks_listen.empty());
+  CHECK(c.limit.connect_timeout == config::limits{}.connect_timeout);
+  ::unsetenv("LSTP_CONFIG_TEST_SECRET");
+}
+
+TEST_CASE("end errors carry file, line and key path", "[config]") {
+  temp_dir d;
+  d.write("secret.txt", good_secret);
+
+  SECTION("unknown key lists the expected ones") {
+    const auto file = d.write("x/client.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secrt: secret.txt
+)");
+    CHECK(error_from([&] { config::load_end(file); }) ==
+          file + ":5: tunnel.secrt: unknown key (expected one of: name, secret_file, secret_env, middle, "
+                 "retry_interval)");
+  }
+  SECTION("missing required key reports the parent's line") {
+    const auto file = d.write("client.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_file: secret.txt
+socks:
+  listen: h:1
+)");
+    CHECK(error_from([&] { config::load_end(file); }) == file + ":3: tunnel: missing key \"middle\"");
+  }
+  SECTION("missing tunnel") {
+    CHECK_THAT(error_from([&] { config::load_end(d.write("c.yaml", "name: b\nrole: client\n")); }),
+               Contains("c.yaml:1: missing key \"tunnel\""));
+  }
+  SECTION("socks.listen that is not host:port") {
+    const auto file = d.write("client.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_file: secret.txt
+  middle: 127.0.0.1:7000
+socks:
+  listen: localhost
+)");
+    CHECK(error_from([&] { config::load_end(file); }) ==
+          file + ":8: socks.listen: expected host:port, got \"localhost\"");
+  }
+  SECTION("bad role") {
+    CHECK_THAT(error_from([&] { config::load_end(d.write("c.yaml", "name: b\nrole: clients\n")); }),
+               Contains("c.yaml:2: role: expected one of client, server, both, got \"clients\""));
+  }
+  SECTION("socks section with role server") {
+    const auto file = d.write("s.yaml", R"(name: b
+role: server
+tunnel:
+  name: t
+  secret_file: secret.txt
+  middle: 127.0.0.1:7000
+socks:
+  listen: 127.0.0.1:1080
+)");
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":7: socks: not used when role is server"));
+  }
+  SECTION("server section with role client") {
+    CHECK_THAT(client_error(d, "server:\n  connect_timeout: 5s\n"),
+               Contains("client.yaml:9: server: not used when role is client"));
+  }
+  SECTION("no socks section with role client") {
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_file: secret.txt
+  middle: 127.0.0.1:7000
+)");
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":1: missing key \"socks\" (required when role is client)"));
+  }
+  SECTION("socks without listen") {
+    CHECK_THAT(error_from([&] {
+                 config::load_end(d.write("c.yaml", "name: b\nrole: both\ntunnel:\n  name: t\n  secret_file: "
+                                                    "secret.txt\n  middle: h:1\nsocks:\n  timeout: 5s\n"));
+               }),
+               Contains("c.yaml:7: socks: missing key \"listen\""));
+  }
+  SECTION("both secret_file and secret_env") {
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_file: secret.txt
+  secret_env: HOME
+  middle: h:1
+)");
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":3: tunnel: give only one of secret_file and secret_env"));
+  }
+  SECTION("neither secret_file nor secret_env") {
+    CHECK_THAT(error_from([&] {
+                 config::load_end(d.write("c.yaml", "name: b\nrole: client\ntunnel:\n  name: t\n  middle: h:1\n"));
+               }),
+               Contains("c.yaml:3: tunnel: missing key \"secret_file\" or \"secret_env\""));
+  }
+  SECTION("secret file that does not exist") {
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_file: nope.txt
+  middle: h:1
+)");
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":5: tunnel.secret_file: cannot read \"" + d.path("nope.txt") + "\""));
+  }
+  SECTION("short secret file: the message gives the length, never the secret") {
+    d.write("short.txt", "hunter2-secret\n");
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_file: short.txt
+  middle: h:1
+)");
+    const std::string msg = error_from([&] { config::load_end(file); });
+    CHECK(msg == file + ":5: tunnel.secret_file: the secret is 14 bytes; use at least 16 (e.g. head -c 32 "
+                        "/dev/urandom | base64)");
+    CHECK_THAT(msg, !Contains("hunter2"));
+  }
+  SECTION("short secret from the environment") {
+    ::setenv("LSTP_CONFIG_TEST_SHORT", "tiny-secret", 1);
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_env: LSTP_CONFIG_TEST_SHORT
+  middle: h:1
+)");
+    const std::string msg = error_from([&] { config::load_end(file); });
+    CHECK_THAT(msg, Contains(file + ":5: tunnel.secret_env: the secret is 11 bytes; use at least 16"));
+    CHECK_THAT(msg, !Contains("tiny-secret"));
+    ::unsetenv("LSTP_CONFIG_TEST_SHORT");
+  }
+  SECTION("unset and empty secret_env") {
+    ::unsetenv("LSTP_CONFIG_TEST_UNSET");
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  secret_env: LSTP_CONFIG_TEST_UNSET
+  middle: h:1
+)");
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":5: tunnel.secret_env: the environment variable LSTP_CONFIG_TEST_UNSET is not set"));
+    ::setenv("LSTP_CONFIG_TEST_UNSET", "", 1);
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":5: tunnel.secret_env: the environment variable LSTP_CONFIG_TEST_UNSET is empty"));
+    ::unsetenv("LSTP_CONFIG_TEST_UNSET");
+  }
+  SECTION("bad tunnel name") {
+    CHECK_THAT(error_from([&] {
+                 config::load_end(d.write("c.yaml", "name: b\nrole: client\ntunnel:\n  name: \"a/b\"\n"));
+               }),
+               Contains("c.yaml:4: tunnel.name: expected 1 to 64 characters"));
+  }
+  SECTION("bad retry_interval") {
+    CHECK_THAT(error_from([&] {
+                 config::load_end(d.write("c.yaml", "name: b\nrole: server\ntunnel:\n  name: t\n  secret_file: "
+                                                    "secret.txt\n  middle: h:1\n  retry_interval: 1.5s\n"));
+               }),
+               Contains("c.yaml:7: tunnel.retry_interval: expected a duration like 10s or 250ms, got \"1.5s\""));
+  }
+  SECTION("bad size") {
+    CHECK_THAT(client_error(d, "limits:\n  pause_slack: 8MB\n"),
+               Contains("client.yaml:10: limits.pause_slack: expected a size like 65536, 64KiB or 8MiB, got \"8MB\""));
+  }
+  SECTION("low_watermark not below high_watermark") {
+    CHECK_THAT(client_error(d, "limits:\n  high_watermark: 64KiB\n  low_watermark: 64KiB\n"),
+               Contains("client.yaml:11: limits.low_watermark: low_watermark (65536 bytes) must be less than "
+                        "high_watermark (65536 bytes)"));
+  }
+  SECTION("high_watermark alone below the default low_watermark") {
+    CHECK_THAT(client_error(d, "limits:\n  high_watermark: 64KiB\n"),
+               Contains("client.yaml:10: limits.high_watermark: low_watermark (131072 bytes) must be less than"));
+  }
+  SECTION("keepalive not below dead_after") {
+    CHECK_THAT(client_error(d, "limits:\n  dead_after: 30s\n  keepalive: 30s\n"),
+               Contains("client.yaml:11: limits.keepalive: keepalive (30000ms) must be less than dead_after "
+                        "(30000ms)"));
+  }
+  SECTION("bad socks timeout") {
+    CHECK_THAT(client_error(d, "  timeout: 0\n"), Contains("client.yaml:9: socks.timeout: must be greater than 0"));
+  }
+  SECTION("bad max_channels") {
+    CHECK_THAT(client_error(d, "limits:\n  max_channels: \"65536\"\n"),
+               Contains("client.yaml:10: limits.max_channels: expected a positive integer, got the string"));
+  }
+  SECTION("socks users: empty password, length only in the message") {
+    const std::string msg =
+        client_error(d, "  users:\n    - username: alice\n      password: wonderland\n    - username: bob\n"
+                        "      password: \"\"\n");
+    CHECK_THAT(msg, Contains("client.yaml:13: socks.users[1].password: must be 1 to 255 bytes, got 0"));
+  }
+  SECTION("socks users: long password is not echoed") {
+    const std::string pw(256, 'p');
+    const std::string msg = client_error(d, "  users:\n    - username: alice\n      password: " + pw + "\n");
+    CHECK_THAT(msg, Contains("client.yaml:11: socks.users[0].password: must be 1 to 255 bytes, got 256"));
+    CHECK_THAT(msg, !Contains("ppppp"));
+  }
+  SECTION("socks users: missing password, unknown key, duplicate user, empty list") {
+    CHECK_THAT(client_error(d, "  users:\n    - username: alice\n"),
+               Contains("client.yaml:10: socks.users[0]: missing key \"password\""));
+    CHECK_THAT(client_error(d, "  users:\n    - username: alice\n      pasword: x\n"),
+               Contains("client.yaml:11: socks.users[0].pasword: unknown key (expected one of: username, password)"));
+    CHECK_THAT(client_error(d, "  users:\n    - {username: a, password: b}\n    - {username: a, password: c}\n"),
+               Contains("client.yaml:11: socks.users[1].username: user \"a\" is listed twice"));
+    CHECK_THAT(client_error(d, "  users: []\n"), Contains("client.yaml:9: socks.users: expected at least one user"));
+  }
+  SECTION("duplicate key in the tunnel section") {
+    const auto file = d.write("c.yaml", R"(name: b
+role: client
+tunnel:
+  name: t
+  name: u
+)");
+    CHECK_THAT(error_from([&] { config::load_end(file); }),
+               Contains(file + ":5: tunnel.name: duplicate key (first given on line 4)"));
+  }
+}
+
+// ---------------------------------------------------------------- files
+
+TEST_CASE("files that cannot be read or parsed", "[config]") {
+  temp_dir d;
+  SECTION("missing file") {
+    const std::string file = d.path("nope.yaml");
+    CHECK(error_from([&] { config::load_middle(file); }) == file + ": cannot read: No such file or directory");
+  }
+  SECTION("a directory") {
+    CHECK_THAT(error_from([&] { config::load_end(d.path("")); }), Contains(": cannot read: is a directory"));
+  }
+  SECTION("YAML syntax error gives line and column") {
+    const auto file = d.write("bad.yaml", "name: m1\nlisten: [127.0.0.1:7000\nlog_level: info\n");
+    const std::string msg = error_from([&] { config::load_middle(file); });
+    CHECK_THAT(msg, Contains(file + ":"));
+    CHECK_THAT(msg, Contains(": YAML syntax error: "));
+    CHECK_THAT(msg, !Contains("yaml-cpp:"));
+  }
+  SECTION("YAML syntax error at a known position") {
+    const auto file = d.write("bad.yaml", "name: m1\nlisten: a:1\n  bad: indent\n");
+    CHECK_THAT(error_from([&] { config::load_middle(file); }), Contains(file + ":3:6: YAML syntax error: "));
+  }
+  SECTION("empty file") {
+    const auto file = d.write("empty.yaml", "# nothing here\n");
+    CHECK(error_from([&] { config::load_middle(file); }) == file + ":1: the file is empty; expected a map of settings");
+  }
+  SECTION("top level is not a map") {
+    const auto file = d.write("list.yaml", "- a\n- b\n");
+    CHECK_THAT(error_from([&] { config::load_middle(file); }),
+               Contains(file + ":1: expected a map of settings, got a list"));
+  }
+  SECTION("two documents") {
+    const auto file = d.write("two.yaml", "name: m1\nlisten: h:1\n---\nname: m2\n");
+    CHECK_THAT(error_from([&] { config::load_middle(file); }), Contains("expected one YAML document, found 2"));
+  }
+}
