@@ -29,7 +29,6 @@ end_channel::end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, as
 void end_channel::start(lstp::bytes early) {
   if (started_ || aborted_) return;
   started_ = true;
-  from_local_.resize(read_chunk);
   auto self = shared_from_this();
   if (!early.empty()) {
     // App bytes that came with the SOCKS request go first, as one chunk.
@@ -77,7 +76,9 @@ void end_channel::produce(lstp::tunnel& t) {
     from_local_len_ = 0;
     if (local_eof_) fin_sent_ = true;
   }
-  if (from_local_.size() < read_chunk) from_local_.resize(read_chunk);
+  // Hand the buffer back: an idle channel holds no read buffer at all.
+  owner_->release_buffer(std::move(from_local_));
+  from_local_ = {};
   reader_wake_.notify();
   if (fin_sent_) maybe_finish();
 }
@@ -88,8 +89,15 @@ asio::awaitable<void> end_channel::read_loop() {
     while ((queued_ || paused_) && !aborted_) co_await reader_wake_.wait();
     if (aborted_ || local_eof_) break;
     boost::system::error_code ec;
-    auto n = co_await socket_.async_read_some(asio::buffer(from_local_.data(), read_chunk),
-                                              asio::redirect_error(asio::use_awaitable, ec));
+    // Wait for data before taking a buffer, so idle channels cost no buffer.
+    co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    if (aborted_) break;
+    std::size_t n = 0;
+    if (!ec) {
+      if (from_local_.size() < read_chunk) from_local_ = owner_->take_buffer();
+      n = co_await socket_.async_read_some(asio::buffer(from_local_.data(), read_chunk),
+                                           asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (aborted_) break;
     if (ec == asio::error::eof) {
       local_eof_ = true;
@@ -112,6 +120,9 @@ asio::awaitable<void> end_channel::write_loop() {
   for (;;) {
     if (aborted_) break;
     if (to_local_.empty()) {
+      // Between bursts, give back what the last burst grew.
+      if (writing_.capacity() > 16 * 1024) writing_ = lstp::bytes{};
+      if (to_local_.capacity() > 16 * 1024) to_local_ = lstp::bytes{};
       if (peer_fin_) {
         boost::system::error_code ignored;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);

@@ -76,6 +76,7 @@ void end_proxy::stop() {
 lstp::tunnel_params end_proxy::make_params() {
   lstp::tunnel_params p;
   p.self.pairing = keys_.pairing_id;
+  p.self.tag = keys_.tag;
   p.self.role = wire_role(cfg_.role);
   p.self.name = cfg_.name;
   rng_.randomize(p.self.nonce.data(), p.self.nonce.size());
@@ -107,18 +108,33 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
     if (stopping_) break;
     if (ec) {
       // One line per change of cause, not one per retry.
-      auto failure = ec.message();
+      auto failure = "cannot reach middle proxy: " + ec.message();
       if (failure != last_failure)
         log_warn(component, "tunnel ", cfg_.tunnel_name, ": cannot reach middle proxy ", cfg_.middle.to_string(), ": ",
                  failure, "; retrying every ", cfg_.retry_interval.count(), " ms");
       last_failure = failure;
     } else {
-      last_failure.clear();
-      log_info(component, "tunnel ", cfg_.tunnel_name, ": connected to middle proxy ", cfg_.middle.to_string(),
-               ", waiting for the other end");
+      // Quiet while the same setup refusal repeats at every retry.
+      const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
+      runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
+                   cfg_.tunnel_name, ": connected to middle proxy ", cfg_.middle.to_string(),
+                   ", waiting for the other end");
       tunnel_ = std::make_shared<end_tunnel>(cfg_, std::move(hop), make_params(), rng_,
                                              [this] { tunnel_changed_.cancel(); });
       co_await tunnel_->run();
+      // One line per closed tunnel; a setup refused again for the same
+      // reason at every retry is logged once.
+      auto& why = tunnel_->close_reason();
+      auto text = std::string(lstp::to_string(why.code)) + ": " + why.reason;
+      if (tunnel_->was_up() || text != last_failure) {
+        if (why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down)
+          log_info(component, "tunnel ", cfg_.tunnel_name, " closed: ", why.reason);
+        else
+          log_warn(component, "tunnel ", cfg_.tunnel_name, " closed: ", text);
+      } else {
+        runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
+      }
+      last_failure = tunnel_->was_up() ? std::string() : text;
       tunnel_.reset();
       tunnel_changed_.cancel();
     }

@@ -83,6 +83,19 @@ void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label,
 
 void end_tunnel::forget(std::uint32_t id) { channels_.erase(id); }
 
+lstp::bytes end_tunnel::take_buffer() {
+  if (spare_buffers_.empty()) return lstp::bytes(end_channel::read_chunk);
+  auto b = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return b;
+}
+
+void end_tunnel::release_buffer(lstp::bytes buffer) {
+  constexpr std::size_t max_spares = 16;
+  if (buffer.size() >= end_channel::read_chunk && spare_buffers_.size() < max_spares)
+    spare_buffers_.push_back(std::move(buffer));
+}
+
 std::shared_ptr<end_channel> end_tunnel::find(std::uint32_t id) {
   auto it = channels_.find(id);
   return it == channels_.end() ? nullptr : it->second;
@@ -189,11 +202,9 @@ void end_tunnel::on_channel_freed(std::uint32_t id, const lstp::error_info& why)
 
 void end_tunnel::on_closed(const lstp::error_info& why) {
   closed_ = true;
+  was_up_ = up_;
   up_ = false;
-  if (why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down)
-    log_info(component, "tunnel ", cfg_.tunnel_name, " closed: ", why.reason);
-  else
-    log_warn(component, "tunnel ", cfg_.tunnel_name, " closed: ", lstp::to_string(why.code), ": ", why.reason);
+  close_reason_ = why;
   auto pending = std::move(pending_);
   for (auto& [id, p] : pending) {
     p->answered = true;

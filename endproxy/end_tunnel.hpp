@@ -36,6 +36,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   boost::asio::awaitable<void> run();
   bool is_up() const { return up_; }
   bool is_closed() const { return closed_; }
+  bool was_up() const { return was_up_; }
+  const lstp::error_info& close_reason() const { return close_reason_; }
   const std::string& name() const { return cfg_.tunnel_name; }
 
   // Client side: asks the peer to connect; completes when it answered, or
@@ -47,6 +49,10 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
   lstp::tunnel& proto() { return driver_->proto(); }
   void forget(std::uint32_t id);
+  // A pool of channel read buffers (end_channel::read_chunk bytes each), so
+  // only channels with data in flight hold one.
+  lstp::bytes take_buffer();
+  void release_buffer(lstp::bytes buffer);
   std::size_t channel_count() const { return channels_.size(); }
   void close(const lstp::error_info& why) { driver_->close(why); }
 
@@ -73,7 +79,10 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::function<void()> on_state_change_;
   std::map<std::uint32_t, std::shared_ptr<pending_open>> pending_;
   std::map<std::uint32_t, std::shared_ptr<end_channel>> channels_;
+  std::vector<lstp::bytes> spare_buffers_;
   bool up_ = false;
+  bool was_up_ = false;
+  lstp::error_info close_reason_;
   bool closed_ = false;
 };
 

@@ -108,6 +108,7 @@ void encode_common_unique_info(bytes& out, const common_unique_info& m) {
     w.raw(magic);
     w.u8(m.version);
     w.raw(byte_view{m.pairing});
+    w.raw(byte_view{m.tag});
     w.u8(static_cast<std::uint8_t>(m.role));
     w.str8(m.name);
     w.str8(m.software);
@@ -123,7 +124,7 @@ bool decode_common_unique_info(byte_view payload, common_unique_info& m, std::st
   if (std::string_view(reinterpret_cast<const char*>(mg.data()), 4) != magic)
     return why = "COMMON_UNIQUE_INFO does not start with LSTP", false;
   std::uint8_t role = 0;
-  if (!r.u8(m.version) || !r.fixed(m.pairing) || !r.u8(role) || !r.str8(m.name) || !r.str8(m.software) ||
+  if (!r.u8(m.version) || !r.fixed(m.pairing) || !r.fixed(m.tag) || !r.u8(role) || !r.str8(m.name) || !r.str8(m.software) ||
       !r.fixed(m.nonce) || !r.u32(m.features))
     return why = "COMMON_UNIQUE_INFO truncated", false;
   if (role < 1 || role > 3) return why = "unknown role " + std::to_string(role), false;

@@ -20,6 +20,7 @@ inline constexpr std::uint8_t protocol_version = 1;
 inline constexpr std::size_t max_topology_entries = 32;
 
 using pairing_id = std::array<std::uint8_t, 32>;
+using tunnel_tag = std::array<std::uint8_t, 16>;
 using nonce = std::array<std::uint8_t, 16>;
 
 enum class end_role : std::uint8_t { client = 1, server = 2, both = 3 };
@@ -28,6 +29,7 @@ std::string_view to_string(end_role r);
 struct common_unique_info {
   std::uint8_t version = protocol_version;
   pairing_id pairing{};
+  tunnel_tag tag{};
   end_role role = end_role::client;
   std::string name;
   std::string software;

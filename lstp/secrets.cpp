@@ -1,5 +1,6 @@
 #include "lstp/secrets.hpp"
 
+#include <botan/hash.h>
 #include <botan/hex.h>
 #include <botan/kdf.h>
 #include <botan/pwdhash.h>
@@ -21,6 +22,11 @@ tunnel_keys derive_tunnel_keys(std::string_view tunnel_name, std::string_view se
     std::copy(v.begin(), v.end(), out.begin());
   };
   expand("lstp/1 pairing id", k.pairing_id);
+  auto sha = Botan::HashFunction::create_or_throw("SHA-256");
+  sha->update("lstp/1 tunnel tag ");
+  sha->update(std::string(tunnel_name));
+  auto digest = sha->final();
+  std::copy_n(digest.begin(), k.tag.size(), k.tag.begin());
   expand("lstp/1 tls psk", k.psk);
   return k;
 }

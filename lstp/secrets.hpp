@@ -10,6 +10,7 @@ namespace lstp {
 
 struct tunnel_keys {
   lstp::pairing_id pairing_id{};
+  lstp::tunnel_tag tag{};  // from the tunnel name only: not secret
   std::array<std::uint8_t, 32> psk{};
 };
 

@@ -38,7 +38,7 @@ void tunnel::handle_setup(clock::time_point now) {
     case setup_reader::status::done: break;
   }
   auto& peer = setup_reader_.setup();
-  if (peer.info.pairing != params_.self.pairing)
+  if (peer.info.pairing != params_.self.pairing || peer.info.tag != params_.self.tag)
     return fail(wire_error::setup_mismatch, "the middle proxy paired us with a different tunnel");
   if (peer.info.nonce == params_.self.nonce)
     return fail(wire_error::setup_mismatch, "the peer's nonce equals ours: a loop or a replayed setup");

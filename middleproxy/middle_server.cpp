@@ -228,7 +228,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
     co_return;
   }
 
-  auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.nonce, h);
+  auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h);
   switch (admitted.result) {
     case admit_result::already_paired:
       co_await refuse(h, lstp::wire_error::already_paired, "this tunnel is already paired here");
@@ -236,6 +236,17 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
     case admit_result::replay:
       co_await refuse(h, lstp::wire_error::setup_mismatch, "a setup with the same nonce is already waiting (replay?)");
       co_return;
+    case admit_result::secret_mismatch: {
+      // Both ends of the tunnel are here, but their pairing ids (derived from
+      // the secret) differ: tell both, so both operators see why.
+      auto partner = *admitted.partner;
+      take_over(partner);
+      std::string reason = "an end of the same tunnel name with a different secret came here: "
+                        "the two ends do not share the same secret";
+      asio::co_spawn(io_, refuse(partner, lstp::wire_error::auth_failed, reason), asio::detached);
+      co_await refuse(h, lstp::wire_error::auth_failed, reason);
+      co_return;
+    }
     case admit_result::table_full:
       co_await refuse(h, lstp::wire_error::too_many_waiting,
                       "too many setups waiting here (" + std::to_string(cfg_.limit.max_waiting) + ")");

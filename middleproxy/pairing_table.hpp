@@ -17,6 +17,9 @@ enum class admit_result {
   pair,            // a partner was waiting: it is returned and removed
   already_paired,  // this id is paired here now: refuse, leave the pair alone
   replay,          // same nonce as the waiting setup: refuse
+  secret_mismatch, // an end of the same tunnel name waits with another pairing id:
+                   // the two ends' secrets differ; the waiting one is returned
+                   // (and removed) so both can be told
   table_full,      // too many waiting setups: refuse
 };
 
@@ -30,18 +33,28 @@ class pairing_table {
     std::optional<Hop> partner;  // when result == pair
   };
 
-  admitted admit(const lstp::pairing_id& id, const lstp::nonce& n, Hop hop) {
+  admitted admit(const lstp::pairing_id& id, const lstp::tunnel_tag& tag, const lstp::nonce& n, Hop hop) {
     if (paired_.count(id)) return {admit_result::already_paired, std::nullopt};
     auto it = waiting_.find(id);
+    if (it == waiting_.end()) {
+      auto same_name = by_tag_.find(tag);
+      if (same_name != by_tag_.end() && same_name->second != id) {
+        auto other = waiting_.find(same_name->second);
+        auto partner = std::move(other->second.hop);
+        erase(other);
+        return {admit_result::secret_mismatch, std::move(partner)};
+      }
+    }
     if (it != waiting_.end()) {
       if (it->second.nonce == n) return {admit_result::replay, std::nullopt};
       auto partner = std::move(it->second.hop);
-      waiting_.erase(it);
+      erase(it);
       paired_.insert(id);
       return {admit_result::pair, std::move(partner)};
     }
     if (waiting_.size() >= max_waiting_) return {admit_result::table_full, std::nullopt};
-    waiting_.emplace(id, entry{n, std::move(hop)});
+    waiting_.emplace(id, entry{n, tag, std::move(hop)});
+    by_tag_.emplace(tag, id);
     return {admit_result::wait, std::nullopt};
   }
 
@@ -50,7 +63,7 @@ class pairing_table {
   bool forget_waiting(const lstp::pairing_id& id, const Hop& hop) {
     auto it = waiting_.find(id);
     if (it == waiting_.end() || !(it->second.hop == hop)) return false;
-    waiting_.erase(it);
+    erase(it);
     return true;
   }
 
@@ -66,10 +79,19 @@ class pairing_table {
  private:
   struct entry {
     lstp::nonce nonce;
+    lstp::tunnel_tag tag;
     Hop hop;
   };
   std::size_t max_waiting_;
+  void erase(typename std::map<lstp::pairing_id, entry>::iterator it) {
+    auto t = by_tag_.find(it->second.tag);
+    if (t != by_tag_.end() && t->second == it->first) by_tag_.erase(t);
+    waiting_.erase(it);
+  }
+
   std::map<lstp::pairing_id, entry> waiting_;
+  // One waiting setup per tunnel name is enough to notice differing secrets.
+  std::map<lstp::tunnel_tag, lstp::pairing_id> by_tag_;
   std::set<lstp::pairing_id> paired_;
 };
 

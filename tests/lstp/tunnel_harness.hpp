@@ -52,6 +52,7 @@ struct recorder : tunnel_handler {
 inline common_unique_info make_info(end_role role, std::string name, const tunnel_keys& k, std::uint8_t nonce_byte) {
   common_unique_info i;
   i.pairing = k.pairing_id;
+  i.tag = k.tag;
   i.role = role;
   i.name = std::move(name);
   i.nonce.fill(nonce_byte);

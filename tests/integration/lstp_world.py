@@ -1,0 +1,330 @@
+"""A hermetic lstp world on loopback for integration tests.
+
+Starts real `middleproxy` and `endproxy` binaries with generated configs on
+free ports, plus local destination servers (echo, sink, firehose, HTTP) in a
+background asyncio loop. Everything it starts it stops, by PID, on exit.
+"""
+import asyncio
+import hashlib
+import http.server
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("LSTP_BIN", os.path.join(REPO, "build", "bin"))
+SECRET = "integration-test-secret-0123456789"
+
+# Many concurrent channels need many descriptors, here and in the children.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, _hard), _hard))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback_works():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            return True
+    except OSError:
+        return False
+
+
+class Proc:
+    def __init__(self, name, argv, log_path, env=None):
+        self.name = name
+        self.log_path = log_path
+        self.log_file = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+
+    def log(self):
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def wait_for_log(self, pattern, timeout=15.0, count=1):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            if len(rx.findall(self.log())) >= count:
+                return True
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{self.name}: no log line matching {pattern!r} within {timeout}s; log:\n{self.log()}")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+
+class World:
+    """Usage: with World() as w: m = w.middle("m1"); ..."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="lstp-it-")
+        self.procs = []
+        self.servers = Servers()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        for p in reversed(self.procs):
+            p.stop()
+        self.servers.close()
+        if exc_type is not None:
+            for p in self.procs:
+                print(f"----- {p.name} log -----\n{p.log()}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def _write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def middle(self, name, port=None, next_hop=None, extra="", start=True):
+        port = port or free_port()
+        text = f"name: {name}\nlisten: 127.0.0.1:{port}\nlog_level: debug\n"
+        if next_hop:
+            text += f"next_hop: 127.0.0.1:{next_hop}\n"
+        text += extra
+        path = self._write(f"{name}.yaml", text)
+        proc = None
+        if start:
+            proc = self.start(name, ["middleproxy", "-c", path])
+            proc.wait_for_log("listening on")
+        return port, proc, path
+
+    def end(self, name, role, middle_port, secret=SECRET, socks_port=None, tunnel="it", extra="", start=True):
+        secret_path = self._write(f"{name}.secret", secret + "\n")
+        text = (f"name: {name}\nrole: {role}\ntunnel:\n  name: {tunnel}\n  secret_file: {secret_path}\n"
+                f"  middle: 127.0.0.1:{middle_port}\n  retry_interval: 200ms\n")
+        if role in ("client", "both"):
+            socks_port = socks_port or free_port()
+            text += f"socks:\n  listen: 127.0.0.1:{socks_port}\n  timeout: 3s\n"
+        if role in ("server", "both"):
+            text += "server:\n  connect_timeout: 3s\n"
+        text += "log_level: debug\n" + extra
+        path = self._write(f"{name}.yaml", text)
+        proc = self.start(name, ["endproxy", "-c", path]) if start else None
+        return socks_port, proc, path
+
+    def start(self, name, argv):
+        argv = [os.path.join(BIN, argv[0])] + argv[1:]
+        p = Proc(name, argv, os.path.join(self.dir, f"{name}.log"))
+        self.procs.append(p)
+        return p
+
+    def tunnel(self, secret_server=SECRET):
+        """A whole tunnel: middle, server end, client end. Returns the SOCKS port."""
+        mport, mproc, _ = self.middle("m1")
+        self.mport = mport
+        _, sproc, _ = self.end("srv", "server", mport, secret=secret_server)
+        sport, cproc, _ = self.end("cli", "client", mport)
+        self.m, self.s, self.c = mproc, sproc, cproc
+        if secret_server == SECRET:
+            cproc.wait_for_log(r"tunnel it up")
+            sproc.wait_for_log(r"tunnel it up")
+        return sport
+
+
+# ---------------------------------------------------------------- SOCKS5 client
+
+class SocksError(Exception):
+    def __init__(self, code):
+        super().__init__(f"SOCKS reply {code}")
+        self.code = code
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def socks_connect(socks_port, host, port, user=None, password=None, cmd=1, atyp=None, timeout=20.0):
+    """SOCKS5 CONNECT (or `cmd`) through 127.0.0.1:socks_port. Returns (socket, bound (host, port)).
+    Raises SocksError(code) on a refused request."""
+    s = socket.create_connection(("127.0.0.1", socks_port), timeout=timeout)
+    try:
+        if user is None:
+            s.sendall(b"\x05\x01\x00")
+        else:
+            s.sendall(b"\x05\x01\x02")
+        ver, method = recv_exact(s, 2)
+        if method == 0xFF:
+            raise SocksError(-1)
+        if method == 2:
+            u, p = user.encode(), password.encode()
+            s.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+            _, status = recv_exact(s, 2)
+            if status != 0:
+                raise SocksError(-2)
+        if atyp is None:
+            try:
+                addr = b"\x01" + socket.inet_pton(socket.AF_INET, host)
+            except OSError:
+                try:
+                    addr = b"\x04" + socket.inet_pton(socket.AF_INET6, host)
+                except OSError:
+                    addr = b"\x03" + bytes([len(host)]) + host.encode()
+        else:
+            addr = atyp
+        s.sendall(b"\x05" + bytes([cmd]) + b"\x00" + addr + struct.pack(">H", port))
+        ver, rep, rsv, at = recv_exact(s, 4)
+        if at == 1:
+            bhost = socket.inet_ntop(socket.AF_INET, recv_exact(s, 4))
+        elif at == 4:
+            bhost = socket.inet_ntop(socket.AF_INET6, recv_exact(s, 16))
+        else:
+            bhost = recv_exact(s, recv_exact(s, 1)[0]).decode()
+        (bport,) = struct.unpack(">H", recv_exact(s, 2))
+        if rep != 0:
+            raise SocksError(rep)
+        return s, (bhost, bport)
+    except BaseException:
+        s.close()
+        raise
+
+
+# ------------------------------------------------------------ local servers
+
+class Servers:
+    """Destination servers on 127.0.0.1 in one background asyncio loop."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._servers = []
+        self.firehose_sent = {}
+        self.http = None
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def _start(self, handler, host="127.0.0.1"):
+        async def go():
+            srv = await asyncio.start_server(handler, host, 0, limit=1 << 20)
+            self._servers.append(srv)
+            return srv.sockets[0].getsockname()[1]
+        return self._run(go())
+
+    def echo(self):
+        async def handle(r, w):
+            try:
+                while True:
+                    data = await r.read(65536)
+                    if not data:
+                        break
+                    w.write(data)
+                    await w.drain()
+                w.write_eof()
+                await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+        return self._start(handle)
+
+    def sink(self):
+        """Reads until EOF, then answers 'sha256-hex length' and closes (needs half-close)."""
+        async def handle(r, w):
+            h, n = hashlib.sha256(), 0
+            try:
+                while True:
+                    data = await r.read(1 << 20)
+                    if not data:
+                        break
+                    h.update(data)
+                    n += len(data)
+                w.write(f"{h.hexdigest()} {n}\n".encode())
+                await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+        return self._start(handle)
+
+    def firehose(self, key):
+        """Sends a counting byte pattern forever, as fast as it is taken."""
+        self.firehose_sent[key] = 0
+        async def handle(r, w):
+            block = bytes(i % 251 for i in range(251 * 256))  # stream byte k is k % 251
+            try:
+                while True:
+                    w.write(block)
+                    await w.drain()
+                    self.firehose_sent[key] += len(block)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+        return self._start(handle)
+
+    def http_dir(self, directory):
+        handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=directory, **k)
+        class Quiet(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            def handle_error(self, request, client_address):
+                pass
+        http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+        self.http = Quiet(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        return self.http.server_address[1]
+
+    def close(self):
+        async def stop():
+            for s in self._servers:
+                s.close()
+        try:
+            self._run(stop())
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.loop.is_running():
+            self.loop.close()
+        if self.http:
+            self.http.shutdown()
+            self.http.server_close()
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

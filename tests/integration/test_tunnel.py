@@ -1,0 +1,213 @@
+"""End-to-end tests of one tunnel: real middleproxy and endproxy processes on
+loopback, driven by curl and by a small SOCKS5 client."""
+import hashlib
+import os
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from lstp_world import World, SocksError, socks_connect, recv_exact, sha256_file, free_port, ipv6_loopback_works
+
+
+def curl(socks_port, url, out, mode="--socks5-hostname"):
+    r = subprocess.run(["curl", "-sS", "--max-time", "120", mode, f"127.0.0.1:{socks_port}", url, "-o", out,
+                        "-w", "%{http_code}"], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+class TunnelTest(unittest.TestCase):
+    def test_curl_socks5_hostname_and_64mib_download(self):
+        with World() as w:
+            sport = w.tunnel()
+            www = os.path.join(w.dir, "www")
+            os.mkdir(www)
+            with open(os.path.join(www, "big.bin"), "wb") as f:
+                f.write(os.urandom(64 * 1024 * 1024))
+            hport = w.servers.http_dir(www)
+            out = os.path.join(w.dir, "out.bin")
+            # "localhost" is resolved by the server end, not by curl.
+            rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out)
+            self.assertEqual((rc, code), (0, "200"), err)
+            self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            # The hop map, in one line, on both ends.
+            for p in (w.c, w.s):
+                self.assertIn('client-end "cli" -> middle "m1" (127.0.0.1:', p.log())
+                self.assertIn('-> server-end "srv"', p.log())
+
+    def test_64mib_upload_with_half_close(self):
+        with World() as w:
+            sport = w.tunnel()
+            sink = w.servers.sink()
+            s, _ = socks_connect(sport, "127.0.0.1", sink)
+            data = os.urandom(64 * 1024 * 1024)
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)  # the app half-closes; the reply must still arrive
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, "connection closed before the reply")
+                reply += chunk
+            s.close()
+            self.assertEqual(reply.decode().split(), [hashlib.sha256(data).hexdigest(), str(len(data))])
+
+    def test_100_concurrent_connections(self):
+        with World() as w:
+            sport = w.tunnel()
+            echo = w.servers.echo()
+            errors = []
+
+            def one(i):
+                try:
+                    s, _ = socks_connect(sport, "127.0.0.1", echo)
+                    payload = os.urandom(64 * 1024 + i)
+                    threading.Thread(target=s.sendall, args=(payload,), daemon=True).start()
+                    got = recv_exact(s, len(payload))
+                    s.close()
+                    if got != payload:
+                        errors.append(f"channel {i}: data differs")
+                except Exception as e:  # noqa: BLE001 - collected and reported below
+                    errors.append(f"channel {i}: {e!r}")
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(errors, [])
+            # Every channel was one channel of the same tunnel.
+            self.assertEqual(w.c.log().count("CONNECT from"), 100)
+
+    def test_address_types(self):
+        with World() as w:
+            sport = w.tunnel()
+            echo = w.servers.echo()
+            for host in ["127.0.0.1", "localhost"]:
+                s, bound = socks_connect(sport, host, echo)
+                s.sendall(b"ping")
+                self.assertEqual(recv_exact(s, 4), b"ping")
+                self.assertEqual(bound[0], "127.0.0.1")  # the server end's local address
+                self.assertNotEqual(bound[1], 0)
+                s.close()
+            if ipv6_loopback_works():
+                with socket.socket(socket.AF_INET6) as lsn:
+                    lsn.bind(("::1", 0))
+                    lsn.listen()
+                    s, bound = socks_connect(sport, "::1", lsn.getsockname()[1])
+                    conn, _ = lsn.accept()
+                    conn.sendall(b"v6")
+                    self.assertEqual(recv_exact(s, 2), b"v6")
+                    self.assertEqual(bound[0], "::1")
+                    conn.close()
+                    s.close()
+
+    def test_reply_codes(self):
+        with World() as w:
+            sport = w.tunnel()
+            cases = {
+                "refused": (("127.0.0.1", free_port()), 5),
+                "no such name": (("no-such-host.invalid", 80), 4),
+            }
+            for what, ((host, port), code) in cases.items():
+                with self.subTest(what):
+                    with self.assertRaises(SocksError) as e:
+                        socks_connect(sport, host, port)
+                    self.assertEqual(e.exception.code, code)
+            with self.subTest("BIND is not supported yet"):
+                with self.assertRaises(SocksError) as e:
+                    socks_connect(sport, "127.0.0.1", 80, cmd=2)
+                self.assertEqual(e.exception.code, 7)
+            with self.subTest("unknown address type"):
+                with self.assertRaises(SocksError) as e:
+                    socks_connect(sport, "127.0.0.1", 80, atyp=b"\x09")
+                self.assertEqual(e.exception.code, 8)
+            with self.subTest("a destination that does not answer in time"):
+                # A listener whose accept queue is full drops new SYNs: connect hangs.
+                with socket.socket() as full:
+                    full.bind(("127.0.0.1", 0))
+                    full.listen(0)
+                    filler = socket.create_connection(full.getsockname())
+                    with self.assertRaises(SocksError) as e:
+                        socks_connect(sport, *full.getsockname())
+                    self.assertEqual(e.exception.code, 6)
+                    filler.close()
+            # Network/host unreachable depend on this machine's routes; their
+            # mapping is unit-tested (tests/endproxy/addresses_test.cpp).
+
+    def test_username_password(self):
+        with World() as w:
+            mport, _, _ = w.middle("m1")
+            w.end("srv", "server", mport)
+            sport, c, _ = w.end("cli", "client", mport)
+            c.stop()
+            # Restart the client end with users configured.
+            path = os.path.join(w.dir, "cli.yaml")
+            with open(path) as f:
+                text = f.read().replace("  timeout: 3s\n", "  timeout: 3s\n  users:\n    - username: alice\n"
+                                                          "      password: wonderland\n")
+            with open(path, "w") as f:
+                f.write(text)
+            c = w.start("cli2", ["endproxy", "-c", path])
+            c.wait_for_log("tunnel it up")
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo, user="alice", password="wonderland")
+            s.close()
+            with self.assertRaises(SocksError) as e:
+                socks_connect(sport, "127.0.0.1", echo, user="alice", password="wrong")
+            self.assertEqual(e.exception.code, -2)
+            with self.assertRaises(SocksError) as e:
+                socks_connect(sport, "127.0.0.1", echo)  # offers only no-auth
+            self.assertEqual(e.exception.code, -1)
+            self.assertNotIn("wonderland", c.log())
+
+    def test_wrong_secret_is_refused_on_both_ends(self):
+        with World() as w:
+            sport = w.tunnel(secret_server="a-different-secret-0123456789")
+            for p in (w.c, w.s):
+                p.wait_for_log("the two ends do not share the same secret")
+                self.assertNotIn("integration-test-secret", p.log())
+                self.assertNotIn("a-different-secret", p.log())
+            with self.assertRaises(SocksError) as e:
+                socks_connect(sport, "127.0.0.1", 9)
+            self.assertEqual(e.exception.code, 1)
+
+    def test_ends_started_in_any_order(self):
+        orders = [("middle", "server", "client"), ("client", "server", "middle"), ("server", "middle", "client"),
+                  ("client", "middle", "server")]
+        for order in orders:
+            with self.subTest(order=order), World() as w:
+                mport = free_port()
+                procs = {}
+                for who in order:
+                    if who == "middle":
+                        procs[who] = w.middle("m1", port=mport)[1]
+                    elif who == "server":
+                        procs[who] = w.end("srv", "server", mport)[1]
+                    else:
+                        sport, procs[who], _ = w.end("cli", "client", mport)
+                    time.sleep(0.3)
+                procs["client"].wait_for_log("tunnel it up")
+                echo = w.servers.echo()
+                s, _ = socks_connect(sport, "localhost", echo)
+                s.sendall(b"hello")
+                self.assertEqual(recv_exact(s, 5), b"hello")
+                s.close()
+
+    def test_third_end_cannot_take_over_a_paired_tunnel(self):
+        with World() as w:
+            sport = w.tunnel()
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"before")
+            self.assertEqual(recv_exact(s, 6), b"before")
+            _, intruder, _ = w.end("intruder", "server", w.mport)
+            w.m.wait_for_log("already paired")
+            intruder.wait_for_log("refused the setup")
+            s.sendall(b"after")
+            self.assertEqual(recv_exact(s, 5), b"after")
+            s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,70 @@
+#include <catch2/catch.hpp>
+
+#include "middleproxy/pairing_table.hpp"
+
+using middleproxy::admit_result;
+using middleproxy::pairing_table;
+
+namespace {
+lstp::pairing_id id(std::uint8_t b) {
+  lstp::pairing_id i{};
+  i.fill(b);
+  return i;
+}
+lstp::tunnel_tag tag(std::uint8_t b) {
+  lstp::tunnel_tag t{};
+  t.fill(b);
+  return t;
+}
+lstp::nonce nonce(std::uint8_t b) {
+  lstp::nonce n{};
+  n.fill(b);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("two setups with the same pairing id pair, and a third is refused", "[middleproxy][pairing]") {
+  pairing_table<int> t(10);
+  CHECK(t.admit(id(1), tag(1), nonce(1), 100).result == admit_result::wait);
+  CHECK(t.is_waiting(id(1)));
+  auto second = t.admit(id(1), tag(1), nonce(2), 200);
+  REQUIRE(second.result == admit_result::pair);
+  CHECK(*second.partner == 100);
+  CHECK_FALSE(t.is_waiting(id(1)));
+  CHECK(t.is_paired(id(1)));
+  CHECK(t.admit(id(1), tag(1), nonce(3), 300).result == admit_result::already_paired);
+  t.unpair(id(1));
+  CHECK(t.admit(id(1), tag(1), nonce(3), 300).result == admit_result::wait);
+}
+
+TEST_CASE("a setup replayed with the waiting one's nonce is refused", "[middleproxy][pairing]") {
+  pairing_table<int> t(10);
+  t.admit(id(1), tag(1), nonce(7), 1);
+  CHECK(t.admit(id(1), tag(1), nonce(7), 2).result == admit_result::replay);
+  CHECK(t.is_waiting(id(1)));  // the original keeps waiting
+}
+
+TEST_CASE("the same tunnel name with another pairing id means different secrets", "[middleproxy][pairing]") {
+  pairing_table<int> t(10);
+  t.admit(id(1), tag(9), nonce(1), 1);
+  auto r = t.admit(id(2), tag(9), nonce(2), 2);
+  REQUIRE(r.result == admit_result::secret_mismatch);
+  CHECK(*r.partner == 1);
+  CHECK(t.waiting() == 0);
+  // Other names are unaffected.
+  CHECK(t.admit(id(3), tag(3), nonce(1), 3).result == admit_result::wait);
+  CHECK(t.admit(id(4), tag(4), nonce(1), 4).result == admit_result::wait);
+}
+
+TEST_CASE("the waiting list is capped and entries leave only for their own hop", "[middleproxy][pairing]") {
+  pairing_table<int> t(2);
+  CHECK(t.admit(id(1), tag(1), nonce(1), 1).result == admit_result::wait);
+  CHECK(t.admit(id(2), tag(2), nonce(1), 2).result == admit_result::wait);
+  CHECK(t.admit(id(3), tag(3), nonce(1), 3).result == admit_result::table_full);
+  CHECK_FALSE(t.forget_waiting(id(1), 99));  // not that hop's entry
+  CHECK(t.forget_waiting(id(1), 1));
+  CHECK(t.admit(id(3), tag(3), nonce(1), 3).result == admit_result::wait);
+  // A forgotten entry's name no longer counts.
+  t.forget_waiting(id(2), 2);
+  CHECK(t.admit(id(5), tag(2), nonce(1), 5).result == admit_result::wait);
+}
