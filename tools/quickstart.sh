@@ -26,21 +26,25 @@ start middle build/bin/middleproxy -c conf/quickstart/middle.yaml
 start server build/bin/endproxy -c conf/quickstart/server.yaml
 start client build/bin/endproxy -c conf/quickstart/client.yaml
 
-# A destination on loopback: a web server with a 100 MiB file.
+# A destination on loopback: a web server with a 100 MiB file, on a free port.
 mkdir -p "$logs/www"
 head -c $((100 * 1024 * 1024)) /dev/urandom >"$logs/www/file.bin"
-start web python3 -m http.server 8000 --bind 127.0.0.1 --directory "$logs/www"
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start web python3 -m http.server "$web_port" --bind 127.0.0.1 --directory "$logs/www"
 
 for _ in $(seq 1 100); do
   grep -q "tunnel quickstart up" "$logs/client.log" 2>/dev/null && break
   sleep 0.1
 done
 grep "tunnel quickstart up" "$logs/client.log" || { cat "$logs"/*.log; exit 1; }
-sleep 0.3  # the web server
+for _ in $(seq 1 50); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $web_port), 1)" 2>/dev/null && break
+  sleep 0.1
+done
 
 echo
-echo "curl --socks5-hostname 127.0.0.1:1080 http://localhost:8000/file.bin"
-curl -sS --socks5-hostname 127.0.0.1:1080 http://localhost:8000/file.bin -o "$logs/out.bin" \
+echo "curl --socks5-hostname 127.0.0.1:1080 http://localhost:$web_port/file.bin"
+curl -sS --fail --socks5-hostname 127.0.0.1:1080 "http://localhost:$web_port/file.bin" -o "$logs/out.bin" \
   -w 'transferred %{size_download} bytes in %{time_total} s (%{speed_download} bytes/s)\n'
 a=$(sha256sum <"$logs/www/file.bin" | cut -d' ' -f1)
 b=$(sha256sum <"$logs/out.bin" | cut -d' ' -f1)
