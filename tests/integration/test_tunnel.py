@@ -208,6 +208,60 @@ class TunnelTest(unittest.TestCase):
             self.assertEqual(recv_exact(s, 5), b"after")
             s.close()
 
+    def test_both_roles_in_one_process_each(self):
+        # Each end serves SOCKS and opens connections: channels go both ways
+        # through the same tunnel (odd ids from the master, even from the other).
+        with World() as w:
+            mport, _, _ = w.middle("m1")
+            a_socks, a, _ = w.end("a", "both", mport)
+            b_socks, b, _ = w.end("b", "both", mport)
+            a.wait_for_log("tunnel it up")
+            b.wait_for_log("tunnel it up")
+            echo = w.servers.echo()
+            for port in (a_socks, b_socks):
+                s, _ = socks_connect(port, "127.0.0.1", echo)
+                s.sendall(b"both ways")
+                self.assertEqual(recv_exact(s, 9), b"both ways")
+                s.close()
+            self.assertIn("channel 1 ", a.log() + b.log())
+            self.assertIn("channel 2 ", a.log() + b.log())
+
+
+class CommandLineTest(unittest.TestCase):
+    def run_bin(self, *args):
+        import lstp_world
+        return subprocess.run([os.path.join(lstp_world.BIN, args[0])] + list(args[1:]), capture_output=True,
+                              text=True, timeout=30)
+
+    def test_help_and_check(self):
+        for binary in ("middleproxy", "endproxy"):
+            r = self.run_bin(binary, "--help")
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("-c, --config FILE", r.stdout)
+            r = self.run_bin(binary)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("no configuration given", r.stderr)
+
+    def test_config_errors_name_file_line_and_problem(self):
+        with World() as w:
+            path = w._write("bad.yaml", "name: x\nrole: client\ntunnel:\n  name: t\n  secret_env: LSTP_IT_UNSET\n"
+                                        "  middle: 127.0.0.1:7000\nsocks:\n  listen: localhost\n")
+            r = self.run_bin("endproxy", "--check", "-c", path)
+            self.assertEqual(r.returncode, 1)
+            self.assertRegex(r.stderr, r"bad\.yaml:\d+: ")
+            r = self.run_bin("endproxy", "-c", path)  # starting fails the same way, before doing anything
+            self.assertEqual(r.returncode, 1)
+            path = w._write("bad-middle.yaml", "name: m\nlisten: 127.0.0.1:7000\nnext_hop: nowhere\n")
+            r = self.run_bin("middleproxy", "--check", "-c", path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("bad-middle.yaml:3: next_hop:", r.stderr)
+
+    def test_secret_never_logged(self):
+        with World() as w:
+            w.tunnel()
+            for p in w.procs:
+                self.assertNotIn("integration-test-secret", p.log())
+
 
 if __name__ == "__main__":
     unittest.main()
