@@ -306,11 +306,80 @@ std::string read_file_text(const std::string& path, std::string& why) {
   return text;
 }
 
+// Configuration files are small text. Checking that before yaml-cpp sees the
+// bytes keeps it away from inputs it handles badly: yaml-cpp 0.7 can spin for
+// a long time on invalid UTF-8 (found by tests/fuzz/config_fuzz.cpp).
+constexpr std::size_t max_config_file = 1024 * 1024;
+
+void check_text(const source& src, const std::string& text) {
+  if (text.size() > max_config_file)
+    throw error(src.file + ": the file is " + std::to_string(text.size()) + " bytes; a configuration is at most " +
+                std::to_string(max_config_file));
+  std::size_t line = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len != 0 && i + len <= text.size();
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (!ok) throw error(src.file + ":" + std::to_string(line) + ": the file is not valid UTF-8 text");
+    if (len == 1 && c < 0x20 && c != '\n' && c != '\t' && c != '\r')
+      throw error(src.file + ":" + std::to_string(line) + ": control character " + std::to_string(c) +
+                  " in the file; a configuration is text");
+    if (c == '\n') ++line;
+    i += len;
+  }
+}
+
+// yaml-cpp 0.7 can spin, allocating without end, on some inputs the config
+// fuzzer found: a YAML tag such as "!l,is", and a ',' that starts a token
+// outside any [ ] or { } (",\n"). Neither belongs in an lstp configuration
+// (tags mean nothing here; such a ',' is not valid YAML), so both are refused
+// before yaml-cpp sees the text. Quoted strings and comments may hold either
+// character, and so may a plain value in its middle ("password: a,b!").
+void refuse_unsupported_yaml(const source& src, const std::string& text) {
+  std::size_t line = 1;
+  char quote = 0;
+  bool comment = false;
+  int flow_depth = 0;
+  char prev = ' ';  // last character that is not a space, on this line
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      ++line;
+      comment = false;
+      if (quote == '\'') quote = 0;  // plain YAML lets quotes span lines; we do not need that
+      prev = ' ';
+      continue;
+    }
+    if (comment) continue;
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && quote == '"') ++i;
+      continue;
+    }
+    const bool token_start = prev == ' ' || prev == ':' || prev == '-' || prev == '[' || prev == '{' ||
+                             prev == ',' || prev == '?';
+    const bool after_space = i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n';
+    if (c == '#' && after_space) comment = true;
+    else if ((c == '"' || c == '\'') && token_start) quote = c;
+    else if (c == '!' && token_start && after_space)
+      throw error(src.file + ":" + std::to_string(line) +
+                  ": YAML tags (!...) are not used in lstp configurations; quote the value if it starts with !");
+    else if (c == '[' || c == '{') ++flow_depth;
+    else if ((c == ']' || c == '}') && flow_depth > 0) --flow_depth;
+    else if (c == ',' && flow_depth == 0 && token_start)
+      throw error(src.file + ":" + std::to_string(line) + ": YAML syntax error: unexpected ','");
+    if (c != ' ' && c != '\t') prev = c;
+  }
+}
+
 // The single top-level map of the file.
 YAML::Node load_document(const source& src) {
   std::string why;
   const std::string text = read_file_text(src.file, why);
   if (!why.empty()) throw error(src.file + ": cannot read: " + why);
+  check_text(src, text);
+  refuse_unsupported_yaml(src, text);
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -670,4 +672,51 @@ TEST_CASE("files that cannot be read or parsed", "[config]") {
     const auto file = d.write("two.yaml", "name: m1\nlisten: h:1\n---\nname: m2\n");
     CHECK_THAT(error_from([&] { config::load_middle(file); }), Contains("expected one YAML document, found 2"));
   }
+}
+
+TEST_CASE("a configuration that is not UTF-8 text is refused before parsing", "[config]") {
+  auto dir = std::filesystem::temp_directory_path() / ("lstp-config-utf8-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "bad.yaml").string();
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "name: m\nlisten: 127.0.0.1:7000\n# \x84\x84 not text\n";
+  }
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("bad.yaml:3: the file is not valid UTF-8 text"));
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "name: m\n" << std::string(1, '\0') << "\n";
+  }
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("bad.yaml:2: control character 0"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("YAML tags are refused; a '!' inside values is fine", "[config]") {
+  auto dir = std::filesystem::temp_directory_path() / ("lstp-config-tags-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "tags.yaml").string();
+  auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
+  write("!l,is");  // made yaml-cpp 0.7 spin: found by the config fuzzer
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("tags.yaml:1: YAML tags"));
+  write("name: m\nlisten: !!str 127.0.0.1:7000\n");
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("tags.yaml:2: YAML tags"));
+  write("name: m # not a tag!\nlisten: \"127.0.0.1:7000\"\npublic_address: 'a!b' # !x\n");
+  CHECK(config::load_middle(path).public_address == "a!b");
+  write("name: m\nlisten: 127.0.0.1:7000\npublic_address: x!y\n");
+  CHECK(config::load_middle(path).public_address == "x!y");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a stray ',' is refused before yaml-cpp sees it; commas in lists and values are fine", "[config]") {
+  auto dir = std::filesystem::temp_directory_path() / ("lstp-config-comma-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "comma.yaml").string();
+  auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
+  write("# comment\n,\n");  // made yaml-cpp 0.7 spin: found by the config fuzzer
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("comma.yaml:2: YAML syntax error: unexpected ','"));
+  write("name: m\nlisten: [127.0.0.1:7000, 127.0.0.1:7001]\npublic_address: a,b\n");
+  auto cfg = config::load_middle(path);
+  CHECK(cfg.listen.size() == 2);
+  CHECK(cfg.public_address == "a,b");
+  std::filesystem::remove_all(dir);
 }

@@ -1,0 +1,31 @@
+// libFuzzer target: an lstp::tunnel fed arbitrary bytes, both in the clear
+// (as a hostile middle proxy would send during setup) and inside TLS once the
+// tunnel is up (as a hostile peer would). Must never crash, hang or leak, and
+// the tunnel must end closed or still up, never stuck half-way.
+#include <cstddef>
+#include <cstdint>
+
+#include "../lstp/tunnel_harness.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace lstp_test;
+  lstp::byte_view in(data, size);
+  {
+    // Hostile middle: garbage where the peer's setup should be.
+    tunnel_pair p;
+    p.client->receive(in, p.now);
+    p.client->on_timer(p.now + std::chrono::seconds(30));
+  }
+  {
+    // Hostile peer: arbitrary frames inside an authenticated tunnel.
+    tunnel_pair p;
+    p.pump();
+    if (!p.both_up()) __builtin_trap();
+    p.open_and_begin();
+    p.server->send_raw_frames(lstp::bytes(in.begin(), in.end()));
+    p.pump();
+    auto st = p.client->state();
+    if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed) __builtin_trap();
+  }
+  return 0;
+}
