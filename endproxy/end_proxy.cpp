@@ -70,7 +70,7 @@ void end_proxy::stop() {
   boost::system::error_code ignored;
   for (auto& acc : acceptors_) acc->close(ignored);
   retry_timer_.cancel();
-  if (tunnel_) tunnel_->proto().shutdown("the end proxy is stopping"), tunnel_->driver().wake();
+  if (tunnel_) tunnel_->driver().shutdown("the end proxy is stopping");
 }
 
 lstp::tunnel_params end_proxy::make_params() {

@@ -48,7 +48,7 @@ asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& re
   failed.error = {lstp::wire_error::general, "the tunnel is not up"};
   if (!up_ || closed_) co_return failed;
   auto id = proto().open_channel(request);
-  if (!id) {
+  if (!id || closed_) {
     failed.error = {lstp::wire_error::general, "the tunnel has no room for another channel"};
     co_return failed;
   }

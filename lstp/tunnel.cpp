@@ -9,7 +9,12 @@ constexpr std::string_view software_name = "lstp/0.1";
 }
 
 tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_handler& handler, clock::time_point now)
-    : params_(std::move(params)), rng_(rng), handler_(handler), last_rx_(now), last_ping_(now) {
+    : params_(std::move(params)),
+      rng_(rng),
+      handler_(handler),
+      setup_deadline_(now + params_.limits.setup_wait),
+      last_rx_(now),
+      last_ping_(now) {
   if (params_.self.software.empty()) params_.self.software = std::string(software_name);
   our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = encode_setup(our_setup_);
@@ -108,6 +113,7 @@ void tunnel::dispatch_frames() {
       fail(wire_error::unexpected_message, std::string(to_string(r.frame.header.type)) + " before TLS was up");
   }
   in_dispatch_ = false;
+  maybe_end_shutdown();
 }
 
 void tunnel::handle_verifying(const frame_view& f) {
@@ -164,7 +170,9 @@ void tunnel::handle_up(const frame_view& f) {
       std::string reason;
       wire_reader r(f.payload);
       if (!r.str16(reason) || !r.done()) return fail(wire_error::protocol_error, "SHUTDOWN payload malformed");
-      return finish({wire_error::shutting_down, "the peer shut the tunnel down: " + reason});
+      peer_shutting_down_ = true;
+      if (shutdown_reason_.empty()) shutdown_reason_ = "the peer shut the tunnel down: " + reason;
+      return begin_shutdown(last_rx_);
     }
     case frame_type::error: {
       error_info e;
@@ -222,6 +230,7 @@ void tunnel::handle_connection_request(const frame_view& f) {
     return refuse(wire_error::command_not_supported, "command " + std::to_string(req.command) + " not supported");
   if (channels_.size() >= params_.limits.max_channels)
     return refuse(wire_error::general, "too many channels on this tunnel");
+  if (shutting_down()) return refuse(wire_error::shutting_down, "the tunnel is shutting down");
   channel ch;
   ch.state = channel_state::accepting;
   channels_.emplace(id, ch);
@@ -338,7 +347,8 @@ void tunnel::maybe_auto_free(std::uint32_t id, channel& ch) {
 }
 
 std::optional<std::uint32_t> tunnel::open_channel(const connection_request& request) {
-  if (state_ != tunnel_state::up || channels_.size() >= params_.limits.max_channels) return std::nullopt;
+  if (state_ != tunnel_state::up || shutting_down() || channels_.size() >= params_.limits.max_channels)
+    return std::nullopt;
   if (next_own_id_ > 0xFFFFFFFDu) return std::nullopt;  // ids exhausted: a new tunnel is needed
   auto id = next_own_id_;
   next_own_id_ += 2;
@@ -368,6 +378,7 @@ void tunnel::reject_channel(std::uint32_t id, const error_info& why) {
   scratch_.clear();
   encode_error_info(scratch_, frame_type::connection_nack, id, why);
   send_plain(scratch_);
+  maybe_end_shutdown();
 }
 
 void tunnel::begin_service(std::uint32_t id) {
@@ -383,19 +394,25 @@ void tunnel::begin_service(std::uint32_t id) {
 void tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
   auto it = channels_.find(id);
   if (it == channels_.end()) return;
-  auto& ch = it->second;
-  if (ch.state != channel_state::open || !ch.begun || ch.fin_sent) return;
+  {
+    auto& ch = it->second;
+    if (ch.state != channel_state::open || !ch.begun || ch.fin_sent) return;
+  }
   do {
     auto n = std::min(data.size(), max_data_payload);
     const bool last = n == data.size();
     scratch_.clear();
     write_frame(scratch_, frame_type::service_data, id, data.first(n), last && fin ? flag_fin : 0);
     send_plain(scratch_);
+    // A failed send closes the tunnel and drops every channel.
+    if (state_ == tunnel_state::closed) return;
     data = data.subspan(n);
   } while (!data.empty());
   if (fin) {
+    auto& ch = channels_.at(id);
     ch.fin_sent = true;
     maybe_auto_free(id, ch);
+    maybe_end_shutdown();
   }
 }
 
@@ -419,6 +436,7 @@ void tunnel::free_channel(std::uint32_t id, const error_info& why) {
   scratch_.clear();
   encode_error_info(scratch_, frame_type::service_free_request, id, why);
   send_plain(scratch_);
+  maybe_end_shutdown();
 }
 
 bool tunnel::paused_by_peer(std::uint32_t id) const {
@@ -431,15 +449,31 @@ std::size_t tunnel::buffered(std::uint32_t id) const {
   return it == channels_.end() ? 0 : it->second.buffered;
 }
 
-void tunnel::shutdown(std::string_view reason) {
-  if (state_ == tunnel_state::closed) return;
-  if (state_ == tunnel_state::up) {
-    scratch_.clear();
-    encode_shutdown(scratch_, reason);
-    send_plain(scratch_);
+void tunnel::shutdown(std::string_view reason, clock::time_point now) {
+  if (state_ == tunnel_state::closed || shutting_down_) return;
+  if (state_ != tunnel_state::up) {
+    // Nothing to drain yet: end now.
+    if (tls_) tls_->close();
+    return finish({wire_error::shutting_down, std::string(reason)});
   }
+  shutting_down_ = true;
+  if (shutdown_reason_.empty()) shutdown_reason_ = std::string(reason);
+  scratch_.clear();
+  encode_shutdown(scratch_, reason);
+  send_plain(scratch_);
+  begin_shutdown(now);
+}
+
+void tunnel::begin_shutdown(clock::time_point now) {
+  shutdown_deadline_ = std::min(shutdown_deadline_, now + params_.limits.shutdown_grace);
+  // Requests still waiting for our answer will not be served now.
+  maybe_end_shutdown();
+}
+
+void tunnel::maybe_end_shutdown() {
+  if (state_ != tunnel_state::up || !shutting_down() || !channels_.empty()) return;
   if (tls_) tls_->close();
-  finish({wire_error::shutting_down, std::string(reason)});
+  finish({wire_error::shutting_down, shutdown_reason_});
 }
 
 void tunnel::close(const error_info& why) { fail(why.code, why.reason); }
@@ -468,23 +502,33 @@ void tunnel::finish(const error_info& why) {
 
 clock::time_point tunnel::next_deadline() const {
   switch (state_) {
-    case tunnel_state::setup:
+    case tunnel_state::setup: return setup_deadline_;
     case tunnel_state::closed: return clock::time_point::max();
     case tunnel_state::tls_handshake:
     case tunnel_state::verifying: return handshake_deadline_;
     case tunnel_state::up:
-      return std::min(std::max(last_rx_, last_ping_) + params_.limits.keepalive, last_rx_ + params_.limits.dead_after);
+      return std::min({std::max(last_rx_, last_ping_) + params_.limits.keepalive, last_rx_ + params_.limits.dead_after,
+                       shutdown_deadline_});
   }
   return clock::time_point::max();
 }
 
 void tunnel::on_timer(clock::time_point now) {
+  if (state_ == tunnel_state::setup) {
+    if (now >= setup_deadline_)
+      fail(wire_error::setup_timeout, "no peer setup arrived through the middle proxy in time");
+    return;
+  }
   if (state_ == tunnel_state::tls_handshake || state_ == tunnel_state::verifying) {
     if (now >= handshake_deadline_)
       fail(wire_error::setup_timeout, "the TLS handshake with the peer did not finish in time");
     return;
   }
   if (state_ != tunnel_state::up) return;
+  if (now >= shutdown_deadline_) {
+    fail(wire_error::shutting_down, "channels did not end within the shutdown grace time");
+    return;
+  }
   if (now >= last_rx_ + params_.limits.dead_after) {
     fail(wire_error::timeout, "nothing heard from the peer for too long: the tunnel is dead");
     return;

@@ -29,11 +29,21 @@ using clock = std::chrono::steady_clock;
 struct tunnel_limits {
   std::size_t high_watermark = 256 * 1024;  // send PAUSE above this many undelivered bytes
   std::size_t low_watermark = 128 * 1024;   // send RESUME once drained to this
-  std::size_t pause_slack = 8 * 1024 * 1024;  // in-flight bytes accepted beyond high
+  // In-flight bytes accepted beyond `high_watermark` after PAUSE: all the
+  // hop socket buffers along the path may hold one channel's data (about
+  // 10 MiB per hop on Linux), so this must be generous to never cut a
+  // well-behaved bulk transfer.
+  std::size_t pause_slack = 64 * 1024 * 1024;
   std::size_t max_channels = 65536;
   clock::duration keepalive = std::chrono::seconds(20);
   clock::duration dead_after = std::chrono::seconds(60);
   clock::duration handshake_timeout = std::chrono::seconds(10);
+  // How long our setup may wait for the peer's. Longer than a middle keeps
+  // an unpaired setup (10 min by default), so normally the middle ends the
+  // wait; this bound catches a middle or NAT that silently went away.
+  clock::duration setup_wait = std::chrono::minutes(15);
+  // After SHUTDOWN (sent or received), how long channels may take to end.
+  clock::duration shutdown_grace = std::chrono::seconds(30);
 };
 
 struct tunnel_params {
@@ -112,7 +122,10 @@ class tunnel final : public tls_sink {
   void consumed(std::uint32_t id, std::size_t n);
   // Ends the channel now; code ok after a normal end, else an abort.
   void free_channel(std::uint32_t id, const error_info& why);
-  void shutdown(std::string_view reason);
+  // Graceful end (PROTOCOL.md 6): no new channels either way; the tunnel
+  // closes once the open channels have ended, or after shutdown_grace.
+  void shutdown(std::string_view reason, clock::time_point now);
+  bool shutting_down() const { return shutting_down_ || peer_shutting_down_; }
   // Aborts the tunnel: ERROR to the peer if possible, then closed.
   void close(const error_info& why);
 
@@ -162,6 +175,8 @@ class tunnel final : public tls_sink {
   void finish(const error_info& why);
   void channel_error(std::uint32_t id, wire_error code, std::string reason);
   void maybe_auto_free(std::uint32_t id, channel& ch);
+  void begin_shutdown(clock::time_point now);
+  void maybe_end_shutdown();
   bool is_own_id(std::uint32_t id) const { return (id % 2 == 1) == info_.master; }
   bool was_used(std::uint32_t id) const;
 
@@ -187,6 +202,11 @@ class tunnel final : public tls_sink {
   std::uint64_t late_frames_ = 0;
   // time
   clock::time_point handshake_deadline_ = clock::time_point::max();
+  clock::time_point setup_deadline_;
+  clock::time_point shutdown_deadline_ = clock::time_point::max();
+  std::string shutdown_reason_;
+  bool shutting_down_ = false;       // we sent SHUTDOWN
+  bool peer_shutting_down_ = false;  // the peer sent SHUTDOWN
   clock::time_point last_rx_;
   clock::time_point last_ping_;
   std::uint64_t ping_counter_ = 0;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "lstp/secrets.hpp"
+#include "runtime/hop_socket.hpp"
 #include "runtime/log.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
@@ -134,7 +135,7 @@ asio::awaitable<void> middle_server::accept_loop(tcp::acceptor& acceptor) {
     auto h = std::make_shared<hop>(std::move(sock));
     h->peer = endpoint_text(h->sock.remote_endpoint(ec));
     h->local = endpoint_text(h->sock.local_endpoint(ec));
-    h->sock.set_option(tcp::no_delay(true), ec);
+    runtime::configure_hop_socket(h->sock);
     asio::co_spawn(io_, handle_hop(h), asio::detached);
   }
 }
@@ -223,8 +224,10 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
                     "the setup already passed middle \"" + cfg_.name + "\": " + lstp::format_path(topo));
     co_return;
   }
-  if (topo.size() + 1 > lstp::max_topology_entries) {
-    co_await refuse(h, lstp::wire_error::topology_too_long, "the tunnel would cross more than 32 hops");
+  // +1 for this middle, +1 for the end that receives it and prepends itself
+  // to its view (which crosses the tunnel again inside TLS).
+  if (topo.size() + 2 > lstp::max_topology_entries) {
+    co_await refuse(h, lstp::wire_error::topology_too_long, "the tunnel would cross more than 30 middle proxies");
     co_return;
   }
 
@@ -323,9 +326,12 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
     tcp::resolver resolver(io_);
     auto results = co_await resolver.async_resolve(next.host, std::to_string(next.port),
                                                    asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) co_await asio::async_connect(*up, results, asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) {
-      up->set_option(tcp::no_delay(true), ec);
+    // A local partner may take the hop over while we resolve or connect: then
+    // the forwarded setup must not reach the next middle.
+    if (!ec && !(h->taken || h->gone))
+      co_await asio::async_connect(*up, results, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && !(h->taken || h->gone)) {
+      runtime::configure_hop_socket(*up);
       auto out = lstp::relay_setup(h->setup, self_entry(h));
       out.insert(out.end(), h->unread.begin(), h->unread.end());
       co_await asio::async_write(*up, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
@@ -385,22 +391,45 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
   if (!ec && !to_second.empty())
     co_await asio::async_write(*second, asio::buffer(to_second), asio::redirect_error(asio::use_awaitable, ec));
 
-  std::uint64_t a_to_b = 0, b_to_a = 0;
+  // Counters and flags live in shared state: the copies run as their own
+  // coroutines and may outlive a wait here by a moment.
+  struct pump_state {
+    explicit pump_state(const asio::any_io_executor& ex) : done(ex) {}
+    runtime::notifier done;
+    int finished = 0;
+    std::uint64_t a_to_b = 0, b_to_a = 0;
+  };
+  auto st = std::make_shared<pump_state>(first->sock.get_executor());
   if (!ec) {
-    // Two directions; the second runs beside this coroutine and signals its end.
-    auto done = std::make_shared<runtime::notifier>(first->sock.get_executor());
-    auto other_finished = std::make_shared<bool>(false);
+    auto ex = first->sock.get_executor();
     asio::co_spawn(
-        first->sock.get_executor(),
-        [first, second, done, other_finished, &b_to_a]() -> asio::awaitable<void> {
-          co_await copy_one_way(*second, first->sock, b_to_a);
-          *other_finished = true;
-          done->notify();
+        ex,
+        [first, second, st]() -> asio::awaitable<void> {
+          co_await copy_one_way(first->sock, *second, st->a_to_b);
+          ++st->finished;
+          st->done.notify();
         },
         asio::detached);
-    co_await copy_one_way(first->sock, *second, a_to_b);
-    while (!*other_finished) co_await done->wait();
+    asio::co_spawn(
+        ex,
+        [first, second, st]() -> asio::awaitable<void> {
+          co_await copy_one_way(*second, first->sock, st->b_to_a);
+          ++st->finished;
+          st->done.notify();
+        },
+        asio::detached);
+    while (st->finished == 0) co_await st->done.wait();
+    // Ends never half-close a hop (PROTOCOL.md 5): one side's EOF means that
+    // end is gone. The other direction gets a short grace for its last bytes
+    // (an ERROR, a TLS close_notify), then the pair is torn down even if that
+    // side never answers, so the pairing id is free again for a reconnect.
+    auto deadline = asio::steady_timer::clock_type::now() + std::chrono::seconds(5);
+    while (st->finished < 2) {
+      bool woke = co_await st->done.wait_until(deadline);
+      if (!woke) break;
+    }
   }
+  auto a_to_b = st->a_to_b, b_to_a = st->b_to_a;
   first->sock.close(ec);
   second->close(ec);
   table_.unpair(pairing);

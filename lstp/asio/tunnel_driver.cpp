@@ -6,6 +6,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "runtime/hop_socket.hpp"
+
 namespace lstp::asio_edge {
 
 namespace asio = boost::asio;
@@ -16,10 +18,10 @@ tunnel_driver::tunnel_driver(asio::ip::tcp::socket socket, tunnel_params params,
       tunnel_(std::move(params), rng, handler, clock::now()),
       writer_wake_(socket_.get_executor()),
       writer_done_(socket_.get_executor()),
+      output_drained_(socket_.get_executor()),
       timer_(socket_.get_executor()),
       read_buf_(256 * 1024) {
-  boost::system::error_code ignored;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  runtime::configure_hop_socket(socket_);
 }
 
 void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
@@ -30,6 +32,13 @@ void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
 void tunnel_driver::close(const error_info& why) {
   tunnel_.close(why);
   writer_wake_.notify();
+  timer_.cancel();  // the timer loop starts the flush deadline
+}
+
+void tunnel_driver::shutdown(std::string_view reason) {
+  tunnel_.shutdown(reason, clock::now());
+  writer_wake_.notify();
+  timer_.cancel();
 }
 
 asio::awaitable<void> tunnel_driver::run() {
@@ -40,23 +49,27 @@ asio::awaitable<void> tunnel_driver::run() {
   co_await read_loop();
   writer_wake_.notify();
   co_await writer_done_.wait();
-  timer_.cancel();
   ready_.clear();
 }
 
 asio::awaitable<void> tunnel_driver::read_loop() {
   while (tunnel_.state() != tunnel_state::closed) {
+    while (tunnel_.output().size() > read_pause_output && tunnel_.state() != tunnel_state::closed)
+      co_await output_drained_.wait();
+    if (tunnel_.state() == tunnel_state::closed) break;
     boost::system::error_code ec;
     auto n = co_await socket_.async_read_some(asio::buffer(read_buf_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (tunnel_.state() != tunnel_state::closed)
         tunnel_.close({wire_error::general, ec == asio::error::eof ? "the hop to the middle proxy was closed"
                                                                    : "the hop to the middle proxy failed: " + ec.message()});
+      timer_.cancel();  // start the flush deadline
       break;
     }
     bytes_in_ += n;
     tunnel_.receive(byte_view(read_buf_.data(), n), clock::now());
     writer_wake_.notify();
+    if (tunnel_.state() == tunnel_state::closed) timer_.cancel();  // start the flush deadline
     // Re-arm only when the deadline came closer (e.g. the handshake began);
     // a later deadline is found by the timer loop when it fires.
     if (tunnel_.next_deadline() < timer_.expiry()) timer_.cancel();
@@ -84,6 +97,7 @@ asio::awaitable<void> tunnel_driver::write_loop() {
     co_await asio::async_write(socket_, asio::buffer(write_buf_), asio::redirect_error(asio::use_awaitable, ec));
     bytes_out_ += write_buf_.size();
     write_buf_.clear();
+    output_drained_.notify();
     if (ec) {
       if (tunnel_.state() != tunnel_state::closed)
         tunnel_.close({wire_error::general, "writing to the middle proxy failed: " + ec.message()});
@@ -93,6 +107,9 @@ asio::awaitable<void> tunnel_driver::write_loop() {
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
+  writer_finished_ = true;
+  output_drained_.notify();
+  timer_.cancel();
   writer_done_.notify();
 }
 
@@ -107,6 +124,17 @@ asio::awaitable<void> tunnel_driver::timer_loop() {
       tunnel_.on_timer(clock::now());
       writer_wake_.notify();
     }
+  }
+  // Closed: the writer flushes the last bytes (ERROR, close_notify), but a
+  // hop that does not drain must not keep this tunnel (and its reconnect)
+  // waiting, so cut it after the grace time.
+  if (writer_finished_) co_return;
+  timer_.expires_after(flush_grace);
+  boost::system::error_code ec;
+  co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (!writer_finished_) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);  // aborts the pending read and write
   }
 }
 

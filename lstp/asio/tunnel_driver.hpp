@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <deque>
 #include <memory>
 
@@ -34,6 +35,12 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   // Bytes of encrypted output the writer lets pile up before it stops
   // taking channel data.
   static constexpr std::size_t output_limit = 256 * 1024;
+  // The reader stops reading the hop while this much output is unwritten, so
+  // a peer that sends (e.g. PINGs) but never reads cannot grow our memory.
+  static constexpr std::size_t read_pause_output = 4 * output_limit;
+  // Once the tunnel is closed, how long its last bytes may take to leave
+  // before the hop is cut regardless (a black-holed hop never drains).
+  static constexpr std::chrono::seconds flush_grace{5};
 
   tunnel_driver(boost::asio::ip::tcp::socket socket, tunnel_params params, Botan::RandomNumberGenerator& rng,
                 tunnel_handler& handler);
@@ -48,6 +55,8 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   void schedule(std::shared_ptr<data_source> source);
   // Closes the tunnel (ERROR to the peer) and ends run().
   void close(const error_info& why);
+  // Graceful end: SHUTDOWN to the peer; run() ends once the channels have.
+  void shutdown(std::string_view reason);
 
   std::uint64_t bytes_in() const { return bytes_in_; }
   std::uint64_t bytes_out() const { return bytes_out_; }
@@ -63,6 +72,8 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   tunnel tunnel_;
   runtime::notifier writer_wake_;
   runtime::notifier writer_done_;
+  runtime::notifier output_drained_;
+  bool writer_finished_ = false;
   boost::asio::steady_timer timer_;
   std::deque<std::shared_ptr<data_source>> ready_;
   bytes read_buf_;

@@ -336,3 +336,51 @@ TEST_CASE("out-of-order channel messages end that channel only", "[lstp][tunnel]
   p.pump();
   CHECK(p.client_events.data[other] == bytes{7});
 }
+
+TEST_CASE("SHUTDOWN lets open channels finish, refuses new ones, then closes", "[lstp][tunnel][shutdown]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  p.server->shutdown("maintenance", p.now);
+  p.pump();
+  CHECK(p.client->state() == tunnel_state::up);
+  CHECK(p.client->shutting_down());
+  CHECK_FALSE(p.client->open_channel({}));  // no new channels either way
+  // The open channel still carries data both ways.
+  p.server->send_data(id, bytes{1, 2}, true);
+  p.client->send_data(id, bytes{3}, true);
+  p.pump();
+  CHECK(p.client_events.data[id] == bytes{1, 2});
+  CHECK(p.server_events.data[id] == bytes{3});
+  REQUIRE(p.client_events.closed);
+  REQUIRE(p.server_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::shutting_down);
+  CHECK(p.client_events.closed->reason.find("maintenance") != std::string::npos);
+}
+
+TEST_CASE("a shutdown whose channels never end is cut after the grace time", "[lstp][tunnel][shutdown]") {
+  tunnel_limits limits;
+  limits.shutdown_grace = std::chrono::seconds(30);
+  tunnel_pair p(limits);
+  p.pump();
+  p.open_and_begin();
+  p.client->shutdown("bye", p.now);
+  p.pump();
+  CHECK(p.client->state() == tunnel_state::up);
+  p.now += std::chrono::seconds(31);
+  p.client->on_timer(p.now);
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::shutting_down);
+}
+
+TEST_CASE("a setup that never meets its peer ends after setup_wait", "[lstp][tunnel][keepalive]") {
+  tunnel_limits limits;
+  limits.setup_wait = std::chrono::minutes(15);
+  tunnel_pair p(limits);
+  CHECK(p.client->next_deadline() == p.now + std::chrono::minutes(15));
+  p.client->on_timer(p.now + std::chrono::minutes(14));
+  CHECK(p.client->state() == tunnel_state::setup);
+  p.client->on_timer(p.now + std::chrono::minutes(15));
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::setup_timeout);
+}

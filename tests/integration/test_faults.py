@@ -1,0 +1,63 @@
+"""Faults the tunnel core must end cleanly: a vanished peer, a stopped end."""
+import signal
+import socket
+import time
+import unittest
+
+from lstp_world import World, socks_connect, recv_exact
+
+FAST_LIVENESS = "limits:\n  keepalive: 1s\n  dead_after: 3s\n"
+
+
+class FaultTest(unittest.TestCase):
+    def test_a_frozen_end_is_declared_dead_and_the_pairing_freed(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            _, srv, _ = w.end("srv", "server", mport, extra=FAST_LIVENESS)
+            sport, cli, _ = w.end("cli", "client", mport, extra=FAST_LIVENESS)
+            cli.wait_for_log("tunnel it up")
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"x")
+            self.assertEqual(recv_exact(s, 1), b"x")
+            # The server end freezes: no FIN, no RST, just silence.
+            srv.proc.send_signal(signal.SIGSTOP)
+            try:
+                cli.wait_for_log("tunnel it closed: timed out: nothing heard from the peer", timeout=15)
+                # The app's connection ends instead of hanging.
+                s.settimeout(10)
+                self.assertEqual(s.recv(10), b"")
+                # The middle tears the half-dead pair down (after a short
+                # grace), so the client end's next setup waits for its
+                # partner instead of being refused as already paired.
+                m.wait_for_log("pair closed", timeout=15)
+                m.wait_for_log('client-end "cli" .*waits for its partner', timeout=15, count=1)
+            finally:
+                srv.proc.send_signal(signal.SIGCONT)
+            # Thawed, the server end finds its hop gone, reconnects, and the
+            # tunnel serves again with no one touching it.
+            cli.wait_for_log("tunnel it up", count=2, timeout=30)
+            s2, _ = socks_connect(sport, "127.0.0.1", echo)
+            s2.sendall(b"again")
+            self.assertEqual(recv_exact(s2, 5), b"again")
+            s2.close()
+            s.close()
+
+    def test_stopping_an_end_closes_its_channels_cleanly(self):
+        with World() as w:
+            sport = w.tunnel()
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            w.s.stop()  # SIGTERM: SHUTDOWN to the peer
+            s.settimeout(10)
+            try:
+                data = s.recv(10)
+            except ConnectionResetError:
+                data = b""
+            self.assertEqual(data, b"")
+            w.c.wait_for_log("tunnel it closed")
+            self.assertIsNone(w.c.proc.poll())  # the client end keeps running, retrying
+
+
+if __name__ == "__main__":
+    unittest.main()
