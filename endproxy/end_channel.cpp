@@ -149,7 +149,7 @@ asio::awaitable<void> end_channel::write_loop() {
   maybe_finish();
 }
 
-void end_channel::local_failure(std::string why) {
+void end_channel::local_failure(const std::string& why) {
   if (aborted_) return;
   owner_->proto().free_channel(id_, {lstp::wire_error::general, "the local connection failed"});
   owner_->driver().wake();

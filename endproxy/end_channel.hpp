@@ -49,7 +49,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
  private:
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
-  void local_failure(std::string why);
+  void local_failure(const std::string& why);
   void maybe_finish();
 
   std::shared_ptr<end_tunnel> owner_;

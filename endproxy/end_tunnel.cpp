@@ -16,7 +16,6 @@ namespace endproxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using runtime::log_info;
-using runtime::log_warn;
 
 namespace {
 constexpr std::string_view component = "end";

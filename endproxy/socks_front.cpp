@@ -121,9 +121,14 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
       auto login = co_await read_message(sock, in, socks::parse_userpass);
       if (login.status != socks::parse_status::done) co_return;
       in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(login.consumed));
+      // Every user is compared, name and password both, whatever matched:
+      // the time taken does not tell which part was wrong.
       bool ok = false;
-      for (auto& u : cfg_.socks_users)
-        ok = (same_secret(u.username, login.value.username) & same_secret(u.password, login.value.password)) || ok;
+      for (auto& u : cfg_.socks_users) {
+        const bool name_ok = same_secret(u.username, login.value.username);
+        const bool password_ok = same_secret(u.password, login.value.password);
+        ok = (name_ok && password_ok) || ok;
+      }
       out.clear();
       socks::write_userpass_status(out, ok);
       co_await write_all(sock, out);

@@ -176,7 +176,16 @@ lstp::topology_entry middle_server::self_entry(const hop_ptr& h) const {
 }
 
 asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason) {
-  log_warn(component, "hop ", h->peer, (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason);
+  // An end refused for a lasting reason retries every second or so: log the
+  // first refusal per tunnel and reason, then only once a minute.
+  auto now = std::chrono::steady_clock::now();
+  auto key = h->tunnel + "\n" + reason;
+  auto& last = recent_refusals_[key];
+  const bool repeat = last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::minutes(1);
+  if (!repeat) last = now;
+  if (recent_refusals_.size() > 4096) recent_refusals_.clear();  // bounded whatever strangers send
+  runtime::log(repeat ? runtime::log_level::debug : runtime::log_level::warn, component, "hop ", h->peer,
+               (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason);
   lstp::bytes out;
   lstp::encode_error_info(out, lstp::frame_type::error, 0, {code, reason});
   runtime::watchdog guard(h->sock, std::chrono::seconds(2));

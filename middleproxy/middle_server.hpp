@@ -9,6 +9,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -51,8 +53,8 @@ class middle_server {
   config::middle_config cfg_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   pairing_table<hop_ptr> table_;
+  std::map<std::string, std::chrono::steady_clock::time_point> recent_refusals_;
   std::size_t active_hops_ = 0;
-  std::uint64_t next_hop_serial_ = 0;
 };
 
 }  // namespace middleproxy
