@@ -165,6 +165,7 @@ void end_channel::maybe_finish() {
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
   runtime::log_info("end", label_, ": closed after ", secs, " s, ", bytes_up_, " bytes sent, ", bytes_down_,
                     " bytes received");
+  token_.reset();
   owner_->forget(id_);  // may drop the last reference but one: `self` in the loops keeps us alive
 }
 

@@ -44,6 +44,8 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   void produce(lstp::tunnel& t) override;
 
   std::uint32_t id() const { return id_; }
+  // Keeps `token` alive as long as this channel (e.g. a connection count).
+  void hold(std::shared_ptr<void> token) { token_ = std::move(token); }
   std::size_t pending_to_local() const { return to_local_.size() + writing_.size(); }
 
  private:
@@ -75,6 +77,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   bool aborted_ = false;
   std::uint64_t bytes_up_ = 0, bytes_down_ = 0;
   std::chrono::steady_clock::time_point opened_;
+  std::shared_ptr<void> token_;
 };
 
 }  // namespace endproxy

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "endproxy/end_tunnel.hpp"
+#include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
 
@@ -46,22 +47,13 @@ void end_proxy::start() {
            "), tunnel ", cfg_.tunnel_name, " (id ", lstp::short_id(keys_.pairing_id), ", secret from ", cfg_.secret_source,
            "), middle proxy ", cfg_.middle.to_string());
   for (auto& ep : cfg_.socks_listen) {
-    tcp::resolver resolver(io_);
-    auto results = resolver.resolve(ep.host, std::to_string(ep.port));
-    for (auto& r : results) {
-      auto acc = std::make_unique<tcp::acceptor>(io_);
-      acc->open(r.endpoint().protocol());
-      acc->set_option(tcp::acceptor::reuse_address(true));
-      boost::system::error_code ec;
-      acc->bind(r.endpoint(), ec);
-      if (ec) throw std::system_error(ec, "cannot listen for SOCKS on " + ep.to_string());
-      acc->listen(asio::socket_base::max_listen_connections);
-      log_info(component, "SOCKS5 listening on ", acc->local_endpoint());
-      acceptors_.push_back(std::move(acc));
-      break;
-    }
+    acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "SOCKS"));
+    log_info(component, "SOCKS5 listening on ", acceptors_.back()->local_endpoint());
   }
-  for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(*acc), asio::detached);
+  for (auto& acc : acceptors_) {
+    asio::co_spawn(io_, runtime::accept_loop(*acc, "socks", [this](tcp::socket sock) { on_socks_client(std::move(sock)); }),
+                   asio::detached);
+  }
   asio::co_spawn(io_, keep_tunnel(), asio::detached);
 }
 

@@ -36,7 +36,7 @@ class end_proxy {
 
  private:
   boost::asio::awaitable<void> keep_tunnel();
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  void on_socks_client(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> socks_session(boost::asio::ip::tcp::socket socket);
   lstp::tunnel_params make_params();
 

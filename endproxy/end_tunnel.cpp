@@ -71,9 +71,11 @@ asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& re
   co_return p->result;
 }
 
-void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label, lstp::bytes early) {
+void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label, lstp::bytes early,
+                        std::shared_ptr<void> slot) {
   if (closed_ || !proto().channel_exists(id)) return;
   auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(socket), std::move(label));
+  ch->hold(std::move(slot));
   channels_[id] = ch;
   proto().begin_service(id);
   ch->start(std::move(early));

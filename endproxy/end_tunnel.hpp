@@ -44,7 +44,9 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   // the tunnel closed.
   boost::asio::awaitable<open_result> open(const lstp::connection_request& request);
   // Client side, after the SOCKS success reply: the channel takes the socket.
-  void attach(std::uint32_t id, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early);
+  // `slot` is held until the channel ends (the caller's connection count).
+  void attach(std::uint32_t id, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early,
+              std::shared_ptr<void> slot = {});
 
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
   lstp::tunnel& proto() { return driver_->proto(); }

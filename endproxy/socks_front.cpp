@@ -57,33 +57,19 @@ asio::awaitable<void> write_all(tcp::socket& s, const std::vector<std::uint8_t>&
 socks::reply_code reply_for(lstp::wire_error e) { return static_cast<socks::reply_code>(lstp::to_socks_reply(e)); }
 }  // namespace
 
-asio::awaitable<void> end_proxy::accept_loop(tcp::acceptor& acceptor) {
-  asio::steady_timer backoff(io_);
-  while (acceptor.is_open()) {
-    boost::system::error_code ec;
-    auto sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
-      log_warn(component, "accept failed: ", ec.message());
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      continue;
-    }
-    if (active_clients_ >= cfg_.limit.max_connections) {
-      log_warn(component, "refusing a SOCKS client: ", active_clients_, " open, the limit is ",
-               cfg_.limit.max_connections);
-      continue;
-    }
-    asio::co_spawn(io_, socks_session(std::move(sock)), asio::detached);
+void end_proxy::on_socks_client(tcp::socket sock) {
+  if (active_clients_ >= cfg_.limit.max_connections) {
+    log_warn(component, "refusing a SOCKS client: ", active_clients_, " open, the limit is ", cfg_.limit.max_connections);
+    return;
   }
+  asio::co_spawn(io_, socks_session(std::move(sock)), asio::detached);
 }
 
 asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
+  // Counts this app connection until it closes, through the channel that
+  // takes it over (limits.max_connections).
   ++active_clients_;
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{active_clients_};
+  std::shared_ptr<void> slot(nullptr, [this](void*) { --active_clients_; });
   boost::system::error_code ec;
   auto peer = sock.remote_endpoint(ec);
   std::ostringstream who;
@@ -182,7 +168,7 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
   }
   auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(result.id) + " (" + dest + ")";
   log_info(component, label, ": CONNECT from ", who.str(), " ok, bound ", result.bound.to_string());
-  tunnel->attach(result.id, std::move(sock), label, std::move(in));
+  tunnel->attach(result.id, std::move(sock), label, std::move(in), std::move(slot));
 }
 
 }  // namespace endproxy

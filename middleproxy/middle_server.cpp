@@ -12,6 +12,7 @@
 
 #include "lstp/secrets.hpp"
 #include "runtime/hop_socket.hpp"
+#include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
@@ -82,23 +83,13 @@ middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
 
 void middle_server::start() {
   for (auto& ep : cfg_.listen) {
-    tcp::resolver resolver(io_);
-    auto results = resolver.resolve(ep.host, std::to_string(ep.port));
-    for (auto& r : results) {
-      auto acc = std::make_unique<tcp::acceptor>(io_);
-      acc->open(r.endpoint().protocol());
-      acc->set_option(tcp::acceptor::reuse_address(true));
-      boost::system::error_code ec;
-      acc->bind(r.endpoint(), ec);
-      if (ec) throw std::system_error(ec, "cannot listen on " + ep.to_string());
-      acc->listen(asio::socket_base::max_listen_connections);
-      log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acc->local_endpoint()));
-      acceptors_.push_back(std::move(acc));
-      break;  // the first address a name resolves to
-    }
+    acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "hops"));
+    log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acceptors_.back()->local_endpoint()));
   }
-  for (auto& acc : acceptors_)
-    asio::co_spawn(io_, accept_loop(*acc), asio::detached);
+  for (auto& acc : acceptors_) {
+    asio::co_spawn(io_, runtime::accept_loop(*acc, component, [this](tcp::socket sock) { on_accept(std::move(sock)); }),
+                   asio::detached);
+  }
 }
 
 void middle_server::stop() {
@@ -114,30 +105,18 @@ std::vector<tcp::endpoint> middle_server::local_endpoints() const {
   return v;
 }
 
-asio::awaitable<void> middle_server::accept_loop(tcp::acceptor& acceptor) {
-  asio::steady_timer backoff(io_);
-  while (acceptor.is_open()) {
-    boost::system::error_code ec;
-    auto sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
-      // Out of descriptors and the like: never let one failure end the loop.
-      log_warn(component, "accept failed: ", ec.message());
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      continue;
-    }
-    if (active_hops_ >= cfg_.limit.max_connections) {
-      log_warn(component, "refusing hop from ", endpoint_text(sock.remote_endpoint(ec)), ": ", active_hops_,
-               " hops open, the limit is ", cfg_.limit.max_connections);
-      continue;  // sock closes here
-    }
-    auto h = std::make_shared<hop>(std::move(sock));
-    h->peer = endpoint_text(h->sock.remote_endpoint(ec));
-    h->local = endpoint_text(h->sock.local_endpoint(ec));
-    runtime::configure_hop_socket(h->sock);
-    asio::co_spawn(io_, handle_hop(h), asio::detached);
+void middle_server::on_accept(tcp::socket sock) {
+  boost::system::error_code ec;
+  if (active_hops_ >= cfg_.limit.max_connections) {
+    log_warn(component, "refusing hop from ", endpoint_text(sock.remote_endpoint(ec)), ": ", active_hops_,
+             " hops open, the limit is ", cfg_.limit.max_connections);
+    return;  // sock closes here
   }
+  auto h = std::make_shared<hop>(std::move(sock));
+  h->peer = endpoint_text(h->sock.remote_endpoint(ec));
+  h->local = endpoint_text(h->sock.local_endpoint(ec));
+  runtime::configure_hop_socket(h->sock);
+  asio::co_spawn(io_, handle_hop(h), asio::detached);
 }
 
 asio::awaitable<bool> middle_server::read_setup(tcp::socket& s, lstp::setup_reader& reader, std::string& why,

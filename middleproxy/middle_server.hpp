@@ -36,7 +36,7 @@ class middle_server {
   struct hop;
   using hop_ptr = std::shared_ptr<hop>;
 
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_hop(hop_ptr h);
   boost::asio::awaitable<bool> read_setup(boost::asio::ip::tcp::socket& s, lstp::setup_reader& reader, std::string& why,
                                           lstp::wire_error& code, bool& peer_error);

@@ -208,6 +208,29 @@ class TunnelTest(unittest.TestCase):
             self.assertEqual(recv_exact(s, 5), b"after")
             s.close()
 
+    def test_client_end_connection_limit(self):
+        with World() as w:
+            mport, _, _ = w.middle("m1")
+            w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport, extra="limits:\n  max_connections: 3\n")
+            cli.wait_for_log("tunnel it up")
+            echo = w.servers.echo()
+            held = [socks_connect(sport, "127.0.0.1", echo)[0] for _ in range(3)]
+            # The fourth is refused: closed before any SOCKS reply.
+            with self.assertRaises((ConnectionError, OSError)):
+                socks_connect(sport, "127.0.0.1", echo)
+            cli.wait_for_log("refusing a SOCKS client: 3 open, the limit is 3")
+            # The three still work, and closing one frees its place.
+            for s in held:
+                s.sendall(b"k")
+                self.assertEqual(recv_exact(s, 1), b"k")
+            held.pop().close()
+            cli.wait_for_log("closed after", count=1)
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.close()
+            for s in held:
+                s.close()
+
     def test_both_roles_in_one_process_each(self):
         # Each end serves SOCKS and opens connections: channels go both ways
         # through the same tunnel (odd ids from the master, even from the other).
