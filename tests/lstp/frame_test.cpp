@@ -147,8 +147,9 @@ TEST_CASE("messages round-trip and refuse malformed payloads", "[lstp][messages]
       REQUIRE(decode_connection_request(byte_view(out).subspan(header_size), back, why));
       CHECK(back.destination == req.destination);
     }
-    CHECK_FALSE(decode_connection_request(bytes{1, 3, 0, 0, 80}, *new connection_request, why));  // empty domain
-    CHECK_FALSE(decode_connection_request(bytes{1, 2, 0, 80}, *new connection_request, why));     // bad atype
+    connection_request bad;
+    CHECK_FALSE(decode_connection_request(bytes{1, 3, 0, 0, 80}, bad, why));  // empty domain
+    CHECK_FALSE(decode_connection_request(bytes{1, 2, 0, 80}, bad, why));     // bad atype
   }
   SECTION("addresses print for people") {
     address a;
