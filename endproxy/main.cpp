@@ -30,6 +30,7 @@ never logged.
 }
 
 int main(int argc, char** argv) {
+  runtime::hold_stop_signals();
   int exit_code = 0;
   auto opts = runtime::parse_cli(argc, argv, "endproxy", help, exit_code);
   if (!opts) return exit_code;
@@ -47,9 +48,12 @@ int main(int argc, char** argv) {
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
   try {
     boost::asio::io_context io(1);
-    endproxy::end_proxy proxy(io, cfg);
-    proxy.start();
-    runtime::run_until_signal(io, [&] { proxy.stop(); });
+    // Lives until the process exits, never destroyed: coroutines still
+    // suspended when the loop stops are destroyed with `io`, after main's
+    // locals, and their frames may point into the proxy.
+    static auto* proxy = new endproxy::end_proxy(io, cfg);
+    proxy->start();
+    runtime::run_until_signal(io, [&] { proxy->stop(); });
   } catch (const std::exception& e) {
     std::cerr << "endproxy: " << e.what() << "\n";
     return 1;

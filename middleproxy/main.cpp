@@ -22,6 +22,7 @@ to the next middle proxy, so tunnels can cross several firewalls.
 }
 
 int main(int argc, char** argv) {
+  runtime::hold_stop_signals();
   int exit_code = 0;
   auto opts = runtime::parse_cli(argc, argv, "middleproxy", help, exit_code);
   if (!opts) return exit_code;
@@ -39,9 +40,12 @@ int main(int argc, char** argv) {
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
   try {
     boost::asio::io_context io(1);
-    middleproxy::middle_server server(io, cfg);
-    server.start();
-    runtime::run_until_signal(io, [&] { server.stop(); });
+    // Lives until the process exits, never destroyed: coroutines still
+    // suspended when the loop stops are destroyed with `io`, after main's
+    // locals, and their frames may point into the server.
+    static auto* server = new middleproxy::middle_server(io, cfg);
+    server->start();
+    runtime::run_until_signal(io, [&] { server->stop(); });
   } catch (const std::exception& e) {
     std::cerr << "middleproxy: " << e.what() << "\n";
     return 1;

@@ -3,6 +3,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <iostream>
 
 #include "runtime/log.hpp"
@@ -37,8 +40,21 @@ std::optional<cli_options> parse_cli(int argc, char** argv, std::string_view pro
   return o;
 }
 
+namespace {
+void set_stop_signals_blocked(bool blocked) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+}  // namespace
+
+void hold_stop_signals() { set_stop_signals_blocked(true); }
+
 void run_until_signal(boost::asio::io_context& io, std::function<void()> on_stop, std::chrono::milliseconds grace) {
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  set_stop_signals_blocked(false);  // a signal held since start-up is delivered now, to `signals`
   boost::asio::steady_timer grace_timer(io);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;

@@ -20,6 +20,11 @@ struct cli_options {
 std::optional<cli_options> parse_cli(int argc, char** argv, std::string_view program, std::string_view help,
                                      int& exit_code);
 
+// Holds SIGINT and SIGTERM back until run_until_signal is ready for them, so
+// a stop request during start-up (key derivation, binding) still ends the
+// process cleanly rather than by the signal's default action.
+void hold_stop_signals();
+
 // Runs `io` until a signal arrives; then calls `on_stop` and gives the
 // process `grace` to finish before stopping the loop.
 void run_until_signal(boost::asio::io_context& io, std::function<void()> on_stop,

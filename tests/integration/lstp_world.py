@@ -22,6 +22,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("LSTP_BIN", os.path.join(REPO, "build", "bin"))
 SECRET = "integration-test-secret-0123456789"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+# Set by CMake when the binaries are built with sanitizers (slower, bigger).
+SANITIZED = os.environ.get("LSTP_SANITIZED") == "1"
 
 # Many concurrent channels need many descriptors, here and in the children.
 _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -73,14 +76,26 @@ class Proc:
         return 0
 
     def stop(self):
+        """Stops the process with SIGTERM; returns a list of problems seen
+        (a slow or unclean exit, a sanitizer report in its log)."""
+        problems = []
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                problems.append(f"{self.name}: did not exit within 10 s of SIGTERM")
                 self.proc.kill()
                 self.proc.wait()
-        self.log_file.close()
+            else:
+                if self.proc.returncode != 0:
+                    problems.append(f"{self.name}: exited with status {self.proc.returncode} after SIGTERM")
+        if not self.log_file.closed:
+            self.log_file.close()
+        for marker in SANITIZER_MARKERS:
+            if marker in self.log():
+                problems.append(f"{self.name}: sanitizer report ({marker})")
+        return problems
 
 
 class World:
@@ -95,13 +110,16 @@ class World:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        problems = []
         for p in reversed(self.procs):
-            p.stop()
+            problems += p.stop()
         self.servers.close()
-        if exc_type is not None:
+        if exc_type is not None or problems:
             for p in self.procs:
                 print(f"----- {p.name} log -----\n{p.log()}")
         shutil.rmtree(self.dir, ignore_errors=True)
+        if problems and exc_type is None:
+            raise AssertionError("; ".join(problems))
         return False
 
     def _write(self, name, text):

@@ -48,7 +48,7 @@ class FaultTest(unittest.TestCase):
             sport = w.tunnel()
             echo = w.servers.echo()
             s, _ = socks_connect(sport, "127.0.0.1", echo)
-            w.s.stop()  # SIGTERM: SHUTDOWN to the peer
+            self.assertEqual(w.s.stop(), [])  # SIGTERM: SHUTDOWN to the peer, clean exit
             s.settimeout(10)
             try:
                 data = s.recv(10)

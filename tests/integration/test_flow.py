@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from lstp_world import World, socks_connect, recv_exact
+from lstp_world import SANITIZED, World, socks_connect, recv_exact
 
 
 class FlowTest(unittest.TestCase):
@@ -57,7 +57,8 @@ class FlowTest(unittest.TestCase):
             per_channel = (after - base) * 1024 / n
             print(f"\nidle_channel_bytes={per_channel:.0f} (client end + server end, {n} channels)")
             # A read buffer per idle channel would cost 2 x 64 KiB; we hold none.
-            self.assertLess(per_channel, 16 * 1024)
+            # (Sanitizers add their own bookkeeping to every allocation.)
+            self.assertLess(per_channel, (64 if SANITIZED else 16) * 1024)
             # All still work.
             for s in socks[:20] + warm[:5]:
                 s.sendall(b"x")

@@ -140,7 +140,8 @@ class TunnelTest(unittest.TestCase):
             mport, _, _ = w.middle("m1")
             w.end("srv", "server", mport)
             sport, c, _ = w.end("cli", "client", mport)
-            c.stop()
+            c.wait_for_log("SOCKS5 listening")
+            self.assertEqual(c.stop(), [])
             # Restart the client end with users configured.
             path = os.path.join(w.dir, "cli.yaml")
             with open(path) as f:
