@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, then runs the unit tests
 # (no sockets), the checks of every shipped configuration, and the
-# integration tests that start the real binaries on loopback.
+# integration tests that start the real binaries on loopback. Then the same
+# unit and integration tests again, built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (build-asan/); any sanitizer report fails them.
+#   LSTP_SKIP_SANITIZERS=1 tools/test.sh   skips the second pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+jobs=$(nproc 2>/dev/null || echo 2)
 bash tools/build.sh
 ctest --test-dir build --output-on-failure -L unit
 ctest --test-dir build --output-on-failure -L conf
 ctest --test-dir build --output-on-failure -L integration
+
+if [ "${LSTP_SKIP_SANITIZERS:-0}" != 1 ]; then
+  cmake -S . -B build-asan -DLSTP_SANITIZE=ON -DLSTP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build-asan -j"$jobs"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+  ctest --test-dir build-asan --output-on-failure -L unit
+  ctest --test-dir build-asan --output-on-failure -L integration
+fi
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
