@@ -296,6 +296,21 @@ class Servers:
                 w.close()
         return self._start(handle)
 
+    def watcher(self, key):
+        """Reads until its connection ends, then records it in self.closed[key]."""
+        self.closed = getattr(self, "closed", {})
+        self.closed[key] = threading.Event()
+        async def handle(r, w):
+            try:
+                while await r.read(65536):
+                    pass
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                self.closed[key].set()
+                w.close()
+        return self._start(handle)
+
     def firehose(self, key):
         """Sends a counting byte pattern forever, as fast as it is taken."""
         self.firehose_sent[key] = 0

@@ -3,6 +3,7 @@ loopback, driven by curl and by a small SOCKS5 client."""
 import hashlib
 import os
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -208,6 +209,35 @@ class TunnelTest(unittest.TestCase):
             s.sendall(b"after")
             self.assertEqual(recv_exact(s, 5), b"after")
             s.close()
+
+    def test_data_sent_with_the_request_is_kept(self):
+        # Some clients send their first bytes right behind the CONNECT request,
+        # before the reply; those bytes must reach the destination first, once.
+        with World() as w:
+            sport = w.tunnel()
+            echo = w.servers.echo()
+            s = socket.create_connection(("127.0.0.1", sport), timeout=20)
+            s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack(">H", echo) + b"early")
+            self.assertEqual(recv_exact(s, 2), b"\x05\x00")
+            reply = recv_exact(s, 10)
+            self.assertEqual(reply[:2], b"\x05\x00")
+            s.sendall(b"+late")
+            self.assertEqual(recv_exact(s, 10), b"early+late")
+            s.close()
+
+    def test_an_app_reset_closes_the_far_connection(self):
+        with World() as w:
+            sport = w.tunnel()
+            watcher = w.servers.watcher("far")
+            s, _ = socks_connect(sport, "127.0.0.1", watcher)
+            s.sendall(b"some bytes")
+            time.sleep(0.2)
+            self.assertFalse(w.servers.closed["far"].is_set())
+            # An abortive close (RST), not a half-close.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            self.assertTrue(w.servers.closed["far"].wait(10), "the destination connection stayed open")
+            w.s.wait_for_log("aborted: the peer ended the channel")
 
     def test_client_end_connection_limit(self):
         with World() as w:
