@@ -11,6 +11,10 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(frame tunnel socks5 config)
 
 bash tools/install-deps.sh
+if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "ok installed"; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev
+fi
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DLSTP_FUZZ=ON -DLSTP_SANITIZE=ON -DLSTP_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
