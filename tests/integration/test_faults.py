@@ -1,4 +1,5 @@
 """Faults the tunnel core must end cleanly: a vanished peer, a stopped end."""
+import os
 import signal
 import socket
 import time
@@ -41,6 +42,21 @@ class FaultTest(unittest.TestCase):
             s2.sendall(b"again")
             self.assertEqual(recv_exact(s2, 5), b"again")
             s2.close()
+            s.close()
+
+    def test_a_restarted_middle_is_rejoined(self):
+        with World() as w:
+            sport = w.tunnel()
+            self.assertEqual(w.m.stop(), [])
+            w.c.wait_for_log("tunnel it closed")
+            # Same configuration, same port: both ends find it again by themselves.
+            w.procs.append(w.start("m1-again", ["middleproxy", "-c", os.path.join(w.dir, "m1.yaml")]))
+            w.c.wait_for_log("tunnel it up", count=2, timeout=30)
+            w.s.wait_for_log("tunnel it up", count=2, timeout=30)
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"back")
+            self.assertEqual(recv_exact(s, 4), b"back")
             s.close()
 
     def test_stopping_an_end_closes_its_channels_cleanly(self):
