@@ -128,9 +128,9 @@ class World:
             f.write(text)
         return path
 
-    def middle(self, name, port=None, next_hop=None, extra="", start=True):
+    def middle(self, name, port=None, next_hop=None, extra="", start=True, log="debug"):
         port = port or free_port()
-        text = f"name: {name}\nlisten: 127.0.0.1:{port}\nlog_level: debug\n"
+        text = f"name: {name}\nlisten: 127.0.0.1:{port}\nlog_level: {log}\n"
         if next_hop:
             text += f"next_hop: 127.0.0.1:{next_hop}\n"
         text += extra
@@ -141,7 +141,8 @@ class World:
             proc.wait_for_log("listening on")
         return port, proc, path
 
-    def end(self, name, role, middle_port, secret=SECRET, socks_port=None, tunnel="it", extra="", start=True):
+    def end(self, name, role, middle_port, secret=SECRET, socks_port=None, tunnel="it", extra="", start=True,
+            log="debug"):
         secret_path = self._write(f"{name}.secret", secret + "\n")
         text = (f"name: {name}\nrole: {role}\ntunnel:\n  name: {tunnel}\n  secret_file: {secret_path}\n"
                 f"  middle: 127.0.0.1:{middle_port}\n  retry_interval: 200ms\n")
@@ -150,7 +151,7 @@ class World:
             text += f"socks:\n  listen: 127.0.0.1:{socks_port}\n  timeout: 3s\n"
         if role in ("server", "both"):
             text += "server:\n  connect_timeout: 3s\n"
-        text += "log_level: debug\n" + extra
+        text += f"log_level: {log}\n" + extra
         path = self._write(f"{name}.yaml", text)
         proc = self.start(name, ["endproxy", "-c", path]) if start else None
         return socks_port, proc, path

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""A first, quick benchmark: the same transfers direct and through lstp, in
+one run, on loopback. Prints `metric=value` lines. The full suite (OpenSSH
+jump host as the peer to beat, parallel streams, latency percentiles) is
+still to come; this one exists so every number quoted is reproducible.
+
+  python3 bench/quick.py [--size-mib N]      (binaries from build/bin)
+
+Scenarios: direct (no proxy), lstp-1 (one middle), lstp-3 (three middles).
+Metrics: single-stream download MB/s (median of 3), CPU seconds per GiB of
+all tunnel processes, tunnel setup time (processes started -> first byte
+through), bytes of memory per idle channel (both ends together).
+"""
+import argparse
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from lstp_world import World, socks_connect, recv_exact  # noqa: E402
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def file_server(path):
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(64)
+
+    def serve():
+        while True:
+            c, _ = lsn.accept()
+            def one(c=c):
+                with open(path, "rb") as f:
+                    c.sendfile(f)
+                c.close()
+            threading.Thread(target=one, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return lsn.getsockname()[1]
+
+
+def drain(s):
+    buf = bytearray(1 << 20)
+    n = 0
+    while True:
+        k = s.recv_into(buf)
+        if not k:
+            return n
+        n += k
+
+
+def download(connect, procs, size):
+    speeds, cpu = [], []
+    for _ in range(3):
+        c0 = sum(cpu_seconds(p) for p in procs)
+        t0 = time.perf_counter()
+        s = connect()
+        n = drain(s)
+        dt = time.perf_counter() - t0
+        s.close()
+        assert n == size, f"got {n} of {size} bytes"
+        speeds.append(n / dt / 1e6)
+        cpu.append((sum(cpu_seconds(p) for p in procs) - c0) / (n / 2**30))
+    return statistics.median(speeds), statistics.median(cpu)
+
+
+def lstp_world(w, middles):
+    ports = []
+    nxt = None
+    for i in reversed(range(middles)):
+        port, _, _ = w.middle(f"m{i + 1}", next_hop=nxt, log="info")
+        ports.insert(0, port)
+        nxt = port
+    t0 = time.perf_counter()
+    w.end("srv", "server", ports[-1], log="info")
+    sport, cli, _ = w.end("cli", "client", ports[0], log="info")
+    return sport, cli, t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=1024)
+    args = ap.parse_args()
+    size = args.size_mib * 1024 * 1024
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "payload.bin")
+        with open(path, "wb") as f:
+            f.truncate(size)  # sparse zeros: sendfile serves them from the page cache
+        port = file_server(path)
+        print(f"machine_cores={os.cpu_count()} size_mib={args.size_mib}")
+        speed, _ = download(lambda: socket.create_connection(("127.0.0.1", port)), [], size)
+        print(f"scenario=direct single_stream_MBps={speed:.0f}")
+        for name, middles in (("lstp-1", 1), ("lstp-3", 3)):
+            with World() as w:
+                sport, cli, t0 = lstp_world(w, middles)
+                echo = w.servers.echo()
+                # Setup time: processes started -> first byte through.
+                while True:
+                    try:
+                        s, _ = socks_connect(sport, "127.0.0.1", echo)
+                        break
+                    except Exception:  # noqa: BLE001 - not up yet
+                        time.sleep(0.005)
+                s.sendall(b"x")
+                recv_exact(s, 1)
+                setup_ms = (time.perf_counter() - t0) * 1000
+                s.close()
+                pids = [p.proc.pid for p in w.procs]
+                speed, cpu = download(lambda: socks_connect(sport, "127.0.0.1", port)[0], pids, size)
+                # Idle channels: memory across both ends per open channel.
+                ends = [p for p in w.procs if p.name in ("cli", "srv")]
+                base = sum(p.rss_kib() for p in ends)
+                idle = [socks_connect(sport, "127.0.0.1", echo)[0] for _ in range(1000)]
+                time.sleep(0.3)
+                per_channel = (sum(p.rss_kib() for p in ends) - base) * 1024 / len(idle)
+                for s in idle:
+                    s.close()
+                print(f"scenario={name} single_stream_MBps={speed:.0f} cpu_s_per_GiB={cpu:.2f} "
+                      f"setup_ms={setup_ms:.0f} idle_channel_bytes={per_channel:.0f}")
+
+
+if __name__ == "__main__":
+    main()
