@@ -103,7 +103,7 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
       auto failure = "cannot reach middle proxy: " + ec.message();
       if (failure != last_failure)
         log_warn(component, "tunnel ", cfg_.tunnel_name, ": cannot reach middle proxy ", cfg_.middle.to_string(), ": ",
-                 failure, "; retrying every ", cfg_.retry_interval.count(), " ms");
+                 ec.message(), "; retrying every ", cfg_.retry_interval.count(), " ms");
       last_failure = failure;
     } else {
       // Quiet while the same setup refusal repeats at every retry.
