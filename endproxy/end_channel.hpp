@@ -46,7 +46,6 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::uint32_t id() const { return id_; }
   // Keeps `token` alive as long as this channel (e.g. a connection count).
   void hold(std::shared_ptr<void> token) { token_ = std::move(token); }
-  std::size_t pending_to_local() const { return to_local_.size() + writing_.size(); }
 
  private:
   boost::asio::awaitable<void> read_loop();

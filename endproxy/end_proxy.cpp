@@ -119,10 +119,14 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
       auto& why = tunnel_->close_reason();
       auto text = std::string(lstp::to_string(why.code)) + ": " + why.reason;
       if (tunnel_->was_up() || text != last_failure) {
-        if (why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down)
-          log_info(component, "tunnel ", cfg_.tunnel_name, " closed: ", why.reason);
-        else
-          log_warn(component, "tunnel ", cfg_.tunnel_name, " closed: ", text);
+        auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnel_->started()).count();
+        auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
+                         ? runtime::log_level::info
+                         : runtime::log_level::warn;
+        runtime::log(level, component, "tunnel ", cfg_.tunnel_name, " closed: ",
+                     level == runtime::log_level::info ? why.reason : text, " (after ", secs, " s; ",
+                     tunnel_->driver().bytes_out(), " bytes sent, ", tunnel_->driver().bytes_in(),
+                     " bytes received on the hop)");
       } else {
         runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
       }

@@ -32,7 +32,6 @@ class end_proxy {
   // The current tunnel once it is up, waiting until `deadline` for it.
   boost::asio::awaitable<std::shared_ptr<end_tunnel>> wait_for_tunnel(std::chrono::steady_clock::time_point deadline);
   const config::end_config& cfg() const { return cfg_; }
-  std::size_t active_clients() const { return active_clients_; }
 
  private:
   boost::asio::awaitable<void> keep_tunnel();

@@ -35,10 +35,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
 
   boost::asio::awaitable<void> run();
   bool is_up() const { return up_; }
-  bool is_closed() const { return closed_; }
   bool was_up() const { return was_up_; }
   const lstp::error_info& close_reason() const { return close_reason_; }
-  const std::string& name() const { return cfg_.tunnel_name; }
 
   // Client side: asks the peer to connect; completes when it answered, or
   // the tunnel closed.
@@ -49,13 +47,13 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
               std::shared_ptr<void> slot = {});
 
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
   lstp::tunnel& proto() { return driver_->proto(); }
   void forget(std::uint32_t id);
   // A pool of channel read buffers (end_channel::read_chunk bytes each), so
   // only channels with data in flight hold one.
   lstp::bytes take_buffer();
   void release_buffer(lstp::bytes buffer);
-  std::size_t channel_count() const { return channels_.size(); }
   void close(const lstp::error_info& why) { driver_->close(why); }
 
   // lstp::tunnel_handler
@@ -82,6 +80,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::map<std::uint32_t, std::shared_ptr<pending_open>> pending_;
   std::map<std::uint32_t, std::shared_ptr<end_channel>> channels_;
   std::vector<lstp::bytes> spare_buffers_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool up_ = false;
   bool was_up_ = false;
   lstp::error_info close_reason_;

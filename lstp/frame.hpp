@@ -81,7 +81,6 @@ class frame_decoder {
   // Bytes fed but not yet returned as frames (e.g. TLS records that follow
   // the setup frames on the same hop).
   byte_view unread() const { return {buf_.data() + pos_, buf_.size() - pos_}; }
-  void set_limit(std::size_t payload_limit) { limit_ = payload_limit; }
   std::size_t buffered() const { return buf_.size() - pos_; }
 
  private:

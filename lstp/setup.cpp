@@ -57,10 +57,11 @@ setup_reader::result setup_reader::next() {
     if (f.header.type != frame_type::topology_exchange)
       return {status::invalid, wire_error::unexpected_message,
               std::string("expected TOPOLOGY_EXCHANGE, got ") + std::string(to_string(f.header.type))};
-    if (!decode_topology(f.payload, setup_.topology, why)) {
-      auto code = why.find("entries") != std::string::npos ? wire_error::topology_too_long : wire_error::protocol_error;
-      return {status::invalid, code, why};
-    }
+    if (!f.payload.empty() && f.payload[0] > max_topology_entries)
+      return {status::invalid, wire_error::topology_too_long,
+              "TOPOLOGY_EXCHANGE has " + std::to_string(f.payload[0]) + " entries, at most " +
+                  std::to_string(max_topology_entries)};
+    if (!decode_topology(f.payload, setup_.topology, why)) return {status::invalid, wire_error::protocol_error, why};
     done_ = true;
     return {status::done, wire_error::ok, {}};
   }
@@ -82,14 +83,10 @@ topology readable_path(const topology& view) {
   return view;
 }
 
-std::string verify_secure_setup(const bytes& clear_peer_info_frame, const bytes& secure_peer_info_frame,
-                                const topology& our_view, const topology& peer_view) {
-  if (clear_peer_info_frame != secure_peer_info_frame)
-    return "the peer's COMMON_UNIQUE_INFO inside TLS differs from the one a middle delivered in the clear";
-  if (!std::equal(our_view.begin(), our_view.end(), peer_view.rbegin(), peer_view.rend()))
-    return "the peer saw the path \"" + format_path(peer_view) + "\" but we saw \"" + format_path(our_view) +
-           "\": a middle proxy altered the topology";
-  return {};
+std::string check_peer_view(const topology& our_view, const topology& peer_view) {
+  if (std::equal(our_view.begin(), our_view.end(), peer_view.rbegin(), peer_view.rend())) return {};
+  return "the peer saw the path \"" + format_path(peer_view) + "\" but we saw \"" + format_path(our_view) +
+         "\": a middle proxy altered the topology";
 }
 
 }  // namespace lstp

@@ -64,10 +64,8 @@ topology path_view(const topology_entry& self, const topology& received);
 // server end when the roles say which is which, else from this end.
 topology readable_path(const topology& view);
 
-// The check done inside TLS: the peer's COMMON_UNIQUE_INFO frame equals what
-// came in the clear, and the peer's view is our view reversed. Returns an
-// empty string when it holds, else what differs.
-std::string verify_secure_setup(const bytes& clear_peer_info_frame, const bytes& secure_peer_info_frame,
-                                const topology& our_view, const topology& peer_view);
+// Part of the check done inside TLS (PROTOCOL.md 3.4): the peer's view must
+// be our view reversed. Returns an empty string when it is, else what differs.
+std::string check_peer_view(const topology& our_view, const topology& peer_view);
 
 }  // namespace lstp

@@ -95,9 +95,8 @@ void tunnel::send_plain(const bytes& frame) {
 }
 
 void tunnel::dispatch_frames() {
-  // Frames are handled outside Botan's callbacks, so handlers may send.
-  if (in_dispatch_) return;
-  in_dispatch_ = true;
+  // Frames are handled here, after Botan's received_data has returned, never
+  // inside its callbacks: so handlers may send.
   while (state_ != tunnel_state::closed) {
     auto r = plain_in_.next();
     if (r.state == frame_decoder::status::need_more) break;
@@ -112,7 +111,6 @@ void tunnel::dispatch_frames() {
     else
       fail(wire_error::unexpected_message, std::string(to_string(r.frame.header.type)) + " before TLS was up");
   }
-  in_dispatch_ = false;
   maybe_end_shutdown();
 }
 
@@ -134,13 +132,14 @@ void tunnel::handle_verifying(const frame_view& f) {
       bytes secure;
       write_frame(secure, f.header.type, f.header.channel, f.payload, f.header.flags);
       if (secure != peer_clear_info_frame_)
-        return fail(wire_error::setup_mismatch, verify_secure_setup(peer_clear_info_frame_, secure, {}, {}));
+        return fail(wire_error::setup_mismatch,
+                    "the peer's COMMON_UNIQUE_INFO inside TLS differs from the one a middle delivered in the clear");
       break;
     }
     case 1: {
       topology peer_view;
       if (!decode_topology(f.payload, peer_view, why)) return fail(wire_error::protocol_error, why);
-      auto diff = verify_secure_setup(peer_clear_info_frame_, peer_clear_info_frame_, info_.path, peer_view);
+      auto diff = check_peer_view(info_.path, peer_view);
       if (!diff.empty()) return fail(wire_error::setup_mismatch, diff);
       break;
     }

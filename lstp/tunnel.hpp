@@ -106,7 +106,6 @@ class tunnel final : public tls_sink {
 
   tunnel_state state() const { return state_; }
   const tunnel_info& info() const { return info_; }
-  const tunnel_params& params() const { return params_; }
 
   // --- channel commands (state up; ignored otherwise) ---
   // Opens a channel; nullopt when the tunnel is not up or at its limit.
@@ -135,7 +134,6 @@ class tunnel final : public tls_sink {
 
   bool channel_exists(std::uint32_t id) const { return channels_.count(id) != 0; }
   bool paused_by_peer(std::uint32_t id) const;
-  std::size_t channel_count() const { return channels_.size(); }
   // Frames for channels already freed: normal, dropped and counted.
   std::uint64_t late_frames() const { return late_frames_; }
   std::size_t buffered(std::uint32_t id) const;
@@ -189,7 +187,6 @@ class tunnel final : public tls_sink {
   setup_reader setup_reader_;
   std::unique_ptr<tls_engine> tls_;
   frame_decoder plain_in_;
-  bool in_dispatch_ = false;
   bytes out_;
   bytes scratch_;
   // verifying phase

@@ -99,12 +99,6 @@ void middle_server::stop() {
   }
 }
 
-std::vector<tcp::endpoint> middle_server::local_endpoints() const {
-  std::vector<tcp::endpoint> v;
-  for (auto& a : acceptors_) v.push_back(a->local_endpoint());
-  return v;
-}
-
 void middle_server::on_accept(tcp::socket sock) {
   boost::system::error_code ec;
   if (active_hops_ >= cfg_.limit.max_connections) {

@@ -27,10 +27,6 @@ class middle_server {
   // failure) and starts accepting.
   void start();
   void stop();
-  // The addresses actually bound (useful with port 0).
-  std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
-
-  std::size_t active_hops() const { return active_hops_; }
 
  private:
   struct hop;

@@ -2,6 +2,7 @@
 
 #include "lstp/frame.hpp"
 #include "lstp/messages.hpp"
+#include "lstp/setup.hpp"
 
 using namespace lstp;
 
@@ -171,4 +172,16 @@ TEST_CASE("wire errors map to SOCKS replies", "[lstp][error]") {
   CHECK(to_socks_reply(wire_error::timeout) == 6);
   CHECK(to_socks_reply(wire_error::command_not_supported) == 7);
   CHECK(to_socks_reply(wire_error::protocol_error) == 1);
+}
+
+TEST_CASE("the setup reader names a too long topology as such", "[lstp][setup]") {
+  common_unique_info info;
+  bytes in;
+  encode_common_unique_info(in, info);
+  encode_topology(in, topology(max_topology_entries + 1, {hop_kind::middle, "m", ""}));
+  setup_reader r;
+  r.feed(in);
+  auto res = r.next();
+  CHECK(res.state == setup_reader::status::invalid);
+  CHECK(res.error == wire_error::topology_too_long);
 }

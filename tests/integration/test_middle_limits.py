@@ -1,0 +1,51 @@
+"""The middle proxy's own limits: a setup that never completes, a setup that
+waits too long for its partner, and a full waiting list. Each refuses the
+one offender and the middle keeps serving."""
+import socket
+import unittest
+
+from lstp_world import World, socks_connect, recv_exact
+
+LIMITS = "limits:\n  setup_timeout: 1s\n  waiting_timeout: 2s\n  max_waiting: 1\n"
+
+
+class MiddleLimitsTest(unittest.TestCase):
+    def test_half_a_setup_is_dropped_after_the_setup_timeout(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra=LIMITS)
+            s = socket.create_connection(("127.0.0.1", mport))
+            s.sendall(b"\x01\x00\x00\x00")  # the start of a frame header, then nothing
+            s.settimeout(10)
+            data = s.recv(4096)  # the middle answers ERROR and closes
+            self.assertIn(b"no complete setup in time", data)
+            self.assertEqual(s.recv(4096), b"")
+            m.wait_for_log("refused: bad setup: no complete setup in time")
+            s.close()
+
+    def test_a_lonely_setup_waits_only_waiting_timeout(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra=LIMITS)
+            _, srv, _ = w.end("srv", "server", mport)
+            m.wait_for_log("waits for its partner")
+            m.wait_for_log("refused: no partner arrived in time", timeout=10)
+            srv.wait_for_log("the middle proxy refused the setup: no partner arrived in time")
+
+    def test_a_full_waiting_list_refuses_only_the_newcomer(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra="limits:\n  max_waiting: 1\n")
+            _, first, _ = w.end("first", "server", mport, tunnel="one")
+            m.wait_for_log("waits for its partner")
+            _, second, _ = w.end("second", "server", mport, tunnel="two")
+            second.wait_for_log("too many setups waiting here")
+            # The waiting one is undisturbed and pairs when its partner comes.
+            sport, cli, _ = w.end("cli", "client", mport, tunnel="one")
+            cli.wait_for_log("tunnel one up")
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"ok")
+            self.assertEqual(recv_exact(s, 2), b"ok")
+            s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
