@@ -111,7 +111,7 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
       runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
                    cfg_.tunnel_name, ": connected to middle proxy ", cfg_.middle.to_string(),
                    ", waiting for the other end");
-      tunnel_ = std::make_shared<end_tunnel>(cfg_, std::move(hop), make_params(), rng_,
+      tunnel_ = std::make_shared<end_tunnel>(cfg_, transport::make_tcp_hop(std::move(hop)), make_params(), rng_,
                                              [this] { tunnel_changed_.cancel(); });
       co_await tunnel_->run();
       // One line per closed tunnel; a setup refused again for the same

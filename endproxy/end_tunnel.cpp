@@ -28,7 +28,7 @@ struct end_tunnel::pending_open {
   open_result result;
 };
 
-end_tunnel::end_tunnel(const config::end_config& cfg, tcp::socket hop, lstp::tunnel_params params,
+end_tunnel::end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
                        Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change)
     : cfg_(cfg), on_state_change_(std::move(on_state_change)) {
   driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this);

@@ -29,7 +29,7 @@ struct open_result {
 
 class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_from_this<end_tunnel> {
  public:
-  end_tunnel(const config::end_config& cfg, boost::asio::ip::tcp::socket hop, lstp::tunnel_params params,
+  end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
              Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change);
   ~end_tunnel() override;
 

@@ -42,21 +42,19 @@ std::string describe(const lstp::setup_message& s) {
 // (which closes both sockets, ending the other direction too). One buffer per
 // direction, read then written: a slow receiver stops the reads, so pressure
 // reaches the sender through every hop.
-asio::awaitable<void> copy_one_way(tcp::socket& from, tcp::socket& to, std::uint64_t& count) {
+asio::awaitable<void> copy_one_way(transport::hop_stream& from, transport::hop_stream& to, std::uint64_t& count) {
   std::vector<std::uint8_t> buf(pump_buffer);
   for (;;) {
     boost::system::error_code ec;
-    auto n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    auto n = co_await from.read_some(asio::buffer(buf), ec);
     if (ec == asio::error::eof) {
-      boost::system::error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
+      to.shutdown_send();
       co_return;
     }
-    if (!ec) co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) co_await to.write(asio::buffer(buf.data(), n), ec);
     if (ec) {
-      boost::system::error_code ignored;
-      from.close(ignored);
-      to.close(ignored);
+      from.close();
+      to.close();
       co_return;
     }
     count += n;
@@ -65,8 +63,9 @@ asio::awaitable<void> copy_one_way(tcp::socket& from, tcp::socket& to, std::uint
 }  // namespace
 
 struct middle_server::hop {
-  explicit hop(tcp::socket s) : sock(std::move(s)), wait_timer(sock.get_executor()) {}
-  tcp::socket sock;
+  explicit hop(transport::hop_ptr s) : stream(std::move(s)), sock(stream->tcp()), wait_timer(sock.get_executor()) {}
+  transport::hop_ptr stream;
+  tcp::socket& sock;  // the TCP connection under `stream`
   std::string peer;   // "ip:port" of the neighbour, for logs
   std::string local;  // "ip:port" this hop arrived on
   lstp::setup_message setup;
@@ -74,7 +73,7 @@ struct middle_server::hop {
   std::string tunnel;  // short pairing id, for logs
   bool taken = false;  // another coroutine paired this hop and owns it now
   bool gone = false;   // it closed while waiting
-  std::shared_ptr<tcp::socket> upstream;  // the hop to the next middle, when forwarded
+  std::shared_ptr<transport::hop_stream> upstream;  // the hop to the next middle, when forwarded
   asio::steady_timer wait_timer;
 };
 
@@ -106,14 +105,14 @@ void middle_server::on_accept(tcp::socket sock) {
              " hops open, the limit is ", cfg_.limit.max_connections);
     return;  // sock closes here
   }
-  auto h = std::make_shared<hop>(std::move(sock));
+  auto h = std::make_shared<hop>(transport::make_tcp_hop(std::move(sock)));
   h->peer = endpoint_text(h->sock.remote_endpoint(ec));
   h->local = endpoint_text(h->sock.local_endpoint(ec));
   runtime::configure_hop_socket(h->sock);
   asio::co_spawn(io_, handle_hop(h), asio::detached);
 }
 
-asio::awaitable<bool> middle_server::read_setup(tcp::socket& s, lstp::setup_reader& reader, std::string& why,
+asio::awaitable<bool> middle_server::read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
                                                 lstp::wire_error& code, bool& peer_error) {
   std::vector<std::uint8_t> buf(16 * 1024);
   for (;;) {
@@ -132,7 +131,7 @@ asio::awaitable<bool> middle_server::read_setup(tcp::socket& s, lstp::setup_read
       case lstp::setup_reader::status::need_more: break;
     }
     boost::system::error_code ec;
-    auto n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    auto n = co_await s.read_some(asio::buffer(buf), ec);
     if (ec) {
       why = ec == asio::error::operation_aborted ? "no complete setup in time"
             : ec == asio::error::eof             ? "closed before its setup was complete"
@@ -161,10 +160,10 @@ asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, st
                (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason);
   lstp::bytes out;
   lstp::encode_error_info(out, lstp::frame_type::error, 0, {code, reason});
-  runtime::watchdog guard(h->sock, std::chrono::seconds(2));
+  runtime::watchdog guard(*h->stream, std::chrono::seconds(2));
   boost::system::error_code ec;
-  co_await asio::async_write(h->sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-  h->sock.close(ec);
+  co_await h->stream->write(asio::buffer(out), ec);
+  h->stream->close();
 }
 
 asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
@@ -180,8 +179,8 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
   bool peer_error = false;
   bool ok = false;
   {
-    runtime::watchdog deadline(h->sock, cfg_.limit.setup_timeout);
-    ok = co_await read_setup(h->sock, reader, why, code, peer_error);
+    runtime::watchdog deadline(*h->stream, cfg_.limit.setup_timeout);
+    ok = co_await read_setup(*h->stream, reader, why, code, peer_error);
   }
   if (!ok) {
     if (code == lstp::wire_error::general) {
@@ -256,7 +255,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
   to_partner.insert(to_partner.end(), h->unread.begin(), h->unread.end());
   auto to_new = lstp::relay_setup(partner->setup, self);
   to_new.insert(to_new.end(), partner->unread.begin(), partner->unread.end());
-  auto new_sock = std::shared_ptr<tcp::socket>(h, &h->sock);
+  auto new_sock = std::shared_ptr<transport::hop_stream>(h, h->stream.get());
   co_await join(partner, std::move(to_partner), new_sock, std::move(to_new), h->peer, h->tunnel);
 }
 
@@ -267,7 +266,7 @@ void middle_server::take_over(const hop_ptr& waiting) {
   boost::system::error_code ignored;
   waiting->wait_timer.cancel();
   waiting->sock.cancel(ignored);
-  if (waiting->upstream) waiting->upstream->close(ignored);
+  if (waiting->upstream) waiting->upstream->close();
 }
 
 // While a setup waits, its end sends nothing, so the hop turning readable
@@ -280,8 +279,8 @@ void middle_server::watch_while_waiting(const hop_ptr& h) {
                " left before its partner came");
     h->gone = true;
     boost::system::error_code ignored;
-    h->sock.close(ignored);
-    if (h->upstream) h->upstream->close(ignored);
+    h->stream->close();
+    if (h->upstream) h->upstream->close();
     h->wait_timer.cancel();
   });
 }
@@ -299,7 +298,7 @@ asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
 
 asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   auto& next = *cfg_.next_hop;
-  h->upstream = std::make_shared<tcp::socket>(io_);
+  h->upstream = transport::make_tcp_hop(tcp::socket(io_));
   auto up = h->upstream;
   watch_while_waiting(h);
   boost::system::error_code ec;
@@ -311,12 +310,12 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
     // A local partner may take the hop over while we resolve or connect: then
     // the forwarded setup must not reach the next middle.
     if (!ec && !(h->taken || h->gone))
-      co_await asio::async_connect(*up, results, asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_connect(up->tcp(), results, asio::redirect_error(asio::use_awaitable, ec));
     if (!ec && !(h->taken || h->gone)) {
-      runtime::configure_hop_socket(*up);
+      runtime::configure_hop_socket(up->tcp());
       auto out = lstp::relay_setup(h->setup, self_entry(h));
       out.insert(out.end(), h->unread.begin(), h->unread.end());
-      co_await asio::async_write(*up, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_await up->write(asio::buffer(out), ec);
     }
   }
   if (h->taken || h->gone) co_return;
@@ -344,7 +343,7 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   h->taken = true;  // from here this coroutine owns the hop alone
   h->sock.cancel(ec);
   if (!ok) {
-    up->close(ec);
+    up->close();
     if (peer_error) {
       co_await refuse(h, code, "next hop " + next.to_string() + " refused: " + why);
     } else {
@@ -362,16 +361,15 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   co_await join(h, std::move(to_down), up, {}, "next hop " + next.to_string(), h->tunnel);
 }
 
-asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<tcp::socket> second,
+asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
                                           lstp::bytes to_second, std::string second_name, std::string tunnel) {
   auto started = std::chrono::steady_clock::now();
   auto pairing = first->setup.info.pairing;
   ++active_hops_;  // the second hop of the pair (the first one counts in its handle_hop)
   boost::system::error_code ec;
   if (!to_first.empty())
-    co_await asio::async_write(first->sock, asio::buffer(to_first), asio::redirect_error(asio::use_awaitable, ec));
-  if (!ec && !to_second.empty())
-    co_await asio::async_write(*second, asio::buffer(to_second), asio::redirect_error(asio::use_awaitable, ec));
+    co_await first->stream->write(asio::buffer(to_first), ec);
+  if (!ec && !to_second.empty()) co_await second->write(asio::buffer(to_second), ec);
 
   // Counters and flags live in shared state: the copies run as their own
   // coroutines and may outlive a wait here by a moment.
@@ -387,7 +385,7 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
     asio::co_spawn(
         ex,
         [first, second, st]() -> asio::awaitable<void> {
-          co_await copy_one_way(first->sock, *second, st->a_to_b);
+          co_await copy_one_way(*first->stream, *second, st->a_to_b);
           ++st->finished;
           st->done.notify();
         },
@@ -395,7 +393,7 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
     asio::co_spawn(
         ex,
         [first, second, st]() -> asio::awaitable<void> {
-          co_await copy_one_way(*second, first->sock, st->b_to_a);
+          co_await copy_one_way(*second, *first->stream, st->b_to_a);
           ++st->finished;
           st->done.notify();
         },
@@ -412,8 +410,8 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
     }
   }
   auto a_to_b = st->a_to_b, b_to_a = st->b_to_a;
-  first->sock.close(ec);
-  second->close(ec);
+  first->stream->close();
+  second->close();
   table_.unpair(pairing);
   --active_hops_;
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

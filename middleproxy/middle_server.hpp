@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "lstp/setup.hpp"
 #include "middleproxy/pairing_table.hpp"
+#include "transport/hop_stream.hpp"
 
 namespace middleproxy {
 
@@ -34,11 +35,11 @@ class middle_server {
 
   void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_hop(hop_ptr h);
-  boost::asio::awaitable<bool> read_setup(boost::asio::ip::tcp::socket& s, lstp::setup_reader& reader, std::string& why,
+  boost::asio::awaitable<bool> read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
                                           lstp::wire_error& code, bool& peer_error);
   boost::asio::awaitable<void> wait_for_partner(hop_ptr h);
   boost::asio::awaitable<void> forward_to_next_hop(hop_ptr h);
-  boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<boost::asio::ip::tcp::socket> second,
+  boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
                                     lstp::bytes to_second, std::string second_name, std::string tunnel);
   boost::asio::awaitable<void> refuse(hop_ptr h, lstp::wire_error code, std::string reason);
   void watch_while_waiting(const hop_ptr& h);

@@ -12,16 +12,16 @@ namespace lstp::asio_edge {
 
 namespace asio = boost::asio;
 
-tunnel_driver::tunnel_driver(asio::ip::tcp::socket socket, tunnel_params params, Botan::RandomNumberGenerator& rng,
+tunnel_driver::tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan::RandomNumberGenerator& rng,
                              tunnel_handler& handler)
-    : socket_(std::move(socket)),
+    : hop_(std::move(hop)),
       tunnel_(std::move(params), rng, handler, clock::now()),
-      writer_wake_(socket_.get_executor()),
-      writer_done_(socket_.get_executor()),
-      output_drained_(socket_.get_executor()),
-      timer_(socket_.get_executor()),
+      writer_wake_(hop_->get_executor()),
+      writer_done_(hop_->get_executor()),
+      output_drained_(hop_->get_executor()),
+      timer_(hop_->get_executor()),
       read_buf_(256 * 1024) {
-  runtime::configure_hop_socket(socket_);
+  runtime::configure_hop_socket(hop_->tcp());
 }
 
 void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
@@ -43,7 +43,7 @@ void tunnel_driver::shutdown(std::string_view reason) {
 
 asio::awaitable<void> tunnel_driver::run() {
   auto self = shared_from_this();
-  auto ex = socket_.get_executor();
+  auto ex = hop_->get_executor();
   asio::co_spawn(ex, [self]() { return self->write_loop(); }, asio::detached);
   asio::co_spawn(ex, [self]() { return self->timer_loop(); }, asio::detached);
   co_await read_loop();
@@ -58,7 +58,7 @@ asio::awaitable<void> tunnel_driver::read_loop() {
       co_await output_drained_.wait();
     if (tunnel_.state() == tunnel_state::closed) break;
     boost::system::error_code ec;
-    auto n = co_await socket_.async_read_some(asio::buffer(read_buf_), asio::redirect_error(asio::use_awaitable, ec));
+    auto n = co_await hop_->read_some(asio::buffer(read_buf_), ec);
     if (ec) {
       if (tunnel_.state() != tunnel_state::closed)
         tunnel_.close({wire_error::general, ec == asio::error::eof ? "the hop to the middle proxy was closed"
@@ -94,7 +94,7 @@ asio::awaitable<void> tunnel_driver::write_loop() {
     // and both keep their capacity, so steady state allocates nothing.
     std::swap(write_buf_, tunnel_.output());
     boost::system::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(write_buf_), asio::redirect_error(asio::use_awaitable, ec));
+    co_await hop_->write(asio::buffer(write_buf_), ec);
     bytes_out_ += write_buf_.size();
     write_buf_.clear();
     output_drained_.notify();
@@ -104,9 +104,7 @@ asio::awaitable<void> tunnel_driver::write_loop() {
       break;
     }
   }
-  boost::system::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  hop_->close();
   writer_finished_ = true;
   output_drained_.notify();
   timer_.cancel();
@@ -133,8 +131,7 @@ asio::awaitable<void> tunnel_driver::timer_loop() {
   boost::system::error_code ec;
   co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (!writer_finished_) {
-    boost::system::error_code ignored;
-    socket_.close(ignored);  // aborts the pending read and write
+    hop_->close();  // aborts the pending read and write
   }
 }
 

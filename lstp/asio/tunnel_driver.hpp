@@ -1,11 +1,11 @@
-// Runs one lstp::tunnel over one hop socket: the Asio edge of the sans-I/O
+// Runs one lstp::tunnel over one hop: the Asio edge of the sans-I/O
 // tunnel. One reader feeds the tunnel, one writer drains its output, one timer
 // serves its deadlines. Channel data enters through `schedule`: the writer
 // takes one chunk from each ready channel in turn (round robin), so a bulk
 // channel never starves the others, and encrypts only while the hop keeps up
 // (pending output is bounded), so memory stays bounded too.
 //
-// Single-threaded: everything runs on the executor of the socket.
+// Single-threaded: everything runs on the executor of the hop.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -18,6 +18,7 @@
 
 #include "lstp/tunnel.hpp"
 #include "runtime/notifier.hpp"
+#include "transport/hop_stream.hpp"
 
 namespace lstp::asio_edge {
 
@@ -42,7 +43,7 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   // before the hop is cut regardless (a black-holed hop never drains).
   static constexpr std::chrono::seconds flush_grace{5};
 
-  tunnel_driver(boost::asio::ip::tcp::socket socket, tunnel_params params, Botan::RandomNumberGenerator& rng,
+  tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan::RandomNumberGenerator& rng,
                 tunnel_handler& handler);
 
   // Runs until the tunnel is closed and its last bytes are written.
@@ -60,15 +61,16 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
 
   std::uint64_t bytes_in() const { return bytes_in_; }
   std::uint64_t bytes_out() const { return bytes_out_; }
-  const boost::asio::ip::tcp::socket& socket() const { return socket_; }
-  boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+  // How the hop is carried ("tcp", "websocket", ...), for logs.
+  std::string hop_kind() const { return hop_->kind(); }
+  boost::asio::any_io_executor executor() { return hop_->get_executor(); }
 
  private:
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> timer_loop();
 
-  boost::asio::ip::tcp::socket socket_;
+  transport::hop_ptr hop_;
   tunnel tunnel_;
   runtime::notifier writer_wake_;
   runtime::notifier writer_done_;
