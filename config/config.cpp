@@ -424,8 +424,24 @@ void strip_trailing_space(std::string& s) {
   }
 }
 
+way read_way(const field& f) {
+  const std::string s = read_string(f);
+  return with_location(f, [&] { return parse_way(s); });
+}
+
+std::string read_websocket_path(const field& f) {
+  std::string p = read_string(f);
+  const bool ok = !p.empty() && p.front() == '/' && p.size() <= 200 && std::all_of(p.begin(), p.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("/-._~").find(c) != std::string_view::npos;
+  });
+  if (!ok) f.fail("expected a path like /lstp (letters, digits and /-._~), got " + quote(p));
+  return p;
+}
+
 void load_tunnel(const source& src, const field& tf, end_config& cfg) {
-  const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "middle", "retry_interval"});
+  const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "middle", "ways", "proxy", "state_file",
+                                          "websocket_path", "retry_interval", "retry_max", "way_timeout",
+                                          "reprobe_interval"});
   cfg.tunnel_name = read_name(t.require("name"));
 
   const field* file_f = t.find("secret_file");
@@ -459,8 +475,48 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
                   " bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64)");
   }
 
-  cfg.middle = read_endpoint(t.require("middle"));
+  cfg.middles = read_endpoints(src, t.require("middle"));
+  if (const field* f = t.find("ways")) {
+    if (f->value.IsScalar()) {
+      cfg.ways.push_back(read_way(*f));
+    } else if (f->value.IsSequence() && f->value.size() > 0) {
+      std::size_t i = 0;
+      for (auto it = f->value.begin(); it != f->value.end(); ++it, ++i) {
+        const YAML::Node item = *it;
+        field item_field{&src, item, item, f->path + "[" + std::to_string(i) + "]"};
+        auto w = read_way(item_field);
+        if (std::find(cfg.ways.begin(), cfg.ways.end(), w) != cfg.ways.end())
+          item_field.fail("listed twice: " + w.to_string());
+        cfg.ways.push_back(std::move(w));
+      }
+    } else {
+      f->fail(std::string("expected a way (like \"wss via http://proxy:3128\") or a list of them, got ") +
+              describe(f->value));
+    }
+  }
+  if (const field* f = t.find("proxy")) {
+    const auto text = read_string(*f);
+    if (text == "env")
+      cfg.proxy_from_environment = true;
+    else
+      cfg.ways_proxy = with_location(*f, [&] { return parse_proxy_url(text); });
+  }
+  if (const field* f = t.find("state_file")) {
+    const std::string name = read_string(*f);
+    if (name.empty()) f->fail("expected a file name, got \"\" (leave the key out to keep no state)");
+    std::filesystem::path p(name);
+    if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
+    cfg.state_file = p.string();
+  }
+  if (const field* f = t.find("websocket_path")) cfg.websocket_path = read_websocket_path(*f);
   if (const field* f = t.find("retry_interval")) cfg.retry_interval = read_duration(*f);
+  if (const field* f = t.find("retry_max")) cfg.retry_max = read_duration(*f);
+  if (cfg.retry_max < cfg.retry_interval) t.fail("retry_max must not be shorter than retry_interval");
+  if (const field* f = t.find("way_timeout")) cfg.way_timeout = read_duration(*f);
+  if (const field* f = t.find("reprobe_interval")) {
+    // "off" turns the background search for a cheaper way off.
+    cfg.reprobe_interval = read_string(*f) == "off" ? std::chrono::milliseconds(0) : read_duration(*f);
+  }
 }
 
 void load_socks(const source& src, const field& sf, end_config& cfg) {
@@ -568,6 +624,135 @@ endpoint parse_endpoint(const std::string& text) {
   return endpoint{std::string(host), static_cast<std::uint16_t>(*n)};
 }
 
+namespace {
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX escapes, as in curl's proxy URLs (a password may hold '@' or ':').
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+const char* scheme_name(proxy_kind k) {
+  switch (k) {
+    case proxy_kind::socks5: return "socks5";
+    case proxy_kind::socks4a: return "socks4a";
+    case proxy_kind::http: return "http";
+  }
+  return "http";
+}
+
+const char* carrier_name(carrier c) {
+  switch (c) {
+    case carrier::tcp: return "tcp";
+    case carrier::tls: return "tls";
+    case carrier::ws: return "ws";
+    case carrier::wss: return "wss";
+  }
+  return "tcp";
+}
+}  // namespace
+
+std::string proxy::to_string() const {
+  std::string s = std::string(scheme_name(kind)) + "://";
+  if (!username.empty()) s += username + "@";
+  return s + at.to_string();
+}
+
+std::string way::to_string() const {
+  std::string s = carrier_name(how);
+  if (via == route::proxy && through) s += " via " + through->to_string();
+  if (via == route::environment) s += " via env";
+  return s;
+}
+
+proxy parse_proxy_url(const std::string& text) {
+  proxy p;
+  std::string_view rest = text;
+  const auto sep = rest.find("://");
+  if (sep != std::string_view::npos) {
+    const auto scheme = rest.substr(0, sep);
+    // socks5h and socks4a ask the proxy to resolve names, which is what a
+    // hop wants anyway (the name of the middle may not resolve inside a
+    // firewalled network); socks5 and socks4 are accepted as the same.
+    if (scheme == "socks5" || scheme == "socks5h") {
+      p.kind = proxy_kind::socks5;
+    } else if (scheme == "socks4a" || scheme == "socks4") {
+      p.kind = proxy_kind::socks4a;
+    } else if (scheme == "http") {
+      p.kind = proxy_kind::http;
+    } else {
+      throw error("unknown proxy scheme " + quote(scheme) + " (expected socks5://, socks4a:// or http://)");
+    }
+    rest.remove_prefix(sep + 3);
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  const auto at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    const auto userinfo = rest.substr(0, at);
+    const auto colon = userinfo.find(':');
+    p.username = percent_decode(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos) p.password = percent_decode(userinfo.substr(colon + 1));
+    if (p.username.empty()) throw error("the proxy URL has a password but no user name");
+    if (p.username.size() > 255 || p.password.size() > 255)
+      throw error("proxy user name and password must be at most 255 bytes each");
+    rest.remove_prefix(at + 1);
+  }
+  if (rest.find('/') != std::string_view::npos) throw error("a proxy URL has no path: " + quote(std::string(rest)));
+  // The userinfo is left out of messages: it may hold a password.
+  try {
+    p.at = parse_endpoint(std::string(rest));
+  } catch (const error& e) {
+    throw error(std::string("proxy address: ") + e.what());
+  }
+  return p;
+}
+
+way parse_way(const std::string& text) {
+  way w;
+  std::string_view rest = text;
+  const auto space = rest.find(' ');
+  const auto name = rest.substr(0, space);
+  if (name == "tcp") {
+    w.how = carrier::tcp;
+  } else if (name == "tls") {
+    w.how = carrier::tls;
+  } else if (name == "ws") {
+    w.how = carrier::ws;
+  } else if (name == "wss") {
+    w.how = carrier::wss;
+  } else {
+    throw error("expected tcp, tls, ws or wss, optionally followed by \"via <proxy URL>\" or \"via env\", got " +
+                quote(std::string(name)));
+  }
+  if (space == std::string_view::npos) return w;
+  rest.remove_prefix(space);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (rest.substr(0, 4) != "via ") throw error("expected \"via <proxy URL>\" or \"via env\" after " + quote(std::string(name)));
+  rest.remove_prefix(4);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (rest == "env") {
+    w.via = way::route::environment;
+  } else {
+    w.via = way::route::proxy;
+    w.through = parse_proxy_url(std::string(rest));
+  }
+  return w;
+}
+
 std::chrono::milliseconds parse_duration(const std::string& text) {
   const auto bad = [&]() -> error { return error("expected a duration like 10s or 250ms, got " + quote(text)); };
   std::size_t i = 0;
@@ -622,7 +807,9 @@ std::size_t parse_size(const std::string& text) {
 middle_config load_middle(const std::string& path) {
   const source src{path};
   const YAML::Node root = load_document(src);
-  const section top(src, root, root.Mark(), "", {"name", "listen", "public_address", "next_hop", "limits", "log_level"});
+  const section top(src, root, root.Mark(), "",
+                    {"name", "listen", "public_address", "next_hop", "next_hop_way", "websocket_path", "tls_certificate",
+                     "tls_private_key", "limits", "log_level"});
   middle_config cfg;
   cfg.file = path;
   cfg.name = read_name(top.require("name"));
@@ -638,6 +825,25 @@ middle_config load_middle(const std::string& path) {
     if (!printable) f->fail("contains control characters: " + quote(cfg.public_address));
   }
   if (const field* f = top.find("next_hop")) cfg.next_hop = read_endpoint(*f);
+  if (const field* f = top.find("next_hop_way")) {
+    if (!cfg.next_hop) f->fail("only used with next_hop");
+    cfg.next_hop_way = read_way(*f);
+    if (cfg.next_hop_way->via == way::route::environment) f->fail("\"via env\" is for end proxies; name the proxy");
+  }
+  if (const field* f = top.find("websocket_path")) cfg.websocket_path = read_websocket_path(*f);
+  const field* cert_f = top.find("tls_certificate");
+  const field* key_f = top.find("tls_private_key");
+  if ((cert_f == nullptr) != (key_f == nullptr)) top.fail("give both tls_certificate and tls_private_key, or neither");
+  if (cert_f) {
+    for (auto [f, out] : {std::pair{cert_f, &cfg.tls_certificate}, std::pair{key_f, &cfg.tls_private_key}}) {
+      std::filesystem::path p(read_string(*f));
+      if (p.empty()) f->fail("expected a PEM file name");
+      if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(p, ec)) f->fail("cannot read " + p.string());
+      *out = p.string();
+    }
+  }
   if (const field* lf = top.find("limits")) {
     const section l = sub_section(src, *lf, {"setup_timeout", "waiting_timeout", "max_waiting", "max_connections"});
     if (const field* f = l.find("setup_timeout")) cfg.limit.setup_timeout = read_duration(*f);

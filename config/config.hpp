@@ -29,6 +29,34 @@ struct endpoint {
 
 enum class log_level { debug, info, warn, error };
 
+// A proxy an uplink goes through: "socks5://user:pass@host:1080",
+// "socks4a://host:1080", "http://user:pass@host:3128" (CONNECT).
+enum class proxy_kind { socks5, socks4a, http };
+struct proxy {
+  proxy_kind kind = proxy_kind::http;
+  endpoint at;
+  std::string username;  // empty: no authentication
+  std::string password;  // never logged
+  // The URL without the password, for logs.
+  std::string to_string() const;
+  bool operator==(const proxy&) const = default;
+};
+
+// How LSTP is carried to a middle proxy: as it is on TCP, inside TLS, as
+// WebSocket messages, or WebSocket inside TLS (looks like HTTPS).
+enum class carrier { tcp, tls, ws, wss };
+
+// One way out of a network to a middle proxy: a carrier, directly or through
+// a proxy. Written "tcp", "wss via http://proxy:3128", "ws via env".
+struct way {
+  enum class route { direct, proxy, environment };
+  carrier how = carrier::tcp;
+  route via = route::direct;
+  std::optional<proxy> through;  // when via == proxy
+  std::string to_string() const;
+  bool operator==(const way&) const = default;
+};
+
 struct limits {
   std::chrono::milliseconds setup_timeout{10000};      // a hop must deliver its setup within this
   std::chrono::milliseconds waiting_timeout{600000};   // how long an unmatched setup waits at a middle
@@ -51,6 +79,10 @@ struct middle_config {
   std::vector<endpoint> listen;
   std::string public_address;            // shown in hop maps; empty: the address a hop arrived on
   std::optional<endpoint> next_hop;
+  std::optional<way> next_hop_way;   // how to reach next_hop; default tcp
+  std::string websocket_path = "/lstp";  // WebSocket hops are accepted on this path
+  std::string tls_certificate;       // PEM files for TLS hops; empty: a self-signed certificate made at start
+  std::string tls_private_key;
   limits limit;
   log_level log = log_level::info;
 };
@@ -70,8 +102,18 @@ struct end_config {
   std::string tunnel_name;
   std::string secret;  // loaded from secret_file or secret_env; never logged
   std::string secret_source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET", for messages
-  endpoint middle;
-  std::chrono::milliseconds retry_interval{1000};
+  std::vector<endpoint> middles;  // tried in order of measured latency, failing over along the list
+  // Ways out, tried in this order; empty: automatic (every carrier, directly
+  // and through `proxy`, cheapest first, the last winner first).
+  std::vector<way> ways;
+  std::optional<config::proxy> ways_proxy;  // tunnel.proxy: for automatic ways
+  bool proxy_from_environment = false;  // proxy: env (https_proxy, ALL_PROXY, no_proxy as curl reads them)
+  std::string state_file;           // remembers the winning way per middle; empty: none
+  std::string websocket_path = "/lstp";
+  std::chrono::milliseconds retry_interval{1000};    // first reconnect delay, doubled up to retry_max
+  std::chrono::milliseconds retry_max{30000};
+  std::chrono::milliseconds way_timeout{5000};       // one attempt at one way
+  std::chrono::milliseconds reprobe_interval{600000};  // look for a cheaper way this often
   // client role
   std::vector<endpoint> socks_listen;
   std::vector<socks_user> socks_users;
@@ -84,6 +126,13 @@ std::chrono::milliseconds parse_duration(const std::string& text);
 // Parse a size: "65536", "64KiB", "8MiB".
 std::size_t parse_size(const std::string& text);
 endpoint parse_endpoint(const std::string& text);
+// "socks5://[user[:pass]@]host:port", "socks4a://host:port",
+// "http://[user[:pass]@]host:port"; a URL without scheme is http.
+// Percent-escapes in user and password are decoded.
+proxy parse_proxy_url(const std::string& text);
+// "tcp", "tls", "ws", "wss", optionally followed by " via <proxy URL>" or
+// " via env".
+way parse_way(const std::string& text);
 
 middle_config load_middle(const std::string& path);
 end_config load_end(const std::string& path);

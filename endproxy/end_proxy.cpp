@@ -6,10 +6,16 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
+#include "uplink/dialer.hpp"
+#include "uplink/environment_proxy.hpp"
 
 namespace endproxy {
 
@@ -20,6 +26,18 @@ using runtime::log_warn;
 
 namespace {
 constexpr std::string_view component = "end";
+
+std::string middles_text(const std::vector<config::endpoint>& ms) {
+  std::string s;
+  for (auto& m : ms) s += (s.empty() ? "" : ", ") + m.to_string();
+  return s;
+}
+
+std::string ways_text(const std::vector<config::way>& ws) {
+  std::string s;
+  for (auto& w : ws) s += (s.empty() ? "" : ", ") + w.to_string();
+  return s;
+}
 
 lstp::end_role wire_role(config::end_role r) {
   switch (r) {
@@ -32,7 +50,7 @@ lstp::end_role wire_role(config::end_role r) {
 }  // namespace
 
 end_proxy::end_proxy(asio::io_context& io, config::end_config cfg)
-    : io_(io), cfg_(std::move(cfg)), tunnel_changed_(io), retry_timer_(io) {
+    : io_(io), cfg_(std::move(cfg)), tunnel_changed_(io), retry_timer_(io), reprobe_timer_(io) {
   tunnel_changed_.expires_at(asio::steady_timer::time_point::max());
 }
 
@@ -45,7 +63,8 @@ void end_proxy::start() {
                                                 : cfg_.role == config::end_role::server ? "server end"
                                                                                         : "client and server end"),
            "), tunnel ", cfg_.tunnel_name, " (id ", lstp::short_id(keys_.pairing_id), ", secret from ", cfg_.secret_source,
-           "), middle proxy ", cfg_.middle.to_string());
+           "), middle proxy ", middles_text(cfg_.middles), ", ways: ",
+           cfg_.ways.empty() ? std::string("automatic") : ways_text(cfg_.ways));
   for (auto& ep : cfg_.socks_listen) {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "SOCKS"));
     log_info(component, "SOCKS5 listening on ", acceptors_.back()->local_endpoint());
@@ -55,6 +74,7 @@ void end_proxy::start() {
                    asio::detached);
   }
   asio::co_spawn(io_, keep_tunnel(), asio::detached);
+  if (cfg_.reprobe_interval.count() > 0) asio::co_spawn(io_, reprobe_loop(), asio::detached);
 }
 
 void end_proxy::stop() {
@@ -62,6 +82,7 @@ void end_proxy::stop() {
   boost::system::error_code ignored;
   for (auto& acc : acceptors_) acc->close(ignored);
   retry_timer_.cancel();
+  reprobe_timer_.cancel();
   if (tunnel_) tunnel_->driver().shutdown("the end proxy is stopping");
 }
 
@@ -83,60 +104,278 @@ lstp::tunnel_params end_proxy::make_params() {
   return p;
 }
 
-// Connects to the middle proxy and runs the tunnel; whenever it ends, tries
-// again after the retry interval (the next issue adds backoff and failover).
-asio::awaitable<void> end_proxy::keep_tunnel() {
-  std::string last_failure;
-  while (!stopping_) {
-    tcp::socket hop(io_);
-    boost::system::error_code ec;
-    {
-      runtime::watchdog deadline(hop, cfg_.limit.handshake_timeout);
-      tcp::resolver resolver(io_);
-      auto results = co_await resolver.async_resolve(cfg_.middle.host, std::to_string(cfg_.middle.port),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) co_await asio::async_connect(hop, results, asio::redirect_error(asio::use_awaitable, ec));
+struct end_proxy::race_result {
+  std::size_t index = 0;
+  transport::hop_ptr hop;
+  std::chrono::steady_clock::duration took{};
+};
+
+std::vector<uplink::candidate> end_proxy::plan() const {
+  return uplink::plan_candidates(
+      middle_order_, cfg_.ways, cfg_.ways_proxy, cfg_.proxy_from_environment, memory_,
+      [](const config::endpoint& middle, const config::way& w) -> std::optional<config::way> {
+        auto env = uplink::proxy_from_environment(middle.host, w.how == config::carrier::ws, ::getenv);
+        if (!env.proxy) return std::nullopt;
+        return config::way{w.how, config::way::route::proxy, env.proxy};
+      });
+}
+
+void end_proxy::remember(const uplink::candidate& c) {
+  if (!memory_.remember(c.middle, c.way) || cfg_.state_file.empty()) return;
+  try {
+    memory_.save(cfg_.state_file);
+  } catch (const std::exception& e) {
+    log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", e.what(), " (the way that works is not remembered)");
+  }
+}
+
+// Exponential backoff with jitter: the n-th failed round in a row waits
+// between half and all of min(retry_max, retry_interval * 2^n), so ends
+// that lost the same middle do not all come back in the same instant.
+std::chrono::milliseconds end_proxy::backoff(unsigned failed_rounds) {
+  auto step = cfg_.retry_interval;
+  for (unsigned i = 0; i < failed_rounds && step < cfg_.retry_max; ++i) step *= 2;
+  step = std::min(step, cfg_.retry_max);
+  std::uint32_t r = 0;
+  rng_.randomize(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
+  const auto half = step.count() / 2;
+  return std::chrono::milliseconds(half + (half > 0 ? static_cast<std::int64_t>(r % static_cast<std::uint32_t>(half + 1)) : 0));
+}
+
+asio::awaitable<transport::hop_ptr> end_proxy::dial(const uplink::candidate& c, std::string& why) {
+  uplink::dial_options options;
+  options.websocket_path = cfg_.websocket_path;
+  options.timeout = cfg_.way_timeout;
+  co_return co_await uplink::dial(io_.get_executor(), c.way, c.middle, options, why);
+}
+
+asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std::vector<uplink::candidate>& cands,
+                                                                      std::size_t& next,
+                                                                      std::vector<std::string>& failures) {
+  struct race_state {
+    explicit race_state(const asio::any_io_executor& ex) : wake(ex) {}
+    runtime::notifier wake;
+    std::vector<race_result> done;
+    std::vector<std::pair<std::size_t, std::string>> failed;
+    bool over = false;  // a winner was taken: late successes close their hop
+  };
+  auto st = std::make_shared<race_state>(io_.get_executor());
+  std::size_t running = 0;
+  auto launch = [&](std::size_t i) {
+    ++running;
+    asio::co_spawn(
+        io_,
+        [this, st, i, c = cands[i]]() -> asio::awaitable<void> {
+          const auto t0 = std::chrono::steady_clock::now();
+          std::string why;
+          auto hop = co_await dial(c, why);
+          if (st->over) {
+            if (hop) hop->close();
+            co_return;
+          }
+          if (hop)
+            st->done.push_back(race_result{i, std::move(hop), std::chrono::steady_clock::now() - t0});
+          else
+            st->failed.emplace_back(i, why);
+          st->wake.notify();
+        },
+        asio::detached);
+  };
+  // Start the second candidate when the first is still undecided after this
+  // long: a black-holed way costs its timeout, but not twice in a row.
+  const auto race_after = std::min<std::chrono::steady_clock::duration>(cfg_.way_timeout / 4, std::chrono::seconds(1));
+  if (next >= cands.size()) co_return std::nullopt;
+  launch(next++);
+  for (;;) {
+    const bool woke = co_await st->wake.wait_until(std::chrono::steady_clock::now() + race_after);
+    for (auto& [i, why] : st->failed) {
+      --running;
+      failures.push_back(cands[i].way.to_string() + " to " + cands[i].middle.to_string() + ": " + why);
     }
-    if (stopping_) break;
-    if (ec) {
-      // One line per change of cause, not one per retry.
-      auto failure = "cannot reach middle proxy: " + ec.message();
-      if (failure != last_failure)
-        log_warn(component, "tunnel ", cfg_.tunnel_name, ": cannot reach middle proxy ", cfg_.middle.to_string(), ": ",
-                 ec.message(), "; retrying every ", cfg_.retry_interval.count(), " ms");
-      last_failure = failure;
-    } else {
-      // Quiet while the same setup refusal repeats at every retry.
+    st->failed.clear();
+    if (!st->done.empty()) {
+      st->over = true;
+      auto best = std::move(st->done.front());
+      for (std::size_t k = 1; k < st->done.size(); ++k) st->done[k].hop->close();
+      co_return best;
+    }
+    if (stopping_) {
+      st->over = true;
+      co_return std::nullopt;
+    }
+    if ((running == 0 || (!woke && running < 2)) && next < cands.size()) launch(next++);
+    if (running == 0) co_return std::nullopt;
+  }
+}
+
+// With several middle proxies, the one answering fastest goes first (seed
+// 004); the others are the failover list, in order of latency.
+asio::awaitable<void> end_proxy::order_middles() {
+  middle_order_ = cfg_.middles;
+  if (cfg_.middles.size() < 2) co_return;
+  auto cands = plan();
+  std::map<std::string, double> latency_ms;
+  for (auto& m : cfg_.middles) {
+    auto it = std::find_if(cands.begin(), cands.end(), [&](auto& c) { return c.middle == m; });
+    if (it == cands.end()) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string why;
+    auto hop = co_await dial(*it, why);
+    if (!hop) continue;
+    hop->close();
+    latency_ms[m.to_string()] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+  auto rank = [&](const config::endpoint& m) {
+    auto it = latency_ms.find(m.to_string());
+    return it == latency_ms.end() ? 1e18 : it->second;
+  };
+  std::stable_sort(middle_order_.begin(), middle_order_.end(), [&](auto& a, auto& b) { return rank(a) < rank(b); });
+  std::string text;
+  for (auto& m : middle_order_) {
+    if (!text.empty()) text += ", ";
+    auto it = latency_ms.find(m.to_string());
+    text += m.to_string() + (it == latency_ms.end() ? " unreachable" : " " + std::to_string(it->second).substr(0, 6) + " ms");
+  }
+  log_info(component, "tunnel ", cfg_.tunnel_name, ": middle proxies by connect time: ", text);
+}
+
+// Keeps the tunnel up: tries the ways out (the one that worked last first),
+// runs the tunnel on the first that opens, and when it ends starts again,
+// backing off while nothing works.
+asio::awaitable<void> end_proxy::keep_tunnel() {
+  if (!cfg_.state_file.empty()) {
+    try {
+      memory_ = uplink::way_memory::load(cfg_.state_file);
+    } catch (const std::exception& e) {
+      log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", e.what(), "; starting without it");
+    }
+  }
+  co_await order_middles();
+  std::string last_failure;
+  unsigned failed_rounds = 0;
+  while (!stopping_) {
+    const auto cands = plan();
+    std::size_t next = 0;
+    std::vector<std::string> failures;
+    bool served = false;
+    while (!stopping_ && next < cands.size()) {
+      auto won = co_await race(cands, next, failures);
+      if (!won) break;
+      const auto& c = cands[won->index];
+      const auto ms = std::chrono::duration<double, std::milli>(won->took).count();
+      std::string note;
+      for (auto& f : failures) note += "; " + f;
+      // Quiet while the same thing repeats at every retry.
       const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
       runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
-                   cfg_.tunnel_name, ": connected to middle proxy ", cfg_.middle.to_string(),
+                   cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ", c.way.to_string(),
+                   " in ", std::to_string(ms).substr(0, 6), " ms", failures.empty() ? "" : " (failed first" + note + ")",
                    ", waiting for the other end");
-      tunnel_ = std::make_shared<end_tunnel>(cfg_, transport::make_tcp_hop(std::move(hop)), make_params(), rng_,
-                                             [this] { tunnel_changed_.cancel(); });
-      co_await tunnel_->run();
-      // One line per closed tunnel; a setup refused again for the same
-      // reason at every retry is logged once.
-      auto& why = tunnel_->close_reason();
-      auto text = std::string(lstp::to_string(why.code)) + ": " + why.reason;
-      if (tunnel_->was_up() || text != last_failure) {
-        auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnel_->started()).count();
-        auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
-                         ? runtime::log_level::info
-                         : runtime::log_level::warn;
-        runtime::log(level, component, "tunnel ", cfg_.tunnel_name, " closed: ",
-                     level == runtime::log_level::info ? why.reason : text, " (after ", secs, " s; ",
-                     tunnel_->driver().bytes_out(), " bytes sent, ", tunnel_->driver().bytes_in(),
-                     " bytes received on the hop)");
-      } else {
-        runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
+      failures.clear();
+      remember(c);
+      const auto opened = std::chrono::steady_clock::now();
+      co_await run_tunnel(std::move(won->hop), c, last_failure);
+      served = tunnel_was_up_;
+      if (served || stopping_) break;
+      // Closed at once without a byte from the middle: something on the way
+      // (a filtering proxy or firewall) let the connection open but not
+      // carry LSTP. Try the next way now rather than after a backoff.
+      if (hop_bytes_in_ == 0 && std::chrono::steady_clock::now() - opened < cfg_.way_timeout) {
+        failures.push_back(c.way.to_string() + " to " + c.middle.to_string() +
+                           ": the hop closed right after the setup (filtered on the way?)");
+        next = std::max(next, won->index + 1);
+        continue;
       }
-      last_failure = tunnel_->was_up() ? std::string() : text;
-      tunnel_.reset();
-      tunnel_changed_.cancel();
+      break;
     }
     if (stopping_) break;
-    retry_timer_.expires_after(cfg_.retry_interval);
+    if (!failures.empty()) {
+      std::string text = "cannot reach a middle proxy by any way: ";
+      for (std::size_t i = 0; i < failures.size(); ++i) text += (i ? "; " : "") + failures[i];
+      if (text != last_failure) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
+      last_failure = text;
+    }
+    // A tunnel that served for a while earns a quick reconnect; one that
+    // keeps failing (or flapping) waits longer each round.
+    if (served && tunnel_lifetime_ >= cfg_.retry_max)
+      failed_rounds = 0;
+    else
+      ++failed_rounds;
+    const auto delay = backoff(failed_rounds == 0 ? 0 : failed_rounds - 1);
+    runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, ": next attempt in ", delay.count(), " ms");
+    retry_timer_.expires_after(delay);
+    boost::system::error_code ec;
     co_await retry_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<void> end_proxy::run_tunnel(transport::hop_ptr hop, const uplink::candidate& how,
+                                            std::string& last_failure) {
+  current_ = how;
+  tunnel_ = std::make_shared<end_tunnel>(cfg_, std::move(hop), make_params(), rng_, [this] { tunnel_changed_.cancel(); });
+  co_await tunnel_->run();
+  // One line per closed tunnel; a setup refused again for the same reason
+  // at every retry is logged once.
+  auto& why = tunnel_->close_reason();
+  auto text = std::string(lstp::to_string(why.code)) + ": " + why.reason;
+  const auto lifetime = std::chrono::steady_clock::now() - tunnel_->started();
+  if (tunnel_->was_up() || text != last_failure) {
+    auto secs = std::chrono::duration<double>(lifetime).count();
+    auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
+                     ? runtime::log_level::info
+                     : runtime::log_level::warn;
+    runtime::log(level, component, "tunnel ", cfg_.tunnel_name, " closed: ",
+                 level == runtime::log_level::info ? why.reason : text, " (after ", secs, " s; ",
+                 tunnel_->driver().bytes_out(), " bytes sent, ", tunnel_->driver().bytes_in(),
+                 " bytes received on the hop)");
+  } else {
+    runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
+  }
+  last_failure = tunnel_->was_up() ? std::string() : text;
+  tunnel_was_up_ = tunnel_->was_up();
+  hop_bytes_in_ = tunnel_->driver().bytes_in();
+  tunnel_lifetime_ = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime);
+  tunnel_.reset();
+  current_.reset();
+  move_when_idle_ = false;
+  tunnel_changed_.cancel();
+}
+
+// Now and then, while the tunnel runs on a costly way (through a proxy, as
+// web traffic), checks whether a cheaper way to the same middle works again;
+// if so, remembers it and moves to it once no channel is open.
+asio::awaitable<void> end_proxy::reprobe_loop() {
+  while (!stopping_) {
+    reprobe_timer_.expires_after(move_when_idle_ ? std::chrono::milliseconds(1000) : cfg_.reprobe_interval);
+    boost::system::error_code ec;
+    co_await reprobe_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (stopping_) break;
+    if (!tunnel_ || !tunnel_->is_up() || !current_) continue;
+    if (move_when_idle_) {
+      if (tunnel_->proto().channel_count() == 0) {
+        log_info(component, "tunnel ", cfg_.tunnel_name, ": idle, moving to the cheaper way");
+        tunnel_->driver().shutdown("moving to a cheaper way out");
+        move_when_idle_ = false;
+      }
+      continue;
+    }
+    const auto using_now = *current_;
+    for (auto& c : plan()) {
+      if (!(c.middle == using_now.middle) || c.cost >= using_now.cost) continue;
+      std::string why;
+      auto hop = co_await dial(c, why);
+      if (!hop) {
+        runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, ": cheaper way ", c.to_string(), " still fails: ", why);
+        continue;
+      }
+      hop->close();
+      if (!current_ || !(current_->way == using_now.way)) break;  // the tunnel moved meanwhile
+      log_info(component, "tunnel ", cfg_.tunnel_name, ": cheaper way ", c.to_string(), " works now (using ",
+               using_now.way.to_string(), "); moving to it once no channel is open");
+      remember(c);
+      move_when_idle_ = true;
+      break;
+    }
   }
 }
 

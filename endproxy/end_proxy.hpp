@@ -10,11 +10,14 @@
 #include <botan/auto_rng.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config/config.hpp"
 #include "lstp/secrets.hpp"
 #include "lstp/tunnel.hpp"
+#include "transport/hop_stream.hpp"
+#include "uplink/way_plan.hpp"
 
 namespace endproxy {
 
@@ -34,7 +37,20 @@ class end_proxy {
   const config::end_config& cfg() const { return cfg_; }
 
  private:
+  struct race_result;
   boost::asio::awaitable<void> keep_tunnel();
+  // Runs one tunnel over an opened hop until it closes.
+  boost::asio::awaitable<void> run_tunnel(transport::hop_ptr hop, const uplink::candidate& how, std::string& last_failure);
+  // Dials candidates from `next` on, two at a time once the first is slow,
+  // and returns the first hop that opens (next: the first not yet tried).
+  boost::asio::awaitable<std::optional<race_result>> race(const std::vector<uplink::candidate>& cands,
+                                                          std::size_t& next, std::vector<std::string>& failures);
+  boost::asio::awaitable<transport::hop_ptr> dial(const uplink::candidate& c, std::string& why);
+  boost::asio::awaitable<void> order_middles();
+  boost::asio::awaitable<void> reprobe_loop();
+  std::vector<uplink::candidate> plan() const;
+  void remember(const uplink::candidate& c);
+  std::chrono::milliseconds backoff(unsigned failed_rounds);
   void on_socks_client(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> socks_session(boost::asio::ip::tcp::socket socket);
   lstp::tunnel_params make_params();
@@ -48,6 +64,15 @@ class end_proxy {
   boost::asio::steady_timer tunnel_changed_;  // cancelled whenever the tunnel comes up or goes down
   boost::asio::steady_timer retry_timer_;
   std::size_t active_clients_ = 0;
+  uplink::way_memory memory_;
+  std::vector<config::endpoint> middle_order_;   // best (lowest latency) first
+  std::optional<uplink::candidate> current_;     // the way the live tunnel uses
+  bool move_when_idle_ = false;
+  // How the last tunnel ended, for the keeper's next step.
+  bool tunnel_was_up_ = false;
+  std::uint64_t hop_bytes_in_ = 0;
+  std::chrono::milliseconds tunnel_lifetime_{0};                  // a cheaper way works: move once no channel is open
+  boost::asio::steady_timer reprobe_timer_;
   bool stopping_ = false;
 };
 

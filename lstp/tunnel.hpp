@@ -133,6 +133,7 @@ class tunnel final : public tls_sink {
   void send_raw_frames(const bytes& frames) { send_plain(frames); }
 
   bool channel_exists(std::uint32_t id) const { return channels_.count(id) != 0; }
+  std::size_t channel_count() const { return channels_.size(); }
   bool paused_by_peer(std::uint32_t id) const;
   // Frames for channels already freed: normal, dropped and counted.
   std::uint64_t late_frames() const { return late_frames_; }

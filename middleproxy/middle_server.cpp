@@ -16,6 +16,7 @@
 #include "runtime/log.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
+#include "transport/hop_acceptor.hpp"
 
 namespace middleproxy {
 
@@ -78,7 +79,9 @@ struct middle_server::hop {
 };
 
 middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
-    : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting) {}
+    : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting) {
+  acceptor_options_.websocket_path = cfg_.websocket_path;
+}
 
 void middle_server::start() {
   for (auto& ep : cfg_.listen) {
@@ -105,11 +108,32 @@ void middle_server::on_accept(tcp::socket sock) {
              " hops open, the limit is ", cfg_.limit.max_connections);
     return;  // sock closes here
   }
-  auto h = std::make_shared<hop>(transport::make_tcp_hop(std::move(sock)));
-  h->peer = endpoint_text(h->sock.remote_endpoint(ec));
-  h->local = endpoint_text(h->sock.local_endpoint(ec));
-  runtime::configure_hop_socket(h->sock);
-  asio::co_spawn(io_, handle_hop(h), asio::detached);
+  runtime::configure_hop_socket(sock);
+  asio::co_spawn(io_, handle_connection(std::move(sock)), asio::detached);
+}
+
+// Tells the carriers apart (raw LSTP, TLS, WebSocket) and runs the hop.
+asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
+  ++active_hops_;
+  struct count_guard {
+    std::size_t& n;
+    ~count_guard() { --n; }
+  } guard{active_hops_};
+  boost::system::error_code ec;
+  const auto peer = endpoint_text(sock.remote_endpoint(ec));
+  const auto local = endpoint_text(sock.local_endpoint(ec));
+  std::string why;
+  transport::hop_ptr stream;
+  stream = co_await transport::accept_hop(std::move(sock), acceptor_options_, cfg_.limit.setup_timeout, why);
+  if (!stream) {
+    log_info(component, "connection from ", peer, " is not a hop: ", why);
+    co_return;
+  }
+  auto h = std::make_shared<hop>(std::move(stream));
+  h->peer = peer;
+  h->local = local;
+  if (h->stream->kind() != "tcp") h->peer += " (" + h->stream->kind() + ")";
+  co_await handle_hop(h);
 }
 
 asio::awaitable<bool> middle_server::read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
@@ -167,12 +191,6 @@ asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, st
 }
 
 asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
-  ++active_hops_;
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{active_hops_};
-
   lstp::setup_reader reader;
   std::string why;
   auto code = lstp::wire_error::ok;

@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "lstp/setup.hpp"
 #include "middleproxy/pairing_table.hpp"
+#include "transport/hop_acceptor.hpp"
 #include "transport/hop_stream.hpp"
 
 namespace middleproxy {
@@ -34,6 +35,7 @@ class middle_server {
   using hop_ptr = std::shared_ptr<hop>;
 
   void on_accept(boost::asio::ip::tcp::socket sock);
+  boost::asio::awaitable<void> handle_connection(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_hop(hop_ptr h);
   boost::asio::awaitable<bool> read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
                                           lstp::wire_error& code, bool& peer_error);
@@ -49,6 +51,7 @@ class middle_server {
   boost::asio::io_context& io_;
   config::middle_config cfg_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  transport::acceptor_options acceptor_options_;
   pairing_table<hop_ptr> table_;
   std::map<std::string, std::chrono::steady_clock::time_point> recent_refusals_;
   std::size_t active_hops_ = 0;

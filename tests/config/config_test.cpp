@@ -348,7 +348,7 @@ log_level: warn
   CHECK(c.tunnel_name == "quickstart");
   CHECK(c.secret == good_secret);  // trailing whitespace stripped
   CHECK(c.secret_source == "file " + d.path("conf/secret.txt"));
-  CHECK(c.middle == config::endpoint{"127.0.0.1", 7000});
+  CHECK(c.middles.front() == config::endpoint{"127.0.0.1", 7000});
   CHECK(c.retry_interval == 250ms);
   REQUIRE(c.socks_listen.size() == 2);
   CHECK(c.socks_listen[1] == config::endpoint{"::1", 1080});
@@ -405,7 +405,7 @@ tunnel:
   CHECK(c.role == config::end_role::server);
   CHECK(c.secret == good_secret);
   CHECK(c.secret_source == "environment LSTP_CONFIG_TEST_SECRET");
-  CHECK(c.middle == config::endpoint{"::1", 7000});
+  CHECK(c.middles.front() == config::endpoint{"::1", 7000});
   CHECK(c.socks_listen.empty());
   CHECK(c.limit.connect_timeout == config::limits{}.connect_timeout);
   ::unsetenv("LSTP_CONFIG_TEST_SECRET");
@@ -424,7 +424,8 @@ tunnel:
 )");
     CHECK(error_from([&] { config::load_end(file); }) ==
           file + ":5: tunnel.secrt: unknown key (expected one of: name, secret_file, secret_env, middle, "
-                 "retry_interval)");
+                 "ways, proxy, state_file, websocket_path, retry_interval, retry_max, way_timeout, "
+                 "reprobe_interval)");
   }
   SECTION("missing required key reports the parent's line") {
     const auto file = d.write("client.yaml", R"(name: b

@@ -1,0 +1,121 @@
+#include "transport/hop_acceptor.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "runtime/watchdog.hpp"
+#include "transport/websocket_hop.hpp"
+
+namespace transport {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+first_byte_kind classify_first_byte(std::uint8_t b) {
+  if (b == 0x01) return first_byte_kind::lstp;
+  if (b == 0x16) return first_byte_kind::tls;
+  if (b >= 'A' && b <= 'Z') return first_byte_kind::http;
+  return first_byte_kind::unknown;
+}
+
+namespace {
+
+// Answers a request that is not a hop the way any web server would, and
+// closes: a browser or a scanner sees a small web server, not a hang.
+template <class Stream>
+asio::awaitable<void> answer_plain(Stream& s, http::status status, unsigned version) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::server, "lstp/" LSTP_VERSION);
+  res.set(http::field::content_type, "text/plain");
+  res.keep_alive(false);
+  res.body() = std::string(http::obsolete_reason(status)) + "\n";
+  res.prepare_payload();
+  boost::system::error_code ec;
+  co_await http::async_write(s, res, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<hop_ptr> accept_http(asio::ip::tcp::socket socket, std::vector<std::uint8_t> first,
+                                     const acceptor_options& options, std::chrono::steady_clock::time_point deadline,
+                                     std::string& why) {
+  runtime::watchdog limit(socket, deadline - std::chrono::steady_clock::now());
+  // (The watchdog keeps watching the moved-from socket after the hop takes
+  // it; the hop gets its own below.)
+  beast::flat_buffer buffer;
+  auto space = buffer.prepare(first.size());
+  std::memcpy(space.data(), first.data(), first.size());
+  buffer.commit(first.size());
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(8 * 1024);
+  parser.body_limit(64 * 1024);
+  boost::system::error_code ec;
+  co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    why = "not a valid HTTP request (" + ec.message() + ")";
+    if (ec != asio::error::operation_aborted && ec != http::error::end_of_stream && ec != asio::error::eof)
+      co_await answer_plain(socket, http::status::bad_request, 11);
+    co_return nullptr;
+  }
+  auto& req = parser.get();
+  const bool upgrade = beast::websocket::is_upgrade(req);
+  if (!upgrade || req.target() != options.websocket_path) {
+    why = "a web request (" + std::string(req.method_string()) + " " +
+          std::string(req.target().substr(0, 100)) + "), answered 404";
+    co_await answer_plain(socket, http::status::not_found, req.version());
+    co_return nullptr;
+  }
+  if (buffer.size() > 0) {
+    // A WebSocket client waits for 101 before it sends: bytes already here
+    // break the protocol.
+    why = "WebSocket upgrade followed by early data";
+    co_await answer_plain(socket, http::status::bad_request, req.version());
+    co_return nullptr;
+  }
+  auto hop = make_websocket_hop(std::move(socket));
+  {
+    runtime::watchdog accept_limit(*hop, deadline - std::chrono::steady_clock::now());
+    co_await hop->accept(req, ec);
+  }
+  if (ec) {
+    why = "WebSocket handshake failed: " + ec.message();
+    co_return nullptr;
+  }
+  co_return hop;
+}
+
+}  // namespace
+
+asio::awaitable<hop_ptr> accept_hop(asio::ip::tcp::socket socket, const acceptor_options& options,
+                                    std::chrono::steady_clock::duration timeout, std::string& why) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::uint8_t> first(512);
+  boost::system::error_code ec;
+  std::size_t n = 0;
+  {
+    runtime::watchdog limit(socket, timeout);
+    n = co_await socket.async_read_some(asio::buffer(first), asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (ec) {
+    why = ec == asio::error::operation_aborted ? "sent nothing in time"
+          : ec == asio::error::eof             ? "closed without sending anything"
+                                               : ec.message();
+    co_return nullptr;
+  }
+  first.resize(n);
+  switch (classify_first_byte(first[0])) {
+    case first_byte_kind::lstp: co_return make_tcp_hop(std::move(socket), std::move(first));
+    case first_byte_kind::http: co_return co_await accept_http(std::move(socket), std::move(first), options, deadline, why);
+    case first_byte_kind::tls:
+      why = "a TLS hop, but TLS hops are not set up here";
+      co_return nullptr;
+    case first_byte_kind::unknown: break;
+  }
+  why = "not LSTP, TLS or HTTP (first byte " + std::to_string(first[0]) + ")";
+  co_return nullptr;
+}
+
+}  // namespace transport

@@ -1,0 +1,104 @@
+#include "uplink/dialer.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "runtime/hop_socket.hpp"
+#include "runtime/watchdog.hpp"
+#include "transport/websocket_hop.hpp"
+#include "uplink/proxy_handshake.hpp"
+
+namespace uplink {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::string failure(const boost::system::error_code& ec, bool timed_out) {
+  return timed_out ? "timed out" : ec.message();
+}
+
+}  // namespace
+
+asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config::way& way,
+                                         const config::endpoint& middle, const dial_options& options,
+                                         std::string& why) {
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  auto left = [&] { return deadline - std::chrono::steady_clock::now(); };
+  const bool proxied = way.via == config::way::route::proxy && way.through;
+  const config::endpoint& first = proxied ? way.through->at : middle;
+  const std::string first_name = proxied ? "proxy " + way.through->to_string() : "middle proxy " + middle.to_string();
+
+  tcp::socket sock(ex);
+  boost::system::error_code ec;
+  {
+    tcp::resolver resolver(ex);
+    runtime::watchdog limit(resolver, left());
+    auto results = co_await resolver.async_resolve(first.host, std::to_string(first.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      why = "cannot resolve " + first_name + ": " + failure(ec, limit.fired());
+      co_return nullptr;
+    }
+    runtime::watchdog connect_limit(sock, left());
+    co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      why = "cannot connect to " + first_name + ": " + failure(ec, connect_limit.fired());
+      co_return nullptr;
+    }
+  }
+  runtime::configure_hop_socket(sock);
+
+  std::vector<std::uint8_t> leftover;
+  if (proxied) {
+    auto hs = proxy_handshake::make(*way.through, middle.host, middle.port);
+    runtime::watchdog limit(sock, left());
+    std::vector<std::uint8_t> buf(4096);
+    while (hs->state() == proxy_handshake::status::need_more) {
+      auto out = hs->take_output();
+      if (!out.empty()) co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      auto n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      hs->feed({buf.data(), n});
+    }
+    if (hs->state() == proxy_handshake::status::failed) {
+      why = "through " + first_name + ": " + hs->error();
+      co_return nullptr;
+    }
+    if (ec) {
+      why = "through " + first_name + ": " +
+            (ec == asio::error::eof ? std::string("the proxy closed the connection") : failure(ec, limit.fired()));
+      co_return nullptr;
+    }
+    leftover = std::move(hs->leftover());
+  }
+
+  switch (way.how) {
+    case config::carrier::tcp: co_return transport::make_tcp_hop(std::move(sock), std::move(leftover));
+    case config::carrier::ws: {
+      if (!leftover.empty()) {
+        why = "the proxy sent bytes before the WebSocket handshake";
+        co_return nullptr;
+      }
+      auto hop = transport::make_websocket_hop(std::move(sock));
+      runtime::watchdog limit(*hop, left());
+      co_await hop->handshake(middle.to_string(), options.websocket_path, ec);
+      if (ec) {
+        why = "WebSocket handshake with middle proxy " + middle.to_string() + " failed: " + failure(ec, limit.fired());
+        co_return nullptr;
+      }
+      co_return hop;
+    }
+    case config::carrier::tls:
+    case config::carrier::wss: break;
+  }
+  why = "TLS carriers are not available in this build";
+  co_return nullptr;
+}
+
+}  // namespace uplink

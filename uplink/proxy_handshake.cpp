@@ -1,0 +1,259 @@
+#include "uplink/proxy_handshake.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <botan/base64.h>
+
+#include <utility>
+
+namespace uplink {
+
+namespace http = boost::beast::http;
+
+proxy_handshake::status proxy_handshake::feed(std::span<const std::uint8_t> data) {
+  if (state_ != status::need_more) {
+    // After the end, bytes are the target's: keep them in order.
+    if (state_ == status::done) leftover_.insert(leftover_.end(), data.begin(), data.end());
+    return state_;
+  }
+  in_.insert(in_.end(), data.begin(), data.end());
+  step();
+  if (state_ == status::need_more && in_.size() > max_answer)
+    fail("the proxy sent more than " + std::to_string(max_answer) + " bytes without finishing its answer");
+  return state_;
+}
+
+namespace {
+
+void put_u16(bytes& out, std::uint16_t v) {
+  out.push_back(static_cast<std::uint8_t>(v >> 8));
+  out.push_back(static_cast<std::uint8_t>(v & 0xff));
+}
+
+std::string target_text(const std::string& host, std::uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+const char* socks5_reply_text(std::uint8_t code) {
+  switch (code) {
+    case 1: return "general SOCKS server failure";
+    case 2: return "connection not allowed by ruleset";
+    case 3: return "network unreachable";
+    case 4: return "host unreachable";
+    case 5: return "connection refused";
+    case 6: return "TTL expired";
+    case 7: return "command not supported";
+    case 8: return "address type not supported";
+    default: return "unknown error";
+  }
+}
+
+class socks5_handshake final : public proxy_handshake {
+ public:
+  socks5_handshake(const config::proxy& p, const std::string& host, std::uint16_t port)
+      : user_(p.username), password_(p.password), host_(host), port_(port) {
+    if (user_.empty())
+      output_ = {0x05, 0x01, 0x00};
+    else
+      output_ = {0x05, 0x02, 0x00, 0x02};
+  }
+
+ private:
+  enum class phase { method, auth, reply };
+
+  void step() override {
+    if (phase_ == phase::method) {
+      if (in_.size() < 2) return;
+      if (in_[0] != 0x05) return fail("the proxy does not speak SOCKS5 (its answer starts with " + hex(in_[0]) + ")");
+      const auto method = in_[1];
+      consume(2);
+      if (method == 0x00) {
+        send_request();
+      } else if (method == 0x02 && !user_.empty()) {
+        output_.push_back(0x01);
+        output_.push_back(static_cast<std::uint8_t>(user_.size()));
+        output_.insert(output_.end(), user_.begin(), user_.end());
+        output_.push_back(static_cast<std::uint8_t>(password_.size()));
+        output_.insert(output_.end(), password_.begin(), password_.end());
+        phase_ = phase::auth;
+      } else if (method == 0x02) {
+        return fail("the SOCKS5 proxy wants a username and password; give them in the proxy URL");
+      } else {
+        return fail(user_.empty() ? "the SOCKS5 proxy accepts no connection without authentication"
+                                  : "the SOCKS5 proxy accepts neither no authentication nor username/password");
+      }
+    }
+    if (phase_ == phase::auth) {
+      if (in_.size() < 2) return;
+      if (in_[1] != 0x00) return fail("the SOCKS5 proxy refused the username or password");
+      consume(2);
+      send_request();
+    }
+    if (phase_ == phase::reply) {
+      if (in_.size() < 5) return;
+      if (in_[0] != 0x05) return fail("the proxy broke the SOCKS5 protocol (reply version " + hex(in_[0]) + ")");
+      if (in_[1] != 0x00)
+        return fail(std::string("the SOCKS5 proxy could not connect to ") + target_text(host_, port_) + ": " +
+                    socks5_reply_text(in_[1]));
+      std::size_t addr = 0;
+      switch (in_[3]) {
+        case 0x01: addr = 4; break;
+        case 0x04: addr = 16; break;
+        case 0x03: addr = 1 + std::size_t{in_[4]}; break;
+        default: return fail("the proxy broke the SOCKS5 protocol (address type " + hex(in_[3]) + ")");
+      }
+      const std::size_t total = 4 + addr + 2;
+      if (in_.size() < total) return;
+      finish(total);
+    }
+  }
+
+  void send_request() {
+    output_.insert(output_.end(), {0x05, 0x01, 0x00});
+    boost::system::error_code ec;
+    auto ip = boost::asio::ip::make_address(host_, ec);
+    if (!ec && ip.is_v4()) {
+      output_.push_back(0x01);
+      auto b = ip.to_v4().to_bytes();
+      output_.insert(output_.end(), b.begin(), b.end());
+    } else if (!ec && ip.is_v6()) {
+      output_.push_back(0x04);
+      auto b = ip.to_v6().to_bytes();
+      output_.insert(output_.end(), b.begin(), b.end());
+    } else {
+      output_.push_back(0x03);
+      output_.push_back(static_cast<std::uint8_t>(host_.size()));
+      output_.insert(output_.end(), host_.begin(), host_.end());
+    }
+    put_u16(output_, port_);
+    phase_ = phase::reply;
+  }
+
+  static std::string hex(std::uint8_t b) {
+    static constexpr char digits[] = "0123456789abcdef";
+    return std::string("0x") + digits[b >> 4] + digits[b & 0xf];
+  }
+
+  std::string user_, password_, host_;
+  std::uint16_t port_;
+  phase phase_ = phase::method;
+};
+
+class socks4a_handshake final : public proxy_handshake {
+ public:
+  socks4a_handshake(const config::proxy& p, const std::string& host, std::uint16_t port) {
+    output_ = {0x04, 0x01};
+    put_u16(output_, port);
+    boost::system::error_code ec;
+    auto ip = boost::asio::ip::make_address(host, ec);
+    if (!ec && ip.is_v6()) {
+      ipv6_ = true;
+      return;
+    }
+    const bool literal = !ec && ip.is_v4();
+    if (literal) {
+      auto b = ip.to_v4().to_bytes();
+      output_.insert(output_.end(), b.begin(), b.end());
+    } else {
+      output_.insert(output_.end(), {0, 0, 0, 1});  // SOCKS4a: the name follows
+    }
+    output_.insert(output_.end(), p.username.begin(), p.username.end());
+    output_.push_back(0);
+    if (!literal) {
+      output_.insert(output_.end(), host.begin(), host.end());
+      output_.push_back(0);
+    }
+  }
+
+  // Known before anything is sent; make() turns it into a failed handshake.
+  bool ipv6_ = false;
+
+ private:
+  void step() override {
+    if (in_.size() < 8) return;
+    if (in_[0] != 0x00) return fail("the proxy does not speak SOCKS4");
+    switch (in_[1]) {
+      case 0x5a: return finish(8);
+      case 0x5b: return fail("the SOCKS4 proxy rejected the connection (or could not make it)");
+      case 0x5c:
+      case 0x5d: return fail("the SOCKS4 proxy could not confirm the user id with identd");
+      default: return fail("the proxy broke the SOCKS4 protocol");
+    }
+  }
+};
+
+class http_connect_handshake final : public proxy_handshake {
+ public:
+  http_connect_handshake(const config::proxy& p, const std::string& host, std::uint16_t port) {
+    const auto target = target_text(host, port);
+    std::string req = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n";
+    if (!p.username.empty()) {
+      const std::string creds = p.username + ":" + p.password;
+      req += "Proxy-Authorization: Basic " +
+             Botan::base64_encode(reinterpret_cast<const std::uint8_t*>(creds.data()), creds.size()) + "\r\n";
+    }
+    req += "\r\n";
+    output_.assign(req.begin(), req.end());
+    has_credentials_ = !p.username.empty();
+    // A 2xx to CONNECT has no body: the bytes after the header are the
+    // target's.
+    parser_.skip(true);
+    parser_.header_limit(static_cast<std::uint32_t>(max_answer));
+  }
+
+ private:
+  void step() override {
+    std::size_t used = 0;
+    while (!parser_.is_header_done() && used < in_.size()) {
+      boost::system::error_code ec;
+      auto n = parser_.put(boost::asio::buffer(in_.data() + used, in_.size() - used), ec);
+      if (ec == http::error::need_more) break;
+      if (ec) return fail("the HTTP proxy's answer is not HTTP: " + ec.message());
+      used += n;
+      if (n == 0) break;
+    }
+    if (!parser_.is_header_done()) return;
+    const auto& res = parser_.get();
+    const auto code = res.result_int();
+    if (code >= 200 && code < 300) return finish(used);
+    std::string why = "the HTTP proxy answered " + std::to_string(code) + " " + std::string(res.reason());
+    if (code == 407)
+      why += has_credentials_ ? " (it refused the username or password)" : " (it wants a username and password)";
+    else if (code == 403)
+      why += " (it does not allow CONNECT to this host or port)";
+    fail(why);
+  }
+
+  http::response_parser<http::empty_body> parser_;
+  bool has_credentials_ = false;
+};
+
+class failed_handshake final : public proxy_handshake {
+ public:
+  explicit failed_handshake(std::string why) { fail(std::move(why)); }
+
+ private:
+  void step() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<proxy_handshake> proxy_handshake::make(const config::proxy& proxy, const std::string& host,
+                                                       std::uint16_t port) {
+  switch (proxy.kind) {
+    case config::proxy_kind::socks5:
+      if (host.size() > 255) return std::make_unique<failed_handshake>("a host name longer than 255 bytes");
+      return std::make_unique<socks5_handshake>(proxy, host, port);
+    case config::proxy_kind::socks4a: {
+      auto h = std::make_unique<socks4a_handshake>(proxy, host, port);
+      if (h->ipv6_) return std::make_unique<failed_handshake>("a SOCKS4a proxy cannot reach an IPv6 address");
+      return h;
+    }
+    case config::proxy_kind::http: return std::make_unique<http_connect_handshake>(proxy, host, port);
+  }
+  return std::make_unique<failed_handshake>("unknown proxy kind");
+}
+
+}  // namespace uplink
