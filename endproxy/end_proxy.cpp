@@ -257,6 +257,11 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
     const auto cands = plan();
     std::size_t next = 0;
     std::vector<std::string> failures;
+    if (cands.empty()) {
+      // Only "via env" ways, and the environment names no proxy for them.
+      failures.push_back("no way to try: the ways go through the environment's proxy, and no https_proxy, "
+                         "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)");
+    }
     bool served = false;
     while (!stopping_ && next < cands.size()) {
       auto won = co_await race(cands, next, failures);

@@ -9,6 +9,8 @@ packages=(
   libbotan-2-dev libyaml-cpp-dev catch2
   # integration tests drive real clients
   curl python3 netcat-openbsd iproute2
+  # ways out: third-party proxies to go through, firewalls for test worlds
+  tinyproxy dante-server nftables
 )
 
 missing=()

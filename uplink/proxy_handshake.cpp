@@ -219,7 +219,8 @@ class http_connect_handshake final : public proxy_handshake {
     const auto code = res.result_int();
     if (code >= 200 && code < 300) return finish(used);
     std::string why = "the HTTP proxy answered " + std::to_string(code) + " " + std::string(res.reason());
-    if (code == 407)
+    // 407 is the standard answer; some proxies (tinyproxy) send 401.
+    if (code == 407 || code == 401)
       why += has_credentials_ ? " (it refused the username or password)" : " (it wants a username and password)";
     else if (code == 403)
       why += " (it does not allow CONNECT to this host or port)";

@@ -37,6 +37,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for_port(port, host="127.0.0.1", timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
 def ipv6_loopback_works():
     try:
         with socket.socket(socket.AF_INET6) as s:
@@ -47,8 +58,9 @@ def ipv6_loopback_works():
 
 
 class Proc:
-    def __init__(self, name, argv, log_path, env=None):
+    def __init__(self, name, argv, log_path, env=None, ours=True):
         self.name = name
+        self.ours = ours  # third-party programs (proxies) are not held to our exit rules
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
@@ -88,7 +100,7 @@ class Proc:
                 self.proc.kill()
                 self.proc.wait()
             else:
-                if self.proc.returncode != 0:
+                if self.proc.returncode != 0 and self.ours:
                     problems.append(f"{self.name}: exited with status {self.proc.returncode} after SIGTERM")
         if not self.log_file.closed:
             self.log_file.close()
@@ -142,10 +154,10 @@ class World:
         return port, proc, path
 
     def end(self, name, role, middle_port, secret=SECRET, socks_port=None, tunnel="it", extra="", start=True,
-            log="debug"):
+            log="debug", tunnel_extra="", env=None):
         secret_path = self._write(f"{name}.secret", secret + "\n")
         text = (f"name: {name}\nrole: {role}\ntunnel:\n  name: {tunnel}\n  secret_file: {secret_path}\n"
-                f"  middle: 127.0.0.1:{middle_port}\n  retry_interval: 200ms\n")
+                f"  middle: 127.0.0.1:{middle_port}\n  retry_interval: 200ms\n" + tunnel_extra)
         if role in ("client", "both"):
             socks_port = socks_port or free_port()
             text += f"socks:\n  listen: 127.0.0.1:{socks_port}\n  timeout: 3s\n"
@@ -153,14 +165,45 @@ class World:
             text += "server:\n  connect_timeout: 3s\n"
         text += f"log_level: {log}\n" + extra
         path = self._write(f"{name}.yaml", text)
-        proc = self.start(name, ["endproxy", "-c", path]) if start else None
+        proc = self.start(name, ["endproxy", "-c", path], env=env) if start else None
         return socks_port, proc, path
 
-    def start(self, name, argv):
+    def start(self, name, argv, env=None):
         argv = [os.path.join(BIN, argv[0])] + argv[1:]
-        p = Proc(name, argv, os.path.join(self.dir, f"{name}.log"))
+        p = Proc(name, argv, os.path.join(self.dir, f"{name}.log"), env=env)
         self.procs.append(p)
         return p
+
+    def tinyproxy(self, connect_ports=(), auth=None):
+        """Debian's tinyproxy as an HTTP CONNECT proxy on loopback; CONNECT
+        only to `connect_ports` when given. Returns its port."""
+        port = free_port()
+        text = (f"Port {port}\nListen 127.0.0.1\nTimeout 600\nAllow 127.0.0.1\nLogLevel Connect\n"
+                f"MaxClients 200\n")
+        text += "".join(f"ConnectPort {p}\n" for p in connect_ports)
+        if auth:
+            text += f"BasicAuth {auth[0]} {auth[1]}\n"
+        path = self._write(f"tinyproxy-{port}.conf", text)
+        p = Proc(f"tinyproxy-{port}", [shutil.which("tinyproxy") or "/usr/bin/tinyproxy", "-d", "-c", path],
+                 os.path.join(self.dir, f"tinyproxy-{port}.log"), ours=False)
+        self.procs.append(p)
+        wait_for_port(port)
+        return port, p
+
+    def danted(self):
+        """Debian's Dante as a SOCKS5/SOCKS4 proxy on loopback. Returns its port."""
+        port = free_port()
+        text = (f"logoutput: stderr\ninternal: 127.0.0.1 port = {port}\nexternal: 127.0.0.1\n"
+                "socksmethod: none\nclientmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n"
+                "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 log: connect }\n"
+                "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 log: connect }\n")
+        path = self._write(f"danted-{port}.conf", text)
+        p = Proc(f"danted-{port}", ["/usr/sbin/danted", "-f", path, "-N", "1", "-p",
+                                    os.path.join(self.dir, f"danted-{port}.pid")],
+                 os.path.join(self.dir, f"danted-{port}.log"), ours=False)
+        self.procs.append(p)
+        wait_for_port(port)
+        return port, p
 
     def tunnel(self, secret_server=SECRET):
         """A whole tunnel: middle, server end, client end. Returns the SOCKS port."""

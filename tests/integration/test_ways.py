@@ -1,0 +1,165 @@
+"""Ways out (issue 3) on loopback: WebSocket, through HTTP CONNECT
+(tinyproxy) and SOCKS (Dante), the environment's proxy, the middle serving
+every carrier on one port, and the adaptive choice remembered across starts."""
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+from lstp_world import World, socks_connect, recv_exact
+
+
+def curl_through(socks_port, url):
+    r = subprocess.run(["curl", "-sS", "--max-time", "30", "--socks5-hostname", f"127.0.0.1:{socks_port}", url],
+                       capture_output=True)
+    return r.returncode, r.stdout
+
+
+def echo_once(socks_port, echo_port, payload=b"ping"):
+    s, _ = socks_connect(socks_port, "127.0.0.1", echo_port)
+    s.sendall(payload)
+    got = recv_exact(s, len(payload))
+    s.close()
+    return got
+
+
+def ways(*items):
+    return "  ways:\n" + "".join(f"    - \"{i}\"\n" for i in items)
+
+
+class WaysTest(unittest.TestCase):
+    def serve_file(self, w):
+        d = os.path.join(w.dir, "www")
+        os.makedirs(d)
+        with open(os.path.join(d, "index.html"), "wb") as f:
+            f.write(b"behind the firewall\n")
+        return w.servers.http_dir(d)
+
+    def test_websocket_both_ends(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            w.end("srv", "server", mport, tunnel_extra=ways("ws"))
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways("ws"))
+            cli.wait_for_log("tunnel it up")
+            cli.wait_for_log(r"connected to middle proxy 127\.0\.0\.1:\d+ by ws in")
+            m.wait_for_log(r"\(websocket\) waits for its partner|paired .*\(websocket\)")
+            web = self.serve_file(w)
+            code, body = curl_through(sport, f"http://127.0.0.1:{web}/index.html")
+            self.assertEqual((code, body), (0, b"behind the firewall\n"))
+            # 8 MiB both ways through WebSocket framing on both hops.
+            echo = w.servers.echo()
+            data = os.urandom(8 << 20)
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(data)
+            self.assertEqual(recv_exact(s, len(data)), data)
+            s.close()
+
+    def test_through_http_connect_proxy_with_basic_auth(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            pport, tp = w.tinyproxy(connect_ports=[mport], auth=("alice", "s3cret-pass"))
+            w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport,
+                                  tunnel_extra=ways(f"tcp via http://alice:s3cret%2Dpass@127.0.0.1:{pport}"))
+            cli.wait_for_log("tunnel it up")
+            cli.wait_for_log(rf"by tcp via http://alice@127\.0\.0\.1:{pport} in")
+            tp.wait_for_log(rf"CONNECT 127\.0\.0\.1:{mport}")
+            self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
+            # The password never reaches a log.
+            self.assertNotIn("s3cret", cli.log())
+
+    def test_websocket_through_http_proxy_and_a_refused_password(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            pport, tp = w.tinyproxy(connect_ports=[mport], auth=("alice", "right"))
+            w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways(
+                f"ws via http://alice:wrong@127.0.0.1:{pport}", f"ws via http://alice:right@127.0.0.1:{pport}"))
+            cli.wait_for_log("tunnel it up")
+            log = cli.log()
+            self.assertRegex(log, r"answered 40[17] .*refused the username or password")
+            self.assertRegex(log, rf"by ws via http://alice@127\.0\.0\.1:{pport} in")
+            self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
+
+    def test_a_proxy_that_refuses_the_port_is_reported(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            pport, tp = w.tinyproxy(connect_ports=[443])
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways(f"tcp via http://127.0.0.1:{pport}"))
+            cli.wait_for_log(r"cannot reach a middle proxy by any way: .*answered 403 .*"
+                             r"\(it does not allow CONNECT to this host or port\)")
+
+    def test_through_socks5_and_socks4a(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            dport, dante = w.danted()
+            w.end("srv", "server", mport, tunnel_extra=ways(f"ws via socks4a://127.0.0.1:{dport}"))
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways(f"tcp via socks5://127.0.0.1:{dport}"))
+            cli.wait_for_log("tunnel it up")
+            cli.wait_for_log(rf"by tcp via socks5://127\.0\.0\.1:{dport} in")
+            w.procs[-1].wait_for_log("tunnel it up")
+            self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
+
+    def test_proxy_from_the_environment_and_no_proxy(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            pport, tp = w.tinyproxy()
+            w.end("srv", "server", mport)
+            env = dict(os.environ, https_proxy=f"http://127.0.0.1:{pport}", no_proxy="example.com")
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways("tcp via env"), env=env)
+            cli.wait_for_log(rf"by tcp via http://127\.0\.0\.1:{pport} in")
+            tp.wait_for_log(rf"CONNECT 127\.0\.0\.1:{mport}")
+            self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
+            # no_proxy covering the middle: the environment gives no way.
+            env2 = dict(env, no_proxy="127.0.0.0/8")
+            _, cli2, _ = w.end("cli2", "client", mport, tunnel="other", tunnel_extra=ways("tcp via env"), env=env2)
+            cli2.wait_for_log("no way to try: the ways go through the environment's proxy")
+
+    def test_the_middle_answers_web_requests_and_drops_garbage(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                f"http://127.0.0.1:{mport}/"], capture_output=True)
+            self.assertEqual(r.stdout, b"404")
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                f"http://127.0.0.1:{mport}/lstp"], capture_output=True)
+            self.assertEqual(r.stdout, b"404")  # the right path, but no upgrade
+            m.wait_for_log(r"is not a hop: a web request \(GET /\), answered 404")
+            s = socket.create_connection(("127.0.0.1", mport))
+            s.sendall(b"\x00garbage")
+            s.settimeout(5)
+            self.assertEqual(s.recv(10), b"")
+            s.close()
+            m.wait_for_log(r"is not a hop: not LSTP, TLS or HTTP \(first byte 0\)")
+            # It still pairs tunnels afterwards.
+            w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport)
+            cli.wait_for_log("tunnel it up")
+
+    def test_the_winning_way_is_remembered_and_tried_first(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            dead = socket.socket()
+            dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+            dead_port = dead.getsockname()[1]
+            w.end("srv", "server", mport)
+            state = os.path.join(w.dir, "cli.state")
+            extra = ways(f"tcp via socks5://127.0.0.1:{dead_port}", "ws") + f"  state_file: {state}\n"
+            sport, cli, path = w.end("cli", "client", mport, tunnel_extra=extra)
+            cli.wait_for_log("tunnel it up")
+            self.assertRegex(cli.log(), r"by ws in [0-9.]+ ms \(failed first; tcp via socks5://127\.0\.0\.1:\d+ "
+                                        r"to 127\.0\.0\.1:\d+: cannot connect to proxy")
+            with open(state) as f:
+                self.assertIn(f"127.0.0.1:{mport} ws\n", f.read())
+            self.assertEqual(cli.stop(), [])
+            # Next start: the remembered way first, the failing one not tried.
+            cli2 = w.start("cli-again", ["endproxy", "-c", path])
+            cli2.wait_for_log("tunnel it up", timeout=30)
+            self.assertRegex(cli2.log(), r"by ws in [0-9.]+ ms, waiting")
+            self.assertNotIn("socks5", cli2.log().split("by ws in")[0].split("ways:")[-1].split("\n", 1)[-1])
+            dead.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
