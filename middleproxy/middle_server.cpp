@@ -17,6 +17,7 @@
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/hop_acceptor.hpp"
+#include "transport/tls_hop.hpp"
 
 namespace middleproxy {
 
@@ -83,7 +84,21 @@ middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
   acceptor_options_.websocket_path = cfg_.websocket_path;
 }
 
+void middle_server::load_tls_identity() {
+  if (!cfg_.tls_certificate.empty()) {
+    acceptor_options_.tls = transport::tls_server_identity::load(cfg_.tls_certificate, cfg_.tls_private_key);
+    log_info(component, "TLS hops use the certificate ", cfg_.tls_certificate);
+  } else {
+    // The outer TLS of a hop is camouflage (ends accept any certificate);
+    // a made-up one serves when the operator gives none.
+    const auto name = cfg_.public_address.empty() ? cfg_.name : cfg_.public_address.substr(0, cfg_.public_address.rfind(':'));
+    acceptor_options_.tls = transport::tls_server_identity::self_signed(name);
+    log_info(component, "TLS hops use a self-signed certificate for \"", name, "\" made at start");
+  }
+}
+
 void middle_server::start() {
+  load_tls_identity();
   for (auto& ep : cfg_.listen) {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "hops"));
     log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acceptors_.back()->local_endpoint()));

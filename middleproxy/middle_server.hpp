@@ -34,6 +34,7 @@ class middle_server {
   struct hop;
   using hop_ptr = std::shared_ptr<hop>;
 
+  void load_tls_identity();
   void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_connection(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_hop(hop_ptr h);

@@ -7,7 +7,12 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <cstring>
+#include <optional>
+
 #include "runtime/watchdog.hpp"
+#include "transport/hop_stream_adapter.hpp"
+#include "transport/tls_hop.hpp"
 #include "transport/websocket_hop.hpp"
 
 namespace transport {
@@ -39,12 +44,12 @@ asio::awaitable<void> answer_plain(Stream& s, http::status status, unsigned vers
   co_await http::async_write(s, res, asio::redirect_error(asio::use_awaitable, ec));
 }
 
-asio::awaitable<hop_ptr> accept_http(asio::ip::tcp::socket socket, std::vector<std::uint8_t> first,
-                                     const acceptor_options& options, std::chrono::steady_clock::time_point deadline,
-                                     std::string& why) {
-  runtime::watchdog limit(socket, deadline - std::chrono::steady_clock::now());
-  // (The watchdog keeps watching the moved-from socket after the hop takes
-  // it; the hop gets its own below.)
+// Reads one HTTP request (its first bytes already taken) and returns it when
+// it is a WebSocket upgrade on our path; otherwise answers it and returns
+// nothing.
+template <class Stream>
+asio::awaitable<std::optional<http_request>> read_upgrade(Stream& stream, std::vector<std::uint8_t> first,
+                                                          const acceptor_options& options, std::string& why) {
   beast::flat_buffer buffer;
   auto space = buffer.prepare(first.size());
   std::memcpy(space.data(), first.data(), first.size());
@@ -53,31 +58,35 @@ asio::awaitable<hop_ptr> accept_http(asio::ip::tcp::socket socket, std::vector<s
   parser.header_limit(8 * 1024);
   parser.body_limit(64 * 1024);
   boost::system::error_code ec;
-  co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     why = "not a valid HTTP request (" + ec.message() + ")";
     if (ec != asio::error::operation_aborted && ec != http::error::end_of_stream && ec != asio::error::eof)
-      co_await answer_plain(socket, http::status::bad_request, 11);
-    co_return nullptr;
+      co_await answer_plain(stream, http::status::bad_request, 11);
+    co_return std::nullopt;
   }
-  auto& req = parser.get();
-  const bool upgrade = beast::websocket::is_upgrade(req);
-  if (!upgrade || req.target() != options.websocket_path) {
-    why = "a web request (" + std::string(req.method_string()) + " " +
-          std::string(req.target().substr(0, 100)) + "), answered 404";
-    co_await answer_plain(socket, http::status::not_found, req.version());
-    co_return nullptr;
+  auto req = parser.release();
+  if (!beast::websocket::is_upgrade(req) || req.target() != options.websocket_path) {
+    why = "a web request (" + std::string(req.method_string()) + " " + std::string(req.target().substr(0, 100)) +
+          "), answered 404";
+    co_await answer_plain(stream, http::status::not_found, req.version());
+    co_return std::nullopt;
   }
   if (buffer.size() > 0) {
     // A WebSocket client waits for 101 before it sends: bytes already here
     // break the protocol.
     why = "WebSocket upgrade followed by early data";
-    co_await answer_plain(socket, http::status::bad_request, req.version());
-    co_return nullptr;
+    co_await answer_plain(stream, http::status::bad_request, req.version());
+    co_return std::nullopt;
   }
-  auto hop = make_websocket_hop(std::move(socket));
+  co_return req;
+}
+
+asio::awaitable<hop_ptr> finish_websocket(std::unique_ptr<websocket_hop_base> hop, const http_request& req,
+                                          std::chrono::steady_clock::time_point deadline, std::string& why) {
+  boost::system::error_code ec;
   {
-    runtime::watchdog accept_limit(*hop, deadline - std::chrono::steady_clock::now());
+    runtime::watchdog limit(*hop, deadline - std::chrono::steady_clock::now());
     co_await hop->accept(req, ec);
   }
   if (ec) {
@@ -85,6 +94,45 @@ asio::awaitable<hop_ptr> accept_http(asio::ip::tcp::socket socket, std::vector<s
     co_return nullptr;
   }
   co_return hop;
+}
+
+// Inside TLS: raw LSTP or WebSocket again.
+asio::awaitable<hop_ptr> accept_inside_tls(std::unique_ptr<tls_hop_base> tls, const acceptor_options& options,
+                                           std::chrono::steady_clock::time_point deadline, std::string& why) {
+  boost::system::error_code ec;
+  std::vector<std::uint8_t> first(512);
+  std::size_t n = 0;
+  {
+    runtime::watchdog limit(*tls, deadline - std::chrono::steady_clock::now());
+    co_await tls->handshake(ec);
+    if (ec) {
+      why = "TLS handshake failed: " + (tls->failure().empty() ? ec.message() : tls->failure());
+      co_return nullptr;
+    }
+    n = co_await tls->read_some(asio::buffer(first), ec);
+  }
+  if (ec) {
+    why = "sent nothing inside TLS (" + ec.message() + ")";
+    co_return nullptr;
+  }
+  first.resize(n);
+  switch (classify_first_byte(first[0])) {
+    case first_byte_kind::lstp: co_return with_prefix(std::move(tls), std::move(first));
+    case first_byte_kind::http: {
+      hop_stream_adapter adapter(std::move(tls));
+      std::optional<http_request> req;
+      {
+        runtime::watchdog limit(adapter.inner(), deadline - std::chrono::steady_clock::now());
+        req = co_await read_upgrade(adapter, std::move(first), options, why);
+      }
+      if (!req) co_return nullptr;
+      co_return co_await finish_websocket(make_websocket_hop(adapter.release()), *req, deadline, why);
+    }
+    case first_byte_kind::tls:
+    case first_byte_kind::unknown: break;
+  }
+  why = "not LSTP or HTTP inside TLS (first byte " + std::to_string(first[0]) + ")";
+  co_return nullptr;
 }
 
 }  // namespace
@@ -108,10 +156,22 @@ asio::awaitable<hop_ptr> accept_hop(asio::ip::tcp::socket socket, const acceptor
   first.resize(n);
   switch (classify_first_byte(first[0])) {
     case first_byte_kind::lstp: co_return make_tcp_hop(std::move(socket), std::move(first));
-    case first_byte_kind::http: co_return co_await accept_http(std::move(socket), std::move(first), options, deadline, why);
+    case first_byte_kind::http: {
+      std::optional<http_request> req;
+      {
+        runtime::watchdog limit(socket, deadline - std::chrono::steady_clock::now());
+        req = co_await read_upgrade(socket, std::move(first), options, why);
+      }
+      if (!req) co_return nullptr;
+      co_return co_await finish_websocket(make_websocket_hop(std::move(socket)), *req, deadline, why);
+    }
     case first_byte_kind::tls:
-      why = "a TLS hop, but TLS hops are not set up here";
-      co_return nullptr;
+      if (!options.tls) {
+        why = "a TLS hop, but TLS hops are not set up here";
+        co_return nullptr;
+      }
+      co_return co_await accept_inside_tls(make_tls_server_hop(std::move(socket), options.tls, std::move(first)),
+                                           options, deadline, why);
     case first_byte_kind::unknown: break;
   }
   why = "not LSTP, TLS or HTTP (first byte " + std::to_string(first[0]) + ")";

@@ -53,4 +53,7 @@ using hop_ptr = std::unique_ptr<hop_stream>;
 // while sniffing what protocol a hop speaks); they are read first.
 hop_ptr make_tcp_hop(boost::asio::ip::tcp::socket socket, std::vector<std::uint8_t> already_read = {});
 
+// Any hop with bytes already taken from it put back in front.
+hop_ptr with_prefix(hop_ptr inner, std::vector<std::uint8_t> already_read);
+
 }  // namespace transport

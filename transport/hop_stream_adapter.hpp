@@ -21,6 +21,7 @@ class hop_stream_adapter {
 
   executor_type get_executor() { return inner_->get_executor(); }
   hop_stream& inner() { return *inner_; }
+  hop_ptr release() { return std::move(inner_); }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {

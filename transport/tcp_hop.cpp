@@ -59,7 +59,41 @@ class tcp_hop final : public hop_stream {
   std::size_t taken_ = 0;
 };
 
+class prefixed_hop final : public hop_stream {
+ public:
+  prefixed_hop(hop_ptr inner, std::vector<std::uint8_t> already_read)
+      : inner_(std::move(inner)), pending_(std::move(already_read)) {}
+
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
+    ec = {};
+    if (taken_ < pending_.size()) {
+      auto n = std::min(buf.size(), pending_.size() - taken_);
+      std::memcpy(buf.data(), pending_.data() + taken_, n);
+      taken_ += n;
+      co_return n;
+    }
+    co_return co_await inner_->read_some(buf, ec);
+  }
+  asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
+    co_await inner_->write(buf, ec);
+  }
+  void shutdown_send() override { inner_->shutdown_send(); }
+  void close() override { inner_->close(); }
+  std::string kind() const override { return inner_->kind(); }
+  asio::ip::tcp::socket& tcp() override { return inner_->tcp(); }
+
+ private:
+  hop_ptr inner_;
+  std::vector<std::uint8_t> pending_;
+  std::size_t taken_ = 0;
+};
+
 }  // namespace
+
+hop_ptr with_prefix(hop_ptr inner, std::vector<std::uint8_t> already_read) {
+  if (already_read.empty()) return inner;
+  return std::make_unique<prefixed_hop>(std::move(inner), std::move(already_read));
+}
 
 hop_ptr make_tcp_hop(asio::ip::tcp::socket socket, std::vector<std::uint8_t> already_read) {
   return std::make_unique<tcp_hop>(std::move(socket), std::move(already_read));

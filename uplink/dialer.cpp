@@ -8,6 +8,7 @@
 
 #include "runtime/hop_socket.hpp"
 #include "runtime/watchdog.hpp"
+#include "transport/tls_hop.hpp"
 #include "transport/websocket_hop.hpp"
 #include "uplink/proxy_handshake.hpp"
 
@@ -95,9 +96,30 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config:
       co_return hop;
     }
     case config::carrier::tls:
-    case config::carrier::wss: break;
+    case config::carrier::wss: {
+      auto tls = transport::make_tls_client_hop(std::move(sock), middle.host, std::move(leftover));
+      {
+        runtime::watchdog limit(*tls, left());
+        co_await tls->handshake(ec);
+        if (ec) {
+          why = "TLS handshake with middle proxy " + middle.to_string() + " failed: " +
+                (limit.fired() ? std::string("timed out") : tls->failure().empty() ? ec.message() : tls->failure());
+          co_return nullptr;
+        }
+      }
+      if (way.how == config::carrier::tls) co_return tls;
+      auto hop = transport::make_websocket_hop(std::move(tls));
+      runtime::watchdog limit(*hop, left());
+      co_await hop->handshake(middle.to_string(), options.websocket_path, ec);
+      if (ec) {
+        why = "WebSocket handshake (inside TLS) with middle proxy " + middle.to_string() +
+              " failed: " + failure(ec, limit.fired());
+        co_return nullptr;
+      }
+      co_return hop;
+    }
   }
-  why = "TLS carriers are not available in this build";
+  why = "unknown carrier";
   co_return nullptr;
 }
 

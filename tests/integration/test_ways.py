@@ -55,6 +55,36 @@ class WaysTest(unittest.TestCase):
             self.assertEqual(recv_exact(s, len(data)), data)
             s.close()
 
+    def test_tls_and_websocket_in_tls_on_the_same_port(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            w.end("srv", "server", mport, tunnel_extra=ways("tls"))
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways("wss"))
+            cli.wait_for_log("tunnel it up")
+            cli.wait_for_log(r"by wss in")
+            m.wait_for_log(r"\(tls\)")
+            m.wait_for_log(r"\(tls\+websocket\)")
+            echo = w.servers.echo()
+            data = os.urandom(4 << 20)
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(data)
+            self.assertEqual(recv_exact(s, len(data)), data)
+            s.close()
+            # A browser that comes to the same port over HTTPS sees a web server.
+            r = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                f"https://127.0.0.1:{mport}/"], capture_output=True)
+            self.assertEqual(r.stdout, b"404")
+
+    def test_websocket_in_tls_through_http_proxy(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            pport, tp = w.tinyproxy(connect_ports=[mport])
+            w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways(f"wss via http://127.0.0.1:{pport}"))
+            cli.wait_for_log("tunnel it up")
+            tp.wait_for_log(rf"CONNECT 127\.0\.0\.1:{mport}")
+            self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
+
     def test_through_http_connect_proxy_with_basic_auth(self):
         with World() as w:
             mport, m, _ = w.middle("m1")
