@@ -18,6 +18,7 @@
 #include "runtime/watchdog.hpp"
 #include "transport/hop_acceptor.hpp"
 #include "transport/tls_hop.hpp"
+#include "uplink/dialer.hpp"
 
 namespace middleproxy {
 
@@ -331,39 +332,44 @@ asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
 
 asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   auto& next = *cfg_.next_hop;
-  h->upstream = transport::make_tcp_hop(tcp::socket(io_));
-  auto up = h->upstream;
   watch_while_waiting(h);
   boost::system::error_code ec;
+  std::string why;
   {
-    runtime::watchdog deadline(*up, cfg_.limit.setup_timeout);
-    tcp::resolver resolver(io_);
-    auto results = co_await resolver.async_resolve(next.host, std::to_string(next.port),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-    // A local partner may take the hop over while we resolve or connect: then
-    // the forwarded setup must not reach the next middle.
-    if (!ec && !(h->taken || h->gone))
-      co_await asio::async_connect(up->tcp(), results, asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && !(h->taken || h->gone)) {
-      runtime::configure_hop_socket(up->tcp());
+    uplink::dial_options options;
+    options.timeout = cfg_.limit.setup_timeout;
+    auto way = cfg_.next_hop_way.value_or(config::way{});
+    // A local partner may take the hop over while we dial: then the
+    // forwarded setup must not reach the next middle.
+    auto up = co_await uplink::dial(io_.get_executor(), way, next, options, why);
+    if (!up) {
+      ec = asio::error::host_unreachable;
+    } else if (h->taken || h->gone) {
+      up->close();
+    } else {
+      h->upstream = std::shared_ptr<transport::hop_stream>(std::move(up));
+      runtime::watchdog deadline(*h->upstream, cfg_.limit.setup_timeout);
       auto out = lstp::relay_setup(h->setup, self_entry(h));
       out.insert(out.end(), h->unread.begin(), h->unread.end());
-      co_await up->write(asio::buffer(out), ec);
+      co_await h->upstream->write(asio::buffer(out), ec);
+      if (ec) why = ec.message();
     }
   }
+  auto up = h->upstream;
   if (h->taken || h->gone) co_return;
   if (ec) {
     // The partner may still come here: keep waiting locally.
-    log_warn(component, "tunnel ", h->tunnel, ": next hop ", next.to_string(), " unreachable (", ec.message(),
+    log_warn(component, "tunnel ", h->tunnel, ": next hop ", next.to_string(), " unreachable (", why,
              "); waiting here instead");
     h->upstream.reset();
     co_await wait_for_partner(h);
     co_return;
   }
-  log_info(component, "tunnel ", h->tunnel, ": setup forwarded to next hop ", next.to_string());
+  log_info(component, "tunnel ", h->tunnel, ": setup forwarded to next hop ", next.to_string(), " by ",
+           cfg_.next_hop_way.value_or(config::way{}).to_string());
 
   lstp::setup_reader reader;
-  std::string why;
+  why.clear();
   auto code = lstp::wire_error::ok;
   bool peer_error = false;
   bool ok = false;

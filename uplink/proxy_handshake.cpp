@@ -205,16 +205,18 @@ class http_connect_handshake final : public proxy_handshake {
 
  private:
   void step() override {
-    std::size_t used = 0;
-    while (!parser_.is_header_done() && used < in_.size()) {
+    // The parser may take part of the input (the status line) and still ask
+    // for more: what it took is not offered again.
+    while (!parser_.is_header_done() && used_ < in_.size()) {
       boost::system::error_code ec;
-      auto n = parser_.put(boost::asio::buffer(in_.data() + used, in_.size() - used), ec);
+      auto n = parser_.put(boost::asio::buffer(in_.data() + used_, in_.size() - used_), ec);
+      used_ += n;
       if (ec == http::error::need_more) break;
       if (ec) return fail("the HTTP proxy's answer is not HTTP: " + ec.message());
-      used += n;
       if (n == 0) break;
     }
     if (!parser_.is_header_done()) return;
+    const auto used = used_;
     const auto& res = parser_.get();
     const auto code = res.result_int();
     if (code >= 200 && code < 300) return finish(used);
@@ -228,6 +230,7 @@ class http_connect_handshake final : public proxy_handshake {
   }
 
   http::response_parser<http::empty_body> parser_;
+  std::size_t used_ = 0;  // bytes of in_ the parser has taken
   bool has_credentials_ = false;
 };
 

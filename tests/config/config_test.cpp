@@ -721,3 +721,76 @@ TEST_CASE("a stray ',' is refused before yaml-cpp sees it; commas in lists and v
   CHECK(cfg.public_address == "a,b");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("proxy URLs: schemes, credentials with escapes, never the password in to_string") {
+  auto p = config::parse_proxy_url("http://alice:p%40ss%3Aword@proxy.corp:3128/");
+  CHECK(p.kind == config::proxy_kind::http);
+  CHECK(p.at == config::endpoint{"proxy.corp", 3128});
+  CHECK(p.username == "alice");
+  CHECK(p.password == "p@ss:word");
+  CHECK(p.to_string() == "http://alice@proxy.corp:3128");
+  CHECK(config::parse_proxy_url("socks5h://[::1]:1080").kind == config::proxy_kind::socks5);
+  CHECK(config::parse_proxy_url("socks4://h:1080").kind == config::proxy_kind::socks4a);
+  CHECK(config::parse_proxy_url("h:8080").kind == config::proxy_kind::http);
+  CHECK(error_from([] { config::parse_proxy_url("ftp://h:21"); }) ==
+        "unknown proxy scheme \"ftp\" (expected socks5://, socks4a:// or http://)");
+  CHECK(error_from([] { config::parse_proxy_url("http://:secret@h:1"); }) ==
+        "the proxy URL has a password but no user name");
+  CHECK(error_from([] { config::parse_proxy_url("http://u:secret@h"); }).find("secret") == std::string::npos);
+  CHECK(error_from([] { config::parse_proxy_url("http://h:1/path"); }) == "a proxy URL has no path: \"h:1/path\"");
+}
+
+TEST_CASE("ways: a carrier, optionally via a proxy or the environment") {
+  CHECK(config::parse_way("tcp").to_string() == "tcp");
+  CHECK(config::parse_way("wss via http://u:pw@corp:3128").to_string() == "wss via http://u@corp:3128");
+  CHECK(config::parse_way("ws  via   env").via == config::way::route::environment);
+  CHECK(config::parse_way("tls").how == config::carrier::tls);
+  CHECK(error_from([] { config::parse_way("udp"); }).rfind("expected tcp, tls, ws or wss", 0) == 0);
+  CHECK(error_from([] { config::parse_way("tcp through x"); }) ==
+        "expected \"via <proxy URL>\" or \"via env\" after \"tcp\"");
+}
+
+TEST_CASE("an end's tunnel section: middles, ways, proxy, state file, backoff") {
+  temp_dir dir;
+  dir.write("secret.txt", "0123456789abcdef0123\n");
+  const auto file = dir.write("c.yaml", R"(name: c
+role: client
+tunnel:
+  name: t
+  secret_file: secret.txt
+  middle: [a.example:443, "b.example:80"]
+  ways:
+    - wss via env
+    - tcp
+  proxy: socks5://p:1080
+  state_file: state/c.ways
+  retry_interval: 500ms
+  retry_max: 1m
+  way_timeout: 3s
+  reprobe_interval: "off"
+socks:
+  listen: 127.0.0.1:1080
+)");
+  auto c = config::load_end(file);
+  CHECK(c.middles == std::vector<config::endpoint>{{"a.example", 443}, {"b.example", 80}});
+  REQUIRE(c.ways.size() == 2);
+  CHECK(c.ways[0].to_string() == "wss via env");
+  CHECK(c.ways_proxy->to_string() == "socks5://p:1080");
+  CHECK(c.state_file == dir.path("state/c.ways"));
+  CHECK(c.retry_interval == std::chrono::milliseconds(500));
+  CHECK(c.retry_max == std::chrono::minutes(1));
+  CHECK(c.way_timeout == std::chrono::seconds(3));
+  CHECK(c.reprobe_interval.count() == 0);
+
+  const auto dup = dir.write("d.yaml", R"(name: c
+role: client
+tunnel:
+  name: t
+  secret_file: secret.txt
+  middle: a:1
+  ways: [tcp, ws, tcp]
+socks:
+  listen: 127.0.0.1:1080
+)");
+  CHECK(error_from([&] { config::load_end(dup); }) == dup + ":7: tunnel.ways[2]: listed twice: tcp");
+}

@@ -75,6 +75,17 @@ class WaysTest(unittest.TestCase):
                                 f"https://127.0.0.1:{mport}/"], capture_output=True)
             self.assertEqual(r.stdout, b"404")
 
+    def test_a_middle_reaches_its_next_hop_as_websocket_in_tls(self):
+        with World() as w:
+            m2port, m2, _ = w.middle("m2")
+            m1port, m1, _ = w.middle("m1", next_hop=m2port, extra="next_hop_way: wss\n")
+            w.end("srv", "server", m2port)
+            sport, cli, _ = w.end("cli", "client", m1port)
+            cli.wait_for_log("tunnel it up")
+            m1.wait_for_log(rf"setup forwarded to next hop 127\.0\.0\.1:{m2port} by wss")
+            m2.wait_for_log(r"\(tls\+websocket\)")
+            self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
+
     def test_websocket_in_tls_through_http_proxy(self):
         with World() as w:
             mport, m, _ = w.middle("m1")
