@@ -168,8 +168,10 @@ class World:
         proc = self.start(name, ["endproxy", "-c", path], env=env) if start else None
         return socks_port, proc, path
 
-    def start(self, name, argv, env=None):
+    def start(self, name, argv, env=None, ns=None):
         argv = [os.path.join(BIN, argv[0])] + argv[1:]
+        if ns:
+            argv = ["ip", "netns", "exec", ns] + argv
         p = Proc(name, argv, os.path.join(self.dir, f"{name}.log"), env=env)
         self.procs.append(p)
         return p

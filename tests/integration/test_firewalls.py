@@ -1,0 +1,271 @@
+"""Firewall traversal in a real firewalled world (issue 3, point 5): network
+namespaces, veth links and nftables (see netns_world.py). Company B reaches
+a web server inside company A through the tunnel, over every way out of B,
+the adaptive choice finds the way that works and reuses it, and the tunnel
+survives a restarted middle proxy and a link cut for 30 seconds.
+
+Skips, saying why, where namespaces cannot be made (not root, no nft)."""
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+import netns_world
+from netns_world import A_HOST, B_GATEWAY, PUBLIC, Namespaces
+from lstp_world import SECRET, World, Proc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PAGE = b"hello from inside company A\n"
+
+ECHO_SERVER = """
+import socket, threading
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("%s", 9000)); srv.listen(64)
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+""" % A_HOST
+
+# Runs inside B: one echo round trip through SOCKS, then reports how long
+# until the connection ends (it must end, not hang, when the tunnel dies).
+IN_FLIGHT_CLIENT = """
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=120)
+s.sendall(b"\\x05\\x01\\x00"); assert s.recv(2) == b"\\x05\\x00"
+s.sendall(b"\\x05\\x01\\x00\\x01" + socket.inet_aton(sys.argv[2]) + struct.pack("!H", 9000))
+r = b""
+while len(r) < 10: r += s.recv(10 - len(r))
+assert r[1] == 0, r
+s.sendall(b"ping"); got = b""
+while len(got) < 4: got += s.recv(4 - len(got))
+print("echo", got.decode(), flush=True)
+t0 = time.monotonic()
+try:
+    while s.recv(100): pass
+    print("closed after %.1f s" % (time.monotonic() - t0), flush=True)
+except OSError as e:
+    print("closed after %.1f s (%s)" % (time.monotonic() - t0, e.__class__.__name__), flush=True)
+"""
+
+
+class Firewalled:
+    """The namespaces plus the lstp world running in them."""
+
+    def __init__(self, tc):
+        self.tc = tc
+
+    def __enter__(self):
+        self.n = Namespaces().__enter__()
+        self.w = World().__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.w.__exit__(*exc)
+        finally:
+            self.n.__exit__(*exc)
+        return False
+
+    def third_party(self, name, ns, argv):
+        p = Proc(name, ["ip", "netns", "exec", ns] + argv, os.path.join(self.w.dir, f"{name}.log"), ours=False)
+        self.w.procs.append(p)
+        return p
+
+    def wait_until(self, ns, argv, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.n.ns(ns, *argv, check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{' '.join(argv)} in {ns} did not succeed within {timeout}s")
+
+    def company_a_servers(self):
+        www = os.path.join(self.w.dir, "www")
+        os.makedirs(www)
+        with open(os.path.join(www, "hello.txt"), "wb") as f:
+            f.write(PAGE)
+        self.third_party("web-A", self.n.a, [sys.executable, "-m", "http.server", "8080", "--bind", A_HOST,
+                                             "--directory", www])
+        echo = self.w._write("echo_server.py", ECHO_SERVER)
+        self.third_party("echo-A", self.n.a, [sys.executable, echo])
+        self.wait_until(self.n.a, ["curl", "-sf", "-o", "/dev/null", f"http://{A_HOST}:8080/hello.txt"])
+
+    def company_b_gateway(self):
+        tp = self.w._write("tinyproxy.conf", f"Port 8888\nListen {B_GATEWAY}\nTimeout 600\nAllow 10.2.0.0/24\n"
+                                               "LogLevel Connect\nConnectPort 443\nConnectPort 80\n")
+        self.tinyproxy = self.third_party("tinyproxy-B", self.n.gw, ["tinyproxy", "-d", "-c", tp])
+        d = self.w._write("danted.conf", f"logoutput: stderr\ninternal: {B_GATEWAY} port = 1080\n"
+                                           "external: 10.3.0.2\nsocksmethod: none\nclientmethod: none\n"
+                                           "user.privileged: root\nuser.unprivileged: nobody\n"
+                                           "client pass { from: 10.2.0.0/24 to: 0.0.0.0/0 }\n"
+                                           "socks pass { from: 10.2.0.0/24 to: 0.0.0.0/0 }\n")
+        self.third_party("danted-B", self.n.gw, ["/usr/sbin/danted", "-f", d, "-N", "1", "-p",
+                                                 os.path.join(self.w.dir, "danted.pid")])
+        self.wait_until(self.n.b, ["bash", "-c", f"exec 3<>/dev/tcp/{B_GATEWAY}/8888"])
+        self.wait_until(self.n.b, ["bash", "-c", f"exec 3<>/dev/tcp/{B_GATEWAY}/1080"])
+
+    def middle(self, name="m1"):
+        path = self.w._write(f"{name}.yaml", f"name: {name}\nlisten:\n  - {PUBLIC}:80\n  - {PUBLIC}:443\n"
+                                               f"  - {PUBLIC}:7000\nlog_level: debug\n")
+        m = self.w.start(name, ["middleproxy", "-c", path], ns=self.n.inet)
+        m.wait_for_log("listening on .*:7000")
+        return m, path
+
+    def end(self, name, role, ns, middle, tunnel_extra="", extra=""):
+        secret = self.w._write(f"{name}.secret", SECRET + "\n")
+        text = (f"name: {name}\nrole: {role}\ntunnel:\n  name: t\n  secret_file: {secret}\n  middle: {middle}\n"
+                f"  retry_interval: 200ms\n  retry_max: 3s\n  way_timeout: 2s\n" + tunnel_extra)
+        if role == "client":
+            text += "socks:\n  listen: 127.0.0.1:1080\n"
+        else:
+            text += "server:\n  connect_timeout: 3s\n"
+        text += "log_level: debug\n" + extra
+        path = self.w._write(f"{name}.yaml", text)
+        return self.w.start(name, ["endproxy", "-c", path], ns=ns), path
+
+    def curl_from_b(self):
+        return self.n.ns(self.n.b, "curl", "-sS", "--max-time", "20", "--socks5-hostname", "127.0.0.1:1080",
+                         f"http://{A_HOST}:8080/hello.txt", check=False)
+
+
+class FirewallTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        why = netns_world.unavailable()
+        if why:
+            raise unittest.SkipTest(why)
+
+    def test_direct_connections_across_the_firewalls_are_refused(self):
+        with Firewalled(self) as f:
+            f.company_a_servers()
+            f.company_b_gateway()
+            f.middle()
+            quick = ["curl", "-s", "-o", "/dev/null", "--max-time", "2"]
+            # Nothing gets into A, from the internet or from B.
+            self.assertNotEqual(f.n.ns(f.n.inet, *quick, f"http://{A_HOST}:8080/", check=False).returncode, 0)
+            self.assertNotEqual(f.n.ns(f.n.b, *quick, f"http://{A_HOST}:8080/", check=False).returncode, 0)
+            # B reaches the internet only through its proxy, which CONNECTs
+            # only to 80 and 443.
+            self.assertNotEqual(f.n.ns(f.n.b, *quick, f"http://{PUBLIC}:80/", check=False).returncode, 0)
+            r = f.n.ns(f.n.b, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-x",
+                       f"http://{B_GATEWAY}:8888", f"http://{PUBLIC}:80/", check=False)
+            self.assertEqual(r.stdout, "404")  # the middle's answer to a web request
+            r = f.n.ns(f.n.b, "curl", "-s", "-o", "/dev/null", "-w", "%{http_connect}", "--max-time", "5", "-p",
+                       "-x", f"http://{B_GATEWAY}:8888", f"http://{PUBLIC}:7000/", check=False)
+            self.assertEqual(r.stdout, "403")
+            # A may go out.
+            r = f.n.ns(f.n.a, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                       f"http://{PUBLIC}:80/", check=False)
+            self.assertEqual(r.stdout, "404")
+
+    def test_every_way_out_of_b_reaches_a_web_server_in_a(self):
+        proxy = f"http://{B_GATEWAY}:8888"
+        socks5 = f"socks5://{B_GATEWAY}:1080"
+        socks4a = f"socks4a://{B_GATEWAY}:1080"
+        cases = [
+            (f"tcp via {proxy}", 443), (f"tls via {proxy}", 443), (f"ws via {proxy}", 80),
+            (f"wss via {proxy}", 443), (f"tcp via {socks5}", 7000), (f"ws via {socks4a}", 80),
+        ]
+        with Firewalled(self) as f:
+            f.company_a_servers()
+            f.company_b_gateway()
+            f.middle()
+            # A goes out directly (automatic ways: plain TCP wins).
+            srv, _ = f.end("srv", "server", f.n.a, f"{PUBLIC}:7000")
+            for i, (way, port) in enumerate(cases):
+                with self.subTest(way=way):
+                    cli, _ = f.end(f"cli{i}", "client", f.n.b, f"{PUBLIC}:{port}",
+                                   tunnel_extra=f"  ways: \"{way}\"\n")
+                    cli.wait_for_log("tunnel t up", timeout=20)
+                    self.assertRegex(cli.log(), re.escape(f"by {way} in"))
+                    r = f.curl_from_b()
+                    self.assertEqual((r.returncode, r.stdout.encode()), (0, PAGE), r.stderr)
+                    self.assertEqual(cli.stop(), [])
+            self.assertRegex(srv.log(), rf"connected to middle proxy {PUBLIC}:7000 by tcp in")
+
+    def test_the_adaptive_choice_finds_the_way_and_reuses_it(self):
+        with Firewalled(self) as f:
+            f.company_a_servers()
+            f.company_b_gateway()
+            f.middle()
+            f.end("srv", "server", f.n.a, f"{PUBLIC}:7000")
+            state = os.path.join(f.w.dir, "b.state")
+            extra = f"  proxy: http://{B_GATEWAY}:8888\n  state_file: {state}\n"
+            t0 = time.monotonic()
+            cli, path = f.end("cli", "client", f.n.b, f"{PUBLIC}:443", tunnel_extra=extra)
+            # Direct TCP and TLS are dropped at B's gateway (each costs its
+            # 2 s timeout, raced two at a time); TCP through the proxy works.
+            cli.wait_for_log("tunnel t up", timeout=20)
+            first = time.monotonic() - t0
+            log = cli.log()
+            self.assertRegex(log, rf"by tcp via http://{B_GATEWAY}:8888 in .*failed first; tcp to {PUBLIC}:443: "
+                                  r"cannot connect to middle proxy .*timed out")
+            self.assertEqual(f.curl_from_b().stdout.encode(), PAGE)
+            with open(state) as fh:
+                self.assertIn(f"{PUBLIC}:443 tcp via http://{B_GATEWAY}:8888\n", fh.read())
+            self.assertEqual(cli.stop(), [])
+            t1 = time.monotonic()
+            again = f.w.start("cli-again", ["endproxy", "-c", path], ns=f.n.b)
+            again.wait_for_log("tunnel t up", timeout=20)
+            second = time.monotonic() - t1
+            self.assertRegex(again.log(), rf"by tcp via http://{B_GATEWAY}:8888 in [0-9.]+ ms, waiting")
+            print(f"\nadaptive choice: first start up in {first:.2f} s, second start (remembered) in {second:.2f} s",
+                  file=sys.stderr)
+            self.assertEqual(f.curl_from_b().stdout.encode(), PAGE)
+
+    def test_a_restarted_middle_and_a_30_second_link_cut_are_survived(self):
+        liveness = "limits:\n  keepalive: 2s\n  dead_after: 6s\n"
+        with Firewalled(self) as f:
+            f.company_a_servers()
+            f.company_b_gateway()
+            m, mpath = f.middle()
+            srv, _ = f.end("srv", "server", f.n.a, f"{PUBLIC}:7000", extra=liveness)
+            cli, _ = f.end("cli", "client", f.n.b, f"{PUBLIC}:443",
+                           tunnel_extra=f"  ways: \"wss via http://{B_GATEWAY}:8888\"\n", extra=liveness)
+            cli.wait_for_log("tunnel t up", timeout=20)
+            self.assertEqual(f.curl_from_b().stdout.encode(), PAGE)
+
+            # The middle proxy restarts under the live tunnel.
+            self.assertEqual(m.stop(), [])
+            f.w.procs.append(f.w.start("m1-again", ["middleproxy", "-c", mpath], ns=f.n.inet))
+            cli.wait_for_log("tunnel t up", count=2, timeout=30)
+            srv.wait_for_log("tunnel t up", count=2, timeout=30)
+            self.assertEqual(f.curl_from_b().stdout.encode(), PAGE)
+
+            # A connection in flight when A's link is cut ends (no hang), and
+            # after 30 s without a link the tunnel comes back by itself.
+            client = f.w._write("in_flight.py", IN_FLIGHT_CLIENT)
+            inflight = subprocess.Popen(["ip", "netns", "exec", f.n.b, sys.executable, client, "1080", A_HOST],
+                                        stdout=subprocess.PIPE, text=True)
+            try:
+                self.assertEqual(inflight.stdout.readline().strip(), "echo ping")
+                f.n.cut_internet_link_of_a()
+                cut_at = time.monotonic()
+                cli.wait_for_log("tunnel t closed: timed out: nothing heard from the peer", timeout=20)
+                ended = inflight.stdout.readline().strip()
+                self.assertRegex(ended, r"^closed after [0-9.]+ s")
+                noticed = time.monotonic() - cut_at
+                time.sleep(max(0.0, 30 - (time.monotonic() - cut_at)))
+            finally:
+                inflight.kill()
+                inflight.wait()
+                inflight.stdout.close()
+                f.n.restore_internet_link_of_a()
+            restored = time.monotonic()
+            cli.wait_for_log("tunnel t up", count=3, timeout=30)
+            back = time.monotonic() - restored
+            print(f"\nlink cut: noticed after {noticed:.1f} s, in-flight connection {ended}, "
+                  f"tunnel back {back:.1f} s after the link returned", file=sys.stderr)
+            self.assertEqual(f.curl_from_b().stdout.encode(), PAGE)
+
+
+if __name__ == "__main__":
+    unittest.main()
