@@ -176,10 +176,10 @@ class World:
         self.procs.append(p)
         return p
 
-    def tinyproxy(self, connect_ports=(), auth=None):
+    def tinyproxy(self, connect_ports=(), auth=None, port=None):
         """Debian's tinyproxy as an HTTP CONNECT proxy on loopback; CONNECT
         only to `connect_ports` when given. Returns its port."""
-        port = free_port()
+        port = port or free_port()
         text = (f"Port {port}\nListen 127.0.0.1\nTimeout 600\nAllow 127.0.0.1\nLogLevel Connect\n"
                 f"MaxClients 200\n")
         text += "".join(f"ConnectPort {p}\n" for p in connect_ports)

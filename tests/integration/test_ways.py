@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from lstp_world import World, socks_connect, recv_exact
+from lstp_world import World, free_port, socks_connect, recv_exact
 
 
 def curl_through(socks_port, url):
@@ -177,6 +177,30 @@ class WaysTest(unittest.TestCase):
             w.end("srv", "server", mport)
             sport, cli, _ = w.end("cli", "client", mport)
             cli.wait_for_log("tunnel it up")
+
+    def test_a_cheaper_way_that_starts_working_is_moved_to_when_idle(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            w.end("srv", "server", mport)
+            pport = free_port()  # the proxy is not there yet
+            extra = ways(f"tcp via http://127.0.0.1:{pport}", "ws") + "  reprobe_interval: 1s\n"
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=extra)
+            cli.wait_for_log("tunnel it up")
+            self.assertRegex(cli.log(), r"by ws in")
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)  # a channel in use holds the move back
+            w.tinyproxy(port=pport)
+            cli.wait_for_log(rf"cheaper way tcp via http://127\.0\.0\.1:{pport} to 127\.0\.0\.1:{mport} works now "
+                             r"\(using ws\); moving to it once no channel is open", timeout=20)
+            time.sleep(2.5)
+            self.assertNotIn("moving to the cheaper way", cli.log())
+            s.sendall(b"still")
+            self.assertEqual(recv_exact(s, 5), b"still")
+            s.close()
+            cli.wait_for_log("idle, moving to the cheaper way", timeout=20)
+            cli.wait_for_log("tunnel it up", count=2, timeout=30)
+            self.assertRegex(cli.log(), rf"by tcp via http://127\.0\.0\.1:{pport} in")
+            self.assertEqual(echo_once(sport, echo), b"ping")
 
     def test_the_winning_way_is_remembered_and_tried_first(self):
         with World() as w:
