@@ -83,7 +83,7 @@ void end_proxy::stop() {
   for (auto& acc : acceptors_) acc->close(ignored);
   retry_timer_.cancel();
   reprobe_timer_.cancel();
-  if (tunnel_) tunnel_->driver().shutdown("the end proxy is stopping");
+  for (auto& a : attempts_) a.tunnel->driver().shutdown("the end proxy is stopping");
 }
 
 lstp::tunnel_params end_proxy::make_params() {
@@ -112,7 +112,7 @@ struct end_proxy::race_result {
 
 std::vector<uplink::candidate> end_proxy::plan() const {
   return uplink::plan_candidates(
-      middle_order_, cfg_.ways, cfg_.ways_proxy, cfg_.proxy_from_environment, memory_,
+      cfg_.middles, cfg_.ways, cfg_.ways_proxy, cfg_.proxy_from_environment, memory_,
       [](const config::endpoint& middle, const config::way& w) -> std::optional<config::way> {
         auto env = uplink::proxy_from_environment(middle.host, w.how == config::carrier::ws, ::getenv);
         if (!env.proxy) return std::nullopt;
@@ -208,40 +208,22 @@ asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std
   }
 }
 
-// With several middle proxies, the one answering fastest goes first (seed
-// 004); the others are the failover list, in order of latency.
-asio::awaitable<void> end_proxy::order_middles() {
-  middle_order_ = cfg_.middles;
-  if (cfg_.middles.size() < 2) co_return;
-  auto cands = plan();
-  std::map<std::string, double> latency_ms;
-  for (auto& m : cfg_.middles) {
-    auto it = std::find_if(cands.begin(), cands.end(), [&](auto& c) { return c.middle == m; });
-    if (it == cands.end()) continue;
-    const auto t0 = std::chrono::steady_clock::now();
-    std::string why;
-    auto hop = co_await dial(*it, why);
-    if (!hop) continue;
-    hop->close();
-    latency_ms[m.to_string()] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
-  auto rank = [&](const config::endpoint& m) {
-    auto it = latency_ms.find(m.to_string());
-    return it == latency_ms.end() ? 1e18 : it->second;
-  };
-  std::stable_sort(middle_order_.begin(), middle_order_.end(), [&](auto& a, auto& b) { return rank(a) < rank(b); });
-  std::string text;
-  for (auto& m : middle_order_) {
-    if (!text.empty()) text += ", ";
-    auto it = latency_ms.find(m.to_string());
-    text += m.to_string() + (it == latency_ms.end() ? " unreachable" : " " + std::to_string(it->second).substr(0, 6) + " ms");
-  }
-  log_info(component, "tunnel ", cfg_.tunnel_name, ": middle proxies by connect time: ", text);
-}
+// One round of attachments: the ends attach to every middle at once and the
+// first middle where both are present pairs them (seed 004); the round ends
+// when every attachment has ended (the tunnel that came up included).
+struct end_proxy::round_state {
+  explicit round_state(const asio::any_io_executor& ex) : done(ex) {}
+  runtime::notifier done;
+  std::size_t pending = 0;
+  bool released = false;  // a tunnel came up: attachments elsewhere stop
+  bool served = false;
+  std::chrono::milliseconds lifetime{0};
+  std::vector<std::string> failures;
+};
 
-// Keeps the tunnel up: tries the ways out (the one that worked last first),
-// runs the tunnel on the first that opens, and when it ends starts again,
-// backing off while nothing works.
+// Keeps the tunnel up: attaches to every middle proxy by the ways out (the
+// one that worked last first), keeps the first tunnel that comes up, and
+// when it ends starts again, backing off while nothing works.
 asio::awaitable<void> end_proxy::keep_tunnel() {
   if (!cfg_.state_file.empty()) {
     try {
@@ -250,59 +232,37 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
       log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", e.what(), "; starting without it");
     }
   }
-  co_await order_middles();
   std::string last_failure;
   unsigned failed_rounds = 0;
   while (!stopping_) {
+    auto rs = std::make_shared<round_state>(io_.get_executor());
+    round_ = rs;
     const auto cands = plan();
-    std::size_t next = 0;
-    std::vector<std::string> failures;
     if (cands.empty()) {
       // Only "via env" ways, and the environment names no proxy for them.
-      failures.push_back("no way to try: the ways go through the environment's proxy, and no https_proxy, "
-                         "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)");
+      rs->failures.push_back("no way to try: the ways go through the environment's proxy, and no https_proxy, "
+                             "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)");
     }
-    bool served = false;
-    while (!stopping_ && next < cands.size()) {
-      auto won = co_await race(cands, next, failures);
-      if (!won) break;
-      const auto& c = cands[won->index];
-      const auto ms = std::chrono::duration<double, std::milli>(won->took).count();
-      std::string note;
-      for (auto& f : failures) note += "; " + f;
-      // Quiet while the same thing repeats at every retry.
-      const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
-      runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
-                   cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ", c.way.to_string(),
-                   " in ", std::to_string(ms).substr(0, 6), " ms", failures.empty() ? "" : " (failed first" + note + ")",
-                   ", waiting for the other end");
-      failures.clear();
-      remember(c);
-      const auto opened = std::chrono::steady_clock::now();
-      co_await run_tunnel(std::move(won->hop), c, last_failure);
-      served = tunnel_was_up_;
-      if (served || stopping_) break;
-      // Closed at once without a byte from the middle: something on the way
-      // (a filtering proxy or firewall) let the connection open but not
-      // carry LSTP. Try the next way now rather than after a backoff.
-      if (hop_bytes_in_ == 0 && std::chrono::steady_clock::now() - opened < cfg_.way_timeout) {
-        failures.push_back(c.way.to_string() + " to " + c.middle.to_string() +
-                           ": the hop closed right after the setup (filtered on the way?)");
-        next = std::max(next, won->index + 1);
-        continue;
-      }
-      break;
+    for (auto& m : cfg_.middles) {
+      std::vector<uplink::candidate> mine;
+      for (auto& c : cands)
+        if (c.middle == m) mine.push_back(c);
+      if (mine.empty()) continue;
+      ++rs->pending;
+      asio::co_spawn(io_, attach(std::move(mine), rs, last_failure), asio::detached);
     }
+    while (rs->pending > 0) co_await rs->done.wait();
+    round_.reset();
     if (stopping_) break;
-    if (!failures.empty()) {
+    if (!rs->served && !rs->failures.empty()) {
       std::string text = "cannot reach a middle proxy by any way: ";
-      for (std::size_t i = 0; i < failures.size(); ++i) text += (i ? "; " : "") + failures[i];
+      for (std::size_t i = 0; i < rs->failures.size(); ++i) text += (i ? "; " : "") + rs->failures[i];
       if (text != last_failure) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
       last_failure = text;
     }
     // A tunnel that served for a while earns a quick reconnect; one that
     // keeps failing (or flapping) waits longer each round.
-    if (served && tunnel_lifetime_ >= cfg_.retry_max)
+    if (rs->served && rs->lifetime >= cfg_.retry_max)
       failed_rounds = 0;
     else
       ++failed_rounds;
@@ -314,36 +274,115 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
   }
 }
 
-asio::awaitable<void> end_proxy::run_tunnel(transport::hop_ptr hop, const uplink::candidate& how,
-                                            std::string& last_failure) {
-  current_ = how;
-  tunnel_ = std::make_shared<end_tunnel>(cfg_, std::move(hop), make_params(), rng_, [this] { tunnel_changed_.cancel(); });
-  co_await tunnel_->run();
+// Attaches to one middle proxy: the first way that opens carries a setup,
+// which waits there for the other end.
+asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs,
+                                        std::string& last_failure) {
+  std::size_t next = 0;
+  std::vector<std::string> failures;
+  while (!stopping_ && !rs->released && next < cands.size()) {
+    auto won = co_await race(cands, next, failures);
+    if (!won) break;
+    if (stopping_ || rs->released) {
+      won->hop->close();  // the tunnel came up at another middle meanwhile
+      break;
+    }
+    const auto& c = cands[won->index];
+    const auto ms = std::chrono::duration<double, std::milli>(won->took).count();
+    std::string note;
+    for (auto& f : failures) note += "; " + f;
+    // Quiet while the same refusal repeats at every retry.
+    const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
+    runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
+                 cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ", c.way.to_string(),
+                 " in ", std::to_string(ms).substr(0, 6), " ms", failures.empty() ? "" : " (failed first" + note + ")",
+                 ", waiting for the other end");
+    failures.clear();
+    remember(c);
+    const auto opened = std::chrono::steady_clock::now();
+    auto t = std::make_shared<end_tunnel>(cfg_, std::move(won->hop), make_params(), rng_,
+                                          [this] { on_tunnel_change(); });
+    attempts_.push_back(attempt{t, c});
+    co_await t->run();
+    std::erase_if(attempts_, [&](auto& a) { return a.tunnel == t; });
+    if (tunnel_ == t) {
+      tunnel_.reset();
+      current_.reset();
+      move_when_idle_ = false;
+    }
+    tunnel_changed_.cancel();
+    log_closed(*t, last_failure);
+    if (t->was_up()) {
+      rs->served = true;
+      rs->lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t->started());
+      break;
+    }
+    // Closed at once without a byte from the middle: something on the way
+    // (a filtering proxy or firewall) let the connection open but not
+    // carry LSTP. Try the next way now rather than after a backoff.
+    if (!rs->released && !stopping_ && t->driver().bytes_in() == 0 &&
+        std::chrono::steady_clock::now() - opened < cfg_.way_timeout) {
+      failures.push_back(c.way.to_string() + " to " + c.middle.to_string() +
+                         ": the hop closed right after the setup (filtered on the way?)");
+      next = std::max(next, won->index + 1);
+      continue;
+    }
+    break;
+  }
+  rs->failures.insert(rs->failures.end(), failures.begin(), failures.end());
+  if (--rs->pending == 0) rs->done.notify();
+}
+
+// Called whenever an attachment's tunnel comes up or closes. The first
+// tunnel up serves; attachments still waiting elsewhere are released. If
+// two came up at once (at two middles), both ends keep the one with the
+// smaller path key, so they agree without talking.
+void end_proxy::on_tunnel_change() {
+  const attempt* best = nullptr;
+  for (auto& a : attempts_) {
+    if (a.tunnel->is_up() && (!best || a.tunnel->path_key() < best->tunnel->path_key())) best = &a;
+  }
+  if (best && best->tunnel != tunnel_) {
+    tunnel_ = best->tunnel;
+    current_ = best->how;
+    move_when_idle_ = false;
+  }
+  if (tunnel_ && tunnel_->is_up()) {
+    if (auto rs = round_.lock()) rs->released = true;
+    for (auto& a : attempts_) {
+      if (a.tunnel == tunnel_) continue;
+      if (a.tunnel->waiting_for_partner()) {
+        a.tunnel->close({lstp::wire_error::ok, "the tunnel came up through middle proxy " + current_->middle.to_string()});
+      } else if (a.tunnel->is_up()) {
+        log_info(component, "tunnel ", cfg_.tunnel_name, ": came up through two middle proxies at once; keeping the one through ",
+                 current_->middle.to_string());
+        a.tunnel->driver().shutdown("the same tunnel came up through another middle proxy");
+      }
+      // Attachments in their TLS handshake are left to finish: the other
+      // end may already count on them; the rule above decides once up.
+    }
+  }
+  tunnel_changed_.cancel();
+}
+
+void end_proxy::log_closed(end_tunnel& t, std::string& last_failure) {
   // One line per closed tunnel; a setup refused again for the same reason
   // at every retry is logged once.
-  auto& why = tunnel_->close_reason();
+  auto& why = t.close_reason();
   auto text = std::string(lstp::to_string(why.code)) + ": " + why.reason;
-  const auto lifetime = std::chrono::steady_clock::now() - tunnel_->started();
-  if (tunnel_->was_up() || text != last_failure) {
+  const auto lifetime = std::chrono::steady_clock::now() - t.started();
+  if (t.was_up() || text != last_failure) {
     auto secs = std::chrono::duration<double>(lifetime).count();
     auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
                      ? runtime::log_level::info
                      : runtime::log_level::warn;
     runtime::log(level, component, "tunnel ", cfg_.tunnel_name, " closed: ",
                  level == runtime::log_level::info ? why.reason : text, " (after ", secs, " s; ",
-                 tunnel_->driver().bytes_out(), " bytes sent, ", tunnel_->driver().bytes_in(),
-                 " bytes received on the hop)");
+                 t.driver().bytes_out(), " bytes sent, ", t.driver().bytes_in(), " bytes received on the hop)");
   } else {
     runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
   }
-  last_failure = tunnel_->was_up() ? std::string() : text;
-  tunnel_was_up_ = tunnel_->was_up();
-  hop_bytes_in_ = tunnel_->driver().bytes_in();
-  tunnel_lifetime_ = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime);
-  tunnel_.reset();
-  current_.reset();
-  move_when_idle_ = false;
-  tunnel_changed_.cancel();
+  if (why.code != lstp::wire_error::ok) last_failure = t.was_up() ? std::string() : text;
 }
 
 // Now and then, while the tunnel runs on a costly way (through a proxy, as

@@ -38,15 +38,21 @@ class end_proxy {
 
  private:
   struct race_result;
+  struct round_state;
+  struct attempt {
+    std::shared_ptr<end_tunnel> tunnel;
+    uplink::candidate how;
+  };
   boost::asio::awaitable<void> keep_tunnel();
-  // Runs one tunnel over an opened hop until it closes.
-  boost::asio::awaitable<void> run_tunnel(transport::hop_ptr hop, const uplink::candidate& how, std::string& last_failure);
+  boost::asio::awaitable<void> attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs,
+                                      std::string& last_failure);
+  void on_tunnel_change();
+  void log_closed(end_tunnel& t, std::string& last_failure);
   // Dials candidates from `next` on, two at a time once the first is slow,
   // and returns the first hop that opens (next: the first not yet tried).
   boost::asio::awaitable<std::optional<race_result>> race(const std::vector<uplink::candidate>& cands,
                                                           std::size_t& next, std::vector<std::string>& failures);
   boost::asio::awaitable<transport::hop_ptr> dial(const uplink::candidate& c, std::string& why);
-  boost::asio::awaitable<void> order_middles();
   boost::asio::awaitable<void> reprobe_loop();
   std::vector<uplink::candidate> plan() const;
   void remember(const uplink::candidate& c);
@@ -65,13 +71,10 @@ class end_proxy {
   boost::asio::steady_timer retry_timer_;
   std::size_t active_clients_ = 0;
   uplink::way_memory memory_;
-  std::vector<config::endpoint> middle_order_;   // best (lowest latency) first
+  std::vector<attempt> attempts_;                // this round's attachments (waiting or up)
+  std::weak_ptr<round_state> round_;
   std::optional<uplink::candidate> current_;     // the way the live tunnel uses
-  bool move_when_idle_ = false;
-  // How the last tunnel ended, for the keeper's next step.
-  bool tunnel_was_up_ = false;
-  std::uint64_t hop_bytes_in_ = 0;
-  std::chrono::milliseconds tunnel_lifetime_{0};                  // a cheaper way works: move once no channel is open
+  bool move_when_idle_ = false;                  // a cheaper way works: move once no channel is open
   boost::asio::steady_timer reprobe_timer_;
   bool stopping_ = false;
 };

@@ -104,6 +104,10 @@ std::shared_ptr<end_channel> end_tunnel::find(std::uint32_t id) {
 
 void end_tunnel::on_up(const lstp::tunnel_info& info) {
   up_ = true;
+  std::string forward, backward;
+  for (auto& e : info.path) forward += e.name + "\n";
+  for (auto it = info.path.rbegin(); it != info.path.rend(); ++it) backward += it->name + "\n";
+  path_key_ = std::min(forward, backward);
   log_info(component, "tunnel ", cfg_.tunnel_name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
            info.cipher, "): ", lstp::format_path(lstp::readable_path(info.path)));
   if (on_state_change_) on_state_change_();

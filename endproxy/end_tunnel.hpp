@@ -36,6 +36,12 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   boost::asio::awaitable<void> run();
   bool is_up() const { return up_; }
   bool was_up() const { return was_up_; }
+  // Waiting at the middle for the other end (not paired yet).
+  bool waiting_for_partner() { return !closed_ && driver_->proto().state() == lstp::tunnel_state::setup; }
+  // The same text at both ends of one tunnel: the names along its path, read
+  // in whichever direction sorts first. Lets both ends agree which of two
+  // tunnels that came up at once (at two middles) to keep.
+  const std::string& path_key() const { return path_key_; }
   const lstp::error_info& close_reason() const { return close_reason_; }
 
   // Client side: asks the peer to connect; completes when it answered, or
@@ -84,6 +90,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   bool up_ = false;
   bool was_up_ = false;
   lstp::error_info close_reason_;
+  std::string path_key_;
   bool closed_ = false;
 };
 

@@ -156,8 +156,11 @@ class World:
     def end(self, name, role, middle_port, secret=SECRET, socks_port=None, tunnel="it", extra="", start=True,
             log="debug", tunnel_extra="", env=None):
         secret_path = self._write(f"{name}.secret", secret + "\n")
+        # One middle port, or a list of them (a failover list).
+        ports = middle_port if isinstance(middle_port, (list, tuple)) else [middle_port]
+        middle_text = "[" + ", ".join(f"127.0.0.1:{p}" for p in ports) + "]"
         text = (f"name: {name}\nrole: {role}\ntunnel:\n  name: {tunnel}\n  secret_file: {secret_path}\n"
-                f"  middle: 127.0.0.1:{middle_port}\n  retry_interval: 200ms\n" + tunnel_extra)
+                f"  middle: {middle_text}\n  retry_interval: 200ms\n" + tunnel_extra)
         if role in ("client", "both"):
             socks_port = socks_port or free_port()
             text += f"socks:\n  listen: 127.0.0.1:{socks_port}\n  timeout: 3s\n"

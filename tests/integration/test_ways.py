@@ -2,6 +2,7 @@
 (tinyproxy) and SOCKS (Dante), the environment's proxy, the middle serving
 every carrier on one port, and the adaptive choice remembered across starts."""
 import os
+import re
 import socket
 import subprocess
 import time
@@ -200,6 +201,35 @@ class WaysTest(unittest.TestCase):
             cli.wait_for_log("idle, moving to the cheaper way", timeout=20)
             cli.wait_for_log("tunnel it up", count=2, timeout=30)
             self.assertRegex(cli.log(), rf"by tcp via http://127\.0\.0\.1:{pport} in")
+            self.assertEqual(echo_once(sport, echo), b"ping")
+
+    def test_two_middles_the_ends_meet_at_one_and_fail_over_to_the_other(self):
+        with World() as w:
+            p1, m1, m1path = w.middle("m1")
+            p2, m2, m2path = w.middle("m2")
+            # The ends list the middles in different orders: they attach to
+            # both and meet wherever both are.
+            _, srv, _ = w.end("srv", "server", [p2, p1])
+            sport, cli, _ = w.end("cli", "client", [p1, p2])
+            cli.wait_for_log("tunnel it up")
+            srv.wait_for_log("tunnel it up")
+            echo = w.servers.echo()
+            self.assertEqual(echo_once(sport, echo), b"ping")
+            time.sleep(1)
+            # Both ends keep the same one tunnel, even when it came up
+            # through both middles at once.
+            kept = re.findall(r'keeping the one through 127\.0\.0\.1:(\d+)', cli.log())
+            last_up = re.findall(r'tunnel it up .*middle "(m\d)"', cli.log())[-1]
+            first = {str(p1): "m1", str(p2): "m2"}[kept[-1]] if kept else last_up
+            used, other = (m1, m2) if first == "m1" else (m2, m1)
+            self.assertEqual(len(re.findall("paired", other.log())), len(re.findall("pair closed", other.log())))
+            ups_cli, ups_srv = cli.log().count("tunnel it up"), srv.log().count("tunnel it up")
+            # The middle in use dies: both ends meet at the other one.
+            self.assertEqual(used.stop(), [])
+            cli.wait_for_log("tunnel it up", count=ups_cli + 1, timeout=30)
+            srv.wait_for_log("tunnel it up", count=ups_srv + 1, timeout=30)
+            second = "m1" if first == "m2" else "m2"
+            self.assertRegex(re.findall(r"tunnel it up .*", cli.log())[-1], f'middle "{second}"')
             self.assertEqual(echo_once(sport, echo), b"ping")
 
     def test_the_winning_way_is_remembered_and_tried_first(self):
