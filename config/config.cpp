@@ -424,6 +424,26 @@ void strip_trailing_space(std::string& s) {
   }
 }
 
+// Where an end remembers its ways when the config does not say: systemd's
+// STATE_DIRECTORY, else $XDG_STATE_HOME/lstp, else ~/.local/state/lstp.
+std::string default_state_file(const std::string& end_name) {
+  const auto env = [](const char* n) -> std::string {
+    const char* v = std::getenv(n);
+    return v ? std::string(v) : std::string();
+  };
+  std::filesystem::path dir;
+  if (auto s = env("STATE_DIRECTORY"); !s.empty()) {
+    dir = s.substr(0, s.find(':'));  // systemd may list several
+  } else if (auto x = env("XDG_STATE_HOME"); !x.empty()) {
+    dir = std::filesystem::path(x) / "lstp";
+  } else if (auto h = env("HOME"); !h.empty()) {
+    dir = std::filesystem::path(h) / ".local" / "state" / "lstp";
+  } else {
+    return {};
+  }
+  return (dir / (end_name + ".ways")).string();
+}
+
 way read_way(const field& f) {
   const std::string s = read_string(f);
   return with_location(f, [&] { return parse_way(s); });
@@ -503,10 +523,14 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
   }
   if (const field* f = t.find("state_file")) {
     const std::string name = read_string(*f);
-    if (name.empty()) f->fail("expected a file name, got \"\" (leave the key out to keep no state)");
-    std::filesystem::path p(name);
-    if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
-    cfg.state_file = p.string();
+    if (name.empty()) f->fail("expected a file name or \"none\", got \"\"");
+    if (name != "none") {
+      std::filesystem::path p(name);
+      if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
+      cfg.state_file = p.string();
+    }
+  } else {
+    cfg.state_file = default_state_file(cfg.name);
   }
   if (const field* f = t.find("websocket_path")) cfg.websocket_path = read_websocket_path(*f);
   if (const field* f = t.find("retry_interval")) cfg.retry_interval = read_duration(*f);
@@ -828,7 +852,6 @@ middle_config load_middle(const std::string& path) {
   if (const field* f = top.find("next_hop_way")) {
     if (!cfg.next_hop) f->fail("only used with next_hop");
     cfg.next_hop_way = read_way(*f);
-    if (cfg.next_hop_way->via == way::route::environment) f->fail("\"via env\" is for end proxies; name the proxy");
   }
   if (const field* f = top.find("websocket_path")) cfg.websocket_path = read_websocket_path(*f);
   const field* cert_f = top.find("tls_certificate");

@@ -108,7 +108,10 @@ struct end_config {
   std::vector<way> ways;
   std::optional<config::proxy> ways_proxy;  // tunnel.proxy: for automatic ways
   bool proxy_from_environment = false;  // proxy: env (https_proxy, ALL_PROXY, no_proxy as curl reads them)
-  std::string state_file;           // remembers the winning way per middle; empty: none
+  // Remembers the winning way per middle. Default: $STATE_DIRECTORY, else
+  // $XDG_STATE_HOME/lstp, else ~/.local/state/lstp, then "<name>.ways";
+  // "none" in the config (empty here): keep nothing.
+  std::string state_file;
   std::string websocket_path = "/lstp";
   std::chrono::milliseconds retry_interval{1000};    // first reconnect delay, doubled up to retry_max
   std::chrono::milliseconds retry_max{30000};

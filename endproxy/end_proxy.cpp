@@ -64,7 +64,8 @@ void end_proxy::start() {
                                                                                         : "client and server end"),
            "), tunnel ", cfg_.tunnel_name, " (id ", lstp::short_id(keys_.pairing_id), ", secret from ", cfg_.secret_source,
            "), middle proxy ", middles_text(cfg_.middles), ", ways: ",
-           cfg_.ways.empty() ? std::string("automatic") : ways_text(cfg_.ways));
+           cfg_.ways.empty() ? std::string("automatic") : ways_text(cfg_.ways),
+           cfg_.state_file.empty() ? std::string(", no state file") : ", state in " + cfg_.state_file);
   for (auto& ep : cfg_.socks_listen) {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "SOCKS"));
     log_info(component, "SOCKS5 listening on ", acceptors_.back()->local_endpoint());

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <sstream>
 
 #include "lstp/secrets.hpp"
@@ -19,6 +20,7 @@
 #include "transport/hop_acceptor.hpp"
 #include "transport/tls_hop.hpp"
 #include "uplink/dialer.hpp"
+#include "uplink/environment_proxy.hpp"
 
 namespace middleproxy {
 
@@ -339,6 +341,12 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
     uplink::dial_options options;
     options.timeout = cfg_.limit.setup_timeout;
     auto way = cfg_.next_hop_way.value_or(config::way{});
+    if (way.via == config::way::route::environment) {
+      // The proxy the environment names for the next hop, or none (direct).
+      auto env = uplink::proxy_from_environment(next.host, way.how == config::carrier::ws, ::getenv);
+      way.via = env.proxy ? config::way::route::proxy : config::way::route::direct;
+      way.through = env.proxy;
+    }
     // A local partner may take the hop over while we dial: then the
     // forwarded setup must not reach the next middle.
     auto up = co_await uplink::dial(io_.get_executor(), way, next, options, why);

@@ -794,3 +794,20 @@ socks:
 )");
   CHECK(error_from([&] { config::load_end(dup); }) == dup + ":7: tunnel.ways[2]: listed twice: tcp");
 }
+
+TEST_CASE("an end remembers its ways under the state directory unless told not to") {
+  temp_dir dir;
+  dir.write("secret.txt", "0123456789abcdef0123\n");
+  const auto text = [](const std::string& extra) {
+    return "name: b-laptop\nrole: client\ntunnel:\n  name: t\n  secret_file: secret.txt\n  middle: m:443\n" + extra +
+           "socks:\n  listen: 127.0.0.1:1080\n";
+  };
+  ::setenv("XDG_STATE_HOME", "/var/tmp/xdg", 1);
+  ::unsetenv("STATE_DIRECTORY");
+  CHECK(config::load_end(dir.write("a.yaml", text(""))).state_file == "/var/tmp/xdg/lstp/b-laptop.ways");
+  ::setenv("STATE_DIRECTORY", "/var/lib/lstp:/other", 1);
+  CHECK(config::load_end(dir.write("b.yaml", text(""))).state_file == "/var/lib/lstp/b-laptop.ways");
+  CHECK(config::load_end(dir.write("c.yaml", text("  state_file: none\n"))).state_file.empty());
+  ::unsetenv("STATE_DIRECTORY");
+  ::unsetenv("XDG_STATE_HOME");
+}

@@ -175,6 +175,10 @@ class World:
         argv = [os.path.join(BIN, argv[0])] + argv[1:]
         if ns:
             argv = ["ip", "netns", "exec", ns] + argv
+        # Ends remember their ways under XDG_STATE_HOME: keep that inside the
+        # world, so runs never share state.
+        env = dict(env if env is not None else os.environ, XDG_STATE_HOME=os.path.join(self.dir, "state"))
+        env.pop("STATE_DIRECTORY", None)
         p = Proc(name, argv, os.path.join(self.dir, f"{name}.log"), env=env)
         self.procs.append(p)
         return p
