@@ -16,21 +16,10 @@ namespace {
 
 class tcp_hop final : public hop_stream {
  public:
-  tcp_hop(asio::ip::tcp::socket s, std::vector<std::uint8_t> already_read)
-      : socket_(std::move(s)), pending_(std::move(already_read)) {}
+  explicit tcp_hop(asio::ip::tcp::socket s) : socket_(std::move(s)) {}
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
     ec = {};
-    if (taken_ < pending_.size()) {
-      auto n = std::min(buf.size(), pending_.size() - taken_);
-      std::memcpy(buf.data(), pending_.data() + taken_, n);
-      taken_ += n;
-      if (taken_ == pending_.size()) {
-        pending_ = {};
-        taken_ = 0;
-      }
-      co_return n;
-    }
     co_return co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
   }
 
@@ -55,10 +44,9 @@ class tcp_hop final : public hop_stream {
 
  private:
   asio::ip::tcp::socket socket_;
-  std::vector<std::uint8_t> pending_;
-  std::size_t taken_ = 0;
 };
 
+// Hands out the bytes taken before (sniffing, a proxy's over-read) first.
 class prefixed_hop final : public hop_stream {
  public:
   prefixed_hop(hop_ptr inner, std::vector<std::uint8_t> already_read)
@@ -70,6 +58,10 @@ class prefixed_hop final : public hop_stream {
       auto n = std::min(buf.size(), pending_.size() - taken_);
       std::memcpy(buf.data(), pending_.data() + taken_, n);
       taken_ += n;
+      if (taken_ == pending_.size()) {
+        pending_ = {};
+        taken_ = 0;
+      }
       co_return n;
     }
     co_return co_await inner_->read_some(buf, ec);
@@ -96,7 +88,7 @@ hop_ptr with_prefix(hop_ptr inner, std::vector<std::uint8_t> already_read) {
 }
 
 hop_ptr make_tcp_hop(asio::ip::tcp::socket socket, std::vector<std::uint8_t> already_read) {
-  return std::make_unique<tcp_hop>(std::move(socket), std::move(already_read));
+  return with_prefix(std::make_unique<tcp_hop>(std::move(socket)), std::move(already_read));
 }
 
 }  // namespace transport

@@ -1,9 +1,10 @@
 #include "uplink/environment_proxy.hpp"
 
-#include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
 #include <cctype>
+
+#include "uplink/ip_literal.hpp"
 
 namespace uplink {
 
@@ -17,11 +18,9 @@ std::string lower(std::string s) {
 bool cidr_contains(const std::string& entry, const std::string& host) {
   const auto slash = entry.find('/');
   if (slash == std::string::npos) return false;
-  boost::system::error_code ec;
-  const auto ip = boost::asio::ip::make_address(host, ec);
-  if (ec) return false;
-  const auto net_addr = boost::asio::ip::make_address(entry.substr(0, slash), ec);
-  if (ec) return false;
+  const auto ip = parse_ip_literal(host);
+  const auto net_addr = parse_ip_literal(entry.substr(0, slash));
+  if (!ip || !net_addr || ip->v6 != net_addr->v6) return false;
   const auto bits_text = entry.substr(slash + 1);
   if (bits_text.empty() || bits_text.size() > 3 ||
       !std::all_of(bits_text.begin(), bits_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
@@ -35,8 +34,7 @@ bool cidr_contains(const std::string& entry, const std::string& host) {
     }
     return true;
   };
-  if (ip.is_v4() && net_addr.is_v4()) return prefix_equal(ip.to_v4().to_bytes(), net_addr.to_v4().to_bytes());
-  if (ip.is_v6() && net_addr.is_v6()) return prefix_equal(ip.to_v6().to_bytes(), net_addr.to_v6().to_bytes());
+  return prefix_equal(ip->bytes, net_addr->bytes);
   return false;
 }
 

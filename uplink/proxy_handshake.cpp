@@ -1,11 +1,14 @@
 #include "uplink/proxy_handshake.hpp"
 
-#include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include <botan/base64.h>
 
+#include "uplink/ip_literal.hpp"
+
+#include <algorithm>
+#include <string_view>
 #include <utility>
 
 namespace uplink {
@@ -112,16 +115,9 @@ class socks5_handshake final : public proxy_handshake {
 
   void send_request() {
     output_.insert(output_.end(), {0x05, 0x01, 0x00});
-    boost::system::error_code ec;
-    auto ip = boost::asio::ip::make_address(host_, ec);
-    if (!ec && ip.is_v4()) {
-      output_.push_back(0x01);
-      auto b = ip.to_v4().to_bytes();
-      output_.insert(output_.end(), b.begin(), b.end());
-    } else if (!ec && ip.is_v6()) {
-      output_.push_back(0x04);
-      auto b = ip.to_v6().to_bytes();
-      output_.insert(output_.end(), b.begin(), b.end());
+    if (auto ip = parse_ip_literal(host_)) {
+      output_.push_back(ip->v6 ? 0x04 : 0x01);
+      output_.insert(output_.end(), ip->bytes.begin(), ip->bytes.end());
     } else {
       output_.push_back(0x03);
       output_.push_back(static_cast<std::uint8_t>(host_.size()));
@@ -146,16 +142,14 @@ class socks4a_handshake final : public proxy_handshake {
   socks4a_handshake(const config::proxy& p, const std::string& host, std::uint16_t port) {
     output_ = {0x04, 0x01};
     put_u16(output_, port);
-    boost::system::error_code ec;
-    auto ip = boost::asio::ip::make_address(host, ec);
-    if (!ec && ip.is_v6()) {
+    const auto ip = parse_ip_literal(host);
+    if (ip && ip->v6) {
       ipv6_ = true;
       return;
     }
-    const bool literal = !ec && ip.is_v4();
+    const bool literal = ip.has_value();
     if (literal) {
-      auto b = ip.to_v4().to_bytes();
-      output_.insert(output_.end(), b.begin(), b.end());
+      output_.insert(output_.end(), ip->bytes.begin(), ip->bytes.end());
     } else {
       output_.insert(output_.end(), {0, 0, 0, 1});  // SOCKS4a: the name follows
     }
@@ -205,18 +199,27 @@ class http_connect_handshake final : public proxy_handshake {
 
  private:
   void step() override {
-    // The parser may take part of the input (the status line) and still ask
-    // for more: what it took is not offered again.
-    while (!parser_.is_header_done() && used_ < in_.size()) {
+    // The parser gets the header only once it is complete, all at once:
+    // what it says then cannot depend on how the bytes were split.
+    // Something else answering (an SSH or SMTP server, a TLS alert) is
+    // told apart by its first five bytes, without waiting for more.
+    static constexpr std::string_view http_prefix = "HTTP/";
+    const auto head = std::min(in_.size(), http_prefix.size());
+    if (!std::equal(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(head), http_prefix.begin()))
+      return fail("the HTTP proxy's answer is not HTTP (it starts with something else)");
+    static constexpr std::string_view end_of_header = "\r\n\r\n";
+    auto it = std::search(in_.begin(), in_.end(), end_of_header.begin(), end_of_header.end());
+    if (it == in_.end()) return;
+    const auto used = static_cast<std::size_t>(it - in_.begin()) + end_of_header.size();
+    std::size_t taken = 0;
+    while (!parser_.is_header_done() && taken < used) {
       boost::system::error_code ec;
-      auto n = parser_.put(boost::asio::buffer(in_.data() + used_, in_.size() - used_), ec);
-      used_ += n;
-      if (ec == http::error::need_more) break;
+      auto n = parser_.put(boost::asio::buffer(in_.data() + taken, used - taken), ec);
       if (ec) return fail("the HTTP proxy's answer is not HTTP: " + ec.message());
       if (n == 0) break;
+      taken += n;
     }
-    if (!parser_.is_header_done()) return;
-    const auto used = used_;
+    if (!parser_.is_header_done()) return fail("the HTTP proxy's answer is not HTTP");
     const auto& res = parser_.get();
     const auto code = res.result_int();
     if (code >= 200 && code < 300) return finish(used);
@@ -230,7 +233,6 @@ class http_connect_handshake final : public proxy_handshake {
   }
 
   http::response_parser<http::empty_body> parser_;
-  std::size_t used_ = 0;  // bytes of in_ the parser has taken
   bool has_credentials_ = false;
 };
 
