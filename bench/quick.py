@@ -4,9 +4,10 @@ one run, on loopback. Prints `metric=value` lines. The full suite (OpenSSH
 jump host as the peer to beat, parallel streams, latency percentiles) is
 still to come; this one exists so every number quoted is reproducible.
 
-  python3 bench/quick.py [--size-mib N]      (binaries from build/bin)
+  python3 bench/quick.py [--size-mib N] [--carriers tcp,tls,ws,wss]   (binaries from build/bin)
 
-Scenarios: direct (no proxy), lstp-1 (one middle), lstp-3 (three middles).
+Scenarios: direct (no proxy), lstp-1 (one middle; also lstp-1-tls, -ws,
+-wss with --carriers: both hops carried that way), lstp-3 (three middles).
 Metrics: single-stream download MB/s (median of 3), CPU seconds per GiB of
 all tunnel processes, tunnel setup time (processes started -> first byte
 through), bytes of memory per idle channel (both ends together).
@@ -72,7 +73,7 @@ def download(connect, procs, size):
     return statistics.median(speeds), statistics.median(cpu)
 
 
-def lstp_world(w, middles):
+def lstp_world(w, middles, way="tcp"):
     ports = []
     nxt = None
     for i in reversed(range(middles)):
@@ -80,14 +81,17 @@ def lstp_world(w, middles):
         ports.insert(0, port)
         nxt = port
     t0 = time.perf_counter()
-    w.end("srv", "server", ports[-1], log="info")
-    sport, cli, _ = w.end("cli", "client", ports[0], log="info")
+    ways = f"  ways: {way}\n"
+    w.end("srv", "server", ports[-1], log="info", tunnel_extra=ways)
+    sport, cli, _ = w.end("cli", "client", ports[0], log="info", tunnel_extra=ways)
     return sport, cli, t0
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--carriers", default="tcp",
+                    help="comma-separated carriers for lstp-1 to compare (tcp,tls,ws,wss); lstp-3 always uses tcp")
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
     with tempfile.TemporaryDirectory() as d:
@@ -98,9 +102,11 @@ def main():
         print(f"machine_cores={os.cpu_count()} size_mib={args.size_mib}")
         speed, _ = download(lambda: socket.create_connection(("127.0.0.1", port)), [], size)
         print(f"scenario=direct single_stream_MBps={speed:.0f}")
-        for name, middles in (("lstp-1", 1), ("lstp-3", 3)):
+        scenarios = [("lstp-1" if c == "tcp" else f"lstp-1-{c}", 1, c) for c in args.carriers.split(",")]
+        scenarios.append(("lstp-3", 3, "tcp"))
+        for name, middles, carrier in scenarios:
             with World() as w:
-                sport, cli, t0 = lstp_world(w, middles)
+                sport, cli, t0 = lstp_world(w, middles, carrier)
                 echo = w.servers.echo()
                 # Setup time: processes started -> first byte through.
                 while True:
