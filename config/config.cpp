@@ -534,8 +534,12 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
   }
   if (const field* f = t.find("websocket_path")) cfg.websocket_path = read_websocket_path(*f);
   if (const field* f = t.find("retry_interval")) cfg.retry_interval = read_duration(*f);
-  if (const field* f = t.find("retry_max")) cfg.retry_max = read_duration(*f);
-  if (cfg.retry_max < cfg.retry_interval) t.fail("retry_max must not be shorter than retry_interval");
+  if (const field* f = t.find("retry_max")) {
+    cfg.retry_max = read_duration(*f);
+    if (cfg.retry_max < cfg.retry_interval) f->fail("must not be shorter than retry_interval");
+  } else {
+    cfg.retry_max = std::max(cfg.retry_max, cfg.retry_interval);
+  }
   if (const field* f = t.find("way_timeout")) cfg.way_timeout = read_duration(*f);
   if (const field* f = t.find("reprobe_interval")) {
     // "off" turns the background search for a cheaper way off.
@@ -735,12 +739,13 @@ proxy parse_proxy_url(const std::string& text) {
       throw error("proxy user name and password must be at most 255 bytes each");
     rest.remove_prefix(at + 1);
   }
-  if (rest.find('/') != std::string_view::npos) throw error("a proxy URL has no path: " + quote(std::string(rest)));
-  // The userinfo is left out of messages: it may hold a password.
+  if (rest.find('/') != std::string_view::npos) throw error("a proxy URL has no path");
+  // Nothing of the URL is quoted back: a mistyped one (user:secret:host:1)
+  // may hold a password where the address was expected.
   try {
     p.at = parse_endpoint(std::string(rest));
-  } catch (const error& e) {
-    throw error(std::string("proxy address: ") + e.what());
+  } catch (const error&) {
+    throw error("expected the proxy as scheme://[user[:password]@]host:port (IPv6 in brackets)");
   }
   return p;
 }

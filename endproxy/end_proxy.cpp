@@ -66,6 +66,20 @@ void end_proxy::start() {
            "), middle proxy ", middles_text(cfg_.middles), ", ways: ",
            cfg_.ways.empty() ? std::string("automatic") : ways_text(cfg_.ways),
            cfg_.state_file.empty() ? std::string(", no state file") : ", state in " + cfg_.state_file);
+  const bool uses_env = cfg_.proxy_from_environment || std::any_of(cfg_.ways.begin(), cfg_.ways.end(), [](auto& w) {
+                          return w.via == config::way::route::environment;
+                        });
+  if (uses_env) {
+    for (auto& m : cfg_.middles) {
+      for (bool plain : {false, true}) {
+        auto env = uplink::proxy_from_environment(m.host, plain, ::getenv);
+        if (!env.problem.empty()) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ignoring ", env.problem);
+        else if (env.proxy)
+          log_info(component, "tunnel ", cfg_.tunnel_name, ": ", plain ? "ws" : "tcp, tls and wss", " to ",
+                   m.to_string(), " may go via ", env.proxy->to_string(), " (from ", env.source, ")");
+      }
+    }
+  }
   for (auto& ep : cfg_.socks_listen) {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "SOCKS"));
     log_info(component, "SOCKS5 listening on ", acceptors_.back()->local_endpoint());
@@ -152,7 +166,8 @@ asio::awaitable<transport::hop_ptr> end_proxy::dial(const uplink::candidate& c, 
 
 asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std::vector<uplink::candidate>& cands,
                                                                       std::size_t& next,
-                                                                      std::vector<std::string>& failures) {
+                                                                      std::vector<std::string>& failures,
+                                                                      const std::function<bool()>& give_up) {
   struct race_state {
     explicit race_state(const asio::any_io_executor& ex) : wake(ex) {}
     runtime::notifier wake;
@@ -200,7 +215,7 @@ asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std
       for (std::size_t k = 1; k < st->done.size(); ++k) st->done[k].hop->close();
       co_return best;
     }
-    if (stopping_) {
+    if (give_up()) {
       st->over = true;
       co_return std::nullopt;
     }
@@ -219,7 +234,7 @@ struct end_proxy::round_state {
   bool released = false;  // a tunnel came up: attachments elsewhere stop
   bool served = false;
   std::chrono::milliseconds lifetime{0};
-  std::vector<std::string> failures;
+  bool failures_seen = false;  // some middle could not be reached by any way
 };
 
 // Keeps the tunnel up: attaches to every middle proxy by the ways out (the
@@ -241,8 +256,10 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
     const auto cands = plan();
     if (cands.empty()) {
       // Only "via env" ways, and the environment names no proxy for them.
-      rs->failures.push_back("no way to try: the ways go through the environment's proxy, and no https_proxy, "
-                             "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)");
+      const std::string text = "no way to try: the ways go through the environment's proxy, and no https_proxy, "
+                               "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)";
+      if (text != last_failure) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
+      last_failure = text;
     }
     for (auto& m : cfg_.middles) {
       std::vector<uplink::candidate> mine;
@@ -255,12 +272,7 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
     while (rs->pending > 0) co_await rs->done.wait();
     round_.reset();
     if (stopping_) break;
-    if (!rs->served && !rs->failures.empty()) {
-      std::string text = "cannot reach a middle proxy by any way: ";
-      for (std::size_t i = 0; i < rs->failures.size(); ++i) text += (i ? "; " : "") + rs->failures[i];
-      if (text != last_failure) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
-      last_failure = text;
-    }
+    if (!rs->served && rs->failures_seen) last_failure = "cannot reach";
     // A tunnel that served for a while earns a quick reconnect; one that
     // keeps failing (or flapping) waits longer each round.
     if (rs->served && rs->lifetime >= cfg_.retry_max)
@@ -279,59 +291,101 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
 // which waits there for the other end.
 asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs,
                                         std::string& last_failure) {
-  std::size_t next = 0;
-  std::vector<std::string> failures;
-  while (!stopping_ && !rs->released && next < cands.size()) {
-    auto won = co_await race(cands, next, failures);
-    if (!won) break;
-    if (stopping_ || rs->released) {
-      won->hop->close();  // the tunnel came up at another middle meanwhile
-      break;
+  // However this ends (an exception included), the round learns of it.
+  struct pending_guard {
+    std::shared_ptr<round_state> rs;
+    ~pending_guard() {
+      if (--rs->pending == 0) rs->done.notify();
     }
-    const auto& c = cands[won->index];
-    const auto ms = std::chrono::duration<double, std::milli>(won->took).count();
-    std::string note;
-    for (auto& f : failures) note += "; " + f;
-    // Quiet while the same refusal repeats at every retry.
-    const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
-    runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
-                 cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ", c.way.to_string(),
-                 " in ", std::to_string(ms).substr(0, 6), " ms", failures.empty() ? "" : " (failed first" + note + ")",
-                 ", waiting for the other end");
-    failures.clear();
-    remember(c);
-    const auto opened = std::chrono::steady_clock::now();
-    auto t = std::make_shared<end_tunnel>(cfg_, std::move(won->hop), make_params(), rng_,
-                                          [this] { on_tunnel_change(); });
-    attempts_.push_back(attempt{t, c});
-    co_await t->run();
-    std::erase_if(attempts_, [&](auto& a) { return a.tunnel == t; });
-    if (tunnel_ == t) {
-      tunnel_.reset();
-      current_.reset();
-      move_when_idle_ = false;
+  } guard{rs};
+  const auto middle = cands.front().middle;
+  const auto give_up = [this, rs] { return stopping_ || rs->released; };
+  unsigned failed_tries = 0;
+  try {
+    while (!give_up()) {
+      std::size_t next = 0;
+      std::vector<std::string> failures;
+      bool served = false;
+      while (!give_up() && next < cands.size()) {
+        auto won = co_await race(cands, next, failures, give_up);
+        if (!won) break;
+        if (give_up()) {
+          won->hop->close();  // the tunnel came up at another middle meanwhile
+          break;
+        }
+        const auto& c = cands[won->index];
+        const auto ms = std::chrono::duration<double, std::milli>(won->took).count();
+        std::string note;
+        for (auto& f : failures) note += "; " + f;
+        // Quiet while the same refusal repeats at every retry.
+        const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
+        runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
+                     cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ",
+                     c.way.to_string(), " in ", std::to_string(ms).substr(0, 6), " ms",
+                     failures.empty() ? "" : " (failed first" + note + ")", ", waiting for the other end");
+        failures.clear();
+        last_middle_failure_.erase(middle.to_string());
+        const auto opened = std::chrono::steady_clock::now();
+        auto t = std::make_shared<end_tunnel>(cfg_, std::move(won->hop), make_params(), rng_,
+                                              [this] { on_tunnel_change(); });
+        attempts_.push_back(attempt{t, c});
+        co_await t->run();
+        std::erase_if(attempts_, [&](auto& a) { return a.tunnel == t; });
+        if (tunnel_ == t) {
+          tunnel_.reset();
+          current_.reset();
+          move_when_idle_ = false;
+        }
+        tunnel_changed_.cancel();
+        log_closed(*t, last_failure);
+        if (t->was_up()) {
+          served = true;
+          rs->served = true;
+          rs->lifetime =
+              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t->started());
+          break;
+        }
+        // Closed at once without a byte from the middle: something on the
+        // way (a filtering proxy or firewall) let the connection open but
+        // not carry LSTP. Try the ways after it now rather than after a
+        // backoff (a slower way the race dropped included).
+        if (!give_up() && t->driver().bytes_in() == 0 && std::chrono::steady_clock::now() - opened < cfg_.way_timeout) {
+          failures.push_back(c.way.to_string() + " to " + c.middle.to_string() +
+                             ": the hop closed right after the setup (filtered on the way?)");
+          next = won->index + 1;
+          continue;
+        }
+        break;
+      }
+      if (served || give_up()) break;
+      if (!failures.empty()) {
+        // One line per middle and cause, not one per retry.
+        std::string text;
+        for (std::size_t i = 0; i < failures.size(); ++i) text += (i ? "; " : "") + failures[i];
+        auto& last = last_middle_failure_[middle.to_string()];
+        if (text != last)
+          log_warn(component, "tunnel ", cfg_.tunnel_name, ": cannot reach middle proxy ", middle.to_string(),
+                   " by any way: ", text);
+        last = text;
+        rs->failures_seen = true;
+      }
+      // While another middle holds a setup waiting for the other end, keep
+      // trying this one too (the other end may reach only this one); else
+      // the round ends and the keeper backs off.
+      if (rs->pending <= 1) break;
+      const auto until = std::chrono::steady_clock::now() + backoff(failed_tries++);
+      asio::steady_timer nap(io_);
+      while (!give_up() && std::chrono::steady_clock::now() < until) {
+        nap.expires_after(std::min<std::chrono::steady_clock::duration>(until - std::chrono::steady_clock::now(),
+                                                                         std::chrono::milliseconds(250)));
+        boost::system::error_code ec;
+        co_await nap.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
     }
-    tunnel_changed_.cancel();
-    log_closed(*t, last_failure);
-    if (t->was_up()) {
-      rs->served = true;
-      rs->lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t->started());
-      break;
-    }
-    // Closed at once without a byte from the middle: something on the way
-    // (a filtering proxy or firewall) let the connection open but not
-    // carry LSTP. Try the next way now rather than after a backoff.
-    if (!rs->released && !stopping_ && t->driver().bytes_in() == 0 &&
-        std::chrono::steady_clock::now() - opened < cfg_.way_timeout) {
-      failures.push_back(c.way.to_string() + " to " + c.middle.to_string() +
-                         ": the hop closed right after the setup (filtered on the way?)");
-      next = std::max(next, won->index + 1);
-      continue;
-    }
-    break;
+  } catch (const std::exception& e) {
+    runtime::log_error(component, "tunnel ", cfg_.tunnel_name, ": attaching to middle proxy ", middle.to_string(),
+                       " failed: ", e.what());
   }
-  rs->failures.insert(rs->failures.end(), failures.begin(), failures.end());
-  if (--rs->pending == 0) rs->done.notify();
 }
 
 // Called whenever an attachment's tunnel comes up or closes. The first
@@ -341,12 +395,16 @@ asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, st
 void end_proxy::on_tunnel_change() {
   const attempt* best = nullptr;
   for (auto& a : attempts_) {
-    if (a.tunnel->is_up() && (!best || a.tunnel->path_key() < best->tunnel->path_key())) best = &a;
+    if (!a.tunnel->is_up()) continue;
+    if (!best || a.tunnel->path_key() < best->tunnel->path_key() ||
+        (a.tunnel->path_key() == best->tunnel->path_key() && a.tunnel == tunnel_))
+      best = &a;
   }
   if (best && best->tunnel != tunnel_) {
     tunnel_ = best->tunnel;
     current_ = best->how;
     move_when_idle_ = false;
+    remember(best->how);  // a way counts as working once a tunnel came up over it
   }
   if (tunnel_ && tunnel_->is_up()) {
     if (auto rs = round_.lock()) rs->released = true;

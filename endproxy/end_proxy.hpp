@@ -9,6 +9,8 @@
 
 #include <botan/auto_rng.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -51,7 +53,8 @@ class end_proxy {
   // Dials candidates from `next` on, two at a time once the first is slow,
   // and returns the first hop that opens (next: the first not yet tried).
   boost::asio::awaitable<std::optional<race_result>> race(const std::vector<uplink::candidate>& cands,
-                                                          std::size_t& next, std::vector<std::string>& failures);
+                                                          std::size_t& next, std::vector<std::string>& failures,
+                                                          const std::function<bool()>& give_up);
   boost::asio::awaitable<transport::hop_ptr> dial(const uplink::candidate& c, std::string& why);
   boost::asio::awaitable<void> reprobe_loop();
   std::vector<uplink::candidate> plan() const;
@@ -73,6 +76,7 @@ class end_proxy {
   uplink::way_memory memory_;
   std::vector<attempt> attempts_;                // this round's attachments (waiting or up)
   std::weak_ptr<round_state> round_;
+  std::map<std::string, std::string> last_middle_failure_;  // per middle, what was last logged
   std::optional<uplink::candidate> current_;     // the way the live tunnel uses
   bool move_when_idle_ = false;                  // a cheaper way works: move once no channel is open
   boost::asio::steady_timer reprobe_timer_;

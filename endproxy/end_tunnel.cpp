@@ -30,7 +30,7 @@ struct end_tunnel::pending_open {
 
 end_tunnel::end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
                        Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change)
-    : cfg_(cfg), on_state_change_(std::move(on_state_change)) {
+    : cfg_(cfg), on_state_change_(std::move(on_state_change)), own_nonce_(params.self.nonce) {
   driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this);
 }
 
@@ -107,7 +107,12 @@ void end_tunnel::on_up(const lstp::tunnel_info& info) {
   std::string forward, backward;
   for (auto& e : info.path) forward += e.name + "\n";
   for (auto it = info.path.rbegin(); it != info.path.rend(); ++it) backward += it->name + "\n";
-  path_key_ = std::min(forward, backward);
+  // Middles may share a name (one config copied to two hosts): the two
+  // ends' nonces, in a fixed order, tell such tunnels apart.
+  std::string mine(own_nonce_.begin(), own_nonce_.end());
+  std::string theirs(info.peer.nonce.begin(), info.peer.nonce.end());
+  if (theirs < mine) std::swap(mine, theirs);
+  path_key_ = std::min(forward, backward) + mine + theirs;
   log_info(component, "tunnel ", cfg_.tunnel_name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
            info.cipher, "): ", lstp::format_path(lstp::readable_path(info.path)));
   if (on_state_change_) on_state_change_();

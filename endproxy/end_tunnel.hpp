@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <map>
 #include <memory>
 
@@ -91,6 +92,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   bool was_up_ = false;
   lstp::error_info close_reason_;
   std::string path_key_;
+  std::array<std::uint8_t, 16> own_nonce_{};
   bool closed_ = false;
 };
 

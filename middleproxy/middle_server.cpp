@@ -340,10 +340,12 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   {
     uplink::dial_options options;
     options.timeout = cfg_.limit.setup_timeout;
+    options.websocket_path = cfg_.websocket_path;
     auto way = cfg_.next_hop_way.value_or(config::way{});
     if (way.via == config::way::route::environment) {
       // The proxy the environment names for the next hop, or none (direct).
       auto env = uplink::proxy_from_environment(next.host, way.how == config::carrier::ws, ::getenv);
+      if (!env.problem.empty()) log_warn(component, "next hop: ignoring ", env.problem);
       way.via = env.proxy ? config::way::route::proxy : config::way::route::direct;
       way.through = env.proxy;
     }

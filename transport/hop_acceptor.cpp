@@ -60,7 +60,8 @@ asio::awaitable<std::optional<http_request>> read_upgrade(Stream& stream, std::v
   boost::system::error_code ec;
   co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
-    why = "not a valid HTTP request (" + ec.message() + ")";
+    why = ec == asio::error::operation_aborted ? "no complete HTTP request in time"
+                                               : "not a valid HTTP request (" + ec.message() + ")";
     if (ec != asio::error::operation_aborted && ec != http::error::end_of_stream && ec != asio::error::eof)
       co_await answer_plain(stream, http::status::bad_request, 11);
     co_return std::nullopt;
@@ -90,7 +91,8 @@ asio::awaitable<hop_ptr> finish_websocket(std::unique_ptr<websocket_hop_base> ho
     co_await hop->accept(req, ec);
   }
   if (ec) {
-    why = "WebSocket handshake failed: " + ec.message();
+    why = ec == asio::error::operation_aborted ? std::string("no WebSocket handshake in time")
+                                               : "WebSocket handshake failed: " + ec.message();
     co_return nullptr;
   }
   co_return hop;
@@ -106,13 +108,15 @@ asio::awaitable<hop_ptr> accept_inside_tls(std::unique_ptr<tls_hop_base> tls, co
     runtime::watchdog limit(*tls, deadline - std::chrono::steady_clock::now());
     co_await tls->handshake(ec);
     if (ec) {
-      why = "TLS handshake failed: " + (tls->failure().empty() ? ec.message() : tls->failure());
+      why = ec == asio::error::operation_aborted ? std::string("no complete TLS handshake in time")
+            : "TLS handshake failed: " + (tls->failure().empty() ? ec.message() : tls->failure());
       co_return nullptr;
     }
     n = co_await tls->read_some(asio::buffer(first), ec);
   }
   if (ec) {
-    why = "sent nothing inside TLS (" + ec.message() + ")";
+    why = ec == asio::error::operation_aborted ? std::string("sent nothing inside TLS in time")
+                                               : "sent nothing inside TLS (" + ec.message() + ")";
     co_return nullptr;
   }
   first.resize(n);

@@ -43,8 +43,11 @@ class hop_stream {
   virtual boost::asio::ip::tcp::socket& tcp() = 0;
 
   boost::asio::any_io_executor get_executor() { return tcp().get_executor(); }
-  // For runtime::watchdog: giving up on the hop.
-  void cancel(boost::system::error_code& ec) { tcp().cancel(ec); }
+  // For runtime::watchdog: makes pending operations complete with
+  // operation_aborted, through every layer (a TLS layer also stops reading;
+  // a WebSocket layer is unusable afterwards). Writes may still go out, so a
+  // middle can tell a peer why it gives up.
+  virtual void cancel(boost::system::error_code& ec) { tcp().cancel(ec); }
 };
 
 using hop_ptr = std::unique_ptr<hop_stream>;

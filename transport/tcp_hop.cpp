@@ -71,6 +71,7 @@ class prefixed_hop final : public hop_stream {
   }
   void shutdown_send() override { inner_->shutdown_send(); }
   void close() override { inner_->close(); }
+  void cancel(boost::system::error_code& ec) override { inner_->cancel(ec); }
   std::string kind() const override { return inner_->kind(); }
   asio::ip::tcp::socket& tcp() override { return inner_->tcp(); }
 

@@ -173,6 +173,12 @@ class tls_hop final : public tls_hop_base, public Botan::TLS::Callbacks {
   void shutdown_send() override {}  // close_notify would end both directions of the outer session
 
   void close() override { inner_->close(); }
+  void cancel(boost::system::error_code& ec) override {
+    // A read may sit between two steps (a completion already queued, the
+    // next record not asked for yet): the flag stops the next step too.
+    cancelled_ = true;
+    inner_->cancel(ec);
+  }
   std::string kind() const override { return "tls"; }
   asio::ip::tcp::socket& tcp() override { return inner_->tcp(); }
   const std::string& failure() const override { return failure_; }
@@ -180,6 +186,10 @@ class tls_hop final : public tls_hop_base, public Botan::TLS::Callbacks {
  private:
   // Reads one chunk of records and feeds Botan; writes what it answers.
   asio::awaitable<void> pump_in(boost::system::error_code& ec) {
+    if (cancelled_) {
+      ec = asio::error::operation_aborted;
+      co_return;
+    }
     auto n = co_await inner_->read_some(asio::buffer(cipher_in_), ec);
     if (ec) co_return;
     try {
@@ -188,10 +198,15 @@ class tls_hop final : public tls_hop_base, public Botan::TLS::Callbacks {
       failure_ = std::string("TLS: ") + e.what();
       failed_ = true;
     }
+    // Handshake answers and alerts. Only when no write is under way: the
+    // writer's loop sends them anyway, and a reader waiting on a writer that
+    // waits on a peer that waits for us to read would deadlock the hop.
     boost::system::error_code write_ec;
-    co_await flush(write_ec);  // alerts and handshake answers
-    if (failed_) ec = asio::error::fault;
-    else if (write_ec) ec = write_ec;
+    if (!cipher_out_.empty() && !writing_) co_await flush(write_ec);
+    if (failed_)
+      ec = asio::error::fault;
+    else if (write_ec)
+      ec = write_ec;
   }
 
   // Writes the pending ciphertext. The reader (handshake answers) and the
@@ -253,6 +268,7 @@ class tls_hop final : public tls_hop_base, public Botan::TLS::Callbacks {
   bool writing_ = false;
   bool peer_closed_ = false;
   bool failed_ = false;
+  bool cancelled_ = false;
   std::string failure_;
 };
 

@@ -76,6 +76,13 @@ class websocket_hop final : public websocket_hop_base {
     }
   }
 
+  void cancel(boost::system::error_code& ec) override {
+    if constexpr (std::is_same_v<Next, asio::ip::tcp::socket>)
+      ws_.next_layer().cancel(ec);
+    else
+      ws_.next_layer().inner().cancel(ec);
+  }
+
   std::string kind() const override { return kind_; }
 
   asio::ip::tcp::socket& tcp() override {

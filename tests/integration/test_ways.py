@@ -1,9 +1,11 @@
 """Ways out (issue 3) on loopback: WebSocket, through HTTP CONNECT
 (tinyproxy) and SOCKS (Dante), the environment's proxy, the middle serving
 every carrier on one port, and the adaptive choice remembered across starts."""
+import hashlib
 import os
 import re
 import socket
+import threading
 import subprocess
 import time
 import unittest
@@ -87,6 +89,35 @@ class WaysTest(unittest.TestCase):
             m2.wait_for_log(r"\(tls\+websocket\)")
             self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
 
+    def test_tls_carriers_carry_both_directions_at_full_load(self):
+        # Uploads and downloads saturating the same TLS hops at once: a TLS
+        # layer whose reader waits for its writer would stall here.
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            w.end("srv", "server", mport, tunnel_extra=ways("wss"))
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways("tls"))
+            cli.wait_for_log("tunnel it up")
+            echo = w.servers.echo()
+            size = 24 << 20
+            results = {}
+
+            def one(k):
+                s, _ = socks_connect(sport, "127.0.0.1", echo)
+                data = os.urandom(size)
+                t = threading.Thread(target=s.sendall, args=(data,))
+                t.start()
+                s.settimeout(60)
+                results[k] = hashlib.sha256(recv_exact(s, size)).digest() == hashlib.sha256(data).digest()
+                t.join()
+                s.close()
+
+            threads = [threading.Thread(target=one, args=(k,)) for k in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(results, {0: True, 1: True, 2: True})
+
     def test_websocket_in_tls_through_http_proxy(self):
         with World() as w:
             mport, m, _ = w.middle("m1")
@@ -129,7 +160,7 @@ class WaysTest(unittest.TestCase):
             mport, m, _ = w.middle("m1")
             pport, tp = w.tinyproxy(connect_ports=[443])
             sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=ways(f"tcp via http://127.0.0.1:{pport}"))
-            cli.wait_for_log(r"cannot reach a middle proxy by any way: .*answered 403 .*"
+            cli.wait_for_log(r"cannot reach middle proxy 127\.0\.0\.1:\d+ by any way: .*answered 403 .*"
                              r"\(it does not allow CONNECT to this host or port\)")
 
     def test_through_socks5_and_socks4a(self):
