@@ -444,6 +444,32 @@ std::string default_state_file(const std::string& end_name) {
   return (dir / (end_name + ".ways")).string();
 }
 
+// A list of policy rules (or one), each checked where it stands.
+std::vector<policy::rule> read_rules(const source& src, const field& f) {
+  std::vector<policy::rule> out;
+  auto one = [&](const field& item) {
+    const auto text = read_string(item);
+    try {
+      out.push_back(policy::parse_rule(text));
+    } catch (const policy::rule_error& e) {
+      item.fail(e.what());
+    }
+  };
+  if (f.value.IsScalar()) {
+    one(f);
+  } else if (f.value.IsSequence()) {
+    std::size_t i = 0;
+    for (auto it = f.value.begin(); it != f.value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      one(field{&src, item, item, f.path + "[" + std::to_string(i) + "]"});
+    }
+  } else if (!f.value.IsNull()) {
+    f.fail(std::string("expected a rule (like 10.0.0.0/8:22 or *.corp.example) or a list of them, got ") +
+           describe(f.value));
+  }
+  return out;
+}
+
 way read_way(const field& f) {
   const std::string s = read_string(f);
   return with_location(f, [&] { return parse_way(s); });
@@ -909,8 +935,10 @@ end_config load_end(const std::string& path) {
   }
   if (const field* sf = top.find("server")) {
     if (!is_server) src.fail(sf->key.Mark(), sf->path, "not used when role is " + role + " (set role to server or both, or remove this section)");
-    const section s = sub_section(src, *sf, {"connect_timeout"});
+    const section s = sub_section(src, *sf, {"connect_timeout", "allow", "deny"});
     if (const field* f = s.find("connect_timeout")) cfg.limit.connect_timeout = read_duration(*f);
+    if (const field* f = s.find("allow")) cfg.allow = read_rules(src, *f);
+    if (const field* f = s.find("deny")) cfg.deny = read_rules(src, *f);
   }
   if (const field* lf = top.find("limits")) load_end_limits(src, *lf, cfg.limit);
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);

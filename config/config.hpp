@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/access_policy.hpp"
+
 namespace config {
 
 class error : public std::runtime_error {
@@ -117,6 +119,10 @@ struct end_config {
   std::chrono::milliseconds retry_max{30000};
   std::chrono::milliseconds way_timeout{5000};       // one attempt at one way
   std::chrono::milliseconds reprobe_interval{600000};  // look for a cheaper way this often
+  // server role: what the far side may reach (deny wins; nothing allowed
+  // unless an allow rule says so)
+  std::vector<policy::rule> allow;
+  std::vector<policy::rule> deny;
   // client role
   std::vector<endpoint> socks_listen;
   std::vector<socks_user> socks_users;

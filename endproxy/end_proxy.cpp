@@ -66,6 +66,19 @@ void end_proxy::start() {
            "), middle proxy ", middles_text(cfg_.middles), ", ways: ",
            cfg_.ways.empty() ? std::string("automatic") : ways_text(cfg_.ways),
            cfg_.state_file.empty() ? std::string(", no state file") : ", state in " + cfg_.state_file);
+  if (cfg_.role != config::end_role::client) {
+    auto list = [](const std::vector<policy::rule>& rules) {
+      std::string t;
+      for (auto& r : rules) t += (t.empty() ? "" : ", ") + r.text;
+      return t;
+    };
+    if (cfg_.allow.empty())
+      log_warn(component, "tunnel ", cfg_.tunnel_name,
+               ": the server end allows nothing yet (add server.allow, e.g. 10.0.0.0/8 or *.corp.example:443)");
+    else
+      log_info(component, "tunnel ", cfg_.tunnel_name, ": the far side may reach ", list(cfg_.allow),
+               cfg_.deny.empty() ? std::string() : "; never " + list(cfg_.deny));
+  }
   const bool uses_env = cfg_.proxy_from_environment || std::any_of(cfg_.ways.begin(), cfg_.ways.end(), [](auto& w) {
                           return w.via == config::way::route::environment;
                         });

@@ -30,7 +30,7 @@ struct end_tunnel::pending_open {
 
 end_tunnel::end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
                        Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change)
-    : cfg_(cfg), on_state_change_(std::move(on_state_change)), own_nonce_(params.self.nonce) {
+    : cfg_(cfg), policy_(cfg.allow, cfg.deny), on_state_change_(std::move(on_state_change)), own_nonce_(params.self.nonce) {
   driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this);
 }
 
@@ -130,18 +130,59 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
   tcp::socket sock(ex);
   boost::system::error_code ec;
   bool timed_out = false;
+  const auto refuse = [&](const std::string& why) {
+    log_info(component, label, ": refused by policy (", why, ")");
+    if (closed_ || !proto().channel_exists(id)) return;
+    proto().reject_channel(id, {lstp::wire_error::not_allowed, "the server end's policy refuses " + dest + ": " + why});
+    driver_->wake();
+  };
+  const auto allowed = [&](const tcp::endpoint& e, std::optional<std::string_view> name) {
+    const auto a = e.address();
+    if (a.is_v6()) {
+      const auto b = a.to_v6().to_bytes();
+      return policy_.check(name, true, b.data(), e.port());
+    }
+    const auto b = a.to_v4().to_bytes();
+    return policy_.check(name, false, b.data(), e.port());
+  };
   {
     runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
     tcp::resolver resolver(ex);
     if (auto literal = literal_endpoint(request.destination)) {
+      if (auto v = allowed(*literal, std::nullopt); !v.allowed) {
+        refuse(v.why);
+        co_return;
+      }
       co_await sock.async_connect(*literal, asio::redirect_error(asio::use_awaitable, ec));
     } else {
+      // Refused names are not even resolved.
+      if (auto v = policy_.check_name(request.destination.host, request.destination.port); v.decided && !v.allowed) {
+        refuse(v.why);
+        co_return;
+      }
       // Names are resolved here, inside the far network: never at the client end.
       runtime::watchdog resolve_deadline(resolver, cfg_.limit.connect_timeout);
       auto results = co_await resolver.async_resolve(request.destination.host, std::to_string(request.destination.port),
                                                      asio::redirect_error(asio::use_awaitable, ec));
       timed_out = resolve_deadline.fired();
-      if (!ec) co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) {
+        // Every address is checked: a name allowed by pattern that
+        // resolves into a denied network is refused (no DNS detour).
+        std::vector<tcp::endpoint> permitted;
+        std::string first_refusal;
+        for (auto& r : results) {
+          auto v = allowed(r.endpoint(), std::string_view(request.destination.host));
+          if (v.allowed)
+            permitted.push_back(r.endpoint());
+          else if (first_refusal.empty())
+            first_refusal = r.endpoint().address().to_string() + ": " + v.why;
+        }
+        if (permitted.empty()) {
+          refuse(first_refusal);
+          co_return;
+        }
+        co_await asio::async_connect(sock, permitted, asio::redirect_error(asio::use_awaitable, ec));
+      }
     }
     timed_out = timed_out || deadline.fired();
   }

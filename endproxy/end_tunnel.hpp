@@ -82,6 +82,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::shared_ptr<end_channel> find(std::uint32_t id);
 
   const config::end_config& cfg_;
+  policy::access_policy policy_;  // what the peer may reach through us
   std::shared_ptr<lstp::asio_edge::tunnel_driver> driver_;
   std::function<void()> on_state_change_;
   std::map<std::uint32_t, std::shared_ptr<pending_open>> pending_;

@@ -820,3 +820,18 @@ TEST_CASE("a long retry_interval alone raises retry_max with it") {
                                                 "  middle: m:1\n  retry_interval: 2m\n"));
   CHECK(c.retry_max == std::chrono::minutes(2));
 }
+
+TEST_CASE("a server end's allow and deny rules are read and checked where they stand") {
+  temp_dir dir;
+  dir.write("secret.txt", "0123456789abcdef0123\n");
+  const auto head = std::string("name: s\nrole: server\ntunnel:\n  name: t\n  secret_file: secret.txt\n  middle: m:1\n");
+  auto c = config::load_end(dir.write("a.yaml", head + "server:\n  allow:\n    - 10.0.0.0/8:22\n    - \"*.corp.example\"\n"
+                                                      "  deny: 10.0.0.1\n"));
+  REQUIRE(c.allow.size() == 2);
+  CHECK(c.allow[1].text == "*.corp.example");
+  REQUIRE(c.deny.size() == 1);
+  CHECK(config::load_end(dir.write("b.yaml", head)).allow.empty());  // nothing allowed by default
+  const auto bad = dir.write("c.yaml", head + "server:\n  allow:\n    - 10.0.0.0/8\n    - 10.0.0.0/40\n");
+  CHECK(error_from([&] { config::load_end(bad); }) ==
+        bad + ":10: server.allow[1]: prefix length out of range in \"10.0.0.0/40\"");
+}

@@ -113,6 +113,9 @@ class Proc:
 class World:
     """Usage: with World() as w: m = w.middle("m1"); ..."""
 
+    # Server ends here may reach loopback only, like the quickstart's.
+    LOOPBACK_ONLY = "  allow:\n    - 127.0.0.0/8\n    - \"::1\"\n"
+
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="lstp-it-")
         self.procs = []
@@ -154,7 +157,7 @@ class World:
         return port, proc, path
 
     def end(self, name, role, middle_port, secret=SECRET, socks_port=None, tunnel="it", extra="", start=True,
-            log="debug", tunnel_extra="", env=None):
+            log="debug", tunnel_extra="", env=None, server_extra=None):
         secret_path = self._write(f"{name}.secret", secret + "\n")
         # One middle port, or a list of them (a failover list).
         ports = middle_port if isinstance(middle_port, (list, tuple)) else [middle_port]
@@ -165,7 +168,7 @@ class World:
             socks_port = socks_port or free_port()
             text += f"socks:\n  listen: 127.0.0.1:{socks_port}\n  timeout: 3s\n"
         if role in ("server", "both"):
-            text += "server:\n  connect_timeout: 3s\n"
+            text += "server:\n  connect_timeout: 3s\n" + (server_extra or self.LOOPBACK_ONLY)
         text += f"log_level: {log}\n" + extra
         path = self._write(f"{name}.yaml", text)
         proc = self.start(name, ["endproxy", "-c", path], env=env) if start else None

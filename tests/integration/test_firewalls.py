@@ -126,7 +126,7 @@ class Firewalled:
         if role == "client":
             text += "socks:\n  listen: 127.0.0.1:1080\n"
         else:
-            text += "server:\n  connect_timeout: 3s\n"
+            text += f"server:\n  connect_timeout: 3s\n  allow: \"{A_HOST}\"\n"
         text += "log_level: debug\n" + extra
         path = self.w._write(f"{name}.yaml", text)
         return self.w.start(name, ["endproxy", "-c", path], ns=ns), path
