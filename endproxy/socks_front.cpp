@@ -1,5 +1,6 @@
-// The client end's SOCKS5 front (RFC 1928, RFC 1929): each accepted app
-// connection is read, authenticated and turned into one tunnel channel.
+// The client end's SOCKS front (SOCKS5 with RFC 1929, SOCKS4 and SOCKS4a on
+// one port): each accepted app connection is read, authenticated and turned
+// into one tunnel channel.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -13,6 +14,7 @@
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
+#include "socks/socks4.hpp"
 #include "socks/socks5.hpp"
 
 namespace endproxy {
@@ -75,70 +77,109 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
   std::ostringstream who;
   who << peer;
   std::vector<std::uint8_t> in, out;
+  bool v4 = false;  // SOCKS4 or 4a: its own reply format
   auto refuse = [&](socks::reply_code code) -> asio::awaitable<void> {
     out.clear();
-    socks::write_reply(out, code, socks::address{});
+    if (v4)
+      socks::write_socks4_reply(out, false, socks::address{});
+    else
+      socks::write_reply(out, code, socks::address{});
     co_await write_all(sock, out);
   };
 
-  socks::parsed<socks::request> request{};
+  std::uint8_t cmd = 0;
+  socks::address dst;
   {
     // A client gets socks_timeout for its greeting, login and request: one
     // that sends half a message and stalls is dropped.
     runtime::watchdog deadline(sock, cfg_.limit.socks_timeout);
-    auto greeting = co_await read_message(sock, in, socks::parse_greeting);
-    if (greeting.status != socks::parse_status::done) {
-      if (greeting.status == socks::parse_status::invalid)
-        log_info(component, who.str(), ": bad greeting: ", socks::to_string(greeting.error));
-      else if (deadline.fired())
-        log_info(component, who.str(), ": no greeting in time");
+    // The first byte tells SOCKS4 from SOCKS5.
+    auto first = co_await read_message(sock, in, [](std::span<const std::uint8_t> b) {
+      return socks::parsed<int>{b.empty() ? socks::parse_status::need_more : socks::parse_status::done, 0, 0,
+                                socks::parse_error::none};
+    });
+    if (first.status != socks::parse_status::done) {
+      if (deadline.fired()) log_info(component, who.str(), ": no greeting in time");
       co_return;
     }
-    in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(greeting.consumed));
-    auto method = socks::choose_method(greeting.value, !cfg_.socks_users.empty());
-    out.clear();
-    socks::write_method_choice(out, method);
-    co_await write_all(sock, out);
-    if (method == socks::method_none_acceptable) {
-      log_info(component, who.str(), ": no acceptable authentication method offered");
-      co_return;
-    }
-    if (method == socks::method_userpass) {
-      auto login = co_await read_message(sock, in, socks::parse_userpass);
-      if (login.status != socks::parse_status::done) co_return;
-      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(login.consumed));
-      // Every user is compared, name and password both, whatever matched:
-      // the time taken does not tell which part was wrong.
-      bool ok = false;
-      for (auto& u : cfg_.socks_users) {
-        const bool name_ok = same_secret(u.username, login.value.username);
-        const bool password_ok = same_secret(u.password, login.value.password);
-        ok = (name_ok && password_ok) || ok;
-      }
-      out.clear();
-      socks::write_userpass_status(out, ok);
-      co_await write_all(sock, out);
-      if (!ok) {
-        log_warn(component, who.str(), ": login refused for user \"", login.value.username, "\"");
+    if (in[0] == socks::socks4_version) {
+      v4 = true;
+      auto request = co_await read_message(sock, in, socks::parse_socks4_request);
+      if (request.status != socks::parse_status::done) {
+        if (request.status == socks::parse_status::invalid) {
+          log_info(component, who.str(), ": bad SOCKS4 request: ", socks::to_string(request.error));
+          co_await refuse(socks::reply_code::general_failure);
+        } else if (deadline.fired()) {
+          log_info(component, who.str(), ": no complete SOCKS4 request in time");
+        }
         co_return;
       }
-    }
-    request = co_await read_message(sock, in, socks::parse_request);
-    if (request.status != socks::parse_status::done) {
-      if (request.status == socks::parse_status::invalid) {
-        log_info(component, who.str(), ": bad request: ", socks::to_string(request.error));
-        co_await refuse(request.error == socks::parse_error::bad_address_type
-                            ? socks::reply_code::address_type_not_supported
-                            : socks::reply_code::general_failure);
+      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(request.consumed));
+      if (!cfg_.socks_users.empty()) {
+        // SOCKS4 carries a user id but no password: it cannot log in.
+        log_warn(component, who.str(), ": SOCKS4 request refused: users are configured, and SOCKS4 has no passwords");
+        co_await refuse(socks::reply_code::not_allowed);
+        co_return;
       }
-      co_return;
+      cmd = request.value.cmd;
+      dst = request.value.dst;
+    } else {
+      auto greeting = co_await read_message(sock, in, socks::parse_greeting);
+      if (greeting.status != socks::parse_status::done) {
+        if (greeting.status == socks::parse_status::invalid)
+          log_info(component, who.str(), ": bad greeting: ", socks::to_string(greeting.error));
+        else if (deadline.fired())
+          log_info(component, who.str(), ": no greeting in time");
+        co_return;
+      }
+      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(greeting.consumed));
+      auto method = socks::choose_method(greeting.value, !cfg_.socks_users.empty());
+      out.clear();
+      socks::write_method_choice(out, method);
+      co_await write_all(sock, out);
+      if (method == socks::method_none_acceptable) {
+        log_info(component, who.str(), ": no acceptable authentication method offered");
+        co_return;
+      }
+      if (method == socks::method_userpass) {
+        auto login = co_await read_message(sock, in, socks::parse_userpass);
+        if (login.status != socks::parse_status::done) co_return;
+        in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(login.consumed));
+        // Every user is compared, name and password both, whatever matched:
+        // the time taken does not tell which part was wrong.
+        bool ok = false;
+        for (auto& u : cfg_.socks_users) {
+          const bool name_ok = same_secret(u.username, login.value.username);
+          const bool password_ok = same_secret(u.password, login.value.password);
+          ok = (name_ok && password_ok) || ok;
+        }
+        out.clear();
+        socks::write_userpass_status(out, ok);
+        co_await write_all(sock, out);
+        if (!ok) {
+          log_warn(component, who.str(), ": login refused for user \"", login.value.username, "\"");
+          co_return;
+        }
+      }
+      auto request = co_await read_message(sock, in, socks::parse_request);
+      if (request.status != socks::parse_status::done) {
+        if (request.status == socks::parse_status::invalid) {
+          log_info(component, who.str(), ": bad request: ", socks::to_string(request.error));
+          co_await refuse(request.error == socks::parse_error::bad_address_type
+                              ? socks::reply_code::address_type_not_supported
+                              : socks::reply_code::general_failure);
+        }
+        co_return;
+      }
+      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(request.consumed));
+      cmd = request.value.raw_cmd;
+      dst = request.value.dst;
     }
-    in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(request.consumed));
   }
-  auto dest = request.value.dst.to_string();
-  if (request.value.raw_cmd != static_cast<std::uint8_t>(socks::command::connect)) {
-    log_info(component, who.str(), ": command ", static_cast<int>(request.value.raw_cmd), " for ", dest,
-             " not supported");
+  const auto dest = dst.to_string();
+  const char* version = v4 ? "SOCKS4" : "SOCKS5";
+  if (cmd != static_cast<std::uint8_t>(socks::command::connect)) {
+    log_info(component, who.str(), ": ", version, " command ", static_cast<int>(cmd), " for ", dest, " not supported");
     co_await refuse(socks::reply_code::command_not_supported);
     co_return;
   }
@@ -150,7 +191,7 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
     co_return;
   }
   lstp::connection_request req;
-  req.destination = to_lstp(request.value.dst);
+  req.destination = to_lstp(dst);
   auto result = co_await tunnel->open(req);
   if (!result.accepted) {
     log_info(component, who.str(), ": CONNECT ", dest, " failed: ", lstp::to_string(result.error.code),
@@ -159,7 +200,10 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
     co_return;
   }
   out.clear();
-  socks::write_reply(out, socks::reply_code::succeeded, to_socks(result.bound));
+  if (v4)
+    socks::write_socks4_reply(out, true, to_socks(result.bound));
+  else
+    socks::write_reply(out, socks::reply_code::succeeded, to_socks(result.bound));
   co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     tunnel->proto().free_channel(result.id, {lstp::wire_error::general, "the app went away"});
@@ -167,7 +211,7 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
     co_return;
   }
   auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(result.id) + " (" + dest + ")";
-  log_info(component, label, ": CONNECT from ", who.str(), " ok, bound ", result.bound.to_string());
+  log_info(component, label, ": ", version, " CONNECT from ", who.str(), " ok, bound ", result.bound.to_string());
   tunnel->attach(result.id, std::move(sock), label, std::move(in), std::move(slot));
 }
 

@@ -138,6 +138,7 @@ std::string_view to_string(parse_error e) {
     case parse_error::bad_auth_version: return "bad_auth_version";
     case parse_error::empty_username: return "empty_username";
     case parse_error::unknown_command: return "unknown_command";
+    case parse_error::too_long: return "too_long";
   }
   // A value cast from outside the enumerators; never index with it.
   return "unknown";

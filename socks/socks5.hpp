@@ -46,6 +46,7 @@ enum class parse_error {
   unknown_command,   // not produced by the parsers (an unknown CMD parses as
                      // done so the server can answer 0x07); for callers that
                      // want to name that refusal, e.g. in logs
+  too_long,          // SOCKS4 USERID or SOCKS4a host longer than 255 bytes
 };
 // Stable lowercase name of the error, e.g. "bad_version".
 std::string_view to_string(parse_error);

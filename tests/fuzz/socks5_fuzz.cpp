@@ -1,4 +1,4 @@
-// libFuzzer target for the SOCKS5 / RFC 1929 parsers.
+// libFuzzer target for the SOCKS5 / RFC 1929 and SOCKS4/4a parsers.
 //
 // Feeds the input to all three parsers and checks the contract that holds
 // for any input: need_more and invalid consume nothing, done consumes at most
@@ -9,6 +9,7 @@
 //
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I.
 //           socks/socks5.cpp tests/fuzz/socks5_fuzz.cpp -o socks5_fuzz
+#include "socks/socks4.hpp"
 #include "socks/socks5.hpp"
 
 #include <cstddef>
@@ -66,6 +67,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   run([](std::span<const uint8_t> s) { return socks::parse_greeting(s); }, in);
   run([](std::span<const uint8_t> s) { return socks::parse_userpass(s); }, in);
   const auto r = run([](std::span<const uint8_t> s) { return socks::parse_request(s); }, in);
+  const auto r4 = run([](std::span<const uint8_t> s) { return socks::parse_socks4_request(s); }, in);
+  if (r4.status == socks::parse_status::done) {
+    (void)r4.value.dst.to_string();
+    std::vector<uint8_t> out;
+    socks::write_socks4_reply(out, true, r4.value.dst);
+    check(out.size() == 8);
+  }
 
   if (r.status == socks::parse_status::done) {
     (void)r.value.dst.to_string();
