@@ -913,7 +913,7 @@ end_config load_end(const std::string& path) {
   const source src{path};
   const YAML::Node root = load_document(src);
   const section top(src, root, root.Mark(), "",
-                    {"name", "role", "tunnel", "socks", "server", "limits", "log_level"});
+                    {"name", "role", "tunnel", "socks", "forwards", "server", "limits", "log_level"});
   end_config cfg;
   cfg.file = path;
   cfg.name = read_name(top.require("name"));
@@ -930,8 +930,24 @@ end_config load_end(const std::string& path) {
   if (const field* sf = top.find("socks")) {
     if (!is_client) src.fail(sf->key.Mark(), sf->path, "not used when role is " + role + " (set role to client or both, or remove this section)");
     load_socks(src, *sf, cfg);
-  } else if (is_client) {
-    top.fail("missing key \"socks\" (required when role is " + role + ")");
+  } else if (is_client && !top.find("forwards")) {
+    top.fail("missing key \"socks\" (required when role is " + role + ", unless forwards are given)");
+  }
+  if (const field* ff = top.find("forwards")) {
+    if (!is_client) src.fail(ff->key.Mark(), ff->path, "not used when role is " + role + " (forwards belong to a client end)");
+    if (!ff->value.IsSequence() || ff->value.size() == 0)
+      ff->fail("expected a list of {listen: host:port, to: host:port}");
+    std::size_t i = 0;
+    for (auto it = ff->value.begin(); it != ff->value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      const section f(src, item, item.Mark(), ff->path + "[" + std::to_string(i) + "]", {"listen", "to"});
+      if (!item.IsMap()) f.fail("expected a map with listen and to");
+      forward fw{read_endpoint(f.require("listen")), read_endpoint(f.require("to"))};
+      for (auto& prev : cfg.forwards) {
+        if (prev.listen == fw.listen) f.fail("listen " + fw.listen.to_string() + " is used twice");
+      }
+      cfg.forwards.push_back(std::move(fw));
+    }
   }
   if (const field* sf = top.find("server")) {
     if (!is_server) src.fail(sf->key.Mark(), sf->path, "not used when role is " + role + " (set role to server or both, or remove this section)");

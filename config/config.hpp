@@ -89,6 +89,13 @@ struct middle_config {
   log_level log = log_level::info;
 };
 
+// A fixed forward: a local listener whose every connection goes to one
+// destination behind the tunnel (e.g. X11: listen on 6010, display :10).
+struct forward {
+  endpoint listen;
+  endpoint to;  // as the server end sees it; names are resolved there
+};
+
 struct socks_user {
   std::string username;
   std::string password;
@@ -125,6 +132,7 @@ struct end_config {
   std::vector<policy::rule> deny;
   // client role
   std::vector<endpoint> socks_listen;
+  std::vector<forward> forwards;
   std::vector<socks_user> socks_users;
   limits limit;
   log_level log = log_level::info;

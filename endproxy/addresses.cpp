@@ -22,6 +22,17 @@ socks::address to_socks(const lstp::address& a) {
   return r;
 }
 
+lstp::address to_lstp(const config::endpoint& e) {
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(e.host, ec);
+  if (!ec) return to_lstp(boost::asio::ip::tcp::endpoint(ip, e.port));
+  lstp::address r;
+  r.type = lstp::address::kind::domain;
+  r.host = e.host;
+  r.port = e.port;
+  return r;
+}
+
 lstp::address to_lstp(const boost::asio::ip::tcp::endpoint& e) {
   lstp::address r;
   r.port = e.port();

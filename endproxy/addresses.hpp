@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "config/config.hpp"
 #include "lstp/error.hpp"
 #include "lstp/messages.hpp"
 #include "socks/socks5.hpp"
@@ -15,6 +16,9 @@ namespace endproxy {
 lstp::address to_lstp(const socks::address& a);
 socks::address to_socks(const lstp::address& a);
 lstp::address to_lstp(const boost::asio::ip::tcp::endpoint& e);
+// A configured host:port: an IP literal as an address, anything else as a
+// name for the server end to resolve.
+lstp::address to_lstp(const config::endpoint& e);
 // A literal IP destination as an endpoint (no resolution); nullopt for names.
 std::optional<boost::asio::ip::tcp::endpoint> literal_endpoint(const lstp::address& a);
 

@@ -101,6 +101,7 @@ void end_proxy::start() {
     asio::co_spawn(io_, runtime::accept_loop(*acc, "socks", [this](tcp::socket sock) { on_socks_client(std::move(sock)); }),
                    asio::detached);
   }
+  open_forwards();
   asio::co_spawn(io_, keep_tunnel(), asio::detached);
   if (cfg_.reprobe_interval.count() > 0) asio::co_spawn(io_, reprobe_loop(), asio::detached);
 }

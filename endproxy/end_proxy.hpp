@@ -61,6 +61,8 @@ class end_proxy {
   void remember(const uplink::candidate& c);
   std::chrono::milliseconds backoff(unsigned failed_rounds);
   void on_socks_client(boost::asio::ip::tcp::socket sock);
+  void open_forwards();
+  boost::asio::awaitable<void> forward_session(boost::asio::ip::tcp::socket sock, const config::forward& fw);
   boost::asio::awaitable<void> socks_session(boost::asio::ip::tcp::socket socket);
   lstp::tunnel_params make_params();
 

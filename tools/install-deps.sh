@@ -11,6 +11,8 @@ packages=(
   curl python3 netcat-openbsd iproute2
   # ways out: third-party proxies to go through, firewalls for test worlds
   tinyproxy dante-server nftables
+  # forwards: an X server and X clients to carry
+  xvfb x11-utils xauth
 )
 
 missing=()

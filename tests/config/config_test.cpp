@@ -485,7 +485,7 @@ tunnel:
   middle: 127.0.0.1:7000
 )");
     CHECK_THAT(error_from([&] { config::load_end(file); }),
-               Contains(file + ":1: missing key \"socks\" (required when role is client)"));
+               Contains(file + ":1: missing key \"socks\" (required when role is client, unless forwards are given)"));
   }
   SECTION("socks without listen") {
     CHECK_THAT(error_from([&] {
@@ -834,4 +834,23 @@ TEST_CASE("a server end's allow and deny rules are read and checked where they s
   const auto bad = dir.write("c.yaml", head + "server:\n  allow:\n    - 10.0.0.0/8\n    - 10.0.0.0/40\n");
   CHECK(error_from([&] { config::load_end(bad); }) ==
         bad + ":10: server.allow[1]: prefix length out of range in \"10.0.0.0/40\"");
+}
+
+TEST_CASE("forwards belong to a client end, one listener each") {
+  temp_dir dir;
+  dir.write("secret.txt", "0123456789abcdef0123\n");
+  const auto head = [](const char* role) {
+    return std::string("name: c\nrole: ") + role + "\ntunnel:\n  name: t\n  secret_file: secret.txt\n  middle: m:1\n";
+  };
+  auto c = config::load_end(dir.write("a.yaml", head("client") + "forwards:\n  - listen: 127.0.0.1:6010\n"
+                                                                  "    to: 127.0.0.1:6000\n"));
+  REQUIRE(c.forwards.size() == 1);
+  CHECK(c.forwards[0].to == config::endpoint{"127.0.0.1", 6000});
+  CHECK(c.socks_listen.empty());  // forwards alone make a client end
+  const auto server = dir.write("b.yaml", head("server") + "forwards:\n  - listen: 127.0.0.1:6010\n    to: x:1\n");
+  CHECK(error_from([&] { config::load_end(server); }) ==
+        server + ":7: forwards: not used when role is server (forwards belong to a client end)");
+  const auto twice = dir.write("c.yaml", head("client") + "forwards:\n  - {listen: \"127.0.0.1:1\", to: \"a:1\"}\n"
+                                                            "  - {listen: \"127.0.0.1:1\", to: \"b:1\"}\n");
+  CHECK(error_from([&] { config::load_end(twice); }).find("listen 127.0.0.1:1 is used twice") != std::string::npos);
 }

@@ -186,6 +186,12 @@ class World:
         self.procs.append(p)
         return p
 
+    def third_party_process(self, name, argv, env=None):
+        """A program that is not ours (held to no exit rules), stopped by PID."""
+        p = Proc(name, argv, os.path.join(self.dir, f"{name}.log"), env=env, ours=False)
+        self.procs.append(p)
+        return p
+
     def tinyproxy(self, connect_ports=(), auth=None, port=None):
         """Debian's tinyproxy as an HTTP CONNECT proxy on loopback; CONNECT
         only to `connect_ports` when given. Returns its port."""

@@ -1,0 +1,71 @@
+// Fixed forwards at the client end: every connection to a forward's listener
+// becomes a channel to its one destination behind the tunnel. The first
+// user is X11 (seed 002): listen on 127.0.0.1:6010 (display :10) and go to
+// the X server in the far network.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <sstream>
+
+#include "endproxy/addresses.hpp"
+#include "endproxy/end_proxy.hpp"
+#include "endproxy/end_tunnel.hpp"
+#include "runtime/listener.hpp"
+#include "runtime/log.hpp"
+
+namespace endproxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+constexpr std::string_view component = "forward";
+}  // namespace
+
+void end_proxy::open_forwards() {
+  for (auto& fw : cfg_.forwards) {
+    acceptors_.push_back(runtime::open_listener(io_, fw.listen.host, fw.listen.port, "forward"));
+    auto& acc = *acceptors_.back();
+    runtime::log_info(component, "forward listening on ", acc.local_endpoint(), " to ", fw.to.to_string(),
+                      " behind tunnel ", cfg_.tunnel_name);
+    asio::co_spawn(io_,
+                   runtime::accept_loop(acc, component,
+                                        [this, &fw](tcp::socket sock) {
+                                          if (active_clients_ >= cfg_.limit.max_connections) {
+                                            runtime::log_warn(component, "refusing a connection to forward ",
+                                                              fw.listen.to_string(), ": ", active_clients_,
+                                                              " open, the limit is ", cfg_.limit.max_connections);
+                                            return;
+                                          }
+                                          asio::co_spawn(io_, forward_session(std::move(sock), fw), asio::detached);
+                                        }),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> end_proxy::forward_session(tcp::socket sock, const config::forward& fw) {
+  ++active_clients_;
+  std::shared_ptr<void> slot(nullptr, [this](void*) { --active_clients_; });
+  boost::system::error_code ec;
+  std::ostringstream who;
+  who << sock.remote_endpoint(ec);
+  const auto dest = fw.to.to_string();
+  auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
+  if (!tunnel) {
+    runtime::log_warn(component, who.str(), " to ", dest, ": refused, tunnel ", cfg_.tunnel_name, " is not up");
+    co_return;  // the app sees its connection close
+  }
+  lstp::connection_request req;
+  req.destination = to_lstp(fw.to);
+  auto result = co_await tunnel->open(req);
+  if (!result.accepted) {
+    runtime::log_info(component, who.str(), " to ", dest, " failed: ", lstp::to_string(result.error.code),
+                      result.error.reason.empty() ? "" : ": " + result.error.reason);
+    co_return;
+  }
+  auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(result.id) + " (" + dest + ")";
+  runtime::log_info(component, label, ": forwarded from ", who.str());
+  tunnel->attach(result.id, std::move(sock), label, {}, std::move(slot));
+}
+
+}  // namespace endproxy
