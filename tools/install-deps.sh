@@ -13,6 +13,8 @@ packages=(
   tinyproxy dante-server nftables
   # forwards: an X server and X clients to carry
   xvfb x11-utils xauth
+  # real clients through the tunnel: ssh (and an sshd to reach), proxychains
+  openssh-server openssh-client proxychains4
 )
 
 missing=()
