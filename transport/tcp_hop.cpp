@@ -1,4 +1,3 @@
-#include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -14,12 +13,40 @@ namespace asio = boost::asio;
 
 namespace {
 
+// Bytes taken from a connection before the hop was made (sniffing, a
+// proxy's over-read), handed out before anything is read from it again.
+class pending_bytes {
+ public:
+  explicit pending_bytes(std::vector<std::uint8_t> bytes) : bytes_(std::move(bytes)) {}
+  bool empty() const { return taken_ == bytes_.size(); }
+  std::size_t take(asio::mutable_buffer buf) {
+    const auto n = std::min(buf.size(), bytes_.size() - taken_);
+    std::memcpy(buf.data(), bytes_.data() + taken_, n);
+    taken_ += n;
+    if (empty()) {
+      bytes_ = {};
+      taken_ = 0;
+    }
+    return n;
+  }
+
+ private:
+  std::vector<std::uint8_t> bytes_;
+  std::size_t taken_ = 0;
+};
+
+// Plain TCP. Keeps its own pending bytes rather than sitting under a
+// prefixed_hop: every raw hop at a middle has some (the sniffed first
+// bytes), and a second layer would cost a coroutine per read for the life
+// of the hop.
 class tcp_hop final : public hop_stream {
  public:
-  explicit tcp_hop(asio::ip::tcp::socket s) : socket_(std::move(s)) {}
+  tcp_hop(asio::ip::tcp::socket s, std::vector<std::uint8_t> already_read)
+      : socket_(std::move(s)), pending_(std::move(already_read)) {}
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
     ec = {};
+    if (!pending_.empty()) co_return pending_.take(buf);
     co_return co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
   }
 
@@ -44,9 +71,10 @@ class tcp_hop final : public hop_stream {
 
  private:
   asio::ip::tcp::socket socket_;
+  pending_bytes pending_;
 };
 
-// Hands out the bytes taken before (sniffing, a proxy's over-read) first.
+// Any other hop (TLS) with bytes already taken from it put back in front.
 class prefixed_hop final : public hop_stream {
  public:
   prefixed_hop(hop_ptr inner, std::vector<std::uint8_t> already_read)
@@ -54,16 +82,7 @@ class prefixed_hop final : public hop_stream {
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
     ec = {};
-    if (taken_ < pending_.size()) {
-      auto n = std::min(buf.size(), pending_.size() - taken_);
-      std::memcpy(buf.data(), pending_.data() + taken_, n);
-      taken_ += n;
-      if (taken_ == pending_.size()) {
-        pending_ = {};
-        taken_ = 0;
-      }
-      co_return n;
-    }
+    if (!pending_.empty()) co_return pending_.take(buf);
     co_return co_await inner_->read_some(buf, ec);
   }
   asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
@@ -77,8 +96,7 @@ class prefixed_hop final : public hop_stream {
 
  private:
   hop_ptr inner_;
-  std::vector<std::uint8_t> pending_;
-  std::size_t taken_ = 0;
+  pending_bytes pending_;
 };
 
 }  // namespace
@@ -89,7 +107,7 @@ hop_ptr with_prefix(hop_ptr inner, std::vector<std::uint8_t> already_read) {
 }
 
 hop_ptr make_tcp_hop(asio::ip::tcp::socket socket, std::vector<std::uint8_t> already_read) {
-  return with_prefix(std::make_unique<tcp_hop>(std::move(socket)), std::move(already_read));
+  return std::make_unique<tcp_hop>(std::move(socket), std::move(already_read));
 }
 
 }  // namespace transport
