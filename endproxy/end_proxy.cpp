@@ -14,6 +14,7 @@
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
+#include "uplink/backoff.hpp"
 #include "uplink/dialer.hpp"
 #include "uplink/environment_proxy.hpp"
 
@@ -158,17 +159,10 @@ void end_proxy::remember(const uplink::candidate& c) {
   }
 }
 
-// Exponential backoff with jitter: the n-th failed round in a row waits
-// between half and all of min(retry_max, retry_interval * 2^n), so ends
-// that lost the same middle do not all come back in the same instant.
 std::chrono::milliseconds end_proxy::backoff(unsigned failed_rounds) {
-  auto step = cfg_.retry_interval;
-  for (unsigned i = 0; i < failed_rounds && step < cfg_.retry_max; ++i) step *= 2;
-  step = std::min(step, cfg_.retry_max);
   std::uint32_t r = 0;
   rng_.randomize(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
-  const auto half = step.count() / 2;
-  return std::chrono::milliseconds(half + (half > 0 ? static_cast<std::int64_t>(r % static_cast<std::uint32_t>(half + 1)) : 0));
+  return uplink::backoff_delay(cfg_.retry_interval, cfg_.retry_max, failed_rounds, r);
 }
 
 asio::awaitable<transport::hop_ptr> end_proxy::dial(const uplink::candidate& c, std::string& why) {
