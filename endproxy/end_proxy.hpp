@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "lstp/secrets.hpp"
+#include "endproxy/end_tunnel.hpp"
 #include "lstp/tunnel.hpp"
 #include "transport/hop_stream.hpp"
 #include "uplink/way_plan.hpp"
@@ -62,6 +63,12 @@ class end_proxy {
   std::chrono::milliseconds backoff(unsigned failed_rounds);
   void on_socks_client(boost::asio::ip::tcp::socket sock);
   void open_forwards();
+  struct opened_channel {
+    std::shared_ptr<end_tunnel> tunnel;  // null when the channel could not be opened
+    open_result result;
+  };
+  boost::asio::awaitable<opened_channel> open_channel(const lstp::address& dest, const std::string& who,
+                                                      std::string_view log_component);
   boost::asio::awaitable<void> forward_session(boost::asio::ip::tcp::socket sock, const config::forward& fw);
   boost::asio::awaitable<void> socks_session(boost::asio::ip::tcp::socket socket);
   lstp::tunnel_params make_params();

@@ -43,6 +43,31 @@ void end_proxy::open_forwards() {
   }
 }
 
+// Waits for the tunnel (up to socks.timeout) and asks the far end to connect
+// to `dest`; logs a failure. Shared by the SOCKS front and the forwards.
+asio::awaitable<end_proxy::opened_channel> end_proxy::open_channel(const lstp::address& dest, const std::string& who,
+                                                                   std::string_view log_component) {
+  opened_channel out;
+  auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
+  if (!tunnel) {
+    runtime::log_warn(log_component, who, ": CONNECT ", dest.to_string(), " refused: tunnel ", cfg_.tunnel_name,
+                      " is not up");
+    out.result.error = {lstp::wire_error::general, "the tunnel is not up"};
+    co_return out;
+  }
+  lstp::connection_request req;
+  req.destination = dest;
+  out.result = co_await tunnel->open(req);
+  if (!out.result.accepted) {
+    runtime::log_info(log_component, who, ": CONNECT ", dest.to_string(), " failed: ",
+                      lstp::to_string(out.result.error.code),
+                      out.result.error.reason.empty() ? "" : ": " + out.result.error.reason);
+    co_return out;
+  }
+  out.tunnel = std::move(tunnel);
+  co_return out;
+}
+
 asio::awaitable<void> end_proxy::forward_session(tcp::socket sock, const config::forward& fw) {
   ++active_clients_;
   std::shared_ptr<void> slot(nullptr, [this](void*) { --active_clients_; });
@@ -50,19 +75,10 @@ asio::awaitable<void> end_proxy::forward_session(tcp::socket sock, const config:
   std::ostringstream who;
   who << sock.remote_endpoint(ec);
   const auto dest = fw.to.to_string();
-  auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
-  if (!tunnel) {
-    runtime::log_warn(component, who.str(), " to ", dest, ": refused, tunnel ", cfg_.tunnel_name, " is not up");
-    co_return;  // the app sees its connection close
-  }
-  lstp::connection_request req;
-  req.destination = to_lstp(fw.to);
-  auto result = co_await tunnel->open(req);
-  if (!result.accepted) {
-    runtime::log_info(component, who.str(), " to ", dest, " failed: ", lstp::to_string(result.error.code),
-                      result.error.reason.empty() ? "" : ": " + result.error.reason);
-    co_return;
-  }
+  auto opened = co_await open_channel(to_lstp(fw.to), who.str(), component);
+  if (!opened.tunnel) co_return;  // the app sees its connection close
+  auto& tunnel = opened.tunnel;
+  auto& result = opened.result;
   auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(result.id) + " (" + dest + ")";
   runtime::log_info(component, label, ": forwarded from ", who.str());
   tunnel->attach(result.id, std::move(sock), label, {}, std::move(slot));

@@ -184,21 +184,13 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
     co_return;
   }
 
-  auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
-  if (!tunnel) {
-    log_warn(component, who.str(), ": CONNECT ", dest, " refused: tunnel ", cfg_.tunnel_name, " is not up");
-    co_await refuse(socks::reply_code::general_failure);
+  auto opened = co_await open_channel(to_lstp(dst), who.str(), component);
+  if (!opened.tunnel) {
+    co_await refuse(reply_for(opened.result.error.code));
     co_return;
   }
-  lstp::connection_request req;
-  req.destination = to_lstp(dst);
-  auto result = co_await tunnel->open(req);
-  if (!result.accepted) {
-    log_info(component, who.str(), ": CONNECT ", dest, " failed: ", lstp::to_string(result.error.code),
-             result.error.reason.empty() ? "" : ": " + result.error.reason);
-    co_await refuse(reply_for(result.error.code));
-    co_return;
-  }
+  auto& tunnel = opened.tunnel;
+  auto& result = opened.result;
   out.clear();
   if (v4)
     socks::write_socks4_reply(out, true, to_socks(result.bound));
