@@ -284,6 +284,9 @@ class WaysTest(unittest.TestCase):
             cli2.wait_for_log("tunnel it up", timeout=30)
             self.assertRegex(cli2.log(), r"by ws in [0-9.]+ ms, waiting")
             self.assertNotIn("socks5", cli2.log().split("by ws in")[0].split("ways:")[-1].split("\n", 1)[-1])
+            # The failing way was not tried at all this time (the line above
+            # cannot see a "failed first" note, which follows "by ws in").
+            self.assertNotIn("cannot connect to proxy", cli2.log())
             dead.close()
 
 
