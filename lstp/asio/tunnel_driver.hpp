@@ -61,8 +61,6 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
 
   std::uint64_t bytes_in() const { return bytes_in_; }
   std::uint64_t bytes_out() const { return bytes_out_; }
-  // How the hop is carried ("tcp", "websocket", ...), for logs.
-  std::string hop_kind() const { return hop_->kind(); }
   boost::asio::any_io_executor executor() { return hop_->get_executor(); }
 
  private:
