@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -23,6 +25,11 @@ namespace {
 // Values are echoed back in messages so the user sees what was read, but a
 // pasted blob should not flood the terminal and control bytes should not
 // reach it raw. Never called on a secret or a password.
+bool is_ip_address(const std::string& s) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
 std::string quote(std::string_view s) {
   constexpr std::size_t max_shown = 80;
   std::string out = "\"";
@@ -951,8 +958,13 @@ end_config load_end(const std::string& path) {
   }
   if (const field* sf = top.find("server")) {
     if (!is_server) src.fail(sf->key.Mark(), sf->path, "not used when role is " + role + " (set role to server or both, or remove this section)");
-    const section s = sub_section(src, *sf, {"connect_timeout", "allow", "deny"});
+    const section s = sub_section(src, *sf, {"connect_timeout", "bind_timeout", "bind_address", "allow", "deny"});
     if (const field* f = s.find("connect_timeout")) cfg.limit.connect_timeout = read_duration(*f);
+    if (const field* f = s.find("bind_timeout")) cfg.limit.bind_timeout = read_duration(*f);
+    if (const field* f = s.find("bind_address")) {
+      cfg.bind_address = read_string(*f);
+      if (!is_ip_address(cfg.bind_address)) f->fail("expected an IP address of this host, got " + quote(cfg.bind_address));
+    }
     if (const field* f = s.find("allow")) cfg.allow = read_rules(src, *f);
     if (const field* f = s.find("deny")) cfg.deny = read_rules(src, *f);
   }

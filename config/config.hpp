@@ -72,6 +72,7 @@ struct limits {
   std::chrono::milliseconds dead_after{60000};
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds connect_timeout{10000};    // server end: connecting to a destination
+  std::chrono::milliseconds bind_timeout{120000};      // server end: a BIND waits this long for its peer
   std::chrono::milliseconds socks_timeout{10000};      // client end: greeting and request
 };
 
@@ -130,6 +131,9 @@ struct end_config {
   // unless an allow rule says so)
   std::vector<policy::rule> allow;
   std::vector<policy::rule> deny;
+  // Where BIND listens (an IP of this host); empty: the address this host
+  // uses toward the expected peer, else its first non-loopback IPv4.
+  std::string bind_address;
   // client role
   std::vector<endpoint> socks_listen;
   std::vector<forward> forwards;

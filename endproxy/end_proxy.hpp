@@ -68,7 +68,8 @@ class end_proxy {
     open_result result;
   };
   boost::asio::awaitable<opened_channel> open_channel(const lstp::address& dest, const std::string& who,
-                                                      std::string_view log_component);
+                                                      std::string_view log_component,
+                                                      lstp::connect_command command = lstp::connect_command::tcp_connect);
   boost::asio::awaitable<void> forward_session(boost::asio::ip::tcp::socket sock, const config::forward& fw);
   boost::asio::awaitable<void> socks_session(boost::asio::ip::tcp::socket socket);
   lstp::tunnel_params make_params();

@@ -119,31 +119,49 @@ void end_tunnel::on_up(const lstp::tunnel_info& info) {
 }
 
 void end_tunnel::on_channel_request(std::uint32_t id, const lstp::connection_request& request) {
+  switch (static_cast<lstp::connect_command>(request.command)) {
+    case lstp::connect_command::bind:
+      asio::co_spawn(driver_->executor(), listen_for_peer(id, request), asio::detached);
+      return;
+    case lstp::connect_command::udp_associate: open_udp_relay(id, request); return;
+    case lstp::connect_command::tcp_connect: break;
+  }
   asio::co_spawn(driver_->executor(), connect_destination(id, request), asio::detached);
+}
+
+policy::verdict end_tunnel::permits(const asio::ip::address& a, std::uint16_t port,
+                                    std::optional<std::string_view> name) const {
+  if (a.is_v6()) {
+    const auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) {
+      const auto b = asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_bytes();
+      return policy_.check(name, false, b.data(), port);
+    }
+    const auto b = v6.to_bytes();
+    return policy_.check(name, true, b.data(), port);
+  }
+  const auto b = a.to_v4().to_bytes();
+  return policy_.check(name, false, b.data(), port);
+}
+
+void end_tunnel::refuse(std::uint32_t id, const std::string& label, const std::string& what, const std::string& why) {
+  log_info(component, label, ": refused by policy (", why, ")");
+  if (closed_ || !proto().channel_exists(id)) return;
+  proto().reject_channel(id, {lstp::wire_error::not_allowed, "the server end's policy refuses " + what + ": " + why});
+  driver_->wake();
 }
 
 asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::connection_request request) {
   auto self = shared_from_this();
   auto ex = driver_->executor();
   auto dest = request.destination.to_string();
-  auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(id) + " (" + dest + ")";
+  const auto label = this->label(id, dest);
   tcp::socket sock(ex);
   boost::system::error_code ec;
   bool timed_out = false;
-  const auto refuse = [&](const std::string& why) {
-    log_info(component, label, ": refused by policy (", why, ")");
-    if (closed_ || !proto().channel_exists(id)) return;
-    proto().reject_channel(id, {lstp::wire_error::not_allowed, "the server end's policy refuses " + dest + ": " + why});
-    driver_->wake();
-  };
+  const auto refuse = [&](const std::string& why) { this->refuse(id, label, dest, why); };
   const auto allowed = [&](const tcp::endpoint& e, std::optional<std::string_view> name) {
-    const auto a = e.address();
-    if (a.is_v6()) {
-      const auto b = a.to_v6().to_bytes();
-      return policy_.check(name, true, b.data(), e.port());
-    }
-    const auto b = a.to_v4().to_bytes();
-    return policy_.check(name, false, b.data(), e.port());
+    return permits(e.address(), e.port(), name);
   };
   {
     runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
@@ -217,6 +235,71 @@ void end_tunnel::on_channel_accepted(std::uint32_t id, const lstp::address& boun
   pending_.erase(it);
 }
 
+void end_tunnel::on_bind_peer(std::uint32_t id, const lstp::address& peer) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  it->second->answered = true;
+  it->second->result.accepted = true;
+  it->second->result.bound = peer;
+  it->second->done.notify();
+  pending_.erase(it);
+}
+
+asio::awaitable<open_result> end_tunnel::wait_bind_peer(std::uint32_t id, tcp::socket& app) {
+  auto self = shared_from_this();
+  open_result failed;
+  failed.id = id;
+  failed.error = {lstp::wire_error::general, "the tunnel closed"};
+  if (closed_ || !proto().channel_exists(id)) co_return failed;
+  auto p = std::make_shared<pending_open>(driver_->executor());
+  pending_[id] = p;
+  // An app that closes while it waits takes its BIND with it. Early data
+  // (readable, not EOF) stays in the socket for the channel.
+  auto app_gone = std::make_shared<bool>(false);
+  app.async_wait(tcp::socket::wait_read, [p, app_gone, &app](const boost::system::error_code& ec) {
+    if (ec == asio::error::operation_aborted || p->answered) return;
+    std::array<std::uint8_t, 1> probe{};
+    boost::system::error_code peek_ec;
+    const auto n = app.receive(asio::buffer(probe), tcp::socket::message_peek, peek_ec);
+    if (!peek_ec && n > 0) return;
+    *app_gone = true;
+    p->done.notify();
+  });
+  while (!p->answered && !*app_gone) co_await p->done.wait();
+  boost::system::error_code ignored;
+  app.cancel(ignored);
+  if (!p->answered) {
+    pending_.erase(id);
+    if (!closed_ && proto().channel_exists(id)) {
+      proto().free_channel(id, {lstp::wire_error::general, "the app closed its BIND request"});
+      driver_->wake();
+    }
+    failed.error = {lstp::wire_error::general, "the app went away"};
+    co_return failed;
+  }
+  p->result.id = id;
+  co_return p->result;
+}
+
+void end_tunnel::attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch) {
+  if (closed_ || !proto().channel_exists(id)) return ch->abort("the tunnel closed");
+  datagrams_[id] = std::move(ch);
+  proto().begin_service(id);
+  driver_->wake();
+}
+
+bool end_tunnel::send_datagram(std::uint32_t id, const lstp::address& far, lstp::byte_view data) {
+  if (closed_ || !proto().channel_exists(id) || proto().paused_by_peer(id)) return false;
+  // Datagrams may be lost; they are never queued behind a slow hop.
+  if (proto().output().size() > lstp::asio_edge::tunnel_driver::output_limit) return false;
+  lstp::bytes payload;
+  payload.reserve(data.size() + 262);
+  lstp::encode_datagram(payload, far, data);
+  proto().send_data(id, payload);
+  driver_->wake();
+  return true;
+}
+
 void end_tunnel::on_channel_rejected(std::uint32_t id, const lstp::error_info& why) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
@@ -231,7 +314,13 @@ void end_tunnel::on_service_begin(std::uint32_t id) {
 }
 
 void end_tunnel::on_data(std::uint32_t id, lstp::byte_view data) {
-  if (auto ch = find(id)) ch->deliver(data);
+  if (auto ch = find(id)) return ch->deliver(data);
+  if (auto it = datagrams_.find(id); it != datagrams_.end()) {
+    auto d = it->second;
+    d->deliver(data);
+    // Sent or dropped at once: datagrams never hold flow control.
+    proto().consumed(id, data.size());
+  }
 }
 
 void end_tunnel::on_peer_fin(std::uint32_t id) {
@@ -240,15 +329,31 @@ void end_tunnel::on_peer_fin(std::uint32_t id) {
 
 void end_tunnel::on_pause(std::uint32_t id) {
   if (auto ch = find(id)) ch->set_paused(true);
+  if (auto it = datagrams_.find(id); it != datagrams_.end()) it->second->set_paused(true);
 }
 
 void end_tunnel::on_resume(std::uint32_t id) {
   if (auto ch = find(id)) ch->set_paused(false);
+  if (auto it = datagrams_.find(id); it != datagrams_.end()) it->second->set_paused(false);
 }
 
 void end_tunnel::on_channel_freed(std::uint32_t id, const lstp::error_info& why) {
-  if (auto ch = find(id)) ch->abort(std::string("the peer ended the channel: ") + std::string(lstp::to_string(why.code)) +
-                                   (why.reason.empty() ? "" : " (" + why.reason + ")"));
+  const auto text = std::string("the peer ended the channel: ") + std::string(lstp::to_string(why.code)) +
+                    (why.reason.empty() ? "" : " (" + why.reason + ")");
+  if (auto ch = find(id)) ch->abort(text);
+  if (auto it = datagrams_.find(id); it != datagrams_.end()) {
+    auto d = it->second;
+    datagrams_.erase(it);
+    d->abort(text);
+  }
+  if (auto it = listening_.find(id); it != listening_.end()) {
+    boost::system::error_code ignored;
+    it->second->close(ignored);
+    listening_.erase(it);
+    log_info("bind", label(id, "BIND"), ": stopped listening: ", text);
+  }
+  // A BIND opener waiting for its second reply.
+  on_channel_rejected(id, why);
 }
 
 void end_tunnel::on_closed(const lstp::error_info& why) {
@@ -264,6 +369,13 @@ void end_tunnel::on_closed(const lstp::error_info& why) {
   }
   auto channels = std::move(channels_);
   for (auto& [id, ch] : channels) ch->abort("the tunnel closed");
+  auto datagrams = std::move(datagrams_);
+  for (auto& [id, d] : datagrams) d->abort("the tunnel closed");
+  auto listening = std::move(listening_);
+  for (auto& [id, acc] : listening) {
+    boost::system::error_code ignored;
+    acc->close(ignored);
+  }
   if (on_state_change_) on_state_change_();
 }
 

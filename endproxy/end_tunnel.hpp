@@ -21,6 +21,19 @@ namespace endproxy {
 
 class end_channel;
 
+// A channel that carries datagrams (UDP associate, PROTOCOL.md 5.3) rather
+// than a byte stream: the SOCKS side at the client end, the relay socket at
+// the server end.
+class datagram_channel {
+ public:
+  virtual ~datagram_channel() = default;
+  // One SERVICE_DATA payload: address and datagram.
+  virtual void deliver(lstp::byte_view payload) = 0;
+  virtual void set_paused(bool paused) = 0;
+  // The channel ended (the peer freed it, or the tunnel closed).
+  virtual void abort(std::string_view why) = 0;
+};
+
 struct open_result {
   std::uint32_t id = 0;
   bool accepted = false;
@@ -53,6 +66,26 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   void attach(std::uint32_t id, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early,
               std::shared_ptr<void> slot = {});
 
+  // Client side, BIND: after the first reply, waits for the second (the
+  // peer that connected at the far end), or the far end's refusal. Gives up
+  // (freeing the channel) when `app` closes meanwhile.
+  boost::asio::awaitable<open_result> wait_bind_peer(std::uint32_t id, boost::asio::ip::tcp::socket& app);
+  // A datagram channel takes channel `id` (the opener's side also begins
+  // the service).
+  void attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch);
+  void forget_datagrams(std::uint32_t id) { datagrams_.erase(id); }
+  // Sends one datagram on a UDP channel; false when it was dropped (channel
+  // gone or paused, or the hop is behind: datagrams are never queued).
+  bool send_datagram(std::uint32_t id, const lstp::address& far, lstp::byte_view data);
+  // The server role's policy, for addresses (and the name asked for, if any).
+  policy::verdict permits(const boost::asio::ip::address& a, std::uint16_t port,
+                          std::optional<std::string_view> name = std::nullopt) const;
+  const policy::access_policy& policy() const { return policy_; }
+  const config::end_config& cfg() const { return cfg_; }
+  std::string label(std::uint32_t id, const std::string& what) const {
+    return "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(id) + " (" + what + ")";
+  }
+
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
   std::chrono::steady_clock::time_point started() const { return started_; }
   lstp::tunnel& proto() { return driver_->proto(); }
@@ -67,6 +100,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   void on_up(const lstp::tunnel_info& info) override;
   void on_channel_request(std::uint32_t id, const lstp::connection_request& request) override;
   void on_channel_accepted(std::uint32_t id, const lstp::address& bound) override;
+  void on_bind_peer(std::uint32_t id, const lstp::address& peer) override;
   void on_channel_rejected(std::uint32_t id, const lstp::error_info& why) override;
   void on_service_begin(std::uint32_t id) override;
   void on_data(std::uint32_t id, lstp::byte_view data) override;
@@ -79,6 +113,9 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
  private:
   struct pending_open;
   boost::asio::awaitable<void> connect_destination(std::uint32_t id, lstp::connection_request request);
+  boost::asio::awaitable<void> listen_for_peer(std::uint32_t id, lstp::connection_request request);
+  void open_udp_relay(std::uint32_t id, const lstp::connection_request& request);
+  void refuse(std::uint32_t id, const std::string& label, const std::string& what, const std::string& why);
   std::shared_ptr<end_channel> find(std::uint32_t id);
 
   const config::end_config& cfg_;
@@ -87,6 +124,9 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::function<void()> on_state_change_;
   std::map<std::uint32_t, std::shared_ptr<pending_open>> pending_;
   std::map<std::uint32_t, std::shared_ptr<end_channel>> channels_;
+  std::map<std::uint32_t, std::shared_ptr<datagram_channel>> datagrams_;
+  // BIND channels still waiting for their peer: closed when the channel ends.
+  std::map<std::uint32_t, std::shared_ptr<boost::asio::ip::tcp::acceptor>> listening_;
   std::vector<lstp::bytes> spare_buffers_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool up_ = false;

@@ -46,20 +46,25 @@ void end_proxy::open_forwards() {
 // Waits for the tunnel (up to socks.timeout) and asks the far end to connect
 // to `dest`; logs a failure. Shared by the SOCKS front and the forwards.
 asio::awaitable<end_proxy::opened_channel> end_proxy::open_channel(const lstp::address& dest, const std::string& who,
-                                                                   std::string_view log_component) {
+                                                                   std::string_view log_component,
+                                                                   lstp::connect_command command) {
+  const std::string_view verb = command == lstp::connect_command::bind            ? "BIND"
+                                : command == lstp::connect_command::udp_associate ? "UDP ASSOCIATE"
+                                                                                  : "CONNECT";
   opened_channel out;
   auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
   if (!tunnel) {
-    runtime::log_warn(log_component, who, ": CONNECT ", dest.to_string(), " refused: tunnel ", cfg_.tunnel_name,
+    runtime::log_warn(log_component, who, ": ", verb, " ", dest.to_string(), " refused: tunnel ", cfg_.tunnel_name,
                       " is not up");
     out.result.error = {lstp::wire_error::general, "the tunnel is not up"};
     co_return out;
   }
   lstp::connection_request req;
+  req.command = static_cast<std::uint8_t>(command);
   req.destination = dest;
   out.result = co_await tunnel->open(req);
   if (!out.result.accepted) {
-    runtime::log_info(log_component, who, ": CONNECT ", dest.to_string(), " failed: ",
+    runtime::log_info(log_component, who, ": ", verb, " ", dest.to_string(), " failed: ",
                       lstp::to_string(out.result.error.code),
                       out.result.error.reason.empty() ? "" : ": " + out.result.error.reason);
     co_return out;

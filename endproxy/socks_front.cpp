@@ -14,6 +14,7 @@
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
+#include "endproxy/socks_udp.hpp"
 #include "socks/socks4.hpp"
 #include "socks/socks5.hpp"
 
@@ -56,7 +57,11 @@ asio::awaitable<void> write_all(tcp::socket& s, const std::vector<std::uint8_t>&
   co_await asio::async_write(s, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
 }
 
-socks::reply_code reply_for(lstp::wire_error e) { return static_cast<socks::reply_code>(lstp::to_socks_reply(e)); }
+socks::reply_code reply_for(lstp::wire_error e) {
+  const auto code = static_cast<socks::reply_code>(lstp::to_socks_reply(e));
+  // A refusal is never "succeeded", whatever code ended the channel.
+  return code == socks::reply_code::succeeded ? socks::reply_code::general_failure : code;
+}
 }  // namespace
 
 void end_proxy::on_socks_client(tcp::socket sock) {
@@ -178,32 +183,87 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
   }
   const auto dest = dst.to_string();
   const char* version = v4 ? "SOCKS4" : "SOCKS5";
-  if (cmd != static_cast<std::uint8_t>(socks::command::connect)) {
+  const bool known = cmd == static_cast<std::uint8_t>(socks::command::connect) ||
+                     cmd == static_cast<std::uint8_t>(socks::command::bind) ||
+                     (!v4 && cmd == static_cast<std::uint8_t>(socks::command::udp_associate));
+  if (!known) {
     log_info(component, who.str(), ": ", version, " command ", static_cast<int>(cmd), " for ", dest, " not supported");
     co_await refuse(socks::reply_code::command_not_supported);
     co_return;
   }
+  const auto command = static_cast<lstp::connect_command>(cmd);
+  const auto reply = [&](const lstp::address& bound) -> asio::awaitable<bool> {
+    out.clear();
+    if (v4)
+      socks::write_socks4_reply(out, true, to_socks(bound));
+    else
+      socks::write_reply(out, socks::reply_code::succeeded, to_socks(bound));
+    boost::system::error_code wec;
+    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, wec));
+    co_return !wec;
+  };
 
-  auto opened = co_await open_channel(to_lstp(dst), who.str(), component);
+  // UDP: the relay socket next to the app comes first, so a host that
+  // cannot open one never costs the far end a channel.
+  asio::ip::udp::socket relay(sock.get_executor());
+  asio::ip::udp::endpoint client;
+  if (command == lstp::connect_command::udp_associate) {
+    const auto local = sock.local_endpoint(ec);
+    if (!ec) relay.open(local.address().is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
+    if (!ec) relay.bind({local.address(), 0}, ec);
+    if (!ec) relay.non_blocking(true, ec);
+    if (ec) {
+      log_warn(component, who.str(), ": cannot open a UDP relay socket: ", ec.message());
+      co_await refuse(socks::reply_code::general_failure);
+      co_return;
+    }
+    // DST in the request is where the app will send from; 0 means unknown.
+    // Only the control connection's host may use the relay in any case.
+    client = asio::ip::udp::endpoint(peer.address(), 0);
+    if (auto declared = literal_endpoint(to_lstp(dst)); declared && declared->address() == peer.address())
+      client.port(declared->port());
+  }
+
+  auto opened = co_await open_channel(to_lstp(dst), who.str(), component, command);
   if (!opened.tunnel) {
     co_await refuse(reply_for(opened.result.error.code));
     co_return;
   }
   auto& tunnel = opened.tunnel;
   auto& result = opened.result;
-  out.clear();
-  if (v4)
-    socks::write_socks4_reply(out, true, to_socks(result.bound));
-  else
-    socks::write_reply(out, socks::reply_code::succeeded, to_socks(result.bound));
-  co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    tunnel->proto().free_channel(result.id, {lstp::wire_error::general, "the app went away"});
+  const auto give_up = [&](const char* why) {
+    tunnel->proto().free_channel(result.id, {lstp::wire_error::general, why});
     tunnel->driver().wake();
+  };
+  const char* verb = command == lstp::connect_command::bind            ? "BIND"
+                     : command == lstp::connect_command::udp_associate ? "UDP ASSOCIATE"
+                                                                       : "CONNECT";
+  auto label = tunnel->label(result.id, dest);
+
+  if (command == lstp::connect_command::udp_associate) {
+    const auto relay_at = relay.local_endpoint(ec);
+    if (!co_await reply(to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())))) co_return give_up("the app went away");
+    log_info(component, label, ": ", version, " UDP ASSOCIATE from ", who.str(), " ok, relay at ", relay_at,
+             ", far side ", result.bound.to_string());
+    start_socks_udp(tunnel, result.id, std::move(sock), std::move(relay), client, label, std::move(slot));
     co_return;
   }
-  auto label = "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(result.id) + " (" + dest + ")";
-  log_info(component, label, ": ", version, " CONNECT from ", who.str(), " ok, bound ", result.bound.to_string());
+
+  // CONNECT: the one reply. BIND: the first (where the far end listens).
+  if (!co_await reply(result.bound)) co_return give_up("the app went away");
+  log_info(component, label, ": ", version, " ", verb, " from ", who.str(), " ok, bound ", result.bound.to_string());
+  if (command == lstp::connect_command::bind) {
+    // The second reply: the peer that connected over there, or the failure.
+    auto peer_result = co_await tunnel->wait_bind_peer(result.id, sock);
+    if (!peer_result.accepted) {
+      log_info(component, label, ": BIND ended without a peer: ", lstp::to_string(peer_result.error.code),
+               peer_result.error.reason.empty() ? "" : ": " + peer_result.error.reason);
+      co_await refuse(reply_for(peer_result.error.code));
+      co_return;
+    }
+    if (!co_await reply(peer_result.bound)) co_return give_up("the app went away");
+    log_info(component, label, ": BIND peer ", peer_result.bound.to_string(), " connected");
+  }
   tunnel->attach(result.id, std::move(sock), label, std::move(in), std::move(slot));
 }
 

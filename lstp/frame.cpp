@@ -15,6 +15,7 @@ std::string_view to_string(frame_type t) {
     case frame_type::service_begin_request: return "SERVICE_BEGIN_REQUEST";
     case frame_type::service_begin_ack: return "SERVICE_BEGIN_ACK";
     case frame_type::service_begin_nack: return "SERVICE_BEGIN_NACK";
+    case frame_type::connection_peer: return "CONNECTION_PEER";
     case frame_type::service_data: return "SERVICE_DATA";
     case frame_type::service_data_pause: return "SERVICE_DATA_PAUSE";
     case frame_type::service_data_resume: return "SERVICE_DATA_RESUME";

@@ -23,6 +23,7 @@ enum class frame_type : std::uint8_t {
   service_begin_request = 0x13,
   service_begin_ack = 0x14,
   service_begin_nack = 0x15,
+  connection_peer = 0x16,  // BIND: the peer that connected (second reply)
   service_data = 0x20,
   service_data_pause = 0x21,
   service_data_resume = 0x22,

@@ -202,6 +202,23 @@ void encode_connection_ack(bytes& out, std::uint32_t channel, const address& bou
   with_payload(out, frame_type::connection_ack, channel, [&](wire_writer& w) { put_address(w, bound); });
 }
 
+void encode_connection_peer(bytes& out, std::uint32_t channel, const address& peer) {
+  with_payload(out, frame_type::connection_peer, channel, [&](wire_writer& w) { put_address(w, peer); });
+}
+
+void encode_datagram(bytes& out, const address& far, byte_view data) {
+  wire_writer w(out);
+  put_address(w, far);
+  out.insert(out.end(), data.begin(), data.end());
+}
+
+bool decode_datagram(byte_view payload, address& far, byte_view& data, std::string& why) {
+  wire_reader r(payload);
+  if (!get_address(r, far, why)) return false;
+  data = payload.subspan(payload.size() - r.left());
+  return true;
+}
+
 bool decode_address_payload(byte_view payload, address& a, std::string& why) {
   wire_reader r(payload);
   if (!get_address(r, a, why)) return false;

@@ -61,7 +61,8 @@ struct address {
   bool operator==(const address&) const = default;
 };
 
-enum class connect_command : std::uint8_t { tcp_connect = 1 };
+// CONNECTION_REQUEST commands (PROTOCOL.md 5.2, 5.3): SOCKS's three.
+enum class connect_command : std::uint8_t { tcp_connect = 1, bind = 2, udp_associate = 3 };
 
 struct connection_request {
   std::uint8_t command = static_cast<std::uint8_t>(connect_command::tcp_connect);
@@ -80,6 +81,11 @@ void encode_topology(bytes& out, const topology& t);
 void encode_properties(bytes& out, const properties& p);
 void encode_connection_request(bytes& out, std::uint32_t channel, const connection_request& m);
 void encode_connection_ack(bytes& out, std::uint32_t channel, const address& bound);
+void encode_connection_peer(bytes& out, std::uint32_t channel, const address& peer);
+// A UDP channel's SERVICE_DATA payload (PROTOCOL.md 5.3): the datagram's
+// far-side address (destination one way, source the other) and its bytes.
+// Appends the payload only, not a frame.
+void encode_datagram(bytes& out, const address& far, byte_view data);
 void encode_error_info(bytes& out, frame_type t, std::uint32_t channel, const error_info& e);
 void encode_empty(bytes& out, frame_type t, std::uint32_t channel);
 void encode_ping(bytes& out, frame_type t, const std::array<std::uint8_t, 8>& token);
@@ -92,6 +98,8 @@ bool decode_properties(byte_view payload, properties& p, std::string& why);
 bool decode_connection_request(byte_view payload, connection_request& m, std::string& why);
 bool decode_address_payload(byte_view payload, address& a, std::string& why);
 bool decode_error_info(byte_view payload, error_info& e, std::string& why);
+// `data` points into `payload`.
+bool decode_datagram(byte_view payload, address& far, byte_view& data, std::string& why);
 
 // "client-end \"b-laptop\" -> middle \"m1\" (198.18.0.11:443) -> server-end \"a-gw\""
 std::string format_path(const topology& path);

@@ -191,6 +191,7 @@ void tunnel::handle_up(const frame_view& f) {
     case frame_type::service_begin_request:
     case frame_type::service_begin_ack:
     case frame_type::service_begin_nack:
+    case frame_type::connection_peer:
     case frame_type::service_data:
     case frame_type::service_data_pause:
     case frame_type::service_data_resume:
@@ -225,13 +226,14 @@ void tunnel::handle_connection_request(const frame_view& f) {
   };
   if (params_.self.role == end_role::client)
     return refuse(wire_error::not_allowed, "this end is a client end and opens no connections");
-  if (req.command != static_cast<std::uint8_t>(connect_command::tcp_connect))
+  if (req.command < 1 || req.command > 3)
     return refuse(wire_error::command_not_supported, "command " + std::to_string(req.command) + " not supported");
   if (channels_.size() >= params_.limits.max_channels)
     return refuse(wire_error::general, "too many channels on this tunnel");
   if (shutting_down()) return refuse(wire_error::shutting_down, "the tunnel is shutting down");
   channel ch;
   ch.state = channel_state::accepting;
+  ch.command = static_cast<connect_command>(req.command);
   channels_.emplace(id, ch);
   handler_.on_channel_request(id, req);
 }
@@ -259,13 +261,22 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       if (!ch.we_opened || ch.state != channel_state::requested) return unexpected();
       address bound;
       if (!decode_address_payload(f.payload, bound, why)) return channel_error(id, wire_error::protocol_error, why);
-      ch.state = channel_state::open;
+      ch.state = ch.command == connect_command::bind ? channel_state::listening : channel_state::open;
       return handler_.on_channel_accepted(id, bound);
+    }
+    case frame_type::connection_peer: {
+      if (!ch.we_opened || ch.state != channel_state::listening) return unexpected();
+      address peer;
+      if (!decode_address_payload(f.payload, peer, why)) return channel_error(id, wire_error::protocol_error, why);
+      ch.state = channel_state::open;
+      return handler_.on_bind_peer(id, peer);
     }
     case frame_type::connection_nack:
     case frame_type::service_begin_nack: {
       if (!ch.we_opened) return unexpected();
-      if (type == frame_type::connection_nack && ch.state != channel_state::requested) return unexpected();
+      if (type == frame_type::connection_nack && ch.state != channel_state::requested &&
+          ch.state != channel_state::listening)
+        return unexpected();
       error_info e;
       if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
       channels_.erase(it);
@@ -354,6 +365,7 @@ std::optional<std::uint32_t> tunnel::open_channel(const connection_request& requ
   channel ch;
   ch.we_opened = true;
   ch.state = channel_state::requested;
+  ch.command = static_cast<connect_command>(request.command);
   channels_.emplace(id, ch);
   scratch_.clear();
   encode_connection_request(scratch_, id, request);
@@ -364,15 +376,26 @@ std::optional<std::uint32_t> tunnel::open_channel(const connection_request& requ
 void tunnel::accept_channel(std::uint32_t id, const address& bound) {
   auto it = channels_.find(id);
   if (it == channels_.end() || it->second.state != channel_state::accepting) return;
-  it->second.state = channel_state::open;
+  it->second.state = it->second.command == connect_command::bind ? channel_state::listening : channel_state::open;
   scratch_.clear();
   encode_connection_ack(scratch_, id, bound);
   send_plain(scratch_);
 }
 
+void tunnel::bind_peer(std::uint32_t id, const address& peer) {
+  auto it = channels_.find(id);
+  if (it == channels_.end() || it->second.we_opened || it->second.state != channel_state::listening) return;
+  it->second.state = channel_state::open;
+  scratch_.clear();
+  encode_connection_peer(scratch_, id, peer);
+  send_plain(scratch_);
+}
+
 void tunnel::reject_channel(std::uint32_t id, const error_info& why) {
   auto it = channels_.find(id);
-  if (it == channels_.end() || it->second.state != channel_state::accepting) return;
+  if (it == channels_.end() || it->second.we_opened ||
+      (it->second.state != channel_state::accepting && it->second.state != channel_state::listening))
+    return;
   channels_.erase(it);
   scratch_.clear();
   encode_error_info(scratch_, frame_type::connection_nack, id, why);

@@ -75,7 +75,11 @@ class tunnel_handler {
   // The peer asks us to connect somewhere: answer later with
   // accept_channel or reject_channel.
   virtual void on_channel_request(std::uint32_t id, const connection_request& request) = 0;
+  // CONNECTION_ACK. For a BIND channel this is the first reply (where the
+  // far end listens); the second comes through on_bind_peer.
   virtual void on_channel_accepted(std::uint32_t id, const address& bound) = 0;
+  // BIND: a peer connected to the far end's listener; data may flow now.
+  virtual void on_bind_peer(std::uint32_t id, const address& peer) = 0;
   virtual void on_channel_rejected(std::uint32_t id, const error_info& why) = 0;
   // The opener began the service: the acceptor may now send data.
   virtual void on_service_begin(std::uint32_t id) = 0;
@@ -110,7 +114,12 @@ class tunnel final : public tls_sink {
   // --- channel commands (state up; ignored otherwise) ---
   // Opens a channel; nullopt when the tunnel is not up or at its limit.
   std::optional<std::uint32_t> open_channel(const connection_request& request);
+  // Acceptor: CONNECTION_ACK. For a BIND channel, `bound` is where we
+  // listen, and the channel waits for bind_peer.
   void accept_channel(std::uint32_t id, const address& bound);
+  // Acceptor of a BIND channel: the expected peer connected (CONNECTION_PEER).
+  void bind_peer(std::uint32_t id, const address& peer);
+  // Acceptor: CONNECTION_NACK, also while a BIND channel listens.
   void reject_channel(std::uint32_t id, const error_info& why);
   // Opener: the app has been told; data may flow both ways now.
   void begin_service(std::uint32_t id);
@@ -143,11 +152,13 @@ class tunnel final : public tls_sink {
   enum class channel_state {
     requested,  // we sent CONNECTION_REQUEST; waiting for ACK/NACK; no data either way
     accepting,  // the peer asked; our side is connecting; no data either way
+    listening,  // BIND: ACK sent or received; waiting for CONNECTION_PEER; no data either way
     open,       // ACK sent or received; data after BEGIN (see `begun`)
   };
   struct channel {
     channel_state state = channel_state::requested;
     bool we_opened = false;
+    connect_command command = connect_command::tcp_connect;
     bool begun = false;         // SERVICE_BEGIN_REQUEST sent (opener) or received (acceptor)
     bool fin_sent = false;
     bool fin_received = false;

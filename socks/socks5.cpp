@@ -139,6 +139,7 @@ std::string_view to_string(parse_error e) {
     case parse_error::empty_username: return "empty_username";
     case parse_error::unknown_command: return "unknown_command";
     case parse_error::too_long: return "too_long";
+    case parse_error::truncated: return "truncated";
   }
   // A value cast from outside the enumerators; never index with it.
   return "unknown";
@@ -233,6 +234,51 @@ parsed<userpass> parse_userpass(std::span<const uint8_t> in) {
   return done(std::move(up), r.pos());
 }
 
+namespace {
+// ATYP DST.ADDR DST.PORT, shared by requests and UDP headers.
+std::pair<parse_status, parse_error> read_address(reader& r, address& a) {
+  if (!r.has(1)) return std::pair{parse_status::need_more, parse_error::none};
+  const uint8_t atyp = r.u8();
+  switch (atyp) {
+    case static_cast<uint8_t>(address::kind::ipv4): {
+      if (!r.has(4 + 2)) return std::pair{parse_status::need_more, parse_error::none};
+      a.type = address::kind::ipv4;
+      auto b = r.bytes(4);
+      std::copy(b.begin(), b.end(), a.ip.begin());
+      break;
+    }
+    case static_cast<uint8_t>(address::kind::ipv6): {
+      if (!r.has(16 + 2)) return std::pair{parse_status::need_more, parse_error::none};
+      a.type = address::kind::ipv6;
+      auto b = r.bytes(16);
+      std::copy(b.begin(), b.end(), a.ip.begin());
+      break;
+    }
+    case static_cast<uint8_t>(address::kind::domain): {
+      if (!r.has(1)) return std::pair{parse_status::need_more, parse_error::none};
+      const std::size_t len = r.u8();
+      if (len == 0) return std::pair{parse_status::invalid, parse_error::empty_domain};
+      if (!r.has(len)) return std::pair{parse_status::need_more, parse_error::none};
+      auto name = r.bytes(len);
+      // A NUL would truncate the name in any C API that later resolves it,
+      // so what we log and what we connect to could differ: refuse it.
+      if (std::find(name.begin(), name.end(), uint8_t{0}) != name.end())
+        return std::pair{parse_status::invalid, parse_error::nul_in_domain};
+      if (!r.has(2)) return std::pair{parse_status::need_more, parse_error::none};
+      a.type = address::kind::domain;
+      a.host = as_string(name);
+      break;
+    }
+    default:
+      // The length of DST.ADDR is unknown, so the message cannot be framed;
+      // the caller answers 0x08 and closes.
+      return std::pair{parse_status::invalid, parse_error::bad_address_type};
+  }
+  a.port = r.u16();
+  return {parse_status::done, parse_error::none};
+}
+}  // namespace
+
 parsed<request> parse_request(std::span<const uint8_t> in) {
   reader r(in);
   if (!r.has(1)) return need_more<request>();
@@ -245,44 +291,9 @@ parsed<request> parse_request(std::span<const uint8_t> in) {
   req.cmd = static_cast<command>(req.raw_cmd);
   if (!r.has(1)) return need_more<request>();
   if (r.u8() != 0) return invalid<request>(parse_error::bad_reserved);
-  if (!r.has(1)) return need_more<request>();
-  const uint8_t atyp = r.u8();
-  switch (atyp) {
-    case static_cast<uint8_t>(address::kind::ipv4): {
-      if (!r.has(4 + 2)) return need_more<request>();
-      req.dst.type = address::kind::ipv4;
-      auto b = r.bytes(4);
-      std::copy(b.begin(), b.end(), req.dst.ip.begin());
-      break;
-    }
-    case static_cast<uint8_t>(address::kind::ipv6): {
-      if (!r.has(16 + 2)) return need_more<request>();
-      req.dst.type = address::kind::ipv6;
-      auto b = r.bytes(16);
-      std::copy(b.begin(), b.end(), req.dst.ip.begin());
-      break;
-    }
-    case static_cast<uint8_t>(address::kind::domain): {
-      if (!r.has(1)) return need_more<request>();
-      const std::size_t len = r.u8();
-      if (len == 0) return invalid<request>(parse_error::empty_domain);
-      if (!r.has(len)) return need_more<request>();
-      auto name = r.bytes(len);
-      // A NUL would truncate the name in any C API that later resolves it,
-      // so what we log and what we connect to could differ: refuse it.
-      if (std::find(name.begin(), name.end(), uint8_t{0}) != name.end())
-        return invalid<request>(parse_error::nul_in_domain);
-      if (!r.has(2)) return need_more<request>();
-      req.dst.type = address::kind::domain;
-      req.dst.host = as_string(name);
-      break;
-    }
-    default:
-      // The length of DST.ADDR is unknown, so the message cannot be framed;
-      // the caller answers 0x08 and closes.
-      return invalid<request>(parse_error::bad_address_type);
-  }
-  req.dst.port = r.u16();
+  auto [status, error] = read_address(r, req.dst);
+  if (status == parse_status::need_more) return need_more<request>();
+  if (status == parse_status::invalid) return invalid<request>(error);
   return done(std::move(req), r.pos());
 }
 
@@ -296,10 +307,8 @@ void write_userpass_status(std::vector<uint8_t>& out, bool ok) {
   out.push_back(ok ? 0x00 : 0x01);
 }
 
-void write_reply(std::vector<uint8_t>& out, reply_code code, const address& bound) {
-  out.push_back(socks_version);
-  out.push_back(static_cast<uint8_t>(code));
-  out.push_back(0x00);
+namespace {
+void append_address(std::vector<uint8_t>& out, const address& bound) {
   switch (bound.type) {
     case address::kind::ipv4:
       out.push_back(static_cast<uint8_t>(address::kind::ipv4));
@@ -327,6 +336,35 @@ void write_reply(std::vector<uint8_t>& out, reply_code code, const address& boun
   out.push_back(static_cast<uint8_t>(address::kind::ipv4));
   out.insert(out.end(), 4, uint8_t{0});
   append_u16(out, bound.port);
+}
+}  // namespace
+
+void write_reply(std::vector<uint8_t>& out, reply_code code, const address& bound) {
+  out.push_back(socks_version);
+  out.push_back(static_cast<uint8_t>(code));
+  out.push_back(0x00);
+  append_address(out, bound);
+}
+
+parsed<udp_datagram> parse_udp_datagram(std::span<const uint8_t> in) {
+  reader r(in);
+  // A datagram is whole: anything short is malformed, never "need more".
+  if (!r.has(3)) return invalid<udp_datagram>(parse_error::truncated);
+  if (r.u8() != 0 || r.u8() != 0) return invalid<udp_datagram>(parse_error::bad_reserved);
+  udp_datagram d;
+  d.frag = r.u8();
+  auto [status, error] = read_address(r, d.dst);
+  if (status == parse_status::need_more) return invalid<udp_datagram>(parse_error::truncated);
+  if (status == parse_status::invalid) return invalid<udp_datagram>(error);
+  d.data = in.subspan(r.pos());
+  return done(std::move(d), in.size());
+}
+
+void write_udp_header(std::vector<uint8_t>& out, const address& source) {
+  out.push_back(0x00);
+  out.push_back(0x00);
+  out.push_back(0x00);  // FRAG: we never fragment
+  append_address(out, source);
 }
 
 uint8_t choose_method(const greeting& g, bool users_configured) {

@@ -47,6 +47,7 @@ enum class parse_error {
                      // done so the server can answer 0x07); for callers that
                      // want to name that refusal, e.g. in logs
   too_long,          // SOCKS4 USERID or SOCKS4a host longer than 255 bytes
+  truncated,         // a UDP datagram shorter than its header
 };
 // Stable lowercase name of the error, e.g. "bad_version".
 std::string_view to_string(parse_error);
@@ -136,6 +137,21 @@ struct request {
   bool operator==(const request&) const = default;
 };
 parsed<request> parse_request(std::span<const uint8_t> in);
+
+// UDP request header (RFC 1928 section 7), in front of every datagram
+// between the app and the relay: RSV(2)=0 FRAG ATYP DST.ADDR DST.PORT DATA.
+// A datagram arrives whole, so there is no need_more: short is invalid.
+// `data` points into the input. Callers drop datagrams with FRAG != 0 (the
+// RFC lets a relay that does not reassemble drop fragments).
+struct udp_datagram {
+  uint8_t frag = 0;
+  address dst;
+  std::span<const uint8_t> data;
+};
+parsed<udp_datagram> parse_udp_datagram(std::span<const uint8_t> in);
+// The header for a datagram to the app: FRAG 0, `source` as the address
+// (written like write_reply's BND; data follows, appended by the caller).
+void write_udp_header(std::vector<uint8_t>& out, const address& source);
 
 // Server replies, appended to `out`.
 // Method selection: VER=5 METHOD.

@@ -1,5 +1,6 @@
 // libFuzzer target: the LSTP frame decoder, every message decoder and the
 // setup reader, fed arbitrary bytes. Must never crash, hang or leak.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -31,6 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (lstp::decode_connection_request(p, req, why)) (void)req.destination.to_string();
       lstp::decode_address_payload(p, addr, why);
       lstp::decode_error_info(p, err, why);
+      // A UDP channel's datagram: what decodes re-encodes to the same bytes.
+      lstp::byte_view data;
+      if (lstp::decode_datagram(p, addr, data, why)) {
+        if (data.data() < p.data() || data.data() + data.size() != p.data() + p.size()) __builtin_trap();
+        lstp::bytes again;
+        lstp::encode_datagram(again, addr, data);
+        if (again.size() != p.size() || !std::equal(again.begin(), again.end(), p.begin())) __builtin_trap();
+      }
     }
   }
   // The setup reader, as a middle proxy runs it on a new hop.

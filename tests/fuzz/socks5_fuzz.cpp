@@ -12,6 +12,7 @@
 #include "socks/socks4.hpp"
 #include "socks/socks5.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -87,6 +88,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(back.value.raw_cmd == code);
       check(back.value.dst == r.value.dst);
     }
+  }
+  // UDP headers: a datagram is whole, never need_more; a parsed one
+  // round-trips through write_udp_header with its data intact.
+  const auto u = socks::parse_udp_datagram(in);
+  check(u.status != socks::parse_status::need_more);
+  if (u.status == socks::parse_status::done) {
+    check(u.consumed == size && u.value.data.size() <= size);
+    std::vector<uint8_t> out;
+    socks::write_udp_header(out, u.value.dst);
+    out.insert(out.end(), u.value.data.begin(), u.value.data.end());
+    const auto back = socks::parse_udp_datagram(out);
+    check(back.status == socks::parse_status::done && back.value.frag == 0 && back.value.dst == u.value.dst);
+    check(std::equal(back.value.data.begin(), back.value.data.end(), u.value.data.begin(), u.value.data.end()));
   }
   if (size > 0) {
     // Method choice over arbitrary offers must always be one of three values.

@@ -254,6 +254,19 @@ def recv_exact(s, n):
     return buf
 
 
+def read_socks5_reply(s):
+    """One SOCKS5 reply: (REP, BND.ADDR as text, BND.PORT)."""
+    ver, rep, rsv, at = recv_exact(s, 4)
+    if at == 1:
+        bhost = socket.inet_ntop(socket.AF_INET, recv_exact(s, 4))
+    elif at == 4:
+        bhost = socket.inet_ntop(socket.AF_INET6, recv_exact(s, 16))
+    else:
+        bhost = recv_exact(s, recv_exact(s, 1)[0]).decode()
+    (bport,) = struct.unpack(">H", recv_exact(s, 2))
+    return rep, bhost, bport
+
+
 def socks_connect(socks_port, host, port, user=None, password=None, cmd=1, atyp=None, timeout=20.0):
     """SOCKS5 CONNECT (or `cmd`) through 127.0.0.1:socks_port. Returns (socket, bound (host, port)).
     Raises SocksError(code) on a refused request."""
@@ -283,14 +296,7 @@ def socks_connect(socks_port, host, port, user=None, password=None, cmd=1, atyp=
         else:
             addr = atyp
         s.sendall(b"\x05" + bytes([cmd]) + b"\x00" + addr + struct.pack(">H", port))
-        ver, rep, rsv, at = recv_exact(s, 4)
-        if at == 1:
-            bhost = socket.inet_ntop(socket.AF_INET, recv_exact(s, 4))
-        elif at == 4:
-            bhost = socket.inet_ntop(socket.AF_INET6, recv_exact(s, 16))
-        else:
-            bhost = recv_exact(s, recv_exact(s, 1)[0]).decode()
-        (bport,) = struct.unpack(">H", recv_exact(s, 2))
+        rep, bhost, bport = read_socks5_reply(s)
         if rep != 0:
             raise SocksError(rep)
         return s, (bhost, bport)

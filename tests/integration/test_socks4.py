@@ -46,8 +46,8 @@ class Socks4Test(unittest.TestCase):
             s, reply = socks4(sport, None, echo, host="localhost")
             self.assertEqual(reply[:2], b"\x00\x5a")
             s.close()
-            # BIND is not supported (yet): rejected, not hung.
-            s, reply = socks4(sport, "127.0.0.1", echo, cmd=2)
+            # A command SOCKS4 does not have: rejected, not hung.
+            s, reply = socks4(sport, "127.0.0.1", echo, cmd=3)
             self.assertEqual(reply[:2], b"\x00\x5b")
             s.close()
             # Refused by the server end's policy (loopback only): rejected.

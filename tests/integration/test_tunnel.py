@@ -115,9 +115,9 @@ class TunnelTest(unittest.TestCase):
                     with self.assertRaises(SocksError) as e:
                         socks_connect(sport, host, port)
                     self.assertEqual(e.exception.code, code)
-            with self.subTest("BIND is not supported yet"):
+            with self.subTest("a command SOCKS5 does not have"):
                 with self.assertRaises(SocksError) as e:
-                    socks_connect(sport, "127.0.0.1", 80, cmd=2)
+                    socks_connect(sport, "127.0.0.1", 80, cmd=9)
                 self.assertEqual(e.exception.code, 7)
             with self.subTest("unknown address type"):
                 with self.assertRaises(SocksError) as e:

@@ -25,6 +25,7 @@ struct recorder : tunnel_handler {
   std::vector<std::pair<std::uint32_t, connection_request>> requests;
   std::map<std::uint32_t, address> accepted;
   std::map<std::uint32_t, error_info> rejected;
+  std::map<std::uint32_t, address> bind_peers;
   std::vector<std::uint32_t> begun;
   std::map<std::uint32_t, bytes> data;
   std::vector<std::uint32_t> fins;
@@ -40,6 +41,7 @@ struct recorder : tunnel_handler {
   }
   void on_channel_accepted(std::uint32_t id, const address& b) override { accepted[id] = b; }
   void on_channel_rejected(std::uint32_t id, const error_info& e) override { rejected[id] = e; }
+  void on_bind_peer(std::uint32_t id, const address& peer) override { bind_peers[id] = peer; }
   void on_service_begin(std::uint32_t id) override { begun.push_back(id); }
   void on_data(std::uint32_t id, byte_view d) override { data[id].insert(data[id].end(), d.begin(), d.end()); }
   void on_peer_fin(std::uint32_t id) override { fins.push_back(id); }

@@ -384,3 +384,138 @@ TEST_CASE("a setup that never meets its peer ends after setup_wait", "[lstp][tun
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::setup_timeout);
 }
+
+namespace {
+address ipv4(std::array<std::uint8_t, 4> ip, std::uint16_t port) {
+  address a;
+  std::copy(ip.begin(), ip.end(), a.ip.begin());
+  a.port = port;
+  return a;
+}
+}  // namespace
+
+TEST_CASE("BIND: first reply where the far end listens, second the peer, then data", "[lstp][tunnel][bind]") {
+  tunnel_pair p;
+  p.pump();
+  REQUIRE(p.both_up());
+  std::uint32_t seen = 0;
+  p.server_events.on_request = [&](std::uint32_t id, const connection_request& r) {
+    seen = id;
+    CHECK(r.command == static_cast<std::uint8_t>(connect_command::bind));
+    p.server->accept_channel(id, ipv4({10, 0, 0, 2}, 40000));
+  };
+  connection_request req;
+  req.command = static_cast<std::uint8_t>(connect_command::bind);
+  req.destination = ipv4({10, 0, 0, 9}, 0);
+  auto id = p.client->open_channel(req);
+  p.pump();
+  REQUIRE(seen == *id);
+  REQUIRE(p.client_events.accepted.count(*id));
+  CHECK(p.client_events.accepted[*id].to_string() == "10.0.0.2:40000");
+  CHECK(p.client_events.bind_peers.empty());
+
+  // Listening: the opener may not begin yet, and the acceptor sends nothing.
+  p.client->begin_service(*id);
+  p.pump();
+  CHECK(p.server_events.begun.empty());
+  p.server->send_data(*id, bytes{1});
+  p.pump();
+  CHECK(p.client_events.data.empty());
+
+  p.server->bind_peer(*id, ipv4({10, 0, 0, 9}, 51000));
+  p.pump();
+  REQUIRE(p.client_events.bind_peers.count(*id));
+  CHECK(p.client_events.bind_peers[*id].to_string() == "10.0.0.9:51000");
+  p.client->begin_service(*id);
+  p.client->send_data(*id, bytes{'h', 'i'});
+  p.pump();
+  CHECK(p.server_events.begun == std::vector<std::uint32_t>{*id});
+  CHECK(p.server_events.data[*id] == bytes{'h', 'i'});
+  p.server->send_data(*id, bytes{'y', 'o'});
+  p.pump();
+  CHECK(p.client_events.data[*id] == bytes{'y', 'o'});
+}
+
+TEST_CASE("BIND: a wait that fails after the first reply reaches the opener as a NACK", "[lstp][tunnel][bind]") {
+  tunnel_pair p;
+  p.pump();
+  p.server_events.on_request = [&](std::uint32_t id, const connection_request&) {
+    p.server->accept_channel(id, ipv4({10, 0, 0, 2}, 40000));
+  };
+  connection_request req;
+  req.command = static_cast<std::uint8_t>(connect_command::bind);
+  auto id = p.client->open_channel(req);
+  p.pump();
+  REQUIRE(p.client_events.accepted.count(*id));
+  p.server->reject_channel(*id, {wire_error::timeout, "no peer connected within 120 s"});
+  p.pump();
+  REQUIRE(p.client_events.rejected.count(*id));
+  CHECK(p.client_events.rejected[*id].code == wire_error::timeout);
+  CHECK_FALSE(p.client->channel_exists(*id));
+  CHECK_FALSE(p.server->channel_exists(*id));
+}
+
+TEST_CASE("CONNECTION_PEER on a connect channel ends that channel only", "[lstp][tunnel][bind][hostile]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  bytes f;
+  encode_connection_peer(f, id, ipv4({1, 2, 3, 4}, 5));
+  p.server->send_raw_frames(f);
+  p.pump();
+  REQUIRE(p.client_events.freed.count(id));
+  CHECK(p.client_events.freed[id].code == wire_error::unexpected_message);
+  CHECK(p.client->state() == tunnel_state::up);
+}
+
+TEST_CASE("UDP channels carry one datagram per SERVICE_DATA with its address", "[lstp][tunnel][udp]") {
+  tunnel_pair p;
+  p.pump();
+  p.server_events.on_request = [&](std::uint32_t id, const connection_request& r) {
+    CHECK(r.command == static_cast<std::uint8_t>(connect_command::udp_associate));
+    p.server->accept_channel(id, ipv4({10, 0, 0, 2}, 53000));
+  };
+  connection_request req;
+  req.command = static_cast<std::uint8_t>(connect_command::udp_associate);
+  auto id = p.client->open_channel(req);
+  p.pump();
+  REQUIRE(p.client_events.accepted.count(*id));
+  p.client->begin_service(*id);
+  bytes d1, d2;
+  encode_datagram(d1, ipv4({10, 0, 0, 53}, 53), bytes{1, 2, 3});
+  address named;
+  named.type = address::kind::domain;
+  named.host = "dns.corp";
+  named.port = 53;
+  encode_datagram(d2, named, bytes{});
+  p.client->send_data(*id, d1);
+  p.client->send_data(*id, d2);
+  p.pump();
+  // Both arrived; each decodes back to its address and bytes.
+  auto& got = p.server_events.data[*id];
+  REQUIRE(got.size() == d1.size() + d2.size());
+  address a;
+  byte_view data;
+  std::string why;
+  REQUIRE(decode_datagram(byte_view(got).first(d1.size()), a, data, why));
+  CHECK(a.to_string() == "10.0.0.53:53");
+  CHECK(bytes(data.begin(), data.end()) == bytes{1, 2, 3});
+  REQUIRE(decode_datagram(byte_view(got).subspan(d1.size()), a, data, why));
+  CHECK(a.to_string() == "dns.corp:53");
+  CHECK(data.empty());
+  bytes bad{9, 9};
+  CHECK_FALSE(decode_datagram(bad, a, data, why));
+  CHECK(why == "unknown address type 9");
+}
+
+TEST_CASE("an unknown connect command is refused with COMMAND_NOT_SUPPORTED", "[lstp][tunnel][channel]") {
+  tunnel_pair p;
+  p.pump();
+  connection_request req;
+  req.command = 9;
+  auto id = p.client->open_channel(req);
+  p.pump();
+  REQUIRE(p.client_events.rejected.count(*id));
+  CHECK(p.client_events.rejected[*id].code == wire_error::command_not_supported);
+  CHECK(p.server_events.requests.empty());
+}

@@ -476,7 +476,8 @@ TEST_CASE("to_string(parse_error) names each fault distinctly", "[socks]") {
                              parse_error::no_methods,     parse_error::bad_reserved,
                              parse_error::bad_address_type, parse_error::empty_domain,
                              parse_error::nul_in_domain,  parse_error::bad_auth_version,
-                             parse_error::empty_username, parse_error::unknown_command};
+                             parse_error::empty_username, parse_error::unknown_command,
+                             parse_error::too_long,       parse_error::truncated};
   std::set<std::string_view> names;
   for (auto e : all) {
     REQUIRE_FALSE(to_string(e).empty());
@@ -486,4 +487,31 @@ TEST_CASE("to_string(parse_error) names each fault distinctly", "[socks]") {
   REQUIRE(names.size() == std::size(all));
   REQUIRE(to_string(parse_error::bad_version) == "bad_version");
   REQUIRE(to_string(parse_error::none) == "none");
+}
+
+TEST_CASE("UDP header: parsed with its address and data, written back the same", "[socks][udp]") {
+  const bytes dgram = cat({{0, 0, 0, 1, 10, 0, 0, 53, 0, 53}, str("query")});
+  auto r = parse_udp_datagram(dgram);
+  REQUIRE(r.status == parse_status::done);
+  CHECK(r.value.frag == 0);
+  CHECK(r.value.dst.to_string() == "10.0.0.53:53");
+  CHECK(bytes(r.value.data.begin(), r.value.data.end()) == str("query"));
+  bytes out;
+  write_udp_header(out, address::from_domain("dns.corp", 53));
+  CHECK(out == cat({{0, 0, 0, 3, 8}, str("dns.corp"), {0, 53}}));
+  auto named = parse_udp_datagram(out);
+  REQUIRE(named.status == parse_status::done);
+  CHECK(named.value.dst == address::from_domain("dns.corp", 53));
+  CHECK(named.value.data.empty());
+}
+
+TEST_CASE("UDP header: fragments are reported, malformed headers refused", "[socks][udp]") {
+  auto frag = parse_udp_datagram(bytes{0, 0, 1, 1, 10, 0, 0, 53, 0, 53, 'x'});
+  REQUIRE(frag.status == parse_status::done);
+  CHECK(frag.value.frag == 1);  // the caller drops it
+  CHECK(parse_udp_datagram(bytes{0, 0}).error == parse_error::truncated);
+  CHECK(parse_udp_datagram(bytes{0, 0, 0, 1, 10, 0}).error == parse_error::truncated);
+  CHECK(parse_udp_datagram(bytes{0, 1, 0, 1, 10, 0, 0, 53, 0, 53}).error == parse_error::bad_reserved);
+  CHECK(parse_udp_datagram(bytes{0, 0, 0, 7, 10, 0, 0, 53, 0, 53}).error == parse_error::bad_address_type);
+  CHECK(parse_udp_datagram(bytes{0, 0, 0, 3, 0, 0, 53}).error == parse_error::empty_domain);
 }
