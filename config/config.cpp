@@ -941,7 +941,7 @@ end_config load_end(const std::string& path) {
     top.fail("missing key \"socks\" (required when role is " + role + ", unless forwards are given)");
   }
   if (const field* ff = top.find("forwards")) {
-    if (!is_client) src.fail(ff->key.Mark(), ff->path, "not used when role is " + role + " (forwards belong to a client end)");
+    if (!is_client) src.fail(ff->key.Mark(), ff->path, "not used when role is " + role + " (forwards open channels: set role to both, e.g. for a reverse forward)");
     if (!ff->value.IsSequence() || ff->value.size() == 0)
       ff->fail("expected a list of {listen: host:port, to: host:port}");
     std::size_t i = 0;

@@ -849,7 +849,7 @@ TEST_CASE("forwards belong to a client end, one listener each") {
   CHECK(c.socks_listen.empty());  // forwards alone make a client end
   const auto server = dir.write("b.yaml", head("server") + "forwards:\n  - listen: 127.0.0.1:6010\n    to: x:1\n");
   CHECK(error_from([&] { config::load_end(server); }) ==
-        server + ":7: forwards: not used when role is server (forwards belong to a client end)");
+        server + ":7: forwards: not used when role is server (forwards open channels: set role to both, e.g. for a reverse forward)");
   const auto twice = dir.write("c.yaml", head("client") + "forwards:\n  - {listen: \"127.0.0.1:1\", to: \"a:1\"}\n"
                                                             "  - {listen: \"127.0.0.1:1\", to: \"b:1\"}\n");
   CHECK(error_from([&] { config::load_end(twice); }).find("listen 127.0.0.1:1 is used twice") != std::string::npos);

@@ -41,6 +41,41 @@ class ForwardTest(unittest.TestCase):
             s.close()
             cli.wait_for_log(rf"channel \d+ \(localhost:{echo}\): forwarded from 127\.0\.0\.1")
 
+    def test_a_reverse_forward(self):
+        # A service on the client end's side (B) reached from the server
+        # end's side (A): the listener is at the server end, the destination
+        # at the client end. Either end may open channels; the one that
+        # connects applies its own policy (server.allow), so both are
+        # role "both" here.
+        with World() as w:
+            echo_in_b = w.servers.echo()
+            mport, _, _ = w.middle("m1")
+            lport = free_port()
+            _, a_end, _ = w.end("a-end", "both", mport,
+                                extra=f"forwards:\n  - listen: 127.0.0.1:{lport}\n    to: 127.0.0.1:{echo_in_b}\n")
+            _, b_end, _ = w.end("b-end", "both", mport, server_extra=f"  allow:\n    - 127.0.0.1:{echo_in_b}\n")
+            a_end.wait_for_log("tunnel it up")
+            b_end.wait_for_log("tunnel it up")
+            s = socket.create_connection(("127.0.0.1", lport), timeout=20)
+            s.sendall(b"from A into B")
+            self.assertEqual(recv_exact(s, 13), b"from A into B")
+            s.close()
+            b_end.wait_for_log(rf"channel \d+ \(127\.0\.0\.1:{echo_in_b}\): connected from")
+
+    def test_a_reverse_forward_to_a_client_role_end_is_refused(self):
+        with World() as w:
+            echo = w.servers.echo()
+            mport, _, _ = w.middle("m1")
+            lport = free_port()
+            _, a_end, _ = w.end("a-end", "both", mport,
+                                extra=f"forwards:\n  - listen: 127.0.0.1:{lport}\n    to: 127.0.0.1:{echo}\n")
+            _, b_end, _ = w.end("b-end", "client", mport)
+            a_end.wait_for_log("tunnel it up")
+            s = socket.create_connection(("127.0.0.1", lport), timeout=20)
+            self.assertEqual(s.recv(10), b"")  # closed: the client end opens nothing for its peer
+            s.close()
+            a_end.wait_for_log(r"CONNECT 127\.0\.0\.1:\d+ failed: not allowed: this end is a client end and opens no connections")
+
     @unittest.skipUnless(shutil.which("Xvfb") and shutil.which("xdpyinfo") and shutil.which("xauth"),
                          "needs Xvfb, xdpyinfo and xauth (tools/install-deps.sh installs them)")
     def test_x11_through_display_10_style_forward(self):
