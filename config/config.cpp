@@ -916,18 +916,64 @@ middle_config load_middle(const std::string& path) {
   return cfg;
 }
 
+namespace {
+void copy_tunnel_fields(end_config& into, const end_config& from) {
+  into.tunnel_name = from.tunnel_name;
+  into.secret = from.secret;
+  into.secret_source = from.secret_source;
+  into.middles = from.middles;
+  into.ways = from.ways;
+  into.ways_proxy = from.ways_proxy;
+  into.proxy_from_environment = from.proxy_from_environment;
+  into.state_file = from.state_file;
+  into.websocket_path = from.websocket_path;
+  into.retry_interval = from.retry_interval;
+  into.retry_max = from.retry_max;
+  into.way_timeout = from.way_timeout;
+  into.reprobe_interval = from.reprobe_interval;
+}
+}  // namespace
+
 end_config load_end(const std::string& path) {
   const source src{path};
   const YAML::Node root = load_document(src);
   const section top(src, root, root.Mark(), "",
-                    {"name", "role", "tunnel", "socks", "forwards", "server", "limits", "log_level"});
+                    {"name", "role", "tunnel", "tunnels", "routes", "default_route", "socks", "forwards", "server",
+                     "limits", "log_level"});
   end_config cfg;
   cfg.file = path;
   cfg.name = read_name(top.require("name"));
   cfg.role = read_choice<end_role>(top.require("role"), {{"client", end_role::client},
                                                          {"server", end_role::server},
                                                          {"both", end_role::both}});
-  load_tunnel(src, top.require("tunnel"), cfg);
+  // One tunnel, or a list of them (routes then choose per request).
+  std::vector<end_config> tunnel_list;
+  const field* one_tunnel = top.find("tunnel");
+  const field* tunnels = top.find("tunnels");
+  if (one_tunnel && tunnels) top.fail("give either \"tunnel\" or \"tunnels\" (a list), not both");
+  if (!one_tunnel && !tunnels) top.fail("missing key \"tunnel\" (or \"tunnels\", a list of them)");
+  if (one_tunnel) {
+    load_tunnel(src, *one_tunnel, cfg);
+  } else {
+    if (!tunnels->value.IsSequence() || tunnels->value.size() == 0)
+      tunnels->fail("expected a list of tunnels, each with name, secret_file or secret_env, and middle");
+    std::size_t i = 0;
+    for (auto it = tunnels->value.begin(); it != tunnels->value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      const field item_field{&src, item, item, tunnels->path + "[" + std::to_string(i) + "]"};
+      end_config t;
+      t.name = cfg.name;
+      load_tunnel(src, item_field, t);
+      if (t.tunnel_name == routing::direct || t.tunnel_name == routing::refuse)
+        item_field.fail("a tunnel may not be called \"" + t.tunnel_name + "\" (a word of the routes)");
+      for (auto& prev : tunnel_list)
+        if (prev.tunnel_name == t.tunnel_name) item_field.fail("tunnel " + t.tunnel_name + " is listed twice");
+      // Each tunnel remembers its ways in a file of its own.
+      if (!item["state_file"]) t.state_file = default_state_file(cfg.name + "." + t.tunnel_name);
+      tunnel_list.push_back(std::move(t));
+    }
+    copy_tunnel_fields(cfg, tunnel_list.front());
+  }
 
   const bool is_client = cfg.role != end_role::server;
   const bool is_server = cfg.role != end_role::client;
@@ -970,6 +1016,52 @@ end_config load_end(const std::string& path) {
   }
   if (const field* lf = top.find("limits")) load_end_limits(src, *lf, cfg.limit);
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
+
+  // Routes name tunnels, so they come once every tunnel is known.
+  std::vector<std::string> names{cfg.tunnel_name};
+  for (std::size_t i = 1; i < tunnel_list.size(); ++i) names.push_back(tunnel_list[i].tunnel_name);
+  const auto known = [&](const std::string& via, bool refuse_ok) {
+    return std::find(names.begin(), names.end(), via) != names.end() || via == routing::direct ||
+           (refuse_ok && via == routing::refuse);
+  };
+  const auto name_list = [&] {
+    std::string t;
+    for (auto& n : names) t += n + ", ";
+    return t;
+  };
+  if (const field* rf = top.find("routes")) {
+    if (!is_client) src.fail(rf->key.Mark(), rf->path, "not used when role is " + role + " (routes choose a tunnel for SOCKS requests)");
+    if (!rf->value.IsSequence() || rf->value.size() == 0) rf->fail("expected a list of {match: rules, via: tunnel}");
+    std::size_t i = 0;
+    for (auto it = rf->value.begin(); it != rf->value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      const section r(src, item, item.Mark(), rf->path + "[" + std::to_string(i) + "]", {"match", "via"});
+      if (!item.IsMap()) r.fail("expected a map with match and via");
+      routing::route route;
+      route.match = read_rules(src, r.require("match"));
+      if (route.match.empty()) r.fail("match needs at least one rule");
+      const field& via = r.require("via");
+      route.via = read_string(via);
+      if (!known(route.via, false)) via.fail("expected one of " + name_list() + "or direct, got " + quote(route.via));
+      cfg.routes.push_back(std::move(route));
+    }
+  }
+  if (const field* f = top.find("default_route")) {
+    if (!is_client) src.fail(f->key.Mark(), f->path, "not used when role is " + role);
+    cfg.default_route = read_string(*f);
+    if (!known(cfg.default_route, true))
+      f->fail("expected one of " + name_list() + "direct or refuse, got " + quote(cfg.default_route));
+  } else {
+    // One tunnel takes everything; with several, what no route names is refused.
+    cfg.default_route = names.size() == 1 ? names.front() : std::string(routing::refuse);
+  }
+
+  for (std::size_t i = 1; i < tunnel_list.size(); ++i) {
+    end_config more = cfg;
+    more.more_tunnels.clear();
+    copy_tunnel_fields(more, tunnel_list[i]);
+    cfg.more_tunnels.push_back(std::move(more));
+  }
   return cfg;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/access_policy.hpp"
+#include "routing/route_table.hpp"
 
 namespace config {
 
@@ -138,6 +139,14 @@ struct end_config {
   std::vector<endpoint> socks_listen;
   std::vector<forward> forwards;
   std::vector<socks_user> socks_users;
+  // Several tunnels (a `tunnels:` list, issue 4 point 4): the tunnel fields
+  // above describe the first; each further tunnel is a whole end_config of
+  // its own (this end's name, role, policy and limits with its own tunnel
+  // fields, and an empty more_tunnels). Empty with a single `tunnel:`.
+  std::vector<end_config> more_tunnels;
+  // client role: which tunnel each request takes (routing/route_table.hpp)
+  std::vector<routing::route> routes;
+  std::string default_route;  // a tunnel name, "direct" or "refuse"
   limits limit;
   log_level log = log_level::info;
 };

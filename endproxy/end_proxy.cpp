@@ -94,23 +94,12 @@ void end_proxy::start() {
       }
     }
   }
-  for (auto& ep : cfg_.socks_listen) {
-    acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "SOCKS"));
-    log_info(component, "SOCKS5 listening on ", acceptors_.back()->local_endpoint());
-  }
-  for (auto& acc : acceptors_) {
-    asio::co_spawn(io_, runtime::accept_loop(*acc, "socks", [this](tcp::socket sock) { on_socks_client(std::move(sock)); }),
-                   asio::detached);
-  }
-  open_forwards();
   asio::co_spawn(io_, keep_tunnel(), asio::detached);
   if (cfg_.reprobe_interval.count() > 0) asio::co_spawn(io_, reprobe_loop(), asio::detached);
 }
 
 void end_proxy::stop() {
   stopping_ = true;
-  boost::system::error_code ignored;
-  for (auto& acc : acceptors_) acc->close(ignored);
   retry_timer_.cancel();
   reprobe_timer_.cancel();
   for (auto& a : attempts_) a.tunnel->driver().shutdown("the end proxy is stopping");
@@ -501,6 +490,34 @@ asio::awaitable<std::shared_ptr<end_tunnel>> end_proxy::wait_for_tunnel(std::chr
     co_await tunnel_changed_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   co_return tunnel_;
+}
+
+asio::awaitable<end_proxy::opened_channel> end_proxy::open_channel(const lstp::address& dest, const std::string& who,
+                                                                   std::string_view log_component,
+                                                                   lstp::connect_command command) {
+  const std::string_view verb = command == lstp::connect_command::bind            ? "BIND"
+                                : command == lstp::connect_command::udp_associate ? "UDP ASSOCIATE"
+                                                                                  : "CONNECT";
+  opened_channel out;
+  auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
+  if (!tunnel) {
+    runtime::log_warn(log_component, who, ": ", verb, " ", dest.to_string(), " refused: tunnel ", cfg_.tunnel_name,
+                      " is not up");
+    out.result.error = {lstp::wire_error::general, "the tunnel is not up"};
+    co_return out;
+  }
+  lstp::connection_request req;
+  req.command = static_cast<std::uint8_t>(command);
+  req.destination = dest;
+  out.result = co_await tunnel->open(req);
+  if (!out.result.accepted) {
+    runtime::log_info(log_component, who, ": ", verb, " ", dest.to_string(), " failed: ",
+                      lstp::to_string(out.result.error.code),
+                      out.result.error.reason.empty() ? "" : ": " + out.result.error.reason);
+    co_return out;
+  }
+  out.tunnel = std::move(tunnel);
+  co_return out;
 }
 
 }  // namespace endproxy

@@ -1,5 +1,7 @@
-// An end proxy process: keeps its tunnel to the middle proxy going and, in
-// the client role, serves SOCKS5 to local apps over it.
+// One tunnel of an end proxy process: keeps it going through the middle
+// proxies (reconnects, chooses the way out) and opens channels on it. The
+// SOCKS front and the forwards (endproxy/front.hpp) use one or several of
+// these.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -30,14 +32,23 @@ class end_proxy {
  public:
   end_proxy(boost::asio::io_context& io, config::end_config cfg);
   ~end_proxy();
-  // Opens the SOCKS listeners (throws naming the address on failure) and
-  // starts connecting to the middle proxy.
+  // Starts connecting to the middle proxies.
   void start();
   void stop();
 
   // The current tunnel once it is up, waiting until `deadline` for it.
   boost::asio::awaitable<std::shared_ptr<end_tunnel>> wait_for_tunnel(std::chrono::steady_clock::time_point deadline);
   const config::end_config& cfg() const { return cfg_; }
+
+  struct opened_channel {
+    std::shared_ptr<end_tunnel> tunnel;  // null when the channel could not be opened
+    open_result result;
+  };
+  // Waits for the tunnel (up to socks.timeout) and asks the far end to
+  // connect to (or bind for, or relay UDP to) `dest`; logs a failure.
+  boost::asio::awaitable<opened_channel> open_channel(const lstp::address& dest, const std::string& who,
+                                                      std::string_view log_component,
+                                                      lstp::connect_command command = lstp::connect_command::tcp_connect);
 
  private:
   struct race_result;
@@ -61,28 +72,15 @@ class end_proxy {
   std::vector<uplink::candidate> plan() const;
   void remember(const uplink::candidate& c);
   std::chrono::milliseconds backoff(unsigned failed_rounds);
-  void on_socks_client(boost::asio::ip::tcp::socket sock);
-  void open_forwards();
-  struct opened_channel {
-    std::shared_ptr<end_tunnel> tunnel;  // null when the channel could not be opened
-    open_result result;
-  };
-  boost::asio::awaitable<opened_channel> open_channel(const lstp::address& dest, const std::string& who,
-                                                      std::string_view log_component,
-                                                      lstp::connect_command command = lstp::connect_command::tcp_connect);
-  boost::asio::awaitable<void> forward_session(boost::asio::ip::tcp::socket sock, const config::forward& fw);
-  boost::asio::awaitable<void> socks_session(boost::asio::ip::tcp::socket socket);
   lstp::tunnel_params make_params();
 
   boost::asio::io_context& io_;
   config::end_config cfg_;
   lstp::tunnel_keys keys_;
   Botan::AutoSeeded_RNG rng_;
-  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::shared_ptr<end_tunnel> tunnel_;
   boost::asio::steady_timer tunnel_changed_;  // cancelled whenever the tunnel comes up or goes down
   boost::asio::steady_timer retry_timer_;
-  std::size_t active_clients_ = 0;
   uplink::way_memory memory_;
   std::vector<attempt> attempts_;                // this round's attachments (waiting or up)
   std::weak_ptr<round_state> round_;

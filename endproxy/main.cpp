@@ -3,6 +3,7 @@
 
 #include "config/config.hpp"
 #include "endproxy/end_proxy.hpp"
+#include "endproxy/front.hpp"
 #include "runtime/cli.hpp"
 #include "runtime/log.hpp"
 
@@ -48,12 +49,19 @@ int main(int argc, char** argv) {
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
   try {
     boost::asio::io_context io(1);
-    // Lives until the process exits, never destroyed: coroutines still
+    // These live until the process exits, never destroyed: coroutines still
     // suspended when the loop stops are destroyed with `io`, after main's
-    // locals, and their frames may point into the proxy.
-    static auto* proxy = new endproxy::end_proxy(io, cfg);
-    proxy->start();
-    runtime::run_until_signal(io, [&] { proxy->stop(); });
+    // locals, and their frames may point into them.
+    static auto* tunnels = new std::vector<endproxy::end_proxy*>;
+    tunnels->push_back(new endproxy::end_proxy(io, cfg));
+    for (auto& more : cfg.more_tunnels) tunnels->push_back(new endproxy::end_proxy(io, more));
+    static auto* door = cfg.role == config::end_role::server ? nullptr : new endproxy::front(io, cfg, *tunnels);
+    for (auto* t : *tunnels) t->start();
+    if (door) door->start();
+    runtime::run_until_signal(io, [&] {
+      if (door) door->stop();
+      for (auto* t : *tunnels) t->stop();
+    });
   } catch (const std::exception& e) {
     std::cerr << "endproxy: " << e.what() << "\n";
     return 1;

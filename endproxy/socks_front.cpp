@@ -10,7 +10,7 @@
 #include <botan/mem_ops.h>
 
 #include "endproxy/addresses.hpp"
-#include "endproxy/end_proxy.hpp"
+#include "endproxy/front.hpp"
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
@@ -64,7 +64,7 @@ socks::reply_code reply_for(lstp::wire_error e) {
 }
 }  // namespace
 
-void end_proxy::on_socks_client(tcp::socket sock) {
+void front::on_socks_client(tcp::socket sock) {
   if (active_clients_ >= cfg_.limit.max_connections) {
     log_warn(component, "refusing a SOCKS client: ", active_clients_, " open, the limit is ", cfg_.limit.max_connections);
     return;
@@ -72,7 +72,7 @@ void end_proxy::on_socks_client(tcp::socket sock) {
   asio::co_spawn(io_, socks_session(std::move(sock)), asio::detached);
 }
 
-asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
+asio::awaitable<void> front::socks_session(tcp::socket sock) {
   // Counts this app connection until it closes, through the channel that
   // takes it over (limits.max_connections).
   ++active_clients_;
@@ -224,13 +224,23 @@ asio::awaitable<void> end_proxy::socks_session(tcp::socket sock) {
       client.port(declared->port());
   }
 
-  auto opened = co_await open_channel(to_lstp(dst), who.str(), component, command);
-  if (!opened.tunnel) {
-    co_await refuse(reply_for(opened.result.error.code));
+  auto routed = co_await open(to_lstp(dst), who.str(), component, command);
+  if (routed.direct) {
+    // A direct route: this end connected itself; no tunnel involved.
+    const auto bound = routed.direct->local_endpoint(ec);
+    if (!co_await reply(to_lstp(bound))) co_return;
+    auto label = "direct (" + dest + ")";
+    log_info(component, label, ": ", version, " CONNECT from ", who.str(), " ok, bound ", bound);
+    if (!in.empty()) co_await asio::async_write(*routed.direct, asio::buffer(in), asio::redirect_error(asio::use_awaitable, ec));
+    co_await splice(std::move(sock), std::move(*routed.direct), label);
     co_return;
   }
-  auto& tunnel = opened.tunnel;
-  auto& result = opened.result;
+  if (!routed.channel.tunnel) {
+    co_await refuse(reply_for(routed.refusal));
+    co_return;
+  }
+  auto& tunnel = routed.channel.tunnel;
+  auto& result = routed.channel.result;
   const auto give_up = [&](const char* why) {
     tunnel->proto().free_channel(result.id, {lstp::wire_error::general, why});
     tunnel->driver().wake();

@@ -854,3 +854,55 @@ TEST_CASE("forwards belong to a client end, one listener each") {
                                                             "  - {listen: \"127.0.0.1:1\", to: \"b:1\"}\n");
   CHECK(error_from([&] { config::load_end(twice); }).find("listen 127.0.0.1:1 is used twice") != std::string::npos);
 }
+
+TEST_CASE("several tunnels with routes: each tunnel a config of its own") {
+  temp_dir dir;
+  dir.write("a.secret", "0123456789abcdef0123\n");
+  dir.write("c.secret", "another secret of 32 bytes......\n");
+  const std::string head =
+      "name: laptop\nrole: client\nsocks:\n  listen: 127.0.0.1:1080\n"
+      "tunnels:\n  - name: corp-a\n    secret_file: a.secret\n    middle: m1:443\n"
+      "  - name: lab-c\n    secret_file: c.secret\n    middle: [m2:443, m3:443]\n    way_timeout: 2s\n";
+  auto c = config::load_end(dir.write("ok.yaml", head + "routes:\n  - match: [\"*.corp-a.example\", 10.0.0.0/8]\n"
+                                                        "    via: corp-a\n  - match: 172.16.0.0/12\n    via: direct\n"
+                                                        "default_route: lab-c\n"));
+  CHECK(c.tunnel_name == "corp-a");
+  CHECK(c.secret == "0123456789abcdef0123");
+  REQUIRE(c.more_tunnels.size() == 1);
+  const auto& lab = c.more_tunnels[0];
+  CHECK(lab.tunnel_name == "lab-c");
+  CHECK(lab.secret == "another secret of 32 bytes......");
+  CHECK(lab.middles.size() == 2);
+  CHECK(lab.way_timeout == std::chrono::seconds(2));
+  CHECK(c.way_timeout == std::chrono::seconds(5));  // each tunnel keeps its own settings
+  CHECK(lab.name == "laptop");                       // and shares the end's
+  CHECK(lab.more_tunnels.empty());
+  CHECK(lab.state_file != c.state_file);  // each remembers its ways in its own file
+  REQUIRE(c.routes.size() == 2);
+  CHECK(c.routes[0].via == "corp-a");
+  CHECK(c.routes[0].match.size() == 2);
+  CHECK(c.routes[1].via == "direct");
+  CHECK(c.default_route == "lab-c");
+
+  // Without default_route several tunnels refuse what no route takes; one tunnel takes all.
+  CHECK(config::load_end(dir.write("d.yaml", head)).default_route == "refuse");
+  CHECK(config::load_end(dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1080\n"
+                                             "tunnel:\n  name: t\n  secret_file: a.secret\n  middle: m:1\n"))
+            .default_route == "t");
+
+  const auto err = [&](const std::string& name, const std::string& text) {
+    const auto path = dir.write(name, text);
+    return error_from([&] { config::load_end(path); });
+  };
+  CHECK(err("f.yaml", head + "routes:\n  - match: 10.0.0.0/8\n    via: corp-b\n")
+            .find("via: expected one of corp-a, lab-c, or direct, got \"corp-b\"") != std::string::npos);
+  CHECK(err("g.yaml", head + "default_route: nowhere\n")
+            .find("default_route: expected one of corp-a, lab-c, direct or refuse, got \"nowhere\"") != std::string::npos);
+  CHECK(err("h.yaml", head + "tunnel:\n  name: t\n  secret_file: a.secret\n  middle: m:1\n")
+            .find("give either \"tunnel\" or \"tunnels\" (a list), not both") != std::string::npos);
+  CHECK(err("i.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnels:\n"
+                      "  - {name: t, secret_file: a.secret, middle: \"m:1\"}\n  - {name: t, secret_file: c.secret, middle: \"m:2\"}\n")
+            .find("tunnel t is listed twice") != std::string::npos);
+  CHECK(err("j.yaml", head + "routes:\n  - match: 10.0.0.0/33\n    via: corp-a\n").find("routes[0].match") !=
+        std::string::npos);
+}

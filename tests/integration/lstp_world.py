@@ -328,7 +328,7 @@ class Servers:
             return srv.sockets[0].getsockname()[1]
         return self._run(go())
 
-    def echo(self):
+    def echo(self, host="127.0.0.1"):
         async def handle(r, w):
             try:
                 while True:
@@ -343,7 +343,7 @@ class Servers:
                 pass
             finally:
                 w.close()
-        return self._start(handle)
+        return self._start(handle, host)
 
     def sink(self):
         """Reads until EOF, then answers 'sha256-hex length' and closes (needs half-close)."""

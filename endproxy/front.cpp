@@ -1,0 +1,172 @@
+#include "endproxy/front.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "endproxy/addresses.hpp"
+#include "runtime/listener.hpp"
+#include "runtime/log.hpp"
+#include "runtime/watchdog.hpp"
+
+namespace endproxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using runtime::log_info;
+
+namespace {
+std::vector<std::string> tunnel_names(const std::vector<end_proxy*>& tunnels) {
+  std::vector<std::string> names;
+  for (auto* t : tunnels) names.push_back(t->cfg().tunnel_name);
+  return names;
+}
+
+std::string_view verb_of(lstp::connect_command c) {
+  switch (c) {
+    case lstp::connect_command::bind: return "BIND";
+    case lstp::connect_command::udp_associate: return "UDP ASSOCIATE";
+    case lstp::connect_command::tcp_connect: break;
+  }
+  return "CONNECT";
+}
+}  // namespace
+
+front::front(asio::io_context& io, const config::end_config& cfg, std::vector<end_proxy*> tunnels)
+    : io_(io), cfg_(cfg), tunnels_(std::move(tunnels)), routes_(tunnel_names(tunnels_), cfg.routes, cfg.default_route) {}
+
+void front::start() {
+  for (auto& ep : cfg_.socks_listen) {
+    acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "SOCKS"));
+    log_info("end", "SOCKS5 listening on ", acceptors_.back()->local_endpoint());
+  }
+  for (auto& acc : acceptors_) {
+    asio::co_spawn(io_, runtime::accept_loop(*acc, "socks", [this](tcp::socket sock) { on_socks_client(std::move(sock)); }),
+                   asio::detached);
+  }
+  open_forwards();
+  if (tunnels_.size() > 1) {
+    std::string names;
+    for (auto& n : routes_.tunnels()) names += (names.empty() ? "" : ", ") + n;
+    log_info("end", "routing over tunnels ", names, " (", cfg_.routes.size(), " routes; anything else: ",
+             cfg_.default_route, "; host.<tunnel>.lstp names a tunnel)");
+  }
+}
+
+void front::stop() {
+  boost::system::error_code ignored;
+  for (auto& acc : acceptors_) acc->close(ignored);
+}
+
+asio::awaitable<front::routed> front::open(lstp::address dest, const std::string& who, std::string_view component,
+                                           lstp::connect_command command) {
+  routed out;
+  const bool by_name = dest.type == lstp::address::kind::domain;
+  auto d = routes_.decide(by_name ? std::optional<std::string_view>(dest.host) : std::nullopt,
+                          dest.type == lstp::address::kind::ipv6, dest.ip.data(), dest.port);
+  switch (d.what) {
+    case routing::decision::kind::refuse:
+      log_info(component, who, ": ", verb_of(command), " ", dest.to_string(), " refused: no route leads there (",
+               d.why, " is refuse)");
+      out.refusal = lstp::wire_error::not_allowed;
+      co_return out;
+    case routing::decision::kind::direct:
+      if (command != lstp::connect_command::tcp_connect) {
+        log_info(component, who, ": ", verb_of(command), " ", dest.to_string(), " refused: ", d.why,
+                 " is direct, and direct routes carry CONNECT only");
+        out.refusal = lstp::wire_error::command_not_supported;
+        co_return out;
+      }
+      out.direct = co_await connect_direct(dest, who, component, out.refusal);
+      co_return out;
+    case routing::decision::kind::tunnel: break;
+  }
+  if (d.host) {
+    // host.<tunnel>.lstp: the far end gets the host alone (an IP stays an IP).
+    const config::endpoint named{*d.host, dest.port};
+    dest = to_lstp(named);
+  }
+  if (tunnels_.size() > 1)
+    runtime::log_debug(component, who, ": ", dest.to_string(), " goes through tunnel ",
+                       tunnels_[d.tunnel]->cfg().tunnel_name, " (", d.why, ")");
+  out.channel = co_await tunnels_[d.tunnel]->open_channel(dest, who, component, command);
+  if (!out.channel.tunnel) out.refusal = out.channel.result.error.code;
+  co_return out;
+}
+
+asio::awaitable<std::optional<tcp::socket>> front::connect_direct(const lstp::address& dest, const std::string& who,
+                                                                  std::string_view component, lstp::wire_error& error) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::socket sock(ex);
+  boost::system::error_code ec;
+  bool timed_out = false;
+  {
+    runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
+    if (auto literal = literal_endpoint(dest)) {
+      co_await sock.async_connect(*literal, asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      tcp::resolver resolver(ex);
+      runtime::watchdog resolve_deadline(resolver, cfg_.limit.connect_timeout);
+      auto results = co_await resolver.async_resolve(dest.host, std::to_string(dest.port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+      timed_out = resolve_deadline.fired();
+      if (!ec) co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
+    }
+    timed_out = timed_out || deadline.fired();
+  }
+  if (ec || timed_out) {
+    error = connect_error_code(ec, timed_out);
+    log_info(component, who, ": direct CONNECT ", dest.to_string(), " failed: ",
+             timed_out ? std::string("timed out") : ec.message());
+    co_return std::nullopt;
+  }
+  co_return std::optional<tcp::socket>(std::move(sock));
+}
+
+namespace {
+struct splice_state {
+  splice_state(tcp::socket x, tcp::socket y, std::string l) : a(std::move(x)), b(std::move(y)), label(std::move(l)) {}
+  tcp::socket a, b;
+  std::string label;
+  int running = 2;
+  std::uint64_t bytes[2] = {0, 0};
+};
+
+asio::awaitable<void> pump(std::shared_ptr<splice_state> st, int dir) {
+  auto& from = dir == 0 ? st->a : st->b;
+  auto& to = dir == 0 ? st->b : st->a;
+  std::vector<std::uint8_t> buf(64 * 1024);
+  boost::system::error_code ec;
+  for (;;) {
+    auto n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    st->bytes[dir] += n;
+  }
+  boost::system::error_code ignored;
+  if (ec == asio::error::eof) {
+    to.shutdown(tcp::socket::shutdown_send, ignored);  // the half-close goes on
+  } else {
+    st->a.close(ignored);  // a reset or a failure ends both directions
+    st->b.close(ignored);
+  }
+  if (--st->running == 0) {
+    st->a.close(ignored);
+    st->b.close(ignored);
+    log_info("socks", st->label, ": closed (", st->bytes[0], " bytes up, ", st->bytes[1], " down)");
+  }
+}
+}  // namespace
+
+asio::awaitable<void> splice(tcp::socket a, tcp::socket b, std::string label) {
+  auto ex = a.get_executor();
+  auto st = std::make_shared<splice_state>(std::move(a), std::move(b), std::move(label));
+  asio::co_spawn(ex, pump(st, 1), asio::detached);
+  co_await pump(st, 0);
+}
+
+}  // namespace endproxy
