@@ -8,7 +8,18 @@ import struct
 import threading
 import unittest
 
-from lstp_world import World, read_socks5_reply, recv_exact
+from lstp_world import World, read_socks5_reply, recv_exact, ipv6_loopback_works
+
+
+def socks_address(host):
+    try:
+        return b"\x01" + socket.inet_aton(host)
+    except OSError:
+        pass
+    try:
+        return b"\x04" + socket.inet_pton(socket.AF_INET6, host)
+    except OSError:
+        return b"\x03" + bytes([len(host)]) + host.encode()
 
 
 def socks5_request(sport, cmd, host, port, timeout=20):
@@ -16,10 +27,7 @@ def socks5_request(sport, cmd, host, port, timeout=20):
     s = socket.create_connection(("127.0.0.1", sport), timeout=timeout)
     s.sendall(b"\x05\x01\x00")
     assert recv_exact(s, 2) == b"\x05\x00"
-    try:
-        addr = b"\x01" + socket.inet_aton(host)
-    except OSError:
-        addr = b"\x03" + bytes([len(host)]) + host.encode()
+    addr = socks_address(host)
     s.sendall(b"\x05" + bytes([cmd]) + b"\x00" + addr + struct.pack(">H", port))
     return s, read_socks5_reply(s)
 
@@ -60,7 +68,7 @@ class DnsServer:
 
     def __init__(self, zone, host="127.0.0.1"):
         self.zone = zone
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
         self.queries = []
@@ -93,11 +101,13 @@ class DnsServer:
 
 
 def udp_header(host, port):
-    return b"\x00\x00\x00\x01" + socket.inet_aton(host) + struct.pack(">H", port)
+    return b"\x00\x00\x00" + socks_address(host) + struct.pack(">H", port)
 
 
 def parse_udp_header(d):
     assert d[:3] == b"\x00\x00\x00", d[:3]
+    if d[3] == 4:
+        return socket.inet_ntop(socket.AF_INET6, d[4:20]), struct.unpack(">H", d[20:22])[0], d[22:]
     assert d[3] == 1
     return socket.inet_ntoa(d[4:8]), struct.unpack(">H", d[8:10])[0], d[10:]
 
@@ -143,6 +153,20 @@ class BindTest(unittest.TestCase):
             self.assertEqual(struct.unpack(">H", second[2:4])[0], peer.getsockname()[1])
             peer.sendall(b"four")
             self.assertEqual(recv_exact(app, 4), b"four")
+            app.close()
+            peer.close()
+
+    @unittest.skipUnless(ipv6_loopback_works(), "needs IPv6 on loopback")
+    def test_bind_over_ipv6(self):
+        with World() as w:
+            sport = w.tunnel()
+            app, (rep, host, port) = socks5_request(sport, 2, "::1", 0)
+            self.assertEqual((rep, host), (0, "::1"))
+            peer = socket.create_connection(("::1", port), timeout=10)
+            rep2, phost, pport = read_socks5_reply(app)
+            self.assertEqual((rep2, phost, pport), (0, "::1", peer.getsockname()[1]))
+            peer.sendall(b"six")
+            self.assertEqual(recv_exact(app, 3), b"six")
             app.close()
             peer.close()
 
@@ -235,6 +259,22 @@ class UdpAssociateTest(unittest.TestCase):
                 w.c.wait_for_log(r"UDP association ended \(the app closed its control connection\); "
                                  r"datagrams out 3, back 3, dropped 1")
                 w.s.wait_for_log(r"association ended .*datagrams out 3, back 3")
+                u.close()
+            finally:
+                dns.close()
+
+    @unittest.skipUnless(ipv6_loopback_works(), "needs IPv6 on loopback")
+    def test_dns_over_ipv6(self):
+        with World() as w:
+            sport = w.tunnel()
+            dns = DnsServer({"v6.corp": "10.6.6.6"}, host="::1")
+            try:
+                ctl, u, relay = self.associate(sport)
+                u.sendto(udp_header("::1", dns.port) + dns_query("v6.corp", 66), relay)
+                src_host, src_port, payload = parse_udp_header(u.recvfrom(4096)[0])
+                self.assertEqual((src_host, src_port), ("::1", dns.port))
+                self.assertEqual(dns_answer_a(payload), (66, "10.6.6.6"))
+                ctl.close()
                 u.close()
             finally:
                 dns.close()
