@@ -18,7 +18,10 @@ tunnel's pre-shared secret; the middle proxies see only ciphertext).
                  through the tunnel and opened by the server end
   role: server   opens the connections the client end asks for, inside its
                  own network (names are resolved here)
-  role: both     both at once
+  role: both     both at once (e.g. for reverse forwards)
+
+A client end may hold several tunnels (`tunnels:`) and route each request
+to one of them (`routes:`, `default_route:`); see the README.
 
   -c, --config FILE   the YAML configuration (see conf/quickstart/client.yaml
                       and conf/quickstart/server.yaml)
@@ -43,7 +46,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (opts->check_only) {
-    std::cout << opts->config_file << ": ok (end proxy \"" << cfg.name << "\", tunnel " << cfg.tunnel_name << ")\n";
+    std::string tunnels = cfg.tunnel_name;
+    for (auto& more : cfg.more_tunnels) tunnels += ", " + more.tunnel_name;
+    std::cout << opts->config_file << ": ok (end proxy \"" << cfg.name << "\", tunnel"
+              << (cfg.more_tunnels.empty() ? " " : "s ") << tunnels << ")\n";
     return 0;
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));

@@ -32,6 +32,12 @@ class TunnelTest(unittest.TestCase):
             rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out)
             self.assertEqual((rc, code), (0, "200"), err)
             self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            # curl --socks5 resolves the name itself and sends an address.
+            rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out, mode="--socks5")
+            self.assertEqual((rc, code), (0, "200"), err)
+            self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            w.c.wait_for_log(rf"SOCKS5 CONNECT from .* ok", count=2)
+            self.assertRegex(w.s.log(), rf"channel \d+ \((127\.0\.0\.1|\[::1\]):{hport}\): connected")
             # The hop map, in one line, on both ends.
             for p in (w.c, w.s):
                 self.assertIn('client-end "cli" -> middle "m1" (127.0.0.1:', p.log())
