@@ -25,6 +25,11 @@ namespace {
 // Values are echoed back in messages so the user sees what was read, but a
 // pasted blob should not flood the terminal and control bytes should not
 // reach it raw. Never called on a secret or a password.
+std::string lower_case(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 bool is_ip_address(const std::string& s) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
@@ -496,6 +501,8 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
                                           "websocket_path", "retry_interval", "retry_max", "way_timeout",
                                           "reprobe_interval"});
   cfg.tunnel_name = read_name(t.require("name"));
+  if (cfg.tunnel_name == routing::direct || cfg.tunnel_name == routing::refuse)
+    t.require("name").fail("a tunnel may not be called \"" + cfg.tunnel_name + "\" (a word of the routes)");
 
   const field* file_f = t.find("secret_file");
   const field* env_f = t.find("secret_env");
@@ -964,10 +971,10 @@ end_config load_end(const std::string& path) {
       end_config t;
       t.name = cfg.name;
       load_tunnel(src, item_field, t);
-      if (t.tunnel_name == routing::direct || t.tunnel_name == routing::refuse)
-        item_field.fail("a tunnel may not be called \"" + t.tunnel_name + "\" (a word of the routes)");
+      // Routes and host.<tunnel>.lstp names compare tunnel names in any letter case.
       for (auto& prev : tunnel_list)
-        if (prev.tunnel_name == t.tunnel_name) item_field.fail("tunnel " + t.tunnel_name + " is listed twice");
+        if (lower_case(prev.tunnel_name) == lower_case(t.tunnel_name))
+          item_field.fail("tunnel " + t.tunnel_name + " is listed twice (names are compared in any letter case)");
       // Each tunnel remembers its ways in a file of its own.
       if (!item["state_file"]) t.state_file = default_state_file(cfg.name + "." + t.tunnel_name);
       tunnel_list.push_back(std::move(t));
@@ -1009,7 +1016,8 @@ end_config load_end(const std::string& path) {
     if (const field* f = s.find("bind_timeout")) cfg.limit.bind_timeout = read_duration(*f);
     if (const field* f = s.find("bind_address")) {
       cfg.bind_address = read_string(*f);
-      if (!is_ip_address(cfg.bind_address)) f->fail("expected an IP address of this host, got " + quote(cfg.bind_address));
+      if (!is_ip_address(cfg.bind_address) || cfg.bind_address == "0.0.0.0" || cfg.bind_address == "::")
+        f->fail("expected an IP address of this host (the peer is told to connect there), got " + quote(cfg.bind_address));
     }
     if (const field* f = s.find("allow")) cfg.allow = read_rules(src, *f);
     if (const field* f = s.find("deny")) cfg.deny = read_rules(src, *f);

@@ -24,6 +24,7 @@ constexpr std::string_view component = "end";
 struct end_tunnel::pending_open {
   explicit pending_open(const asio::any_io_executor& ex) : done(ex) {}
   runtime::notifier done;
+  bool bind = false;  // a BIND: a second reply follows the first
   bool answered = false;
   open_result result;
 };
@@ -52,6 +53,7 @@ asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& re
     co_return failed;
   }
   auto p = std::make_shared<pending_open>(driver_->executor());
+  p->bind = request.command == static_cast<std::uint8_t>(lstp::connect_command::bind);
   pending_[*id] = p;
   driver_->wake();
   // The far end bounds its connect; this bound only guards against a peer
@@ -228,6 +230,7 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
 void end_tunnel::on_channel_accepted(std::uint32_t id, const lstp::address& bound) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
+  if (it->second->bind) second_replies_[id] = std::make_shared<pending_open>(driver_->executor());
   it->second->answered = true;
   it->second->result.accepted = true;
   it->second->result.bound = bound;
@@ -236,13 +239,12 @@ void end_tunnel::on_channel_accepted(std::uint32_t id, const lstp::address& boun
 }
 
 void end_tunnel::on_bind_peer(std::uint32_t id, const lstp::address& peer) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return;
+  auto it = second_replies_.find(id);
+  if (it == second_replies_.end() || it->second->answered) return;
   it->second->answered = true;
   it->second->result.accepted = true;
   it->second->result.bound = peer;
   it->second->done.notify();
-  pending_.erase(it);
 }
 
 asio::awaitable<open_result> end_tunnel::wait_bind_peer(std::uint32_t id, tcp::socket& app) {
@@ -250,26 +252,29 @@ asio::awaitable<open_result> end_tunnel::wait_bind_peer(std::uint32_t id, tcp::s
   open_result failed;
   failed.id = id;
   failed.error = {lstp::wire_error::general, "the tunnel closed"};
-  if (closed_ || !proto().channel_exists(id)) co_return failed;
-  auto p = std::make_shared<pending_open>(driver_->executor());
-  pending_[id] = p;
+  auto found = second_replies_.find(id);
+  if (found == second_replies_.end()) co_return failed;
+  auto p = found->second;
   // An app that closes while it waits takes its BIND with it. Early data
-  // (readable, not EOF) stays in the socket for the channel.
+  // (readable, not EOF) stays in the socket for the channel; the far end's
+  // bind_timeout still bounds the wait then.
   auto app_gone = std::make_shared<bool>(false);
-  app.async_wait(tcp::socket::wait_read, [p, app_gone, &app](const boost::system::error_code& ec) {
-    if (ec == asio::error::operation_aborted || p->answered) return;
-    std::array<std::uint8_t, 1> probe{};
-    boost::system::error_code peek_ec;
-    const auto n = app.receive(asio::buffer(probe), tcp::socket::message_peek, peek_ec);
-    if (!peek_ec && n > 0) return;
-    *app_gone = true;
-    p->done.notify();
-  });
+  if (!p->answered) {
+    app.async_wait(tcp::socket::wait_read, [p, app_gone, &app](const boost::system::error_code& ec) {
+      if (ec == asio::error::operation_aborted || p->answered) return;
+      std::array<std::uint8_t, 1> probe{};
+      boost::system::error_code peek_ec;
+      const auto n = app.receive(asio::buffer(probe), tcp::socket::message_peek, peek_ec);
+      if (!peek_ec && n > 0) return;
+      *app_gone = true;
+      p->done.notify();
+    });
+  }
   while (!p->answered && !*app_gone) co_await p->done.wait();
   boost::system::error_code ignored;
   app.cancel(ignored);
+  second_replies_.erase(id);
   if (!p->answered) {
-    pending_.erase(id);
     if (!closed_ && proto().channel_exists(id)) {
       proto().free_channel(id, {lstp::wire_error::general, "the app closed its BIND request"});
       driver_->wake();
@@ -301,6 +306,11 @@ bool end_tunnel::send_datagram(std::uint32_t id, const lstp::address& far, lstp:
 }
 
 void end_tunnel::on_channel_rejected(std::uint32_t id, const lstp::error_info& why) {
+  if (auto second = second_replies_.find(id); second != second_replies_.end() && !second->second->answered) {
+    second->second->answered = true;
+    second->second->result.error = why;
+    second->second->done.notify();
+  }
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
   it->second->answered = true;
@@ -362,7 +372,10 @@ void end_tunnel::on_closed(const lstp::error_info& why) {
   up_ = false;
   close_reason_ = why;
   auto pending = std::move(pending_);
+  for (auto& [id, p] : second_replies_) pending.emplace(id, p);
+  second_replies_.clear();
   for (auto& [id, p] : pending) {
+    if (p->answered) continue;  // a BIND peer that came just before
     p->answered = true;
     p->result.error = {lstp::wire_error::general, "the tunnel closed"};
     p->done.notify();

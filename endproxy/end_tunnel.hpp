@@ -70,6 +70,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   // peer that connected at the far end), or the far end's refusal. Gives up
   // (freeing the channel) when `app` closes meanwhile.
   boost::asio::awaitable<open_result> wait_bind_peer(std::uint32_t id, boost::asio::ip::tcp::socket& app);
+  // The app is gone before wait_bind_peer: forget the second reply.
+  void drop_second_reply(std::uint32_t id) { second_replies_.erase(id); }
   // A datagram channel takes channel `id` (the opener's side also begins
   // the service).
   void attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch);
@@ -123,6 +125,10 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::shared_ptr<lstp::asio_edge::tunnel_driver> driver_;
   std::function<void()> on_state_change_;
   std::map<std::uint32_t, std::shared_ptr<pending_open>> pending_;
+  // BIND channels past their first reply: the second (CONNECTION_PEER or a
+  // NACK) may arrive in the same record as the first, before anyone waits,
+  // so it is kept here until wait_bind_peer takes it.
+  std::map<std::uint32_t, std::shared_ptr<pending_open>> second_replies_;
   std::map<std::uint32_t, std::shared_ptr<end_channel>> channels_;
   std::map<std::uint32_t, std::shared_ptr<datagram_channel>> datagrams_;
   // BIND channels still waiting for their peer: closed when the channel ends.

@@ -64,6 +64,9 @@ void front::stop() {
 asio::awaitable<front::routed> front::open(lstp::address dest, const std::string& who, std::string_view component,
                                            lstp::connect_command command) {
   routed out;
+  // An address sent as a name (SOCKS4a, or ATYP 3 "10.1.2.3") is routed,
+  // and sent on, as the address it is.
+  if (dest.type == lstp::address::kind::domain) dest = to_lstp(config::endpoint{dest.host, dest.port});
   const bool by_name = dest.type == lstp::address::kind::domain;
   auto d = routes_.decide(by_name ? std::optional<std::string_view>(dest.host) : std::nullopt,
                           dest.type == lstp::address::kind::ipv6, dest.ip.data(), dest.port);

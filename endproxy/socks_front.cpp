@@ -203,11 +203,10 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     co_return !wec;
   };
 
-  // UDP: the relay socket next to the app comes first, so a host that
-  // cannot open one never costs the far end a channel.
-  asio::ip::udp::socket relay(sock.get_executor());
-  asio::ip::udp::endpoint client;
   if (command == lstp::connect_command::udp_associate) {
+    // The relay socket next to the app comes first, so a host that cannot
+    // open one never costs the far end a channel.
+    asio::ip::udp::socket relay(sock.get_executor());
     const auto local = sock.local_endpoint(ec);
     if (!ec) relay.open(local.address().is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
     if (!ec) relay.bind({local.address(), 0}, ec);
@@ -219,9 +218,35 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     }
     // DST in the request is where the app will send from; 0 means unknown.
     // Only the control connection's host may use the relay in any case.
-    client = asio::ip::udp::endpoint(peer.address(), 0);
+    asio::ip::udp::endpoint client(peer.address(), 0);
     if (auto declared = literal_endpoint(to_lstp(dst)); declared && declared->address() == peer.address())
       client.port(declared->port());
+    // Each datagram is routed on its own destination. The default route's
+    // tunnel (with one tunnel: that tunnel) is asked at once, so a server
+    // end that allows no UDP refuses the association itself (reply 0x02).
+    std::optional<udp_leg> first;
+    if (auto t = routes_.default_tunnel()) {
+      auto opened = co_await tunnels_[*t]->open_channel(to_lstp(dst), who.str(), component, command);
+      if (!opened.tunnel) {
+        co_await refuse(reply_for(opened.result.error.code));
+        co_return;
+      }
+      first = udp_leg{*t, opened.tunnel, opened.result.id};
+    }
+    const auto relay_at = relay.local_endpoint(ec);
+    if (!co_await reply(to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())))) {
+      if (first) {
+        first->through->proto().free_channel(first->id, {lstp::wire_error::general, "the app went away"});
+        first->through->driver().wake();
+      }
+      co_return;
+    }
+    auto label = "UDP association of " + who.str() + " (relay " + to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())).to_string() + ")";
+    log_info(component, label, ": ", version, " UDP ASSOCIATE ok",
+             first ? ", first channel " + first->through->label(first->id, dst.to_string()) : std::string());
+    start_socks_udp(udp_routing{routes_, tunnels_}, std::move(first), std::move(sock), std::move(relay), client, label,
+                    std::move(slot));
+    co_return;
   }
 
   auto routed = co_await open(to_lstp(dst), who.str(), component, command);
@@ -250,17 +275,11 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
                                                                        : "CONNECT";
   auto label = tunnel->label(result.id, dest);
 
-  if (command == lstp::connect_command::udp_associate) {
-    const auto relay_at = relay.local_endpoint(ec);
-    if (!co_await reply(to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())))) co_return give_up("the app went away");
-    log_info(component, label, ": ", version, " UDP ASSOCIATE from ", who.str(), " ok, relay at ", relay_at,
-             ", far side ", result.bound.to_string());
-    start_socks_udp(tunnel, result.id, std::move(sock), std::move(relay), client, label, std::move(slot));
-    co_return;
-  }
-
   // CONNECT: the one reply. BIND: the first (where the far end listens).
-  if (!co_await reply(result.bound)) co_return give_up("the app went away");
+  if (!co_await reply(result.bound)) {
+    tunnel->drop_second_reply(result.id);
+    co_return give_up("the app went away");
+  }
   log_info(component, label, ": ", version, " ", verb, " from ", who.str(), " ok, bound ", result.bound.to_string());
   if (command == lstp::connect_command::bind) {
     // The second reply: the peer that connected over there, or the failure.

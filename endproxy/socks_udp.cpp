@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "endproxy/addresses.hpp"
+#include "endproxy/end_proxy.hpp"
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "socks/socks5.hpp"
@@ -19,22 +20,40 @@ using runtime::log_info;
 
 namespace {
 constexpr std::string_view component = "socks";
+constexpr std::size_t max_queued = 16;  // datagrams held per tunnel while its channel opens
+constexpr unsigned max_drops_logged = 8;
 
-class socks_udp final : public datagram_channel, public std::enable_shared_from_this<socks_udp> {
+class socks_udp;
+
+// One tunnel's UDP channel of the association, as that tunnel sees it.
+class leg_channel final : public datagram_channel {
  public:
-  socks_udp(std::shared_ptr<end_tunnel> tunnel, std::uint32_t id, tcp::socket control, udp::socket relay,
-            udp::endpoint client, std::string label, std::shared_ptr<void> slot)
-      : tunnel_(std::move(tunnel)), id_(id), control_(std::move(control)), relay_(std::move(relay)),
-        client_(client), label_(std::move(label)), slot_(std::move(slot)), buf_(65536 + 512) {}
+  leg_channel(std::weak_ptr<socks_udp> owner, std::size_t tunnel) : owner_(std::move(owner)), tunnel_(tunnel) {}
+  void deliver(lstp::byte_view payload) override;
+  void set_paused(bool) override {}  // send_datagram drops while paused
+  void abort(std::string_view why) override;
 
-  void start() {
+ private:
+  std::weak_ptr<socks_udp> owner_;
+  std::size_t tunnel_;
+};
+
+class socks_udp final : public std::enable_shared_from_this<socks_udp> {
+ public:
+  socks_udp(udp_routing routing, tcp::socket control, udp::socket relay, udp::endpoint client, std::string label,
+            std::shared_ptr<void> slot)
+      : routing_(routing), control_(std::move(control)), relay_(std::move(relay)), client_(client),
+        label_(std::move(label)), slot_(std::move(slot)), legs_(routing.tunnels.size()), buf_(65536 + 512) {}
+
+  void start(std::optional<udp_leg> first) {
+    if (first) attach(first->tunnel, first->through, first->id);
     auto ex = relay_.get_executor();
     asio::co_spawn(ex, watch_control(shared_from_this()), asio::detached);
     asio::co_spawn(ex, from_app(shared_from_this()), asio::detached);
   }
 
-  // A datagram from the far side: to the app, behind a SOCKS UDP header.
-  void deliver(lstp::byte_view payload) override {
+  // A datagram from the far side (any tunnel): to the app, behind a SOCKS UDP header.
+  void from_tunnel(lstp::byte_view payload) {
     lstp::address source;
     lstp::byte_view data;
     std::string why;
@@ -53,23 +72,119 @@ class socks_udp final : public datagram_channel, public std::enable_shared_from_
       ++back_;
   }
 
-  void set_paused(bool) override {}  // send_datagram drops while paused
-
-  void abort(std::string_view why) override { end(why, false); }
+  // A tunnel's channel ended (its tunnel closed, or the far end freed it):
+  // the next datagram for that tunnel opens a new one.
+  void leg_ended(std::size_t t, std::string_view why) {
+    auto& leg = legs_[t];
+    if (leg.state != leg_state::open) return;
+    log_info(component, label_, ": channel through tunnel ", leg.through->cfg().tunnel_name, " ended (", why, ")");
+    leg = {};
+  }
 
  private:
-  void end(std::string_view why, bool free_channel) {
+  enum class leg_state { none, opening, open, refused };
+  struct leg {
+    leg_state state = leg_state::none;
+    std::shared_ptr<end_tunnel> through;
+    std::uint32_t id = 0;
+    std::vector<std::pair<lstp::address, lstp::bytes>> queued;
+  };
+
+  void attach(std::size_t t, std::shared_ptr<end_tunnel> through, std::uint32_t id) {
+    auto& leg = legs_[t];
+    leg.state = leg_state::open;
+    leg.through = std::move(through);
+    leg.id = id;
+    leg.through->attach_datagrams(id, std::make_shared<leg_channel>(weak_from_this(), t));
+  }
+
+  void dropped(const std::string& why) {
+    ++dropped_;
+    if (drops_logged_ < max_drops_logged) log_info(component, label_, ": datagram dropped: ", why);
+    else if (drops_logged_ == max_drops_logged) log_info(component, label_, ": more datagrams dropped; not logging each");
+    ++drops_logged_;
+  }
+
+  void route(lstp::address dst, lstp::byte_view data) {
+    // An address sent as a name is routed as the address it is.
+    if (dst.type == lstp::address::kind::domain) dst = to_lstp(config::endpoint{dst.host, dst.port});
+    const bool by_name = dst.type == lstp::address::kind::domain;
+    auto d = routing_.table.decide(by_name ? std::optional<std::string_view>(dst.host) : std::nullopt,
+                                   dst.type == lstp::address::kind::ipv6, dst.ip.data(), dst.port);
+    if (d.what == routing::decision::kind::refuse) return dropped("no route leads to " + dst.to_string() + " (" + d.why + ")");
+    if (d.what == routing::decision::kind::direct)
+      return dropped(dst.to_string() + " routes direct, and direct routes carry CONNECT only");
+    if (d.host) dst = to_lstp(config::endpoint{*d.host, dst.port});
+    auto& leg = legs_[d.tunnel];
+    switch (leg.state) {
+      case leg_state::open:
+        if (leg.through->send_datagram(leg.id, dst, data))
+          ++sent_;
+        else
+          ++dropped_;
+        return;
+      case leg_state::refused:
+        ++dropped_;
+        return;
+      case leg_state::opening:
+      case leg_state::none:
+        if (leg.queued.size() >= max_queued) {
+          ++dropped_;
+          return;
+        }
+        leg.queued.emplace_back(dst, lstp::bytes(data.begin(), data.end()));
+        if (leg.state == leg_state::none) {
+          leg.state = leg_state::opening;
+          asio::co_spawn(relay_.get_executor(), open_leg(shared_from_this(), d.tunnel), asio::detached);
+        }
+        return;
+    }
+  }
+
+  static asio::awaitable<void> open_leg(std::shared_ptr<socks_udp> self, std::size_t t) {
+    lstp::address any;  // the app's own address is not known per tunnel
+    auto opened = co_await self->routing_.tunnels[t]->open_channel(any, self->label_, component,
+                                                                   lstp::connect_command::udp_associate);
+    auto queued = std::move(self->legs_[t].queued);
+    self->legs_[t].queued.clear();
+    if (self->closed_) {
+      if (opened.tunnel) {
+        opened.tunnel->proto().free_channel(opened.result.id, {lstp::wire_error::ok, ""});
+        opened.tunnel->driver().wake();
+      }
+      co_return;
+    }
+    if (!opened.tunnel) {
+      // Refused by that server end (its policy), or the tunnel is down: a
+      // refusal stands for this association; a tunnel down is tried again.
+      const bool refused = opened.result.error.code == lstp::wire_error::not_allowed;
+      self->legs_[t].state = refused ? leg_state::refused : leg_state::none;
+      self->dropped_ += queued.size();
+      co_return;
+    }
+    self->attach(t, opened.tunnel, opened.result.id);
+    for (auto& [dst, data] : queued) {
+      if (opened.tunnel->send_datagram(opened.result.id, dst, data))
+        ++self->sent_;
+      else
+        ++self->dropped_;
+    }
+  }
+
+  void end(std::string_view why) {
     if (closed_) return;
     closed_ = true;
     boost::system::error_code ignored;
     relay_.close(ignored);
     control_.close(ignored);
-    if (free_channel) {
-      tunnel_->forget_datagrams(id_);
-      if (tunnel_->proto().channel_exists(id_)) {
-        tunnel_->proto().free_channel(id_, {lstp::wire_error::ok, ""});
-        tunnel_->driver().wake();
+    for (auto& leg : legs_) {
+      if (leg.state != leg_state::open) continue;
+      leg.through->forget_datagrams(leg.id);
+      if (leg.through->proto().channel_exists(leg.id)) {
+        leg.through->proto().free_channel(leg.id, {lstp::wire_error::ok, ""});
+        leg.through->driver().wake();
       }
+      leg = {};
     }
     log_info(component, label_, ": UDP association ended (", why, "); datagrams out ", sent_, ", back ", back_,
              ", dropped ", dropped_);
@@ -83,7 +198,7 @@ class socks_udp final : public datagram_channel, public std::enable_shared_from_
       boost::system::error_code ec;
       co_await self->control_.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
       if (self->closed_) co_return;
-      if (ec) co_return self->end("the app closed its control connection", true);
+      if (ec) co_return self->end("the app closed its control connection");
     }
   }
 
@@ -96,7 +211,7 @@ class socks_udp final : public datagram_channel, public std::enable_shared_from_
       if (self->closed_) co_return;
       if (ec) {
         if (ec == asio::error::connection_refused) continue;  // ICMP from an earlier send to the app
-        co_return self->end("UDP receive failed: " + ec.message(), true);
+        co_return self->end("UDP receive failed: " + ec.message());
       }
       // Only the app that asked may use the relay.
       if (from.address() != self->client_.address() || (self->client_.port() != 0 && from.port() != self->client_.port())) {
@@ -110,34 +225,38 @@ class socks_udp final : public datagram_channel, public std::enable_shared_from_
         continue;
       }
       if (self->client_.port() == 0) self->client_ = from;
-      if (self->tunnel_->send_datagram(self->id_, to_lstp(parsed.value.dst),
-                                       lstp::byte_view(parsed.value.data.data(), parsed.value.data.size())))
-        ++self->sent_;
-      else
-        ++self->dropped_;
+      self->route(to_lstp(parsed.value.dst), lstp::byte_view(parsed.value.data.data(), parsed.value.data.size()));
     }
   }
 
-  std::shared_ptr<end_tunnel> tunnel_;
-  std::uint32_t id_;
+  udp_routing routing_;
   tcp::socket control_;
   udp::socket relay_;
   udp::endpoint client_;
   std::string label_;
   std::shared_ptr<void> slot_;
+  std::vector<leg> legs_;
   std::vector<std::uint8_t> buf_;
   std::vector<std::uint8_t> out_;
   std::uint64_t sent_ = 0, back_ = 0, dropped_ = 0;
+  unsigned drops_logged_ = 0;
   bool closed_ = false;
 };
+
+void leg_channel::deliver(lstp::byte_view payload) {
+  if (auto o = owner_.lock()) o->from_tunnel(payload);
+}
+
+void leg_channel::abort(std::string_view why) {
+  if (auto o = owner_.lock()) o->leg_ended(tunnel_, why);
+}
 }  // namespace
 
-void start_socks_udp(std::shared_ptr<end_tunnel> tunnel, std::uint32_t id, tcp::socket control, udp::socket relay,
+void start_socks_udp(udp_routing routing, std::optional<udp_leg> first, tcp::socket control, udp::socket relay,
                      udp::endpoint client, std::string label, std::shared_ptr<void> slot) {
-  auto a = std::make_shared<socks_udp>(tunnel, id, std::move(control), std::move(relay), client, std::move(label),
+  auto a = std::make_shared<socks_udp>(routing, std::move(control), std::move(relay), client, std::move(label),
                                        std::move(slot));
-  tunnel->attach_datagrams(id, a);
-  a->start();
+  a->start(std::move(first));
 }
 
 }  // namespace endproxy

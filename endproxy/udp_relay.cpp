@@ -57,6 +57,15 @@ class udp_relay final : public datagram_channel, public std::enable_shared_from_
 
   void set_paused(bool) override {}  // send_datagram drops while paused
 
+  void fail(const std::string& why) {
+    owner_->forget_datagrams(id_);
+    if (owner_->proto().channel_exists(id_)) {
+      owner_->proto().free_channel(id_, {lstp::wire_error::general, why});
+      owner_->driver().wake();
+    }
+    abort(why);
+  }
+
   void abort(std::string_view why) override {
     if (closed_) return;
     closed_ = true;
@@ -140,7 +149,9 @@ class udp_relay final : public datagram_channel, public std::enable_shared_from_
         if (ec == asio::error::connection_refused || ec == asio::error::host_unreachable ||
             ec == asio::error::network_unreachable)
           continue;
-        co_return;
+        // Anything else: the association cannot go on; the app is told by
+        // the end of its channel (its SOCKS control connection closes).
+        co_return self->fail("UDP receive failed: " + ec.message());
       }
       if (!self->peers_.count(from)) {
         ++self->dropped_;

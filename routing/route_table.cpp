@@ -34,23 +34,37 @@ decision route_table::to(std::string_view via, std::string why) const {
   return d;
 }
 
+std::optional<std::size_t> route_table::default_tunnel() const {
+  auto d = to(default_via_, "");
+  if (d.what != decision::kind::tunnel) return std::nullopt;
+  return d.tunnel;
+}
+
 decision route_table::decide(std::optional<std::string_view> name, bool is_v6, const std::uint8_t* ip,
                              std::uint16_t port) const {
   std::string host;
   if (name) {
     host = lower(*name);
     while (!host.empty() && host.back() == '.') host.pop_back();  // "intranet.corp-a.lstp." too
+    // The longest matching suffix wins: with tunnels "corp" and "x.corp",
+    // a.x.corp.lstp is "a" at x.corp.
+    std::optional<std::size_t> best;
+    std::size_t best_len = 0;
     for (std::size_t i = 0; i < tunnels_.size(); ++i) {
       const std::string suffix = "." + lower(tunnels_[i]) + "." + std::string(name_suffix);
-      if (ends_with(host, suffix) && host.size() > suffix.size()) {
-        decision d;
-        d.what = decision::kind::tunnel;
-        d.tunnel = i;
-        // The original letters, without the suffix.
-        d.host = std::string(name->substr(0, host.size() - suffix.size()));
-        d.why = "name suffix " + suffix;
-        return d;
+      if (ends_with(host, suffix) && host.size() > suffix.size() && suffix.size() > best_len) {
+        best = i;
+        best_len = suffix.size();
       }
+    }
+    if (best) {
+      decision d;
+      d.what = decision::kind::tunnel;
+      d.tunnel = *best;
+      // The original letters, without the suffix.
+      d.host = std::string(name->substr(0, host.size() - best_len));
+      d.why = "name suffix " + host.substr(host.size() - best_len);
+      return d;
     }
   }
   for (std::size_t i = 0; i < routes_.size(); ++i) {

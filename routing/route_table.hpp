@@ -53,6 +53,8 @@ class route_table {
   decision decide(std::optional<std::string_view> name, bool is_v6, const std::uint8_t* ip, std::uint16_t port) const;
 
   const std::vector<std::string>& tunnels() const { return tunnels_; }
+  // The tunnel the default route names, if it names one.
+  std::optional<std::size_t> default_tunnel() const;
 
  private:
   decision to(std::string_view via, std::string why) const;

@@ -905,4 +905,14 @@ TEST_CASE("several tunnels with routes: each tunnel a config of its own") {
             .find("tunnel t is listed twice") != std::string::npos);
   CHECK(err("j.yaml", head + "routes:\n  - match: 10.0.0.0/33\n    via: corp-a\n").find("routes[0].match") !=
         std::string::npos);
+  // Route words are not tunnel names, with one tunnel too (else "direct" would bypass it).
+  CHECK(err("k.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: direct\n"
+                      "  secret_file: a.secret\n  middle: m:1\n")
+            .find("a tunnel may not be called \"direct\"") != std::string::npos);
+  CHECK(err("l.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnels:\n"
+                      "  - {name: Lab, secret_file: a.secret, middle: \"m:1\"}\n  - {name: lab, secret_file: c.secret, middle: \"m:2\"}\n")
+            .find("tunnel lab is listed twice (names are compared in any letter case)") != std::string::npos);
+  CHECK(err("m.yaml", "name: x\nrole: server\ntunnel:\n  name: t\n  secret_file: a.secret\n  middle: m:1\n"
+                      "server:\n  bind_address: 0.0.0.0\n")
+            .find("expected an IP address of this host (the peer is told to connect there)") != std::string::npos);
 }

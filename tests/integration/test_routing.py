@@ -73,6 +73,47 @@ class RoutingTest(unittest.TestCase):
             cli.wait_for_log(r"CONNECT 192\.0\.2\.1:80 refused: no route leads there \(the default route is refuse\)")
             self.assertNotIn("192.0.2.1", srv_a.log() + srv_c.log())
 
+    def test_udp_datagrams_are_routed_one_by_one(self):
+        from test_bind_udp import DnsServer, socks5_request, udp_header, parse_udp_header, dns_query, dns_answer_a
+        import socket
+        with World() as w:
+            sport, cli, srv_a, srv_c = self.world(w, "refuse")
+            dns_a = DnsServer({"a.corp": "10.0.0.1"}, host="127.0.0.1")
+            dns_c = DnsServer({"c.lab": "172.16.0.1"}, host="127.0.0.2")
+            try:
+                # No default tunnel: the association opens a channel in a
+                # tunnel when its first datagram for that tunnel comes.
+                ctl, (rep, host, port) = socks5_request(sport, 3, "0.0.0.0", 0)
+                self.assertEqual(rep, 0)
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.settimeout(10)
+                for qid, (dns_host, dns, name, want) in enumerate(
+                        [("127.0.0.1", dns_a, "a.corp", "10.0.0.1"), ("127.0.0.2", dns_c, "c.lab", "172.16.0.1"),
+                         ("127.0.0.2.lab-c.lstp", dns_c, "c.lab", "172.16.0.1")]):
+                    if "lstp" in dns_host:
+                        header = b"\x00\x00\x00\x03" + bytes([len(dns_host)]) + dns_host.encode() + dns.port.to_bytes(2, "big")
+                    else:
+                        header = udp_header(dns_host, dns.port)
+                    u.sendto(header + dns_query(name, qid), (host, port))
+                    _, _, payload = parse_udp_header(u.recvfrom(4096)[0])
+                    self.assertEqual(dns_answer_a(payload), (qid, want))
+                self.assertEqual(len(dns_a.queries), 1)
+                self.assertEqual(len(dns_c.queries), 2)
+                srv_a.wait_for_log(r"tunnel corp-a channel \d+ \(UDP for 0\.0\.0\.0:0\): relaying")
+                srv_c.wait_for_log(r"tunnel lab-c channel \d+ \(UDP for 0\.0\.0\.0:0\): relaying")
+                # What no route takes is dropped at the client end.
+                u.sendto(udp_header("192.0.2.1", 53) + dns_query("x", 9), (host, port))
+                cli.wait_for_log(r"datagram dropped: no route leads to 192\.0\.2\.1:53")
+                ctl.close()
+                cli.wait_for_log(r"UDP association ended \(the app closed its control connection\); "
+                                 r"datagrams out 3, back 3, dropped 1")
+                srv_a.wait_for_log(r"association ended")
+                srv_c.wait_for_log(r"association ended")
+                u.close()
+            finally:
+                dns_a.close()
+                dns_c.close()
+
     def test_the_default_route_takes_the_rest(self):
         with World() as w:
             sport, cli, srv_a, srv_c = self.world(w, "lab-c")

@@ -75,3 +75,13 @@ TEST_CASE("the default route: a tunnel, direct or refuse", "[routing]") {
   CHECK(by_ip(go_direct, "192.0.2.1").what == decision::kind::direct);
   CHECK(by_ip(go_direct, "10.0.0.1").what == decision::kind::tunnel);
 }
+
+TEST_CASE("the longest .<tunnel>.lstp suffix wins", "[routing]") {
+  route_table t({"corp", "x.corp"}, {}, "refuse");
+  auto d = by_name(t, "a.x.corp.lstp");
+  REQUIRE(d.what == decision::kind::tunnel);
+  CHECK(d.tunnel == 1);
+  CHECK(*d.host == "a");
+  CHECK(by_name(t, "a.y.corp.lstp").tunnel == 0);
+  CHECK(*by_name(t, "a.y.corp.lstp").host == "a.y");
+}
