@@ -13,6 +13,9 @@ bash tools/build.sh
 ctest --test-dir build --output-on-failure -L unit
 ctest --test-dir build --output-on-failure -L conf
 ctest --test-dir build --output-on-failure -L integration
+# The benchmark suite in smoke mode: small sizes, only to prove it still runs
+# (numbers from a shared CI machine mean nothing; nothing asserts on them).
+python3 bench/run.py --smoke
 
 if [ "${LSTP_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake -S . -B build-asan -DLSTP_SANITIZE=ON -DLSTP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
