@@ -15,6 +15,7 @@
 #include "runtime/hop_socket.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
+#include "transport/splice_pump.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/hop_acceptor.hpp"
@@ -48,6 +49,19 @@ std::string describe(const lstp::setup_message& s) {
 // direction, read then written: a slow receiver stops the reads, so pressure
 // reaches the sender through every hop.
 asio::awaitable<void> copy_one_way(transport::hop_stream& from, transport::hop_stream& to, std::uint64_t& count) {
+  if (from.plain_tcp() && to.plain_tcp()) {
+    // Both hops are plain TCP: the kernel moves the bytes (splice), the
+    // same semantics without the copies.
+    boost::system::error_code ec;
+    co_await transport::splice_one_way(from.tcp(), to.tcp(), count, ec);
+    if (ec == asio::error::eof) {
+      to.shutdown_send();
+    } else {
+      from.close();
+      to.close();
+    }
+    co_return;
+  }
   std::vector<std::uint8_t> buf(pump_buffer);
   for (;;) {
     boost::system::error_code ec;

@@ -42,6 +42,11 @@ class hop_stream {
   // a WebSocket or TLS layer unusable): only cancel to give up on the hop.
   virtual boost::asio::ip::tcp::socket& tcp() = 0;
 
+  // True when the hop's bytes are its TCP socket's bytes as they are: no
+  // carrier layer, nothing read ahead and held. A middle may then move them
+  // between two such hops with splice(2), never copying them to user space.
+  virtual bool plain_tcp() const { return false; }
+
   boost::asio::any_io_executor get_executor() { return tcp().get_executor(); }
   // For runtime::watchdog: makes pending operations complete with
   // operation_aborted, through every layer (a TLS layer also stops reading;

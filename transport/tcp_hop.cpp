@@ -68,6 +68,7 @@ class tcp_hop final : public hop_stream {
 
   std::string kind() const override { return "tcp"; }
   asio::ip::tcp::socket& tcp() override { return socket_; }
+  bool plain_tcp() const override { return pending_.empty(); }
 
  private:
   asio::ip::tcp::socket socket_;
