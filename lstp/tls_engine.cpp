@@ -134,6 +134,16 @@ std::optional<error_info> tls_engine::send(byte_view plaintext) {
   return std::nullopt;
 }
 
+std::optional<bytes> tls_engine::export_keying_material(const std::string& label, std::size_t length) const {
+  if (!impl_->channel->is_active()) return std::nullopt;
+  try {
+    auto k = impl_->channel->key_material_export(label, "", length);
+    return bytes(k.begin(), k.end());
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 void tls_engine::close() {
   try {
     if (!impl_->channel->is_closed()) impl_->channel->close();

@@ -42,6 +42,8 @@ class tls_engine {
   std::optional<error_info> send(byte_view plaintext);
   void close();
   bool active() const;
+  // RFC 5705 keying material from the active session (nullopt before).
+  std::optional<bytes> export_keying_material(const std::string& label, std::size_t length) const;
 
  private:
   struct impl;

@@ -16,6 +16,7 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_h
       last_rx_(now),
       last_ping_(now) {
   if (params_.self.software.empty()) params_.self.software = std::string(software_name);
+  if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
   our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = encode_setup(our_setup_);
 }
@@ -51,6 +52,8 @@ void tunnel::handle_setup(clock::time_point now) {
   info_.master = is_master(params_.self.nonce, peer.info.nonce);
   info_.path = path_view(our_setup_.topology.front(), peer.topology);
   peer_clear_info_frame_ = peer.info_frame;
+  records_negotiated_ =
+      (params_.self.features & feature_record_layer) != 0 && (peer.info.features & feature_record_layer) != 0;
   next_own_id_ = info_.master ? 1 : 2;
   state_ = tunnel_state::tls_handshake;
   handshake_deadline_ = now + params_.limits.handshake_timeout;
@@ -62,11 +65,57 @@ void tunnel::handle_setup(clock::time_point now) {
 
 void tunnel::feed_tls(byte_view ciphertext) {
   if (!tls_) return;
+  if (opener_) {
+    // The LSTP record layer (PROTOCOL.md 3.5). Frames from records that
+    // verified are handled even when a later record in the same read fails.
+    auto err = opener_->receive(ciphertext, [this](byte_view p) { plain_in_.feed(p); });
+    dispatch_frames();
+    if (err) fail(err->code, err->reason);
+    return;
+  }
+  if (records_negotiated_) return feed_tls_records(ciphertext);
   if (auto err = tls_->received(ciphertext)) {
     fail(err->code, err->reason);
     return;
   }
   dispatch_frames();
+}
+
+// Until the switch, Botan gets whole TLS records one at a time: the record
+// that carries the peer's PROPERTY_EXCHANGE is its last, and the bytes after
+// it are LSTP records, which Botan must never see.
+void tunnel::feed_tls_records(byte_view ciphertext) {
+  constexpr std::size_t tls_header = 5;
+  constexpr std::size_t tls_max_record = 16384 + 2048;  // TLS 1.2's ciphertext limit
+  tls_in_.insert(tls_in_.end(), ciphertext.begin(), ciphertext.end());
+  std::size_t pos = 0;
+  while (state_ != tunnel_state::closed && tls_in_.size() - pos >= tls_header) {
+    const std::size_t length = static_cast<std::size_t>(tls_in_[pos + 3]) << 8 | tls_in_[pos + 4];
+    if (length > tls_max_record) return fail(wire_error::protocol_error, "TLS record too long");
+    if (tls_in_.size() - pos < tls_header + length) break;
+    const byte_view record(tls_in_.data() + pos, tls_header + length);
+    pos += tls_header + length;
+    if (auto err = tls_->received(record)) return fail(err->code, err->reason);
+    dispatch_frames();
+    if (state_ == tunnel_state::up && !opener_) {
+      if (!switch_to_records_in()) return;
+      bytes rest(tls_in_.begin() + static_cast<std::ptrdiff_t>(pos), tls_in_.end());
+      tls_in_ = {};
+      if (!rest.empty()) feed_tls(rest);
+      return;
+    }
+  }
+  if (state_ != tunnel_state::closed) tls_in_.erase(tls_in_.begin(), tls_in_.begin() + static_cast<std::ptrdiff_t>(pos));
+}
+
+bool tunnel::switch_to_records_in() {
+  if (!in_keys_) {
+    fail(wire_error::protocol_error, "the record layer keys are missing");
+    return false;
+  }
+  opener_ = std::make_unique<record_opener>(*in_keys_);
+  in_keys_.reset();
+  return true;
 }
 
 void tunnel::tls_ciphertext(byte_view data) { out_.insert(out_.end(), data.begin(), data.end()); }
@@ -83,6 +132,15 @@ void tunnel::tls_activated(std::string_view cipher) {
                         {"high_watermark", std::to_string(params_.limits.high_watermark)},
                         {"pause_slack", std::to_string(params_.limits.pause_slack)}});
   send_plain(b);
+  if (records_negotiated_ && state_ != tunnel_state::closed) {
+    // Our last TLS record is out: from now on we send LSTP records.
+    auto exported = tls_->export_keying_material(record_export_label, record_export_size);
+    if (!exported || exported->size() != record_export_size)
+      return fail(wire_error::protocol_error, "cannot export the record layer keys from TLS");
+    auto [out_keys, in_keys] = split_record_keys(*exported, info_.master);
+    sealer_ = std::make_unique<record_sealer>(out_keys);
+    in_keys_ = in_keys;
+  }
 }
 
 void tunnel::tls_closed() {
@@ -90,8 +148,24 @@ void tunnel::tls_closed() {
 }
 
 void tunnel::send_plain(const bytes& frame) {
-  if (!tls_ || !tls_->active() || state_ == tunnel_state::closed) return;
+  if (!tls_ || state_ == tunnel_state::closed) return;
+  if (sealer_) {
+    byte_view rest(frame);
+    while (!rest.empty()) {
+      const auto n = std::min(rest.size(), max_record_plaintext);
+      sealer_->seal(out_, rest.first(n));
+      rest = rest.subspan(n);
+    }
+    return;
+  }
+  if (!tls_->active()) return;
   if (auto err = tls_->send(frame)) fail(err->code, err->reason);
+}
+
+void tunnel::close_tls() {
+  // After the switch to LSTP records a TLS alert would be garbage to the
+  // peer: the hop's end says it instead.
+  if (tls_ && !sealer_) tls_->close();
 }
 
 void tunnel::dispatch_frames() {
@@ -475,7 +549,7 @@ void tunnel::shutdown(std::string_view reason, clock::time_point now) {
   if (state_ == tunnel_state::closed || shutting_down_) return;
   if (state_ != tunnel_state::up) {
     // Nothing to drain yet: end now.
-    if (tls_) tls_->close();
+    close_tls();
     return finish({wire_error::shutting_down, std::string(reason)});
   }
   shutting_down_ = true;
@@ -494,7 +568,7 @@ void tunnel::begin_shutdown(clock::time_point now) {
 
 void tunnel::maybe_end_shutdown() {
   if (state_ != tunnel_state::up || !shutting_down() || !channels_.empty()) return;
-  if (tls_) tls_->close();
+  close_tls();
   finish({wire_error::shutting_down, shutdown_reason_});
 }
 
@@ -506,9 +580,9 @@ void tunnel::fail(wire_error code, std::string reason) {
   encode_error_info(scratch_, frame_type::error, 0, {code, reason});
   if (state_ == tunnel_state::setup) {
     out_.insert(out_.end(), scratch_.begin(), scratch_.end());  // still in the clear
-  } else if (tls_ && tls_->active()) {
+  } else if (sealer_ || (tls_ && tls_->active())) {
     send_plain(scratch_);
-    tls_->close();
+    close_tls();
   }
   finish({code, std::move(reason)});
 }

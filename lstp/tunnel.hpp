@@ -19,6 +19,7 @@
 
 #include "lstp/frame.hpp"
 #include "lstp/messages.hpp"
+#include "lstp/record_layer.hpp"
 #include "lstp/setup.hpp"
 #include "lstp/tls_engine.hpp"
 
@@ -44,6 +45,8 @@ struct tunnel_limits {
   clock::duration setup_wait = std::chrono::minutes(15);
   // After SHUTDOWN (sent or received), how long channels may take to end.
   clock::duration shutdown_grace = std::chrono::seconds(30);
+  // Offer the LSTP record layer (PROTOCOL.md 3.5); used when both ends do.
+  bool record_layer = true;
 };
 
 struct tunnel_params {
@@ -141,6 +144,8 @@ class tunnel final : public tls_sink {
   // channel rule, to play a misbehaving peer.
   void send_raw_frames(const bytes& frames) { send_plain(frames); }
 
+  // Both directions run on the LSTP record layer (PROTOCOL.md 3.5).
+  bool record_layer_active() const { return sealer_ && opener_; }
   bool channel_exists(std::uint32_t id) const { return channels_.count(id) != 0; }
   std::size_t channel_count() const { return channels_.size(); }
   bool paused_by_peer(std::uint32_t id) const;
@@ -175,12 +180,15 @@ class tunnel final : public tls_sink {
 
   void handle_setup(clock::time_point now);
   void feed_tls(byte_view ciphertext);
+  void feed_tls_records(byte_view ciphertext);
+  bool switch_to_records_in();
   void dispatch_frames();
   void handle_verifying(const frame_view& f);
   void handle_up(const frame_view& f);
   void handle_channel_frame(const frame_view& f);
   void handle_connection_request(const frame_view& f);
   void send_plain(const bytes& frame);  // encrypts one or more whole frames
+  void close_tls();
   void fail(wire_error code, std::string reason);
   void finish(const error_info& why);
   void channel_error(std::uint32_t id, wire_error code, std::string reason);
@@ -198,6 +206,14 @@ class tunnel final : public tls_sink {
   setup_message our_setup_;
   setup_reader setup_reader_;
   std::unique_ptr<tls_engine> tls_;
+  // The LSTP record layer, once negotiated (both COMMON_UNIQUE_INFO carry
+  // the feature) and switched to: out after our PROPERTY_EXCHANGE, in after
+  // the TLS record that carried the peer's.
+  bool records_negotiated_ = false;
+  std::unique_ptr<record_sealer> sealer_;
+  std::unique_ptr<record_opener> opener_;
+  std::optional<record_keys> in_keys_;
+  bytes tls_in_;  // whole TLS records are fed to Botan one by one until the switch
   frame_decoder plain_in_;
   bytes out_;
   bytes scratch_;

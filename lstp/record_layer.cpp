@@ -1,0 +1,114 @@
+#include "lstp/record_layer.hpp"
+
+#include <botan/aead.h>
+#include <botan/exceptn.h>
+
+#include <cstring>
+
+namespace lstp {
+
+namespace {
+std::unique_ptr<Botan::AEAD_Mode> make_aead(const record_keys& k, Botan::Cipher_Dir dir) {
+  auto a = Botan::AEAD_Mode::create_or_throw("AES-128/GCM", dir);
+  a->set_key(k.key.data(), k.key.size());
+  return a;
+}
+
+// TLS 1.3's construction: the IV with the record's sequence number XORed
+// into its last 8 bytes. Each direction has its own key and IV, and a
+// sequence number never repeats within a tunnel.
+std::array<std::uint8_t, 12> nonce_for(const std::array<std::uint8_t, 12>& iv, std::uint64_t seq) {
+  auto n = iv;
+  for (int i = 0; i < 8; ++i) n[static_cast<std::size_t>(11 - i)] ^= static_cast<std::uint8_t>(seq >> (8 * i));
+  return n;
+}
+
+void put_u32(std::uint8_t* p, std::uint32_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 24);
+  p[1] = static_cast<std::uint8_t>(v >> 16);
+  p[2] = static_cast<std::uint8_t>(v >> 8);
+  p[3] = static_cast<std::uint8_t>(v);
+}
+}  // namespace
+
+std::pair<record_keys, record_keys> split_record_keys(byte_view exported, bool master) {
+  record_keys m, s;
+  std::memcpy(m.key.data(), exported.data(), 16);
+  std::memcpy(s.key.data(), exported.data() + 16, 16);
+  std::memcpy(m.iv.data(), exported.data() + 32, 12);
+  std::memcpy(s.iv.data(), exported.data() + 44, 12);
+  return master ? std::pair{m, s} : std::pair{s, m};
+}
+
+record_sealer::record_sealer(const record_keys& k) : aead_(make_aead(k, Botan::ENCRYPTION)), iv_(k.iv) {}
+record_sealer::~record_sealer() = default;
+
+void record_sealer::seal(bytes& out, byte_view plaintext) {
+  const auto start = out.size();
+  const auto length = static_cast<std::uint32_t>(plaintext.size() + record_tag_size);
+  out.resize(start + record_header_size);
+  put_u32(out.data() + start, length);
+  out.insert(out.end(), plaintext.begin(), plaintext.end());
+  const auto nonce = nonce_for(iv_, seq_++);
+  // The length is authenticated: a middle cannot cut or splice records.
+  aead_->set_associated_data(out.data() + start, record_header_size);
+  aead_->start(nonce.data(), nonce.size());
+  // The bulk in place; only the last partial block and the tag go through
+  // Botan's final buffer.
+  const auto body = start + record_header_size;
+  const auto g = aead_->update_granularity();
+  const auto bulk = plaintext.size() / g * g;
+  if (bulk > 0) aead_->process(out.data() + body, bulk);
+  Botan::secure_vector<std::uint8_t> tail(out.begin() + static_cast<std::ptrdiff_t>(body + bulk), out.end());
+  aead_->finish(tail);
+  out.resize(body + bulk);
+  out.insert(out.end(), tail.begin(), tail.end());
+}
+
+record_opener::record_opener(const record_keys& k) : aead_(make_aead(k, Botan::DECRYPTION)), iv_(k.iv) {}
+record_opener::~record_opener() = default;
+
+std::optional<error_info> record_opener::receive(byte_view in, const std::function<void(byte_view)>& plaintext) {
+  if (failed_) return error_info{wire_error::protocol_error, "the record layer already failed"};
+  buf_.insert(buf_.end(), in.begin(), in.end());
+  std::size_t pos = 0;
+  std::optional<error_info> result;
+  while (buf_.size() - pos >= record_header_size) {
+    const auto* h = buf_.data() + pos;
+    const std::uint32_t length = static_cast<std::uint32_t>(h[0]) << 24 | static_cast<std::uint32_t>(h[1]) << 16 |
+                                 static_cast<std::uint32_t>(h[2]) << 8 | h[3];
+    if (length < record_tag_size || length > max_record_plaintext + record_tag_size) {
+      result = error_info{wire_error::frame_too_large, "record length " + std::to_string(length) + " out of range"};
+      break;
+    }
+    if (buf_.size() - pos < record_header_size + length) break;
+    const auto nonce = nonce_for(iv_, seq_++);
+    aead_->set_associated_data(h, record_header_size);
+    aead_->start(nonce.data(), nonce.size());
+    auto* body = buf_.data() + pos + record_header_size;
+    const std::size_t text = length - record_tag_size;
+    const auto g = aead_->update_granularity();
+    const auto bulk = text / g * g;
+    if (bulk > 0) aead_->process(body, bulk);
+    Botan::secure_vector<std::uint8_t> tail(body + bulk, body + length);
+    try {
+      aead_->finish(tail);
+    } catch (const Botan::Exception&) {
+      // Forged, altered, cut, replayed or reordered: nothing of it is used.
+      result = error_info{wire_error::protocol_error, "a record failed authentication (altered on the way?)"};
+      break;
+    }
+    std::memcpy(body + bulk, tail.data(), tail.size());
+    pos += record_header_size + length;
+    plaintext(byte_view(body, text));
+  }
+  if (result) {
+    failed_ = true;
+    buf_.clear();
+    return result;
+  }
+  buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos));
+  return std::nullopt;
+}
+
+}  // namespace lstp
