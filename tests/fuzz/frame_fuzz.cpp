@@ -6,6 +6,7 @@
 
 #include "lstp/frame.hpp"
 #include "lstp/messages.hpp"
+#include "lstp/record_layer.hpp"
 #include "lstp/setup.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -41,6 +42,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (again.size() != p.size() || !std::equal(again.begin(), again.end(), p.begin())) __builtin_trap();
       }
     }
+  }
+  // The record layer's opener on arbitrary bytes: refuses or waits, never
+  // delivers (nothing here carries a valid tag).
+  {
+    lstp::record_keys k;
+    lstp::record_opener opener(k);
+    std::size_t delivered = 0;
+    (void)opener.receive(in, [&](lstp::byte_view p) { delivered += p.size(); });
+    if (delivered != 0) __builtin_trap();
   }
   // The setup reader, as a middle proxy runs it on a new hop.
   lstp::setup_reader setup;
