@@ -98,38 +98,6 @@ def percentile(values, p):
 
 # ------------------------------------------------------------ local servers (the far side)
 
-class FileServer:
-    """Sends `size` zero bytes (a sparse file, from the page cache with
-    sendfile) to whoever connects, then closes."""
-
-    def __init__(self, directory, size):
-        self.path = os.path.join(directory, f"payload-{size}.bin")
-        with open(self.path, "wb") as f:
-            f.truncate(size)
-        self.size = size
-        self.lsn = socket.socket()
-        self.lsn.bind(("127.0.0.1", 0))
-        self.lsn.listen(256)
-        self.port = self.lsn.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.lsn.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
-
-    def one(self, c):
-        try:
-            with open(self.path, "rb") as f:
-                c.sendfile(f)
-        except OSError:
-            pass
-        c.close()
-
-
 class ThreadedServer:
     """A blocking server, one thread per connection: `handle(conn)`."""
 
@@ -158,6 +126,22 @@ class ThreadedServer:
             pass
         finally:
             c.close()
+
+
+class FileServer:
+    """Sends `size` zero bytes (a sparse file, from the page cache with
+    sendfile) to whoever connects, then closes."""
+
+    def __init__(self, directory, size):
+        self.path = os.path.join(directory, f"payload-{size}.bin")
+        with open(self.path, "wb") as f:
+            f.truncate(size)
+        self.size = size
+        self.port = ThreadedServer(self.send_file).port
+
+    def send_file(self, c):
+        with open(self.path, "rb") as f:
+            c.sendfile(f)
 
 
 def echo_handler(c):
