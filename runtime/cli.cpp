@@ -50,7 +50,12 @@ void set_stop_signals_blocked(bool blocked) {
 }
 }  // namespace
 
-void hold_stop_signals() { set_stop_signals_blocked(true); }
+void hold_stop_signals() {
+  // A write to a connection the peer closed must fail with EPIPE, not kill
+  // the process: splice(2) has no MSG_NOSIGNAL (the middle's pump uses it).
+  ::signal(SIGPIPE, SIG_IGN);
+  set_stop_signals_blocked(true);
+}
 
 void run_until_signal(boost::asio::io_context& io, std::function<void()> on_stop, std::chrono::milliseconds grace) {
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -16,7 +16,9 @@ namespace transport {
 // an error (ec set; bytes may be lost, as with a failed write). `count`
 // grows by the bytes delivered. Back-pressure is kept: while `to` cannot
 // take more, nothing more is read from `from` (at most one pipe's worth,
-// 1 MiB, is in flight here). Sets both sockets non-blocking.
+// 1 MiB, is in flight here). Sets both sockets non-blocking. The process
+// must ignore SIGPIPE (runtime::hold_stop_signals does): splice(2) to a
+// closed connection raises it, as it has no MSG_NOSIGNAL.
 boost::asio::awaitable<void> splice_one_way(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
                                             std::uint64_t& count, boost::system::error_code& ec);
 

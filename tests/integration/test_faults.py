@@ -44,6 +44,27 @@ class FaultTest(unittest.TestCase):
             s2.close()
             s.close()
 
+    def test_a_middle_survives_an_end_killed_mid_transfer(self):
+        # The middle splices bytes between plain TCP hops; writing into a hop
+        # whose end has gone must fail with EPIPE, not kill the middle with
+        # SIGPIPE. Several rounds, stopped and killed, as timing decides.
+        with World() as w:
+            sport = w.tunnel()
+            hose = w.servers.firehose("k")
+            for round_ in range(4):
+                s, _ = socks_connect(sport, "127.0.0.1", hose)
+                recv_exact(s, 4 * 1024 * 1024)  # the download is in full flow
+                os.kill(w.c.proc.pid, signal.SIGTERM if round_ % 2 == 0 else signal.SIGKILL)
+                w.c.proc.wait()
+                s.close()
+                w.m.wait_for_log(r"pair closed", count=round_ + 1)
+                time.sleep(0.3)
+                self.assertIsNone(w.m.proc.poll(), "the middle proxy died")
+                # A new client end pairs through the same middle.
+                _, w.c, _ = w.end(f"cli{round_}", "client", w.mport, socks_port=sport)
+                w.c.wait_for_log("tunnel it up", timeout=30)
+            w.procs = [p for p in w.procs if p.proc.returncode not in (-signal.SIGKILL,)]
+
     def test_a_restarted_middle_is_rejoined(self):
         with World() as w:
             sport = w.tunnel()
