@@ -37,12 +37,24 @@ void write_header(bytes& out, const frame_header& h) {
   w.u32(h.length);
 }
 
+std::array<std::uint8_t, header_size> header_bytes(const frame_header& h) {
+  std::array<std::uint8_t, header_size> b{};
+  b[0] = static_cast<std::uint8_t>(h.type);
+  b[1] = h.flags;
+  for (int i = 0; i < 4; ++i) {
+    b[static_cast<std::size_t>(7 - i)] = static_cast<std::uint8_t>(h.channel >> (8 * i));
+    b[static_cast<std::size_t>(11 - i)] = static_cast<std::uint8_t>(h.length >> (8 * i));
+  }
+  return b;
+}
+
 void write_frame(bytes& out, frame_type t, std::uint32_t channel, byte_view payload, std::uint8_t flags) {
   write_header(out, {t, flags, channel, static_cast<std::uint32_t>(payload.size())});
   out.insert(out.end(), payload.begin(), payload.end());
 }
 
 void frame_decoder::feed(byte_view in) {
+  settle();  // borrowed bytes come first
   // Compact lazily: drop returned bytes only when they are most of the buffer,
   // so a stream of small frames does not memmove on every call.
   if (pos_ > 0 && (pos_ == buf_.size() || pos_ > 64 * 1024)) {
@@ -52,11 +64,39 @@ void frame_decoder::feed(byte_view in) {
   buf_.insert(buf_.end(), in.begin(), in.end());
 }
 
+void frame_decoder::feed_borrowed(byte_view in) {
+  if (buf_.size() > pos_ || !borrowed_.empty()) return feed(in);  // a partial frame waits: join it
+  borrowed_ = in;
+}
+
+void frame_decoder::settle() {
+  if (borrowed_.empty()) return;
+  const auto rest = borrowed_;
+  borrowed_ = {};
+  feed(rest);
+}
+
 frame_decoder::result frame_decoder::next() {
   if (failed_) return failure_;
-  auto avail = buf_.size() - pos_;
-  if (avail < header_size) return {};
-  wire_reader r({buf_.data() + pos_, header_size});
+  if (!borrowed_.empty()) {
+    auto r = parse(borrowed_);
+    if (r.state == status::done) {
+      borrowed_ = borrowed_.subspan(header_size + r.frame.header.length);
+      return r;
+    }
+    if (r.state == status::invalid) return r;
+    settle();  // a partial frame: keep it until the rest comes
+    return {};
+  }
+  auto r = parse({buf_.data() + pos_, buf_.size() - pos_});
+  if (r.state == status::done) pos_ += header_size + r.frame.header.length;
+  return r;
+}
+
+// One frame from the front of `avail`, checked before its payload is awaited.
+frame_decoder::result frame_decoder::parse(byte_view avail) {
+  if (avail.size() < header_size) return {};
+  wire_reader r(avail.first(header_size));
   std::uint8_t type = 0, flags = 0;
   std::uint16_t reserved = 0;
   frame_header h;
@@ -69,6 +109,7 @@ frame_decoder::result frame_decoder::next() {
   h.flags = flags;
   auto fail = [&](wire_error e, std::string why) {
     failed_ = true;
+    borrowed_ = {};
     failure_ = {status::invalid, {}, e, std::move(why)};
     return failure_;
   };
@@ -78,11 +119,10 @@ frame_decoder::result frame_decoder::next() {
     return fail(wire_error::frame_too_large, std::string(to_string(h.type)) + " announces " +
                                                  std::to_string(h.length) + " bytes, limit is " +
                                                  std::to_string(limit_));
-  if (avail < header_size + h.length) return {};
+  if (avail.size() < header_size + h.length) return {};
   result ok;
   ok.state = status::done;
-  ok.frame = {h, {buf_.data() + pos_ + header_size, h.length}};
-  pos_ += header_size + h.length;
+  ok.frame = {h, avail.subspan(header_size, h.length)};
   return ok;
 }
 

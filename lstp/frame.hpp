@@ -5,6 +5,7 @@
 // never make it hold more than one maximal frame.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -54,6 +55,8 @@ struct frame_header {
 
 // Appends a header to `out`.
 void write_header(bytes& out, const frame_header& h);
+// A header's bytes, for a frame that is sealed from its parts.
+std::array<std::uint8_t, header_size> header_bytes(const frame_header& h);
 // Appends a whole frame (header and payload) to `out`.
 void write_frame(bytes& out, frame_type t, std::uint32_t channel, byte_view payload, std::uint8_t flags = 0);
 
@@ -78,15 +81,24 @@ class frame_decoder {
   explicit frame_decoder(std::size_t payload_limit = max_payload) : limit_(payload_limit) {}
 
   void feed(byte_view in);
+  // Like feed(), but frames are returned straight from `in` (no copy) when
+  // nothing is buffered: the caller calls next() until need_more or invalid
+  // while `in` is alive, then settle(), which copies only a trailing partial
+  // frame. The data path's records hold whole frames, so it copies nothing.
+  void feed_borrowed(byte_view in);
+  void settle();
   result next();
   // Bytes fed but not yet returned as frames (e.g. TLS records that follow
   // the setup frames on the same hop).
   byte_view unread() const { return {buf_.data() + pos_, buf_.size() - pos_}; }
-  std::size_t buffered() const { return buf_.size() - pos_; }
+  std::size_t buffered() const { return buf_.size() - pos_ + borrowed_.size(); }
 
  private:
+  result parse(byte_view avail);
+
   bytes buf_;
   std::size_t pos_ = 0;  // start of the first unreturned byte
+  byte_view borrowed_;   // fed with feed_borrowed, not yet returned
   std::size_t limit_;
   bool failed_ = false;
   frame_decoder::result failure_;

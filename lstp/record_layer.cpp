@@ -43,72 +43,92 @@ std::pair<record_keys, record_keys> split_record_keys(byte_view exported, bool m
 record_sealer::record_sealer(const record_keys& k) : aead_(make_aead(k, Botan::ENCRYPTION)), iv_(k.iv) {}
 record_sealer::~record_sealer() = default;
 
-void record_sealer::seal(bytes& out, byte_view plaintext) {
+void record_sealer::seal(bytes& out, byte_view head, byte_view body) {
   const auto start = out.size();
-  const auto length = static_cast<std::uint32_t>(plaintext.size() + record_tag_size);
+  const auto text = head.size() + body.size();
+  const auto length = static_cast<std::uint32_t>(text + record_tag_size);
   out.resize(start + record_header_size);
   put_u32(out.data() + start, length);
-  out.insert(out.end(), plaintext.begin(), plaintext.end());
+  out.insert(out.end(), head.begin(), head.end());
+  out.insert(out.end(), body.begin(), body.end());
   const auto nonce = nonce_for(iv_, seq_++);
   // The length is authenticated: a middle cannot cut or splice records.
   aead_->set_associated_data(out.data() + start, record_header_size);
   aead_->start(nonce.data(), nonce.size());
   // The bulk in place; only the last partial block and the tag go through
   // Botan's final buffer.
-  const auto body = start + record_header_size;
+  const auto at = start + record_header_size;
   const auto g = aead_->update_granularity();
-  const auto bulk = plaintext.size() / g * g;
-  if (bulk > 0) aead_->process(out.data() + body, bulk);
-  Botan::secure_vector<std::uint8_t> tail(out.begin() + static_cast<std::ptrdiff_t>(body + bulk), out.end());
-  aead_->finish(tail);
-  out.resize(body + bulk);
-  out.insert(out.end(), tail.begin(), tail.end());
+  const auto bulk = text / g * g;
+  if (bulk > 0) aead_->process(out.data() + at, bulk);
+  tail_.assign(out.begin() + static_cast<std::ptrdiff_t>(at + bulk), out.end());
+  aead_->finish(tail_);
+  out.resize(at + bulk);
+  out.insert(out.end(), tail_.begin(), tail_.end());
 }
 
 record_opener::record_opener(const record_keys& k) : aead_(make_aead(k, Botan::DECRYPTION)), iv_(k.iv) {}
 record_opener::~record_opener() = default;
 
-std::optional<error_info> record_opener::receive(byte_view in, const std::function<void(byte_view)>& plaintext) {
+std::span<std::uint8_t> record_opener::space(std::size_t want) {
+  if (start_ == end_) start_ = end_ = 0;
+  if (buf_.size() - end_ < want) {
+    // Move the partial record to the front; it is at most one record, and
+    // this happens once per buffer's worth of input.
+    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    end_ -= start_;
+    start_ = 0;
+    if (buf_.size() - end_ < want) buf_.resize(end_ + want);
+  }
+  return {buf_.data() + end_, buf_.size() - end_};
+}
+
+std::optional<error_info> record_opener::receive(byte_view in, const std::function<bool(byte_view)>& plaintext) {
   if (failed_) return error_info{wire_error::protocol_error, "the record layer already failed"};
-  buf_.insert(buf_.end(), in.begin(), in.end());
-  std::size_t pos = 0;
+  auto room = space(in.size());
+  std::memcpy(room.data(), in.data(), in.size());
+  return commit(in.size(), plaintext);
+}
+
+std::optional<error_info> record_opener::commit(std::size_t n, const std::function<bool(byte_view)>& plaintext) {
+  if (failed_) return error_info{wire_error::protocol_error, "the record layer already failed"};
+  end_ += n;
   std::optional<error_info> result;
-  while (buf_.size() - pos >= record_header_size) {
-    const auto* h = buf_.data() + pos;
+  while (end_ - start_ >= record_header_size) {
+    auto* h = buf_.data() + start_;
     const std::uint32_t length = static_cast<std::uint32_t>(h[0]) << 24 | static_cast<std::uint32_t>(h[1]) << 16 |
                                  static_cast<std::uint32_t>(h[2]) << 8 | h[3];
     if (length < record_tag_size || length > max_record_plaintext + record_tag_size) {
       result = error_info{wire_error::frame_too_large, "record length " + std::to_string(length) + " out of range"};
       break;
     }
-    if (buf_.size() - pos < record_header_size + length) break;
+    if (end_ - start_ < record_header_size + length) break;
     const auto nonce = nonce_for(iv_, seq_++);
     aead_->set_associated_data(h, record_header_size);
     aead_->start(nonce.data(), nonce.size());
-    auto* body = buf_.data() + pos + record_header_size;
+    auto* body = h + record_header_size;
     const std::size_t text = length - record_tag_size;
     const auto g = aead_->update_granularity();
     const auto bulk = text / g * g;
     if (bulk > 0) aead_->process(body, bulk);
-    Botan::secure_vector<std::uint8_t> tail(body + bulk, body + length);
+    tail_.assign(body + bulk, body + length);
     try {
-      aead_->finish(tail);
+      aead_->finish(tail_);
     } catch (const Botan::Exception&) {
       // Forged, altered, cut, replayed or reordered: nothing of it is used.
       result = error_info{wire_error::protocol_error, "a record failed authentication (altered on the way?)"};
       break;
     }
-    std::memcpy(body + bulk, tail.data(), tail.size());
-    pos += record_header_size + length;
-    plaintext(byte_view(body, text));
+    std::memcpy(body + bulk, tail_.data(), tail_.size());
+    start_ += record_header_size + length;
+    if (!plaintext(byte_view(body, text))) return std::nullopt;
   }
   if (result) {
     failed_ = true;
-    buf_.clear();
-    return result;
+    buf_ = {};
+    start_ = end_ = 0;
   }
-  buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos));
-  return std::nullopt;
+  return result;
 }
 
 }  // namespace lstp

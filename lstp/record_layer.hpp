@@ -12,8 +12,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "lstp/messages.hpp"
+
+#include <botan/secmem.h>
 
 namespace Botan {
 class AEAD_Mode;
@@ -43,29 +46,42 @@ class record_sealer {
  public:
   explicit record_sealer(const record_keys& k);
   ~record_sealer();
-  // Appends one record holding `plaintext` (at most max_record_plaintext).
-  void seal(bytes& out, byte_view plaintext);
+  // Appends one record holding `head` then `body` (together at most
+  // max_record_plaintext): a frame's header and payload go straight from
+  // where they are into the record, with no frame assembled first.
+  void seal(bytes& out, byte_view head, byte_view body = {});
 
  private:
   std::unique_ptr<Botan::AEAD_Mode> aead_;
   std::array<std::uint8_t, 12> iv_;
   std::uint64_t seq_ = 0;
+  Botan::secure_vector<std::uint8_t> tail_;  // the last partial block and the tag; reused
 };
 
 class record_opener {
  public:
   explicit record_opener(const record_keys& k);
   ~record_opener();
-  // Feeds bytes from the hop; `plaintext` is called with each record's
-  // contents once its tag verified (the span dies on return). Returns an
-  // error for an oversized or forged record; nothing after it is opened.
-  std::optional<error_info> receive(byte_view in, const std::function<void(byte_view)>& plaintext);
+  // Zero-copy input: room for at least `want` bytes from the hop, to be
+  // read into directly and then handed over with commit(). Records are
+  // opened in place there.
+  std::span<std::uint8_t> space(std::size_t want);
+  // `plaintext` is called with each record's contents once its tag verified
+  // (the span dies on return); it returns false to stop (the tunnel
+  // closed). Returns an error for an oversized or forged record; nothing
+  // after it is opened.
+  std::optional<error_info> commit(std::size_t n, const std::function<bool(byte_view)>& plaintext);
+  // Feeds bytes from elsewhere: a copy into space(), then commit().
+  std::optional<error_info> receive(byte_view in, const std::function<bool(byte_view)>& plaintext);
+  std::size_t buffered() const { return end_ - start_; }
 
  private:
   std::unique_ptr<Botan::AEAD_Mode> aead_;
   std::array<std::uint8_t, 12> iv_;
   std::uint64_t seq_ = 0;
-  bytes buf_;
+  bytes buf_;               // records arrive in [start_, end_); room after end_
+  std::size_t start_ = 0, end_ = 0;
+  Botan::secure_vector<std::uint8_t> tail_;
   bool failed_ = false;
 };
 

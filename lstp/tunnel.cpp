@@ -34,6 +34,33 @@ void tunnel::receive(byte_view bytes, clock::time_point now) {
   feed_tls(bytes);
 }
 
+std::span<std::uint8_t> tunnel::receive_space(std::size_t want) {
+  space_in_opener_ = opener_ != nullptr;
+  if (opener_) return opener_->space(want);
+  if (in_.size() < want) in_.resize(want);
+  return {in_.data(), want};
+}
+
+void tunnel::received(std::size_t n, clock::time_point now) {
+  if (!space_in_opener_) {
+    receive(byte_view(in_.data(), n), now);
+    if (opener_) in_ = bytes{};  // switched: the record layer reads into its own buffer now
+    return;
+  }
+  if (state_ == tunnel_state::closed) return;
+  last_rx_ = now;
+  auto err = opener_->commit(n, [this](byte_view p) { return on_record(p); });
+  if (err) fail(err->code, err->reason);
+}
+
+// One verified record's frames, handled straight from the record.
+bool tunnel::on_record(byte_view plaintext) {
+  plain_in_.feed_borrowed(plaintext);
+  dispatch_frames();
+  plain_in_.settle();
+  return state_ != tunnel_state::closed;
+}
+
 void tunnel::handle_setup(clock::time_point now) {
   auto r = setup_reader_.next();
   switch (r.state) {
@@ -68,8 +95,7 @@ void tunnel::feed_tls(byte_view ciphertext) {
   if (opener_) {
     // The LSTP record layer (PROTOCOL.md 3.5). Frames from records that
     // verified are handled even when a later record in the same read fails.
-    auto err = opener_->receive(ciphertext, [this](byte_view p) { plain_in_.feed(p); });
-    dispatch_frames();
+    auto err = opener_->receive(ciphertext, [this](byte_view p) { return on_record(p); });
     if (err) fail(err->code, err->reason);
     return;
   }
@@ -497,9 +523,18 @@ void tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
   do {
     auto n = std::min(data.size(), max_data_payload);
     const bool last = n == data.size();
-    scratch_.clear();
-    write_frame(scratch_, frame_type::service_data, id, data.first(n), last && fin ? flag_fin : 0);
-    send_plain(scratch_);
+    const frame_header h{frame_type::service_data, static_cast<std::uint8_t>(last && fin ? flag_fin : 0), id,
+                         static_cast<std::uint32_t>(n)};
+    if (sealer_ && state_ != tunnel_state::closed) {
+      // Header and payload go straight into the record: no frame is built.
+      const auto head = header_bytes(h);
+      sealer_->seal(out_, head, data.first(n));
+    } else {
+      scratch_.clear();
+      write_header(scratch_, h);
+      scratch_.insert(scratch_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+      send_plain(scratch_);
+    }
     // A failed send closes the tunnel and drops every channel.
     if (state_ == tunnel_state::closed) return;
     data = data.subspan(n);

@@ -107,6 +107,10 @@ class tunnel final : public tls_sink {
 
   // --- hop side ---
   void receive(byte_view bytes, clock::time_point now);
+  // The same without a copy: read at most `want` bytes from the hop into
+  // receive_space(want), then call received() with how many came.
+  std::span<std::uint8_t> receive_space(std::size_t want);
+  void received(std::size_t n, clock::time_point now);
   bytes& output() { return out_; }
   clock::time_point next_deadline() const;
   void on_timer(clock::time_point now);
@@ -181,6 +185,7 @@ class tunnel final : public tls_sink {
   void handle_setup(clock::time_point now);
   void feed_tls(byte_view ciphertext);
   void feed_tls_records(byte_view ciphertext);
+  bool on_record(byte_view plaintext);
   bool switch_to_records_in();
   void dispatch_frames();
   void handle_verifying(const frame_view& f);
@@ -213,6 +218,8 @@ class tunnel final : public tls_sink {
   std::unique_ptr<record_sealer> sealer_;
   std::unique_ptr<record_opener> opener_;
   std::optional<record_keys> in_keys_;
+  bytes in_;                  // receive_space() before the record layer
+  bool space_in_opener_ = false;  // receive_space() handed out the opener's buffer
   bytes tls_in_;  // whole TLS records are fed to Botan one by one until the switch
   frame_decoder plain_in_;
   bytes out_;

@@ -19,8 +19,7 @@ tunnel_driver::tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan
       writer_wake_(hop_->get_executor()),
       writer_done_(hop_->get_executor()),
       output_drained_(hop_->get_executor()),
-      timer_(hop_->get_executor()),
-      read_buf_(256 * 1024) {
+      timer_(hop_->get_executor()) {
   runtime::configure_hop_socket(hop_->tcp());
 }
 
@@ -58,7 +57,9 @@ asio::awaitable<void> tunnel_driver::read_loop() {
       co_await output_drained_.wait();
     if (tunnel_.state() == tunnel_state::closed) break;
     boost::system::error_code ec;
-    auto n = co_await hop_->read_some(asio::buffer(read_buf_), ec);
+    // Straight into the tunnel's buffer: records are opened where they land.
+    auto space = tunnel_.receive_space(read_size);
+    auto n = co_await hop_->read_some(asio::buffer(space.data(), space.size()), ec);
     if (ec) {
       if (tunnel_.state() != tunnel_state::closed)
         tunnel_.close({wire_error::general, ec == asio::error::eof ? "the hop to the middle proxy was closed"
@@ -67,7 +68,7 @@ asio::awaitable<void> tunnel_driver::read_loop() {
       break;
     }
     bytes_in_ += n;
-    tunnel_.receive(byte_view(read_buf_.data(), n), clock::now());
+    tunnel_.received(n, clock::now());
     writer_wake_.notify();
     if (tunnel_.state() == tunnel_state::closed) timer_.cancel();  // start the flush deadline
     // Re-arm only when the deadline came closer (e.g. the handshake began);

@@ -42,6 +42,8 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   // Once the tunnel is closed, how long its last bytes may take to leave
   // before the hop is cut regardless (a black-holed hop never drains).
   static constexpr std::chrono::seconds flush_grace{5};
+  // At most this much is read from the hop at once.
+  static constexpr std::size_t read_size = 256 * 1024;
 
   tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan::RandomNumberGenerator& rng,
                 tunnel_handler& handler);
@@ -76,7 +78,6 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   bool writer_finished_ = false;
   boost::asio::steady_timer timer_;
   std::deque<std::shared_ptr<data_source>> ready_;
-  bytes read_buf_;
   bytes write_buf_;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;

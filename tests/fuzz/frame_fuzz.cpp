@@ -49,7 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     lstp::record_keys k;
     lstp::record_opener opener(k);
     std::size_t delivered = 0;
-    (void)opener.receive(in, [&](lstp::byte_view p) { delivered += p.size(); });
+    (void)opener.receive(in, [&](lstp::byte_view p) {
+      delivered += p.size();
+      return true;
+    });
     if (delivered != 0) __builtin_trap();
   }
   // The setup reader, as a middle proxy runs it on a new hop.

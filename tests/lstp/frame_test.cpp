@@ -185,3 +185,48 @@ TEST_CASE("the setup reader names a too long topology as such", "[lstp][setup]")
   CHECK(res.state == setup_reader::status::invalid);
   CHECK(res.error == wire_error::topology_too_long);
 }
+
+TEST_CASE("borrowed input gives the same frames without copying whole ones", "[lstp][frame]") {
+  bytes stream;
+  write_frame(stream, frame_type::service_data, 7, bytes(1000, 'a'));
+  write_frame(stream, frame_type::service_data, 9, bytes(10, 'b'), flag_fin);
+  encode_empty(stream, frame_type::service_data_pause, 9);
+  for (std::size_t split = 0; split <= stream.size(); ++split) {
+    frame_decoder d;
+    std::vector<frame_type> types;
+    std::vector<bytes> got;
+    bool whole_frames_in_place = true;
+    for (auto part : {byte_view(stream).first(split), byte_view(stream).subspan(split)}) {
+      d.feed_borrowed(part);
+      for (;;) {
+        auto r = d.next();
+        if (r.state != frame_decoder::status::done) break;
+        // A frame wholly inside this part is returned from the part itself.
+        const bool inside = r.frame.payload.data() >= part.data() &&
+                            r.frame.payload.data() + r.frame.payload.size() <= part.data() + part.size();
+        const auto at = static_cast<std::size_t>(r.frame.payload.data() - part.data());
+        if (!inside && r.frame.header.length > 0 && at < part.size()) whole_frames_in_place = false;
+        got.emplace_back(r.frame.payload.begin(), r.frame.payload.end());
+        types.push_back(r.frame.header.type);
+      }
+      d.settle();  // `part` dies here: a partial frame is kept by copy
+    }
+    REQUIRE(got.size() == 3);
+    CHECK(got[0] == bytes(1000, 'a'));
+    CHECK(got[1] == bytes(10, 'b'));
+    CHECK(types.back() == frame_type::service_data_pause);
+    CHECK(d.buffered() == 0);
+    if (split == 0 || split == stream.size()) CHECK(whole_frames_in_place);
+  }
+}
+
+TEST_CASE("borrowed input with a bad header fails like copied input", "[lstp][frame][hostile]") {
+  bytes bad{0x20, 0, 0, 0, 0, 0, 0, 1, 0x7F, 0xFF, 0xFF, 0xFF};
+  frame_decoder d;
+  d.feed_borrowed(bad);
+  auto r = d.next();
+  CHECK(r.state == frame_decoder::status::invalid);
+  CHECK(r.error == wire_error::frame_too_large);
+  d.settle();
+  CHECK(d.next().state == frame_decoder::status::invalid);  // stays failed
+}

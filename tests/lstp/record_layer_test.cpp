@@ -34,6 +34,7 @@ TEST_CASE("records round-trip whatever their size and however the bytes arrive",
     auto err = open.receive(byte_view(&b, 1), [&](byte_view p) {
       seen.push_back(p.size());
       got.insert(got.end(), p.begin(), p.end());
+      return true;
     });
     REQUIRE_FALSE(err);
   }
@@ -49,11 +50,63 @@ TEST_CASE("records round-trip whatever their size and however the bytes arrive",
   CHECK(std::search(wire.begin(), wire.end(), want.begin() + 100, want.begin() + 132) == wire.end());
 }
 
+TEST_CASE("records read straight into the opener's space open in place", "[lstp][records]") {
+  record_sealer seal(keys(1));
+  bytes wire;
+  for (std::size_t n : {100, 65536 + 12, 5, 70000}) {
+    const auto p = pattern(n);
+    // A frame sealed from a header and a payload, as the tunnel sends data.
+    const auto head = std::min<std::size_t>(12, n);
+    seal.seal(wire, byte_view(p).first(head), byte_view(p).subspan(head));
+  }
+  for (std::size_t read : {std::size_t{1}, std::size_t{4096}, std::size_t{256 * 1024}}) {
+    record_opener open(keys(1));
+    std::vector<std::size_t> seen;
+    bool in_place = true;
+    for (std::size_t pos = 0; pos < wire.size();) {
+      auto room = open.space(read);
+      REQUIRE(room.size() >= read);
+      const auto n = std::min(read, wire.size() - pos);
+      std::copy_n(wire.begin() + static_cast<std::ptrdiff_t>(pos), n, room.begin());
+      pos += n;
+      auto err = open.commit(n, [&](byte_view p) {
+        seen.push_back(p.size());
+        // The plaintext lies in the buffer the bytes were read into: its
+        // record began at most one record before this read's room.
+        const auto at = reinterpret_cast<std::uintptr_t>(p.data());
+        const auto lo = reinterpret_cast<std::uintptr_t>(room.data()) - record_header_size - max_record_plaintext;
+        const auto hi = reinterpret_cast<std::uintptr_t>(room.data() + room.size());
+        if (at < lo || at >= hi) in_place = false;
+        CHECK(bytes(p.begin(), p.end()) == pattern(p.size()));
+        return true;
+      });
+      REQUIRE_FALSE(err);
+    }
+    CHECK(seen == std::vector<std::size_t>{100, 65536 + 12, 5, 70000});
+    CHECK(in_place);
+    CHECK(open.buffered() == 0);
+  }
+}
+
+TEST_CASE("an opener's reader that stops gets no more records", "[lstp][records]") {
+  record_sealer seal(keys(1));
+  bytes wire;
+  seal.seal(wire, pattern(10));
+  seal.seal(wire, pattern(20));
+  record_opener open(keys(1));
+  int calls = 0;
+  CHECK_FALSE(open.receive(wire, [&](byte_view) {
+    ++calls;
+    return false;  // e.g. the tunnel closed on the first record's frame
+  }));
+  CHECK(calls == 1);
+}
+
 TEST_CASE("a flipped bit, a replayed or a reordered record, or the wrong key are refused", "[lstp][records][hostile]") {
   const auto run = [](const bytes& wire, std::uint8_t key) {
     record_opener open(keys(key));
     std::size_t delivered = 0;
-    auto err = open.receive(wire, [&](byte_view p) { delivered += p.size(); });
+    auto err = open.receive(wire, [&](byte_view p) { delivered += p.size(); return true; });
     return std::pair{err, delivered};
   };
   record_sealer seal(keys(1));
@@ -86,12 +139,12 @@ TEST_CASE("a flipped bit, a replayed or a reordered record, or the wrong key are
 TEST_CASE("an oversized record length is refused before anything is buffered", "[lstp][records][hostile]") {
   record_opener open(keys(1));
   bytes header{0x7F, 0xFF, 0xFF, 0xFF};
-  auto err = open.receive(header, [](byte_view) {});
+  auto err = open.receive(header, [](byte_view) { return true; });
   REQUIRE(err);
   CHECK(err->code == wire_error::frame_too_large);
   bytes tiny{0, 0, 0, 3};
   record_opener open2(keys(1));
-  CHECK(open2.receive(tiny, [](byte_view) {}));
+  CHECK(open2.receive(tiny, [](byte_view) { return true; }));
 }
 
 TEST_CASE("both ends switch to the record layer once verified; either end may decline it", "[lstp][tunnel][records]") {

@@ -76,6 +76,9 @@ struct tunnel_pair {
   std::function<void(bytes&, bool to_server)> tamper;
   setup_reader from_client, from_server;
   bool paired = false;
+  // Non-zero: after pairing, bytes go in through receive_space()/received()
+  // at most this many at a time, as the Asio driver reads a hop.
+  std::size_t read_size = 0;
   topology_entry middle{hop_kind::middle, "m", "192.0.2.1:443"};
 
   explicit tunnel_pair(tunnel_limits limits = {}, const tunnel_keys& server_keys = test_keys(),
@@ -114,10 +117,21 @@ struct tunnel_pair {
         tamper(c2s, true);
         tamper(s2c, false);
       }
-      if (!c2s.empty()) server->receive(c2s, now);
-      if (!s2c.empty()) client->receive(s2c, now);
+      if (!c2s.empty()) give(*server, c2s);
+      if (!s2c.empty()) give(*client, s2c);
     }
     return rounds;
+  }
+
+  void give(tunnel& t, const bytes& in) {
+    if (read_size == 0) return t.receive(in, now);
+    for (std::size_t pos = 0; pos < in.size();) {
+      auto space = t.receive_space(read_size);
+      const auto n = std::min({space.size(), read_size, in.size() - pos});
+      std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(pos), n, space.begin());
+      t.received(n, now);
+      pos += n;
+    }
   }
 
   bool both_up() const { return client_events.up && server_events.up; }

@@ -92,6 +92,9 @@ TEST_CASE("a middle that flips a byte after pairing breaks the session, never th
 
 TEST_CASE("a channel carries data both ways, half-closes and frees itself", "[lstp][tunnel][channel]") {
   tunnel_pair p;
+  // However the hop's bytes are read: copied in whole, or straight into the
+  // tunnel's buffer one byte, an odd size or a big read at a time.
+  p.read_size = GENERATE(as<std::size_t>{}, 0, 1, 7, 65536 + 50, 256 * 1024);
   p.pump();
   REQUIRE(p.both_up());
   auto id = p.open_and_begin();
