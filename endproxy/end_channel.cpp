@@ -100,20 +100,30 @@ void end_channel::produce(lstp::tunnel& t) {
 
 asio::awaitable<void> end_channel::read_loop() {
   auto self = shared_from_this();
+  bool readable = true;  // worth a read without waiting first
   for (;;) {
     while ((queued_ || paused_) && !aborted_) co_await reader_wake_.wait();
     if (aborted_ || local_eof_) break;
     boost::system::error_code ec;
-    // Wait for data before taking a buffer, so idle channels cost no buffer.
-    co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-    if (aborted_) break;
+    if (!readable) {
+      // Wait for data before taking a buffer, so idle channels cost no buffer.
+      co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+      if (aborted_) break;
+    }
     std::size_t n = 0;
     if (!ec) {
+      // A plain non-blocking read: in a burst the data is usually there
+      // already, and a wait per chunk would cost a reactor round trip.
       if (from_local_.size() < read_chunk) from_local_ = owner_->take_buffer();
-      n = co_await socket_.async_read_some(asio::buffer(from_local_.data(), read_chunk),
-                                           asio::redirect_error(asio::use_awaitable, ec));
+      n = socket_.read_some(asio::buffer(from_local_.data(), read_chunk), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        readable = false;
+        owner_->release_buffer(std::move(from_local_));
+        from_local_ = {};
+        continue;
+      }
     }
-    if (aborted_) break;
+    readable = true;
     if (ec == asio::error::eof) {
       local_eof_ = true;
       queued_ = true;
