@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "policy/names.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -22,19 +23,14 @@ namespace config {
 
 namespace {
 
-// Values are echoed back in messages so the user sees what was read, but a
-// pasted blob should not flood the terminal and control bytes should not
-// reach it raw. Never called on a secret or a password.
-std::string lower_case(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool is_ip_address(const std::string& s) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
+// Values are echoed back in messages so the user sees what was read, but a
+// pasted blob should not flood the terminal and control bytes should not
+// reach it raw. Never called on a secret or a password.
 std::string quote(std::string_view s) {
   constexpr std::size_t max_shown = 80;
   std::string out = "\"";
@@ -973,7 +969,7 @@ end_config load_end(const std::string& path) {
       load_tunnel(src, item_field, t);
       // Routes and host.<tunnel>.lstp names compare tunnel names in any letter case.
       for (auto& prev : tunnel_list)
-        if (lower_case(prev.tunnel_name) == lower_case(t.tunnel_name))
+        if (policy::ascii_lower(prev.tunnel_name) == policy::ascii_lower(t.tunnel_name))
           item_field.fail("tunnel " + t.tunnel_name + " is listed twice (names are compared in any letter case)");
       // Each tunnel remembers its ways in a file of its own.
       if (!item["state_file"]) t.state_file = default_state_file(cfg.name + "." + t.tunnel_name);

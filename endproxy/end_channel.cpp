@@ -52,7 +52,7 @@ void end_channel::deliver(lstp::byte_view data) {
     const auto n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
     if (!ec && n > 0) {
       bytes_down_ += n;
-      owner_->proto().consumed(id_, n);
+      owner_->proto().consumed(id_, n, std::chrono::steady_clock::now());
       data = data.subspan(n);
     }
   }
@@ -68,7 +68,13 @@ void end_channel::peer_fin() {
 
 void end_channel::set_paused(bool paused) {
   paused_ = paused;
-  if (!paused) reader_wake_.notify();
+  if (paused) return;
+  if (from_local_len_ > 0 && !queued_ && !aborted_) {
+    // Bytes read before the credit ran out go first.
+    queued_ = true;
+    owner_->driver().schedule(shared_from_this());
+  }
+  reader_wake_.notify();
 }
 
 void end_channel::abort(std::string_view why) {
@@ -86,9 +92,13 @@ void end_channel::produce(lstp::tunnel& t) {
   queued_ = false;
   if (aborted_ || !t.channel_exists(id_)) return;
   if (from_local_len_ > 0 || local_eof_) {
-    t.send_data(id_, lstp::byte_view(from_local_.data(), from_local_len_), local_eof_);
-    bytes_up_ += from_local_len_;
-    from_local_len_ = 0;
+    const auto sent = t.send_data(id_, lstp::byte_view(from_local_.data() + from_local_at_, from_local_len_), local_eof_);
+    bytes_up_ += sent;
+    from_local_at_ += sent;
+    from_local_len_ -= sent;
+    // The rest waits for credit: set_paused(false) queues it again.
+    if (from_local_len_ > 0) return;
+    from_local_at_ = 0;
     if (local_eof_) fin_sent_ = true;
   }
   // Hand the buffer back: an idle channel holds no read buffer at all.
@@ -115,7 +125,9 @@ asio::awaitable<void> end_channel::read_loop() {
       // A plain non-blocking read: in a burst the data is usually there
       // already, and a wait per chunk would cost a reactor round trip.
       if (from_local_.size() < read_chunk) from_local_ = owner_->take_buffer();
-      n = socket_.read_some(asio::buffer(from_local_.data(), read_chunk), ec);
+      // No more than the channel's credit: what is read is sent at once.
+      const auto room = std::min(read_chunk, owner_->proto().send_allowance(id_));
+      n = socket_.read_some(asio::buffer(from_local_.data(), std::max<std::size_t>(room, 1)), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         readable = false;
         owner_->release_buffer(std::move(from_local_));
@@ -167,7 +179,7 @@ asio::awaitable<void> end_channel::write_loop() {
       break;
     }
     bytes_down_ += n;
-    owner_->proto().consumed(id_, n);
+    owner_->proto().consumed(id_, n, std::chrono::steady_clock::now());
     owner_->driver().wake();
   }
   writer_done_ = true;

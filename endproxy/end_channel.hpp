@@ -59,6 +59,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::string label_;  // "tunnel quickstart channel 5 (intranet:80)"
   // socket -> tunnel
   lstp::bytes from_local_;
+  std::size_t from_local_at_ = 0;  // start of the unsent bytes in from_local_
   std::size_t from_local_len_ = 0;
   bool local_eof_ = false;
   bool queued_ = false;

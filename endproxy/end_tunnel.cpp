@@ -295,12 +295,13 @@ void end_tunnel::attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_cha
 
 bool end_tunnel::send_datagram(std::uint32_t id, const lstp::address& far, lstp::byte_view data) {
   if (closed_ || !proto().channel_exists(id) || proto().paused_by_peer(id)) return false;
+  // A datagram goes whole or not at all: without the credit for it, it is dropped.
+  if (proto().send_allowance(id) < data.size() + 262) return false;
   // Datagrams may be lost; they are never queued behind a slow hop.
   if (proto().output().size() > lstp::asio_edge::tunnel_driver::output_limit) return false;
-  lstp::bytes payload;
-  payload.reserve(data.size() + 262);
-  lstp::encode_datagram(payload, far, data);
-  proto().send_data(id, payload);
+  datagram_.clear();  // one buffer for every datagram: no allocation per datagram
+  lstp::encode_datagram(datagram_, far, data);
+  proto().send_data(id, datagram_);
   driver_->wake();
   return true;
 }
@@ -329,7 +330,7 @@ void end_tunnel::on_data(std::uint32_t id, lstp::byte_view data) {
     auto d = it->second;
     d->deliver(data);
     // Sent or dropped at once: datagrams never hold flow control.
-    proto().consumed(id, data.size());
+    proto().consumed(id, data.size(), std::chrono::steady_clock::now());
   }
 }
 
@@ -348,19 +349,21 @@ void end_tunnel::on_resume(std::uint32_t id) {
 }
 
 void end_tunnel::on_channel_freed(std::uint32_t id, const lstp::error_info& why) {
-  const auto text = std::string("the peer ended the channel: ") + std::string(lstp::to_string(why.code)) +
-                    (why.reason.empty() ? "" : " (" + why.reason + ")");
-  if (auto ch = find(id)) ch->abort(text);
+  const auto text = [&] {
+    return std::string("the peer ended the channel: ") + std::string(lstp::to_string(why.code)) +
+           (why.reason.empty() ? "" : " (" + why.reason + ")");
+  };
+  if (auto ch = find(id)) ch->abort(text());
   if (auto it = datagrams_.find(id); it != datagrams_.end()) {
     auto d = it->second;
     datagrams_.erase(it);
-    d->abort(text);
+    d->abort(text());
   }
   if (auto it = listening_.find(id); it != listening_.end()) {
     boost::system::error_code ignored;
     it->second->close(ignored);
     listening_.erase(it);
-    log_info("bind", label(id, "BIND"), ": stopped listening: ", text);
+    log_info("bind", label(id, "BIND"), ": stopped listening: ", text());
   }
   // A BIND opener waiting for its second reply.
   on_channel_rejected(id, why);

@@ -11,6 +11,7 @@
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
+#include "transport/splice_pump.hpp"
 
 namespace endproxy {
 
@@ -141,15 +142,9 @@ struct splice_state {
 asio::awaitable<void> pump(std::shared_ptr<splice_state> st, int dir) {
   auto& from = dir == 0 ? st->a : st->b;
   auto& to = dir == 0 ? st->b : st->a;
-  std::vector<std::uint8_t> buf(64 * 1024);
+  // The kernel moves the bytes, as in a middle proxy between plain hops.
   boost::system::error_code ec;
-  for (;;) {
-    auto n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) break;
-    co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) break;
-    st->bytes[dir] += n;
-  }
+  co_await transport::splice_one_way(from, to, st->bytes[dir], ec);
   boost::system::error_code ignored;
   if (ec == asio::error::eof) {
     to.shutdown(tcp::socket::shutdown_send, ignored);  // the half-close goes on

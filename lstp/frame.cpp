@@ -20,6 +20,7 @@ std::string_view to_string(frame_type t) {
     case frame_type::service_data_pause: return "SERVICE_DATA_PAUSE";
     case frame_type::service_data_resume: return "SERVICE_DATA_RESUME";
     case frame_type::service_free_request: return "SERVICE_FREE_REQUEST";
+    case frame_type::service_data_credit: return "SERVICE_DATA_CREDIT";
     case frame_type::shutdown: return "SHUTDOWN";
     case frame_type::error: return "ERROR";
     case frame_type::ping: return "PING";

@@ -29,6 +29,7 @@ enum class frame_type : std::uint8_t {
   service_data_pause = 0x21,
   service_data_resume = 0x22,
   service_free_request = 0x23,
+  service_data_credit = 0x24,  // credit windows (feature 0x2): more bytes the sender may send
   shutdown = 0x30,
   error = 0x31,
   ping = 0x32,

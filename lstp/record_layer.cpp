@@ -72,22 +72,33 @@ record_opener::~record_opener() = default;
 
 std::span<std::uint8_t> record_opener::space(std::size_t want) {
   if (start_ == end_) start_ = end_ = 0;
-  if (buf_.size() - end_ < want) {
-    // Move the partial record to the front; it is at most one record, and
-    // this happens once per buffer's worth of input.
-    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
-    end_ -= start_;
-    start_ = 0;
-    if (buf_.size() - end_ < want) buf_.resize(end_ + want);
+  // Whatever room is left is offered while it holds a fair read; only then
+  // the partial record at the front moves down (at most one record, once
+  // per buffer's worth of input) or the buffer grows.
+  const auto fair = std::min<std::size_t>(want, 64 * 1024);
+  if (buf_.size() - end_ < fair) {
+    if (start_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+      end_ -= start_;
+      start_ = 0;
+    }
+    if (buf_.size() - end_ < want) buf_.resize(std::max(end_ + want, 2 * buf_.size()));
   }
   return {buf_.data() + end_, buf_.size() - end_};
 }
 
 std::optional<error_info> record_opener::receive(byte_view in, const std::function<bool(byte_view)>& plaintext) {
   if (failed_) return error_info{wire_error::protocol_error, "the record layer already failed"};
-  auto room = space(in.size());
-  std::memcpy(room.data(), in.data(), in.size());
-  return commit(in.size(), plaintext);
+  bool stopped = false;
+  const std::function<bool(byte_view)> until_stopped = [&](byte_view p) { return !(stopped = !plaintext(p)); };
+  while (!in.empty() && !stopped) {
+    auto room = space(in.size());
+    const auto n = std::min(room.size(), in.size());
+    std::memcpy(room.data(), in.data(), n);
+    if (auto err = commit(n, until_stopped)) return err;
+    in = in.subspan(n);
+  }
+  return std::nullopt;
 }
 
 std::optional<error_info> record_opener::commit(std::size_t n, const std::function<bool(byte_view)>& plaintext) {

@@ -62,9 +62,9 @@ class record_opener {
  public:
   explicit record_opener(const record_keys& k);
   ~record_opener();
-  // Zero-copy input: room for at least `want` bytes from the hop, to be
-  // read into directly and then handed over with commit(). Records are
-  // opened in place there.
+  // Zero-copy input: room for a read of up to `want` bytes from the hop
+  // (at least min(want, 64 KiB)), to be read into directly and then handed
+  // over with commit(). Records are opened in place there.
   std::span<std::uint8_t> space(std::size_t want);
   // `plaintext` is called with each record's contents once its tag verified
   // (the span dies on return); it returns false to stop (the tunnel

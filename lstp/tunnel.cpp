@@ -1,5 +1,7 @@
 #include "lstp/tunnel.hpp"
 
+#include <limits>
+
 #include <algorithm>
 
 namespace lstp {
@@ -17,6 +19,7 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_h
       last_ping_(now) {
   if (params_.self.software.empty()) params_.self.software = std::string(software_name);
   if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
+  if (params_.limits.credit_windows) params_.self.features |= feature_credit_windows;
   our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = encode_setup(our_setup_);
 }
@@ -81,6 +84,8 @@ void tunnel::handle_setup(clock::time_point now) {
   peer_clear_info_frame_ = peer.info_frame;
   records_negotiated_ =
       (params_.self.features & feature_record_layer) != 0 && (peer.info.features & feature_record_layer) != 0;
+  windows_negotiated_ = (params_.self.features & feature_credit_windows) != 0 &&
+                        (peer.info.features & feature_credit_windows) != 0;
   next_own_id_ = info_.master ? 1 : 2;
   state_ = tunnel_state::tls_handshake;
   handshake_deadline_ = now + params_.limits.handshake_timeout;
@@ -247,6 +252,7 @@ void tunnel::handle_verifying(const frame_view& f) {
       if (!decode_properties(f.payload, info_.peer_properties, why)) return fail(wire_error::protocol_error, why);
       state_ = tunnel_state::up;
       handshake_deadline_ = clock::time_point::max();
+      send_ping(last_rx_);  // the first of rtt_probes round trips: credit windows grow against them
       handler_.on_up(info_);
       return;
   }
@@ -264,7 +270,21 @@ void tunnel::handle_up(const frame_view& f) {
       encode_ping(scratch_, frame_type::pong, token);
       return send_plain(scratch_);
     }
-    case frame_type::pong: return;
+    case frame_type::pong: {
+      // Only ours carry a token we know; the round trip it took is a sample.
+      if (f.payload.size() != 8) return;
+      std::uint64_t token = 0;
+      for (auto b : f.payload) token = token << 8 | b;
+      if (token != rtt_ping_token_ || rtt_ping_token_ == 0) return;
+      const auto sample = last_rx_ - rtt_ping_sent_;
+      if (rtt_samples_ == 0 || sample < min_rtt_) min_rtt_ = sample;
+      ++rtt_samples_;
+      rtt_ping_token_ = 0;
+      // The first round trips after the handshake are slowed by its work:
+      // a few more, one after another, find the path's own.
+      if (rtt_samples_ < rtt_probes) send_ping(last_rx_);
+      return;
+    }
     case frame_type::shutdown: {
       std::string reason;
       wire_reader r(f.payload);
@@ -295,6 +315,7 @@ void tunnel::handle_up(const frame_view& f) {
     case frame_type::service_data:
     case frame_type::service_data_pause:
     case frame_type::service_data_resume:
+    case frame_type::service_data_credit:
     case frame_type::service_free_request: return handle_channel_frame(f);
     case frame_type::common_unique_info:
     case frame_type::topology_exchange:
@@ -331,7 +352,7 @@ void tunnel::handle_connection_request(const frame_view& f) {
   if (channels_.size() >= params_.limits.max_channels)
     return refuse(wire_error::general, "too many channels on this tunnel");
   if (shutting_down()) return refuse(wire_error::shutting_down, "the tunnel is shutting down");
-  channel ch;
+  channel ch = new_channel();
   ch.state = channel_state::accepting;
   ch.command = static_cast<connect_command>(req.command);
   channels_.emplace(id, ch);
@@ -397,6 +418,13 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       if (ch.state != channel_state::open || !ch.begun || ch.fin_received) return unexpected();
       if ((f.header.flags & ~flag_fin) != 0) return channel_error(id, wire_error::protocol_error, "unknown SERVICE_DATA flags");
       if (!f.payload.empty()) {
+        if (windows_negotiated_) {
+          if (f.payload.size() > ch.receive_credit)
+            return channel_error(id, wire_error::flow_control_violation,
+                                 "channel " + std::to_string(id) + " sent " + std::to_string(f.payload.size()) +
+                                     " bytes with only " + std::to_string(ch.receive_credit) + " of credit");
+          ch.receive_credit -= f.payload.size();
+        }
         ch.buffered += f.payload.size();
         if (ch.buffered > params_.limits.high_watermark + params_.limits.pause_slack) {
           return channel_error(id, wire_error::flow_control_violation,
@@ -425,11 +453,12 @@ void tunnel::handle_channel_frame(const frame_view& f) {
     case frame_type::service_data_pause:
       if (ch.paused_by_peer) return;  // a repeated PAUSE is harmless: ignore it
       ch.paused_by_peer = true;
-      return handler_.on_pause(id);
+      return update_blocked(id, ch);
     case frame_type::service_data_resume:
       if (!ch.paused_by_peer) return;
       ch.paused_by_peer = false;
-      return handler_.on_resume(id);
+      return update_blocked(id, ch);
+    case frame_type::service_data_credit: return handle_credit(id, ch, f);
     case frame_type::service_free_request: {
       error_info e;
       if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
@@ -462,7 +491,7 @@ std::optional<std::uint32_t> tunnel::open_channel(const connection_request& requ
   if (next_own_id_ > 0xFFFFFFFDu) return std::nullopt;  // ids exhausted: a new tunnel is needed
   auto id = next_own_id_;
   next_own_id_ += 2;
-  channel ch;
+  channel ch = new_channel();
   ch.we_opened = true;
   ch.state = channel_state::requested;
   ch.command = static_cast<connect_command>(request.command);
@@ -513,41 +542,63 @@ void tunnel::begin_service(std::uint32_t id) {
   send_plain(scratch_);
 }
 
-void tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
+std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
   auto it = channels_.find(id);
-  if (it == channels_.end()) return;
+  if (it == channels_.end()) return 0;
+  std::size_t allowed = data.size();
   {
     auto& ch = it->second;
-    if (ch.state != channel_state::open || !ch.begun || ch.fin_sent) return;
+    if (ch.state != channel_state::open || !ch.begun || ch.fin_sent) return 0;
+    if (windows_negotiated_) allowed = std::min(allowed, ch.send_credit);
   }
+  if (allowed == 0 && !(fin && data.empty())) return 0;
+  if (allowed < data.size()) fin = false;  // FIN goes with the last byte only
+  std::size_t sent = 0;
   do {
-    auto n = std::min(data.size(), max_data_payload);
-    const bool last = n == data.size();
+    auto n = std::min(allowed - sent, max_data_payload);
+    const bool last = sent + n == allowed;
     const frame_header h{frame_type::service_data, static_cast<std::uint8_t>(last && fin ? flag_fin : 0), id,
                          static_cast<std::uint32_t>(n)};
     if (sealer_ && state_ != tunnel_state::closed) {
       // Header and payload go straight into the record: no frame is built.
       const auto head = header_bytes(h);
-      sealer_->seal(out_, head, data.first(n));
+      sealer_->seal(out_, head, data.subspan(sent, n));
     } else {
       scratch_.clear();
       write_header(scratch_, h);
-      scratch_.insert(scratch_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+      scratch_.insert(scratch_.end(), data.begin() + static_cast<std::ptrdiff_t>(sent),
+                      data.begin() + static_cast<std::ptrdiff_t>(sent + n));
       send_plain(scratch_);
     }
     // A failed send closes the tunnel and drops every channel.
-    if (state_ == tunnel_state::closed) return;
-    data = data.subspan(n);
-  } while (!data.empty());
+    if (state_ == tunnel_state::closed) return 0;
+    sent += n;
+  } while (sent < allowed);
+  auto& ch = channels_.at(id);
+  if (windows_negotiated_) {
+    ch.send_credit -= sent;
+    update_blocked(id, ch);
+  }
   if (fin) {
-    auto& ch = channels_.at(id);
     ch.fin_sent = true;
     maybe_auto_free(id, ch);
     maybe_end_shutdown();
   }
+  return sent;
 }
 
-void tunnel::consumed(std::uint32_t id, std::size_t n) {
+std::size_t tunnel::send_allowance(std::uint32_t id) const {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return 0;
+  return windows_negotiated_ ? it->second.send_credit : std::numeric_limits<std::size_t>::max();
+}
+
+std::size_t tunnel::receive_window(std::uint32_t id) const {
+  auto it = channels_.find(id);
+  return it == channels_.end() ? 0 : it->second.window;
+}
+
+void tunnel::consumed(std::uint32_t id, std::size_t n, clock::time_point now) {
   auto it = channels_.find(id);
   if (it == channels_.end()) return;
   auto& ch = it->second;
@@ -558,6 +609,68 @@ void tunnel::consumed(std::uint32_t id, std::size_t n) {
     encode_empty(scratch_, frame_type::service_data_resume, id);
     send_plain(scratch_);
   }
+  if (!windows_negotiated_ || n == 0) return;
+  ch.ungranted += n;
+  ch.epoch_consumed += n;
+  std::size_t extra = 0;
+  if (ch.epoch_consumed >= ch.window) {
+    // The app took a whole window. In less than two round trips, the window
+    // (not the path or the app) is what limits this channel: double it. A
+    // window of two round trips' worth keeps the path full and no more, so
+    // bulk bytes never crowd the hops in front of other channels' frames.
+    if (rtt_samples_ > 0 && now - ch.epoch_start < 4 * min_rtt_ && ch.window < params_.limits.max_window) {
+      extra = std::min(ch.window, params_.limits.max_window - ch.window);
+      ch.window += extra;
+    }
+    ch.epoch_start = now;
+    ch.epoch_consumed = 0;
+  }
+  // Credit goes back in quarters of the window: few frames, and the sender
+  // never waits for a whole window to drain.
+  if (extra == 0 && ch.ungranted < std::max<std::size_t>(ch.window / 4, 1)) return;
+  const auto grant = ch.ungranted + extra;
+  ch.ungranted = 0;
+  ch.receive_credit += grant;
+  scratch_.clear();
+  write_header(scratch_, {frame_type::service_data_credit, 0, id, 4});
+  wire_writer(scratch_).u32(static_cast<std::uint32_t>(grant));
+  send_plain(scratch_);
+}
+
+void tunnel::handle_credit(std::uint32_t id, channel& ch, const frame_view& f) {
+  if (!windows_negotiated_ || ch.state != channel_state::open)
+    return channel_error(id, wire_error::unexpected_message,
+                         "SERVICE_DATA_CREDIT not allowed in this state of channel " + std::to_string(id));
+  std::uint32_t n = 0;
+  wire_reader r(f.payload);
+  if (!r.u32(n) || !r.done() || n == 0)
+    return channel_error(id, wire_error::protocol_error, "SERVICE_DATA_CREDIT payload malformed");
+  if (ch.send_credit + n > max_credit)
+    return channel_error(id, wire_error::flow_control_violation,
+                         "channel " + std::to_string(id) + " was granted more than 1 GiB of credit");
+  ch.send_credit += n;
+  update_blocked(id, ch);
+}
+
+tunnel::channel tunnel::new_channel() const {
+  channel ch;
+  if (windows_negotiated_) {
+    ch.send_credit = ch.receive_credit = ch.window = initial_credit;
+    ch.epoch_start = last_rx_;
+  }
+  return ch;
+}
+
+// The handler hears one PAUSE-like stop while the peer paused us or our
+// credit is spent, and one resume when neither holds any more.
+void tunnel::update_blocked(std::uint32_t id, channel& ch) {
+  const bool blocked = ch.paused_by_peer || (windows_negotiated_ && ch.send_credit == 0);
+  if (blocked == ch.blocked) return;
+  ch.blocked = blocked;
+  if (blocked)
+    handler_.on_pause(id);
+  else
+    handler_.on_resume(id);
 }
 
 void tunnel::free_channel(std::uint32_t id, const error_info& why) {
@@ -664,15 +777,20 @@ void tunnel::on_timer(clock::time_point now) {
     fail(wire_error::timeout, "nothing heard from the peer for too long: the tunnel is dead");
     return;
   }
-  if (now >= std::max(last_rx_, last_ping_) + params_.limits.keepalive) {
-    last_ping_ = now;
-    std::array<std::uint8_t, 8> token{};
-    auto c = ++ping_counter_;
-    for (int i = 7; i >= 0; --i, c >>= 8) token[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c);
-    scratch_.clear();
-    encode_ping(scratch_, frame_type::ping, token);
-    send_plain(scratch_);
-  }
+  if (now >= std::max(last_rx_, last_ping_) + params_.limits.keepalive) send_ping(now);
+}
+
+void tunnel::send_ping(clock::time_point now) {
+  last_ping_ = now;
+  std::array<std::uint8_t, 8> token{};
+  auto c = ++ping_counter_;
+  // The latest PING is the one timed; an older one's PONG is not a sample.
+  rtt_ping_token_ = c;
+  rtt_ping_sent_ = now;
+  for (int i = 7; i >= 0; --i, c >>= 8) token[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c);
+  scratch_.clear();
+  encode_ping(scratch_, frame_type::ping, token);
+  send_plain(scratch_);
 }
 
 }  // namespace lstp

@@ -47,7 +47,22 @@ struct tunnel_limits {
   clock::duration shutdown_grace = std::chrono::seconds(30);
   // Offer the LSTP record layer (PROTOCOL.md 3.5); used when both ends do.
   bool record_layer = true;
+  // Offer credit windows (PROTOCOL.md 5.4); used when both ends do. A
+  // channel's window starts at initial_credit and grows, up to max_window,
+  // while the app takes a window's worth faster than two round trips.
+  bool credit_windows = true;
+  std::size_t max_window = 16 * 1024 * 1024;
 };
+
+// Every channel's credit in each direction when it opens (PROTOCOL.md 5.4).
+inline constexpr std::size_t initial_credit = 256 * 1024;
+// PINGs sent one after another once the tunnel is up, to time its round trip.
+inline constexpr std::uint64_t rtt_probes = 4;
+// More credit than this outstanding is a FLOW_CONTROL_VIOLATION.
+inline constexpr std::size_t max_credit = std::size_t{1} << 30;
+
+// COMMON_UNIQUE_INFO `features` bit: this end speaks credit windows.
+inline constexpr std::uint32_t feature_credit_windows = 0x2;
 
 struct tunnel_params {
   common_unique_info self;  // pairing id and a fresh random nonce filled in
@@ -132,9 +147,13 @@ class tunnel final : public tls_sink {
   void begin_service(std::uint32_t id);
   // Sends data (at most max_data_payload per call is framed at once; larger
   // spans are split). `fin` half-closes our direction after the data.
-  void send_data(std::uint32_t id, byte_view data, bool fin = false);
+  // Returns how many bytes were taken: with credit windows, at most
+  // send_allowance(id); `fin` goes only with the last byte.
+  std::size_t send_data(std::uint32_t id, byte_view data, bool fin = false);
+  // How many bytes send_data takes now (unbounded without credit windows).
+  std::size_t send_allowance(std::uint32_t id) const;
   // The application wrote `n` bytes of this channel to its local socket.
-  void consumed(std::uint32_t id, std::size_t n);
+  void consumed(std::uint32_t id, std::size_t n, clock::time_point now);
   // Ends the channel now; code ok after a normal end, else an abort.
   void free_channel(std::uint32_t id, const error_info& why);
   // Graceful end (PROTOCOL.md 6): no new channels either way; the tunnel
@@ -150,6 +169,11 @@ class tunnel final : public tls_sink {
 
   // Both directions run on the LSTP record layer (PROTOCOL.md 3.5).
   bool record_layer_active() const { return sealer_ && opener_; }
+  // Both ends bound each channel's bytes in flight (PROTOCOL.md 5.4).
+  bool credit_windows_active() const { return windows_negotiated_; }
+  // The shortest PING round trip seen; zero until the first PONG.
+  clock::duration min_rtt() const { return min_rtt_; }
+  std::size_t receive_window(std::uint32_t id) const;
   bool channel_exists(std::uint32_t id) const { return channels_.count(id) != 0; }
   std::size_t channel_count() const { return channels_.size(); }
   bool paused_by_peer(std::uint32_t id) const;
@@ -174,6 +198,14 @@ class tunnel final : public tls_sink {
     bool paused_by_peer = false;
     bool we_paused = false;
     std::size_t buffered = 0;   // delivered to the app, not yet consumed
+    // Credit windows (PROTOCOL.md 5.4).
+    std::size_t send_credit = 0;     // bytes we may still send
+    std::size_t receive_credit = 0;  // bytes the peer may still send us
+    std::size_t window = 0;          // what we let the peer have in flight
+    std::size_t ungranted = 0;       // consumed, not yet given back as credit
+    std::size_t epoch_consumed = 0;  // consumed since epoch_start
+    clock::time_point epoch_start{};
+    bool blocked = false;  // told the handler to stop (PAUSE or no credit)
   };
 
   // tls_sink
@@ -198,6 +230,10 @@ class tunnel final : public tls_sink {
   void finish(const error_info& why);
   void channel_error(std::uint32_t id, wire_error code, std::string reason);
   void maybe_auto_free(std::uint32_t id, channel& ch);
+  channel new_channel() const;
+  void update_blocked(std::uint32_t id, channel& ch);
+  void handle_credit(std::uint32_t id, channel& ch, const frame_view& f);
+  void send_ping(clock::time_point now);
   void begin_shutdown(clock::time_point now);
   void maybe_end_shutdown();
   bool is_own_id(std::uint32_t id) const { return (id % 2 == 1) == info_.master; }
@@ -215,6 +251,11 @@ class tunnel final : public tls_sink {
   // the feature) and switched to: out after our PROPERTY_EXCHANGE, in after
   // the TLS record that carried the peer's.
   bool records_negotiated_ = false;
+  bool windows_negotiated_ = false;
+  clock::duration min_rtt_{0};
+  clock::time_point rtt_ping_sent_{};  // when the PING with rtt_ping_token_ left
+  std::uint64_t rtt_ping_token_ = 0;
+  std::uint64_t rtt_samples_ = 0;
   std::unique_ptr<record_sealer> sealer_;
   std::unique_ptr<record_opener> opener_;
   std::optional<record_keys> in_keys_;

@@ -1,4 +1,5 @@
 #include "policy/access_policy.hpp"
+#include "policy/names.hpp"
 
 #include <arpa/inet.h>
 
@@ -9,12 +10,7 @@ namespace policy {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (!out.empty() && out.back() == '.') out.pop_back();
-  return out;
-}
+std::string lower(std::string_view s) { return normal_host(s); }
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });

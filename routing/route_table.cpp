@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cctype>
 
+#include "policy/names.hpp"
+
 namespace routing {
 
 namespace {
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using policy::ascii_lower;
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -44,14 +42,14 @@ decision route_table::decide(std::optional<std::string_view> name, bool is_v6, c
                              std::uint16_t port) const {
   std::string host;
   if (name) {
-    host = lower(*name);
+    host = ascii_lower(*name);
     while (!host.empty() && host.back() == '.') host.pop_back();  // "intranet.corp-a.lstp." too
     // The longest matching suffix wins: with tunnels "corp" and "x.corp",
     // a.x.corp.lstp is "a" at x.corp.
     std::optional<std::size_t> best;
     std::size_t best_len = 0;
     for (std::size_t i = 0; i < tunnels_.size(); ++i) {
-      const std::string suffix = "." + lower(tunnels_[i]) + "." + std::string(name_suffix);
+      const std::string suffix = "." + ascii_lower(tunnels_[i]) + "." + std::string(name_suffix);
       if (ends_with(host, suffix) && host.size() > suffix.size() && suffix.size() > best_len) {
         best = i;
         best_len = suffix.size();

@@ -1,19 +1,16 @@
 #include "uplink/environment_proxy.hpp"
 
-
 #include <algorithm>
 #include <cctype>
 
+#include "policy/names.hpp"
 #include "uplink/ip_literal.hpp"
 
 namespace uplink {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
+using policy::ascii_lower;
 
 bool cidr_contains(const std::string& entry, const std::string& host) {
   const auto slash = entry.find('/');
@@ -41,12 +38,12 @@ bool cidr_contains(const std::string& entry, const std::string& host) {
 }  // namespace
 
 bool no_proxy_matches(const std::string& list, const std::string& host_in) {
-  const std::string host = lower(host_in);
+  const std::string host = ascii_lower(host_in);
   std::size_t i = 0;
   while (i < list.size()) {
     auto j = list.find_first_of(", ", i);
     if (j == std::string::npos) j = list.size();
-    std::string entry = lower(list.substr(i, j - i));
+    std::string entry = ascii_lower(list.substr(i, j - i));
     i = j + 1;
     if (entry.empty()) continue;
     if (entry == "*") return true;

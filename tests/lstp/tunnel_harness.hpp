@@ -79,6 +79,8 @@ struct tunnel_pair {
   // Non-zero: after pairing, bytes go in through receive_space()/received()
   // at most this many at a time, as the Asio driver reads a hop.
   std::size_t read_size = 0;
+  // How long each round of pump() takes on the clock (zero: time stands still).
+  clock::duration step{};
   topology_entry middle{hop_kind::middle, "m", "192.0.2.1:443"};
 
   explicit tunnel_pair(tunnel_limits limits = {}, const tunnel_keys& server_keys = test_keys(),
@@ -94,6 +96,7 @@ struct tunnel_pair {
   int pump(int max_rounds = 1000) {
     int rounds = 0;
     for (; rounds < max_rounds; ++rounds) {
+      now += step;
       bytes c2s, s2c;
       std::swap(c2s, client->output());
       std::swap(s2c, server->output());

@@ -107,8 +107,16 @@ TEST_CASE("a channel carries data both ways, half-closes and frees itself", "[ls
 
   bytes big(300000);
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7);
-  p.client->send_data(id, big, true);  // the app wrote a request and shut its write side
-  p.pump();
+  // The app wrote a request and shut its write side; the credit window lets
+  // it through as the far app takes it.
+  for (std::size_t sent = 0; sent < big.size();) {
+    const auto n = p.client->send_data(id, byte_view(big).subspan(sent), true);
+    REQUIRE(n > 0);
+    sent += n;
+    p.pump();
+    p.server->consumed(id, n, p.now);
+    p.pump();
+  }
   CHECK(p.server_events.data[id] == big);
   CHECK(p.server_events.fins == std::vector<std::uint32_t>{id});
   // The server end still answers after the client's half-close.
@@ -166,13 +174,13 @@ TEST_CASE("pause and resume follow the watermarks of one channel only", "[lstp][
   p.server->send_data(fast, chunk);
   p.pump();
   CHECK(p.client_events.data[fast].size() == chunk.size());
-  p.client->consumed(fast, chunk.size());
+  p.client->consumed(fast, chunk.size(), p.now);
 
   // Draining to the high mark is not enough; to the low mark resumes.
-  p.client->consumed(slow, 16 * 1024);
+  p.client->consumed(slow, 16 * 1024, p.now);
   p.pump();
   CHECK(p.server_events.resumes.empty());
-  p.client->consumed(slow, 32 * 1024);
+  p.client->consumed(slow, 32 * 1024, p.now);
   p.pump();
   CHECK(p.server_events.resumes == std::vector<std::uint32_t>{slow});
   CHECK_FALSE(p.server->paused_by_peer(slow));
@@ -521,4 +529,117 @@ TEST_CASE("an unknown connect command is refused with COMMAND_NOT_SUPPORTED", "[
   REQUIRE(p.client_events.rejected.count(*id));
   CHECK(p.client_events.rejected[*id].code == wire_error::command_not_supported);
   CHECK(p.server_events.requests.empty());
+}
+
+TEST_CASE("credit windows bound a channel's bytes in flight; credit given back reopens it", "[lstp][tunnel][flow]") {
+  tunnel_pair p;
+  p.pump();
+  REQUIRE(p.both_up());
+  REQUIRE(p.client->credit_windows_active());
+  REQUIRE(p.server->credit_windows_active());
+  auto id = p.open_and_begin();
+  CHECK(p.server->send_allowance(id) == initial_credit);
+  bytes big(initial_credit + 1000, 'b');
+  // Only the credit is taken; the FIN waits with the rest.
+  CHECK(p.server->send_data(id, big, true) == initial_credit);
+  CHECK(p.server->send_allowance(id) == 0);
+  CHECK(p.server_events.pauses == std::vector<std::uint32_t>{id});
+  p.pump();
+  CHECK(p.client_events.data[id].size() == initial_credit);
+  CHECK(p.client_events.fins.empty());
+  // Credit comes back in quarters of the window, as the app takes bytes.
+  p.client->consumed(id, initial_credit / 4 - 1, p.now);
+  p.pump();
+  CHECK(p.server->send_allowance(id) == 0);
+  p.client->consumed(id, 1, p.now);
+  p.pump();
+  CHECK(p.server->send_allowance(id) == initial_credit / 4);
+  CHECK(p.server_events.resumes == std::vector<std::uint32_t>{id});
+  CHECK(p.server->send_data(id, byte_view(big).subspan(initial_credit), true) == 1000);
+  p.pump();
+  CHECK(p.client_events.data[id] == big);
+  CHECK(p.client_events.fins == std::vector<std::uint32_t>{id});
+}
+
+TEST_CASE("a sender past its credit loses only that channel", "[lstp][tunnel][flow][hostile]") {
+  tunnel_pair p;
+  p.pump();
+  auto bad = p.open_and_begin();
+  auto good = p.open_and_begin();
+  bytes raw;
+  for (std::size_t sent = 0; sent <= initial_credit; sent += 65536)
+    write_frame(raw, frame_type::service_data, bad, bytes(65536, 'x'));
+  p.server->send_raw_frames(raw);
+  p.pump();
+  REQUIRE(p.client_events.freed.count(bad));
+  CHECK(p.client_events.freed[bad].code == wire_error::flow_control_violation);
+  CHECK(p.client_events.data[bad].size() == initial_credit);  // what the credit covered was delivered
+  CHECK(p.client->state() == tunnel_state::up);
+  p.server->send_data(good, bytes{1, 2, 3});
+  p.pump();
+  CHECK(p.client_events.data[good] == bytes{1, 2, 3});
+}
+
+TEST_CASE("a window doubles while its app drains it within two round trips, up to the limit", "[lstp][tunnel][flow]") {
+  tunnel_limits limits;
+  limits.max_window = 4 * initial_credit;
+  tunnel_pair p(limits);
+  p.step = std::chrono::milliseconds(5);  // every hop of the pump takes 5 ms: a measurable round trip
+  p.pump();
+  REQUIRE(p.both_up());
+  REQUIRE(p.client->min_rtt() >= std::chrono::milliseconds(5));
+  auto id = p.open_and_begin();
+  p.step = {};
+  const auto drain_window = [&](clock::duration took) {
+    std::size_t moved = 0;
+    const auto window = p.client->receive_window(id);
+    while (moved < window) {
+      const auto n = p.server->send_data(id, bytes(std::min<std::size_t>(window - moved, 65536), 'w'));
+      REQUIRE(n > 0);
+      p.pump();
+      p.now += took * static_cast<long>(n) / static_cast<long>(window);
+      p.client->consumed(id, n, p.now);
+      p.pump();
+      moved += n;
+    }
+  };
+  // Slow: a window per second is the app's pace, not the window's: it stays.
+  drain_window(std::chrono::seconds(1));
+  CHECK(p.client->receive_window(id) == initial_credit);
+  // Fast: a window in a fraction of a round trip doubles it, up to the limit.
+  drain_window(std::chrono::microseconds(100));
+  CHECK(p.client->receive_window(id) == 2 * initial_credit);
+  drain_window(std::chrono::microseconds(100));
+  drain_window(std::chrono::microseconds(100));
+  drain_window(std::chrono::microseconds(100));
+  CHECK(p.client->receive_window(id) == 4 * initial_credit);
+  // The sender was given the growth as credit.
+  CHECK(p.server->send_allowance(id) >= 3 * initial_credit);
+}
+
+TEST_CASE("without credit windows at one end, PAUSE and RESUME alone hold the flow", "[lstp][tunnel][flow]") {
+  tunnel_limits old;
+  old.credit_windows = false;
+  tunnel_pair p(old, test_keys());
+  p.client = std::make_unique<tunnel>(
+      tunnel_params{make_info(end_role::client, "c", test_keys(), 1), test_keys().psk, tunnel_limits{}}, p.rng,
+      p.client_events, p.now);
+  p.pump();
+  REQUIRE(p.both_up());
+  CHECK_FALSE(p.client->credit_windows_active());
+  CHECK_FALSE(p.server->credit_windows_active());
+  auto id = p.open_and_begin();
+  CHECK(p.server->send_allowance(id) == std::numeric_limits<std::size_t>::max());
+  bytes big(4 * initial_credit, 'n');
+  CHECK(p.server->send_data(id, big) == big.size());
+  p.pump();
+  CHECK(p.client_events.data[id].size() == big.size());
+  // SERVICE_DATA_CREDIT was never agreed: it ends that channel.
+  bytes raw;
+  write_header(raw, {frame_type::service_data_credit, 0, id, 4});
+  wire_writer(raw).u32(1000);
+  p.server->send_raw_frames(raw);
+  p.pump();
+  REQUIRE(p.client_events.freed.count(id));
+  CHECK(p.client_events.freed[id].code == wire_error::unexpected_message);
 }
