@@ -53,6 +53,7 @@ void end_channel::deliver(lstp::byte_view data) {
     if (!ec && n > 0) {
       bytes_down_ += n;
       owner_->proto().consumed(id_, n, std::chrono::steady_clock::now());
+      window_ = std::max(window_, owner_->proto().receive_window(id_));
       data = data.subspan(n);
     }
   }
@@ -180,6 +181,7 @@ asio::awaitable<void> end_channel::write_loop() {
     }
     bytes_down_ += n;
     owner_->proto().consumed(id_, n, std::chrono::steady_clock::now());
+    window_ = std::max(window_, owner_->proto().receive_window(id_));
     owner_->driver().wake();
   }
   writer_done_ = true;
@@ -200,8 +202,12 @@ void end_channel::maybe_finish() {
   boost::system::error_code ignored;
   socket_.close(ignored);
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
-  runtime::log_info("end", label_, ": closed after ", secs, " s, ", bytes_up_, " bytes sent, ", bytes_down_,
-                    " bytes received");
+  if (window_ > 0)
+    runtime::log_info("end", label_, ": closed after ", secs, " s, ", bytes_up_, " bytes sent, ", bytes_down_,
+                      " bytes received (credit window ", window_ / 1024, " KiB)");
+  else
+    runtime::log_info("end", label_, ": closed after ", secs, " s, ", bytes_up_, " bytes sent, ", bytes_down_,
+                      " bytes received");
   token_.reset();
   owner_->forget(id_);  // may drop the last reference but one: `self` in the loops keeps us alive
 }

@@ -76,6 +76,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   bool finished_ = false;
   bool aborted_ = false;
   std::uint64_t bytes_up_ = 0, bytes_down_ = 0;
+  std::size_t window_ = 0;  // the largest credit window this channel's receiving side reached
   std::chrono::steady_clock::time_point opened_;
   std::shared_ptr<void> token_;
 };

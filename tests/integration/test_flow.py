@@ -1,11 +1,75 @@
 """Multiplexing and flow control through the real binaries."""
 import os
+import re
 import socket
 import threading
 import time
 import unittest
 
 from lstp_world import SANITIZED, World, socks_connect, recv_exact
+
+
+class DelayingRelay:
+    """A long path on loopback: a TCP relay that holds every chunk for `delay`
+    seconds in each direction, in order (netem is not available here)."""
+
+    def __init__(self, target_port, delay):
+        self.target_port, self.delay = target_port, delay
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.sockets = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [a, b]
+            for src, dst in ((a, b), (b, a)):
+                q = []
+                cond = threading.Condition()
+                threading.Thread(target=self._read, args=(src, q, cond), daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, q, cond), daemon=True).start()
+
+    def _read(self, src, q, cond):
+        while True:
+            try:
+                data = src.recv(1 << 20)
+            except OSError:
+                data = b""
+            with cond:
+                q.append((time.monotonic() + self.delay, data))
+                cond.notify()
+            if not data:
+                return
+
+    def _write(self, dst, q, cond):
+        while True:
+            with cond:
+                while not q:
+                    cond.wait()
+                due, data = q.pop(0)
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 class FlowTest(unittest.TestCase):
@@ -42,6 +106,38 @@ class FlowTest(unittest.TestCase):
             self.assertEqual(got, whole[:len(got)])
             stalled.close()
             other.close()
+
+    def test_credit_window_grows_on_a_long_path_and_not_on_a_short_one(self):
+        """Credit windows (PROTOCOL.md 5.4): a window sized for loopback would
+        starve a path with a 40 ms round trip; it must grow there, to keep
+        the path full, while a trickle on loopback keeps the first window."""
+        with World() as w:
+            mport, w.m, _ = w.middle("m1")
+            _, w.s, _ = w.end("srv", "server", mport)
+            relay = DelayingRelay(mport, 0.020)
+            try:
+                sport, w.c, _ = w.end("cli", "client", relay.port)
+                w.c.wait_for_log(r"tunnel it up", timeout=30)
+                hose = w.servers.firehose("far")
+                s, _ = socks_connect(sport, "127.0.0.1", hose)
+                got = recv_exact(s, 24 * 1024 * 1024)
+                pattern = bytes(i % 251 for i in range(251 * 256))
+                self.assertEqual(got[:len(pattern)], pattern)
+                s.close()
+                w.c.wait_for_log(r"closed after .* \(credit window \d+ KiB\)")
+                window = int(re.search(r"credit window (\d+) KiB", w.c.log()).group(1))
+                print(f"\nlong_path_window_kib={window}")
+                self.assertGreaterEqual(window, 1024)
+                # A 64-byte exchange never needs more than the first window.
+                echo = w.servers.echo()
+                e, _ = socks_connect(sport, "127.0.0.1", echo)
+                for _ in range(5):
+                    e.sendall(b"k" * 64)
+                    self.assertEqual(recv_exact(e, 64), b"k" * 64)
+                e.close()
+                w.c.wait_for_log(r"closed after .* 320 bytes received \(credit window 256 KiB\)")
+            finally:
+                relay.close()
 
     def test_idle_channel_memory(self):
         """Measures what an idle channel costs at both ends (printed for the report)."""
