@@ -4,7 +4,9 @@
 # integration tests that start the real binaries on loopback. Then the same
 # unit and integration tests again, built with AddressSanitizer and
 # UndefinedBehaviorSanitizer (build-asan/); any sanitizer report fails them.
+# Then every fuzz target for 30 s under the same sanitizers (build-fuzz/).
 #   LSTP_SKIP_SANITIZERS=1 tools/test.sh   skips the second pass
+#   LSTP_SKIP_FUZZ=1 tools/test.sh         skips the fuzzing (30 s per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -23,5 +25,11 @@ if [ "${LSTP_SKIP_SANITIZERS:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
   ctest --test-dir build-asan --output-on-failure -L unit
   ctest --test-dir build-asan --output-on-failure -L integration
+fi
+# Every parser's fuzz target for 30 s, built with clang, AddressSanitizer and
+# UndefinedBehaviorSanitizer (build-fuzz/): a crash, a leak or undefined
+# behaviour fails the run.
+if [ "${LSTP_SKIP_FUZZ:-0}" != 1 ]; then
+  bash tools/fuzz.sh 30
 fi
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"

@@ -2,17 +2,16 @@
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/websocket/rfc6455.hpp>
 
-#include <cstring>
+#include <array>
 #include <optional>
+#include <span>
 
 #include "runtime/watchdog.hpp"
 #include "transport/hop_stream_adapter.hpp"
 #include "transport/tls_hop.hpp"
+#include "transport/upgrade_sniffer.hpp"
 #include "transport/websocket_hop.hpp"
 
 namespace transport {
@@ -46,41 +45,37 @@ asio::awaitable<void> answer_plain(Stream& s, http::status status, unsigned vers
 
 // Reads one HTTP request (its first bytes already taken) and returns it when
 // it is a WebSocket upgrade on our path; otherwise answers it and returns
-// nothing.
+// nothing. What the bytes are is upgrade_sniffer's call (sans-I/O, fuzzed).
 template <class Stream>
 asio::awaitable<std::optional<http_request>> read_upgrade(Stream& stream, std::vector<std::uint8_t> first,
                                                           const acceptor_options& options, std::string& why) {
-  beast::flat_buffer buffer;
-  auto space = buffer.prepare(first.size());
-  std::memcpy(space.data(), first.data(), first.size());
-  buffer.commit(first.size());
-  http::request_parser<http::string_body> parser;
-  parser.header_limit(8 * 1024);
-  parser.body_limit(64 * 1024);
-  boost::system::error_code ec;
-  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    why = ec == asio::error::operation_aborted ? "no complete HTTP request in time"
-                                               : "not a valid HTTP request (" + ec.message() + ")";
-    if (ec != asio::error::operation_aborted && ec != http::error::end_of_stream && ec != asio::error::eof)
-      co_await answer_plain(stream, http::status::bad_request, 11);
-    co_return std::nullopt;
+  upgrade_sniffer sniffer(options.websocket_path);
+  auto verdict = sniffer.feed(first);
+  std::array<std::uint8_t, 4096> more{};
+  while (verdict == upgrade_sniffer::verdict::need_more) {
+    boost::system::error_code ec;
+    const auto n =
+        co_await stream.async_read_some(asio::buffer(more), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      why = ec == asio::error::operation_aborted ? "no complete HTTP request in time"
+                                                 : "not a valid HTTP request (" + ec.message() + ")";
+      co_return std::nullopt;
+    }
+    verdict = sniffer.feed(std::span<const std::uint8_t>(more.data(), n));
   }
-  auto req = parser.release();
-  if (!beast::websocket::is_upgrade(req) || req.target() != options.websocket_path) {
-    why = "a web request (" + std::string(req.method_string()) + " " + std::string(req.target().substr(0, 100)) +
-          "), answered 404";
-    co_await answer_plain(stream, http::status::not_found, req.version());
-    co_return std::nullopt;
+  why = sniffer.why();
+  switch (verdict) {
+    case upgrade_sniffer::verdict::upgrade: co_return sniffer.take_request();
+    case upgrade_sniffer::verdict::web_request:
+      co_await answer_plain(stream, http::status::not_found, sniffer.version());
+      break;
+    case upgrade_sniffer::verdict::bad_request:
+    case upgrade_sniffer::verdict::early_data:
+      co_await answer_plain(stream, http::status::bad_request, sniffer.version());
+      break;
+    case upgrade_sniffer::verdict::need_more: break;
   }
-  if (buffer.size() > 0) {
-    // A WebSocket client waits for 101 before it sends: bytes already here
-    // break the protocol.
-    why = "WebSocket upgrade followed by early data";
-    co_await answer_plain(stream, http::status::bad_request, req.version());
-    co_return std::nullopt;
-  }
-  co_return req;
+  co_return std::nullopt;
 }
 
 asio::awaitable<hop_ptr> finish_websocket(std::unique_ptr<websocket_hop_base> hop, const http_request& req,

@@ -1,0 +1,67 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "transport/upgrade_sniffer.hpp"
+
+using transport::upgrade_sniffer;
+using verdict = upgrade_sniffer::verdict;
+
+namespace {
+const std::string upgrade =
+    "GET /lstp HTTP/1.1\r\nHost: m.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+std::span<const std::uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// The same verdict whether the bytes come at once or one at a time, but
+// for early data: bytes that come after the upgrade, in a later read, are
+// the WebSocket layer's to refuse.
+verdict sniff(const std::string& text, const std::string& path = "/lstp") {
+  upgrade_sniffer whole(path);
+  const auto all = whole.feed(bytes_of(text));
+  upgrade_sniffer bytewise(path);
+  auto one = verdict::need_more;
+  for (std::size_t i = 0; i < text.size() && one == verdict::need_more; ++i)
+    one = bytewise.feed(bytes_of(text).subspan(i, 1));
+  if (all == verdict::early_data)
+    CHECK(one == verdict::upgrade);
+  else
+    CHECK(all == one);
+  return all;
+}
+}  // namespace
+
+TEST_CASE("a WebSocket upgrade on our path is a hop", "[transport][sniff]") {
+  CHECK(sniff(upgrade) == verdict::upgrade);
+  upgrade_sniffer s("/lstp");
+  REQUIRE(s.feed(bytes_of(upgrade)) == verdict::upgrade);
+  auto req = s.take_request();
+  CHECK(req.target() == "/lstp");
+  CHECK(req[boost::beast::http::field::sec_websocket_key] == "dGhlIHNhbXBsZSBub25jZQ==");
+}
+
+TEST_CASE("other requests are web requests, answered 404", "[transport][sniff]") {
+  CHECK(sniff(upgrade, "/other") == verdict::web_request);
+  upgrade_sniffer s("/lstp");
+  CHECK(s.feed(bytes_of(std::string("GET / HTTP/1.0\r\n\r\n"))) == verdict::web_request);
+  CHECK(s.why() == "a web request (GET /), answered 404");
+  CHECK(s.version() == 10);
+  CHECK(sniff("POST /lstp HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc") == verdict::web_request);
+  // Bytes after a complete web request do not matter: it is answered anyway.
+  CHECK(sniff("GET / HTTP/1.0\r\n\r\nQ") == verdict::web_request);
+}
+
+TEST_CASE("a half request waits; garbage, early data and oversized headers are refused", "[transport][sniff][hostile]") {
+  CHECK(sniff(upgrade.substr(0, upgrade.size() - 2)) == verdict::need_more);
+  CHECK(sniff("GARBAGE\r\n\r\n") == verdict::bad_request);
+  CHECK(sniff(upgrade + "x") == verdict::early_data);
+  CHECK(sniff("GET / HTTP/1.1\r\nX: " + std::string(16 * 1024, 'a') + "\r\n\r\n") == verdict::bad_request);
+  CHECK(sniff("POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n") == verdict::bad_request);
+  // Once decided, later bytes change nothing.
+  upgrade_sniffer s("/lstp");
+  REQUIRE(s.feed(bytes_of(std::string("BAD\r\n\r\n"))) == verdict::bad_request);
+  CHECK(s.feed(bytes_of(upgrade)) == verdict::bad_request);
+}
