@@ -909,10 +909,12 @@ middle_config load_middle(const std::string& path) {
     }
   }
   if (const field* lf = top.find("limits")) {
-    const section l = sub_section(src, *lf, {"setup_timeout", "waiting_timeout", "max_waiting", "max_connections"});
+    const section l = sub_section(src, *lf, {"setup_timeout", "waiting_timeout", "max_waiting",
+                                             "max_waiting_per_source", "max_connections"});
     if (const field* f = l.find("setup_timeout")) cfg.limit.setup_timeout = read_duration(*f);
     if (const field* f = l.find("waiting_timeout")) cfg.limit.waiting_timeout = read_duration(*f);
     if (const field* f = l.find("max_waiting")) cfg.limit.max_waiting = read_count(*f);
+    if (const field* f = l.find("max_waiting_per_source")) cfg.limit.max_waiting_per_source = read_count(*f);
     if (const field* f = l.find("max_connections")) cfg.limit.max_connections = read_count(*f);
   }
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);

@@ -64,6 +64,7 @@ struct limits {
   std::chrono::milliseconds setup_timeout{10000};      // a hop must deliver its setup within this
   std::chrono::milliseconds waiting_timeout{600000};   // how long an unmatched setup waits at a middle
   std::size_t max_waiting = 1024;                      // unmatched setups a middle keeps
+  std::size_t max_waiting_per_source = 64;             // ... of them from one source address
   std::size_t max_connections = 10000;                 // hops (middle) or app connections (end)
   std::size_t high_watermark = 256 * 1024;             // per channel, bytes not yet delivered
   std::size_t low_watermark = 128 * 1024;

@@ -86,6 +86,7 @@ struct middle_server::hop {
   transport::hop_ptr stream;
   tcp::socket& sock;  // the TCP connection under `stream`
   std::string peer;   // "ip:port" of the neighbour, for logs
+  std::string source;  // the neighbour's address: waiting setups are counted per source
   std::string local;  // "ip:port" this hop arrived on
   lstp::setup_message setup;
   lstp::bytes unread;  // bytes that followed the setup
@@ -97,7 +98,7 @@ struct middle_server::hop {
 };
 
 middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
-    : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting) {
+    : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting, cfg_.limit.max_waiting_per_source) {
   acceptor_options_.websocket_path = cfg_.websocket_path;
 }
 
@@ -152,7 +153,9 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
     ~count_guard() { --n; }
   } guard{active_hops_};
   boost::system::error_code ec;
-  const auto peer = endpoint_text(sock.remote_endpoint(ec));
+  const auto remote = sock.remote_endpoint(ec);
+  const auto peer = endpoint_text(remote);
+  const auto source = ec ? std::string() : remote.address().to_string();
   const auto local = endpoint_text(sock.local_endpoint(ec));
   std::string why;
   transport::hop_ptr stream;
@@ -163,6 +166,7 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   }
   auto h = std::make_shared<hop>(std::move(stream));
   h->peer = peer;
+  h->source = source;
   h->local = local;
   if (h->stream->kind() != "tcp") h->peer += " (" + h->stream->kind() + ")";
   co_await handle_hop(h);
@@ -262,7 +266,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
     co_return;
   }
 
-  auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h);
+  auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h, h->source);
   switch (admitted.result) {
     case admit_result::already_paired:
       co_await refuse(h, lstp::wire_error::already_paired, "this tunnel is already paired here");
@@ -284,6 +288,11 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
     case admit_result::table_full:
       co_await refuse(h, lstp::wire_error::too_many_waiting,
                       "too many setups waiting here (" + std::to_string(cfg_.limit.max_waiting) + ")");
+      co_return;
+    case admit_result::source_full:
+      co_await refuse(h, lstp::wire_error::too_many_waiting,
+                      "too many setups waiting from " + h->source + " (" +
+                          std::to_string(cfg_.limit.max_waiting_per_source) + ")");
       co_return;
     case admit_result::wait:
       log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer, " waits for its partner");

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 
 #include "lstp/messages.hpp"
 
@@ -21,19 +22,24 @@ enum class admit_result {
                    // the two ends' secrets differ; the waiting one is returned
                    // (and removed) so both can be told
   table_full,      // too many waiting setups: refuse
+  source_full,     // too many waiting setups from this source address: refuse
 };
 
 template <class Hop>
 class pairing_table {
  public:
-  explicit pairing_table(std::size_t max_waiting) : max_waiting_(max_waiting) {}
+  // `max_per_source`: waiting setups one source address may hold, so one
+  // host cannot fill the table for everyone.
+  explicit pairing_table(std::size_t max_waiting, std::size_t max_per_source = static_cast<std::size_t>(-1))
+      : max_waiting_(max_waiting), max_per_source_(max_per_source) {}
 
   struct admitted {
     admit_result result;
     std::optional<Hop> partner;  // when result == pair
   };
 
-  admitted admit(const lstp::pairing_id& id, const lstp::tunnel_tag& tag, const lstp::nonce& n, Hop hop) {
+  admitted admit(const lstp::pairing_id& id, const lstp::tunnel_tag& tag, const lstp::nonce& n, Hop hop,
+                 const std::string& source = {}) {
     if (paired_.count(id)) return {admit_result::already_paired, std::nullopt};
     auto it = waiting_.find(id);
     if (it == waiting_.end()) {
@@ -53,7 +59,9 @@ class pairing_table {
       return {admit_result::pair, std::move(partner)};
     }
     if (waiting_.size() >= max_waiting_) return {admit_result::table_full, std::nullopt};
-    waiting_.emplace(id, entry{n, tag, std::move(hop)});
+    if (!source.empty() && waiting_from(source) >= max_per_source_) return {admit_result::source_full, std::nullopt};
+    waiting_.emplace(id, entry{n, tag, std::move(hop), source});
+    if (!source.empty()) ++per_source_[source];
     by_tag_.emplace(tag, id);
     return {admit_result::wait, std::nullopt};
   }
@@ -74,6 +82,10 @@ class pairing_table {
   bool is_waiting(const lstp::pairing_id& id) const { return waiting_.count(id) != 0; }
   bool is_paired(const lstp::pairing_id& id) const { return paired_.count(id) != 0; }
   std::size_t waiting() const { return waiting_.size(); }
+  std::size_t waiting_from(const std::string& source) const {
+    auto it = per_source_.find(source);
+    return it == per_source_.end() ? 0 : it->second;
+  }
   std::size_t paired() const { return paired_.size(); }
 
  private:
@@ -81,11 +93,14 @@ class pairing_table {
     lstp::nonce nonce;
     lstp::tunnel_tag tag;
     Hop hop;
+    std::string source;
   };
   std::size_t max_waiting_;
+  std::size_t max_per_source_;
   void erase(typename std::map<lstp::pairing_id, entry>::iterator it) {
     auto t = by_tag_.find(it->second.tag);
     if (t != by_tag_.end() && t->second == it->first) by_tag_.erase(t);
+    if (auto s = per_source_.find(it->second.source); s != per_source_.end() && --s->second == 0) per_source_.erase(s);
     waiting_.erase(it);
   }
 
@@ -93,6 +108,7 @@ class pairing_table {
   // One waiting setup per tunnel name is enough to notice differing secrets.
   std::map<lstp::tunnel_tag, lstp::pairing_id> by_tag_;
   std::set<lstp::pairing_id> paired_;
+  std::map<std::string, std::size_t> per_source_;
 };
 
 }  // namespace middleproxy

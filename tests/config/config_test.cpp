@@ -168,6 +168,7 @@ limits:
   setup_timeout: 5s
   waiting_timeout: 10m
   max_waiting: 100
+  max_waiting_per_source: 7
   max_connections: 200
 log_level: debug
 )");
@@ -182,6 +183,7 @@ log_level: debug
   CHECK(c.limit.setup_timeout == 5s);
   CHECK(c.limit.waiting_timeout == 10min);
   CHECK(c.limit.max_waiting == 100);
+  CHECK(c.limit.max_waiting_per_source == 7);
   CHECK(c.limit.max_connections == 200);
   CHECK(c.log == config::log_level::debug);
 }
@@ -197,6 +199,7 @@ TEST_CASE("load_middle fills defaults for a minimal file", "[config]") {
   CHECK(c.limit.setup_timeout == defaults.setup_timeout);
   CHECK(c.limit.waiting_timeout == defaults.waiting_timeout);
   CHECK(c.limit.max_waiting == defaults.max_waiting);
+  CHECK(c.limit.max_waiting_per_source == defaults.max_waiting_per_source);
   CHECK(c.limit.max_connections == defaults.max_connections);
   CHECK(c.log == config::log_level::info);
 }
@@ -263,7 +266,7 @@ TEST_CASE("middle errors carry file, line and key path", "[config]") {
   SECTION("unknown key in limits") {
     CHECK_THAT(middle_error(d, "limits:\n  max_wating: 5\n"),
                Contains("middle.yaml:4: limits.max_wating: unknown key (expected one of: setup_timeout, "
-                        "waiting_timeout, max_waiting, max_connections)"));
+                        "waiting_timeout, max_waiting, max_waiting_per_source, max_connections)"));
   }
   SECTION("end-only limit in a middle file") {
     CHECK_THAT(middle_error(d, "limits:\n  high_watermark: 1MiB\n"),

@@ -305,6 +305,78 @@ def socks_connect(socks_port, host, port, user=None, password=None, cmd=1, atyp=
         raise
 
 
+# ------------------------------------------------------------ relays
+
+class Relay:
+    """A TCP relay on loopback in front of `target_port`, for hops that are
+    not what they should be: `delay` holds every chunk that many seconds in
+    each direction, in order (a long path; netem is not available here), and
+    `tamper(to_target, offset, data)` may return altered bytes (a hostile
+    middle). `offset` counts the bytes that went that way before `data`."""
+
+    def __init__(self, target_port, delay=0.0, tamper=None):
+        self.target_port, self.delay, self.tamper = target_port, delay, tamper
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.sockets = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [a, b]
+            for src, dst, to_target in ((a, b, True), (b, a, False)):
+                q, cond = [], threading.Condition()
+                threading.Thread(target=self._read, args=(src, q, cond, to_target), daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, q, cond), daemon=True).start()
+
+    def _read(self, src, q, cond, to_target):
+        offset = 0
+        while True:
+            try:
+                data = src.recv(1 << 20)
+            except OSError:
+                data = b""
+            if data and self.tamper:
+                n = len(data)
+                data = self.tamper(to_target, offset, data)
+                offset += n
+            with cond:
+                q.append((time.monotonic() + self.delay, data))
+                cond.notify()
+            if not data:
+                return
+
+    def _write(self, dst, q, cond):
+        while True:
+            with cond:
+                while not q:
+                    cond.wait()
+                due, data = q.pop(0)
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
 # ------------------------------------------------------------ local servers
 
 class Servers:

@@ -6,70 +6,8 @@ import threading
 import time
 import unittest
 
-from lstp_world import SANITIZED, World, socks_connect, recv_exact
+from lstp_world import SANITIZED, Relay, World, socks_connect, recv_exact
 
-
-class DelayingRelay:
-    """A long path on loopback: a TCP relay that holds every chunk for `delay`
-    seconds in each direction, in order (netem is not available here)."""
-
-    def __init__(self, target_port, delay):
-        self.target_port, self.delay = target_port, delay
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        self.sockets = [self.listener]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.listener.accept()
-            except OSError:
-                return
-            b = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [a, b]
-            for src, dst in ((a, b), (b, a)):
-                q = []
-                cond = threading.Condition()
-                threading.Thread(target=self._read, args=(src, q, cond), daemon=True).start()
-                threading.Thread(target=self._write, args=(dst, q, cond), daemon=True).start()
-
-    def _read(self, src, q, cond):
-        while True:
-            try:
-                data = src.recv(1 << 20)
-            except OSError:
-                data = b""
-            with cond:
-                q.append((time.monotonic() + self.delay, data))
-                cond.notify()
-            if not data:
-                return
-
-    def _write(self, dst, q, cond):
-        while True:
-            with cond:
-                while not q:
-                    cond.wait()
-                due, data = q.pop(0)
-            time.sleep(max(0.0, due - time.monotonic()))
-            try:
-                if not data:
-                    dst.shutdown(socket.SHUT_WR)
-                    return
-                dst.sendall(data)
-            except OSError:
-                return
-
-    def close(self):
-        for s in self.sockets:
-            try:
-                s.close()
-            except OSError:
-                pass
 
 
 class FlowTest(unittest.TestCase):
@@ -114,7 +52,7 @@ class FlowTest(unittest.TestCase):
         with World() as w:
             mport, w.m, _ = w.middle("m1")
             _, w.s, _ = w.end("srv", "server", mport)
-            relay = DelayingRelay(mport, 0.020)
+            relay = Relay(mport, delay=0.020)
             try:
                 sport, w.c, _ = w.end("cli", "client", relay.port)
                 w.c.wait_for_log(r"tunnel it up", timeout=30)

@@ -1,6 +1,7 @@
 """The middle proxy's own limits: a setup that never completes, a setup that
 waits too long for its partner, and a full waiting list. Each refuses the
-one offender and the middle keeps serving."""
+one offender and the middle keeps serving. Also the share of the waiting
+list one source address may hold."""
 import socket
 import unittest
 
@@ -10,6 +11,16 @@ LIMITS = "limits:\n  setup_timeout: 1s\n  waiting_timeout: 2s\n  max_waiting: 1\
 
 
 class MiddleLimitsTest(unittest.TestCase):
+    def pair_and_carry(self, w, mport, tunnel):
+        """A client end for `tunnel`: it pairs with the waiting server end and carries bytes."""
+        sport, cli, _ = w.end("cli", "client", mport, tunnel=tunnel)
+        cli.wait_for_log(f"tunnel {tunnel} up")
+        echo = w.servers.echo()
+        s, _ = socks_connect(sport, "127.0.0.1", echo)
+        s.sendall(b"ok")
+        self.assertEqual(recv_exact(s, 2), b"ok")
+        s.close()
+
     def test_half_a_setup_is_dropped_after_the_setup_timeout(self):
         with World() as w:
             mport, m, _ = w.middle("m1", extra=LIMITS)
@@ -38,13 +49,18 @@ class MiddleLimitsTest(unittest.TestCase):
             _, second, _ = w.end("second", "server", mport, tunnel="two")
             second.wait_for_log("too many setups waiting here")
             # The waiting one is undisturbed and pairs when its partner comes.
-            sport, cli, _ = w.end("cli", "client", mport, tunnel="one")
-            cli.wait_for_log("tunnel one up")
-            echo = w.servers.echo()
-            s, _ = socks_connect(sport, "127.0.0.1", echo)
-            s.sendall(b"ok")
-            self.assertEqual(recv_exact(s, 2), b"ok")
-            s.close()
+            self.pair_and_carry(w, mport, "one")
+
+    def test_one_source_holds_only_its_share_of_the_waiting_list(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra="limits:\n  max_waiting: 100\n  max_waiting_per_source: 1\n")
+            _, first, _ = w.end("first", "server", mport, tunnel="one")
+            m.wait_for_log("waits for its partner")
+            _, second, _ = w.end("second", "server", mport, tunnel="two")
+            second.wait_for_log(r"too many setups waiting from 127\.0\.0\.1 \(1\)")
+            m.wait_for_log(r"too many setups waiting from 127\.0\.0\.1 \(1\)")
+            # A partner pairs even from that source: only waiting is limited.
+            self.pair_and_carry(w, mport, "one")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,19 @@ TEST_CASE("the waiting list is capped and entries leave only for their own hop",
   t.forget_waiting(id(2), 2);
   CHECK(t.admit(id(5), tag(2), nonce(1), 5).result == admit_result::wait);
 }
+
+TEST_CASE("one source address cannot hold more than its share of waiting setups", "[middleproxy][pairing][limits]") {
+  pairing_table<int> t(10, 2);
+  CHECK(t.admit(id(1), tag(1), nonce(1), 1, "192.0.2.7").result == admit_result::wait);
+  CHECK(t.admit(id(2), tag(2), nonce(2), 2, "192.0.2.7").result == admit_result::wait);
+  CHECK(t.admit(id(3), tag(3), nonce(3), 3, "192.0.2.7").result == admit_result::source_full);
+  // Everyone else carries on, and a partner still pairs with a waiting one.
+  CHECK(t.admit(id(3), tag(3), nonce(3), 3, "198.51.100.1").result == admit_result::wait);
+  CHECK(t.admit(id(1), tag(1), nonce(9), 9, "198.51.100.1").result == admit_result::pair);
+  CHECK(t.waiting_from("192.0.2.7") == 1);
+  // The freed share is the source's again.
+  CHECK(t.admit(id(4), tag(4), nonce(4), 4, "192.0.2.7").result == admit_result::wait);
+  CHECK(t.forget_waiting(id(2), 2));
+  CHECK(t.waiting_from("192.0.2.7") == 1);
+  CHECK(t.admit(id(5), tag(5), nonce(5), 5, "192.0.2.7").result == admit_result::wait);
+}
