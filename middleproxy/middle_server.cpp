@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "lstp/secrets.hpp"
+#include "middleproxy/setup_check.hpp"
 #include "runtime/hop_socket.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
@@ -247,22 +248,8 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
   h->setup = std::move(reader.setup());
   h->unread.assign(reader.unread().begin(), reader.unread().end());
   h->tunnel = lstp::short_id(h->setup.info.pairing);
-  auto& topo = h->setup.topology;
-
-  if (topo.front().kind == lstp::hop_kind::middle ||
-      std::any_of(topo.begin() + 1, topo.end(), [](auto& e) { return e.kind != lstp::hop_kind::middle; })) {
-    co_await refuse(h, lstp::wire_error::protocol_error, "the topology must list one end, then middles");
-    co_return;
-  }
-  if (std::any_of(topo.begin(), topo.end(), [&](auto& e) { return e.name == cfg_.name; })) {
-    co_await refuse(h, lstp::wire_error::topology_loop,
-                    "the setup already passed middle \"" + cfg_.name + "\": " + lstp::format_path(topo));
-    co_return;
-  }
-  // +1 for this middle, +1 for the end that receives it and prepends itself
-  // to its view (which crosses the tunnel again inside TLS).
-  if (topo.size() + 2 > lstp::max_topology_entries) {
-    co_await refuse(h, lstp::wire_error::topology_too_long, "the tunnel would cross more than 30 middle proxies");
+  if (auto refusal = check_setup(h->setup, cfg_.name)) {
+    co_await refuse(h, refusal->code, refusal->reason);
     co_return;
   }
 

@@ -1,0 +1,28 @@
+// libFuzzer target: a middle proxy's handling of a new hop's setup, on
+// arbitrary bytes: the setup reader, the checks before any state is kept,
+// and the relayed setup, which must read back as the same setup with this
+// middle appended.
+#include <cstddef>
+#include <cstdint>
+
+#include "lstp/setup.hpp"
+#include "middleproxy/setup_check.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  lstp::setup_reader reader;
+  reader.feed(lstp::byte_view(data, size));
+  if (reader.next().state != lstp::setup_reader::status::done) return 0;
+  const auto& setup = reader.setup();
+  if (middleproxy::check_setup(setup, "fuzz-middle")) return 0;
+  const lstp::topology_entry self{lstp::hop_kind::middle, "fuzz-middle", "192.0.2.9:443"};
+  const auto relayed = lstp::relay_setup(setup, self);
+  lstp::setup_reader again;
+  again.feed(relayed);
+  if (again.next().state != lstp::setup_reader::status::done) __builtin_trap();
+  const auto& back = again.setup();
+  if (!(back.info == setup.info) || back.topology.size() != setup.topology.size() + 1 || !(back.topology.back() == self))
+    __builtin_trap();
+  // The next middle would see the loop.
+  if (!middleproxy::check_setup(back, "fuzz-middle")) __builtin_trap();
+  return 0;
+}
