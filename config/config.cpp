@@ -492,27 +492,29 @@ std::string read_websocket_path(const field& f) {
   return p;
 }
 
-void load_tunnel(const source& src, const field& tf, end_config& cfg) {
-  const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "middle", "ways", "proxy", "state_file",
-                                          "websocket_path", "retry_interval", "retry_max", "way_timeout",
-                                          "reprobe_interval"});
-  cfg.tunnel_name = read_name(t.require("name"));
-  if (cfg.tunnel_name == routing::direct || cfg.tunnel_name == routing::refuse)
-    t.require("name").fail("a tunnel may not be called \"" + cfg.tunnel_name + "\" (a word of the routes)");
-
-  const field* file_f = t.find("secret_file");
-  const field* env_f = t.find("secret_env");
-  if (file_f && env_f) t.fail("give only one of secret_file and secret_env");
-  if (!file_f && !env_f) t.fail("missing key \"secret_file\" or \"secret_env\"");
+// A secret read from a file (relative to the YAML file) or an environment
+// variable, trailing white space removed, at least 16 bytes. Messages give
+// its length and where it came from, never the secret.
+struct secret_value {
+  std::string value;
+  std::string source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET"
+};
+secret_value read_secret(const source& src, const section& t, std::string_view what, std::string_view file_key,
+                         std::string_view env_key, std::string_view how_to_make) {
+  const field* file_f = t.find(file_key);
+  const field* env_f = t.find(env_key);
+  if (file_f && env_f) t.fail("give only one of " + std::string(file_key) + " and " + std::string(env_key));
+  if (!file_f && !env_f) t.fail("missing key \"" + std::string(file_key) + "\" or \"" + std::string(env_key) + "\"");
   const field& secret_f = file_f ? *file_f : *env_f;
+  secret_value out;
   if (file_f) {
     const std::string name = read_string(*file_f);
     if (name.empty()) file_f->fail("expected a file name, got \"\"");
     std::filesystem::path p(name);
     // Relative to the YAML file so that a config directory can be moved as a whole.
     if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
-    cfg.secret = read_secret_file(*file_f, p);
-    cfg.secret_source = "file " + p.string();
+    out.value = read_secret_file(*file_f, p);
+    out.source = "file " + p.string();
   } else {
     const std::string name = read_string(*env_f);
     if (name.empty() || name.find('=') != std::string::npos) {
@@ -521,15 +523,43 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
     const char* value = std::getenv(name.c_str());
     if (value == nullptr) env_f->fail("the environment variable " + name + " is not set");
     if (*value == '\0') env_f->fail("the environment variable " + name + " is empty");
-    cfg.secret = value;
-    cfg.secret_source = "environment " + name;
+    out.value = value;
+    out.source = "environment " + name;
   }
-  strip_trailing_space(cfg.secret);
-  if (cfg.secret.size() < 16) {
+  strip_trailing_space(out.value);
+  if (out.value.size() < 16) {
     // The length only: the secret itself must never reach a message or a log.
-    secret_f.fail("the secret is " + std::to_string(cfg.secret.size()) +
-                  " bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64)");
+    secret_f.fail("the " + std::string(what) + " is " + std::to_string(out.value.size()) +
+                  " bytes; use at least 16 (e.g. " + std::string(how_to_make) + ")");
   }
+  return out;
+}
+
+// An access credential for a middle proxy (PROTOCOL.md 3.6):
+// {name, token_file | token_env}.
+access_credential read_access_credential(const source& src, const field& f) {
+  const section a = sub_section(src, f, {"name", "token_file", "token_env"});
+  access_credential c;
+  c.name = read_name(a.require("name"));
+  auto token = read_secret(src, a, "token", "token_file", "token_env", "head -c 32 /dev/urandom | base64");
+  c.token = std::move(token.value);
+  c.token_source = std::move(token.source);
+  return c;
+}
+
+void load_tunnel(const source& src, const field& tf, end_config& cfg) {
+  const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "access", "middle", "ways", "proxy", "state_file",
+                                          "websocket_path", "retry_interval", "retry_max", "way_timeout",
+                                          "reprobe_interval"});
+  cfg.tunnel_name = read_name(t.require("name"));
+  if (cfg.tunnel_name == routing::direct || cfg.tunnel_name == routing::refuse)
+    t.require("name").fail("a tunnel may not be called \"" + cfg.tunnel_name + "\" (a word of the routes)");
+
+  const auto secret = read_secret(src, t, "secret", "secret_file", "secret_env",
+                                  "head -c 32 /dev/urandom | base64");
+  cfg.secret = secret.value;
+  cfg.secret_source = secret.source;
+  if (const field* f = t.find("access")) cfg.access = read_access_credential(src, *f);
 
   cfg.middles = read_endpoints(src, t.require("middle"));
   if (const field* f = t.find("ways")) {
@@ -873,8 +903,8 @@ middle_config load_middle(const std::string& path) {
   const source src{path};
   const YAML::Node root = load_document(src);
   const section top(src, root, root.Mark(), "",
-                    {"name", "listen", "public_address", "next_hop", "next_hop_way", "websocket_path", "tls_certificate",
-                     "tls_private_key", "limits", "log_level"});
+                    {"name", "listen", "public_address", "access", "access_window", "next_hop", "next_hop_way",
+                     "next_hop_access", "websocket_path", "tls_certificate", "tls_private_key", "limits", "log_level"});
   middle_config cfg;
   cfg.file = path;
   cfg.name = read_name(top.require("name"));
@@ -889,7 +919,48 @@ middle_config load_middle(const std::string& path) {
     });
     if (!printable) f->fail("contains control characters: " + quote(cfg.public_address));
   }
+  if (const field* af = top.find("access")) {
+    if (!af->value.IsSequence() || af->value.size() == 0)
+      af->fail("expected a list of credentials, each {name, token_file or token_env, tunnels (optional)}");
+    std::size_t i = 0;
+    for (auto it = af->value.begin(); it != af->value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      const field item_field{&src, item, item, af->path + "[" + std::to_string(i) + "]"};
+      const section a(src, item, item.Mark(), item_field.path, {"name", "token_file", "token_env", "tunnels"});
+      if (!item.IsMap()) a.fail("expected a map with name and token_file (or token_env)");
+      access_grant g;
+      g.credential.name = read_name(a.require("name"));
+      auto token = read_secret(src, a, "token", "token_file", "token_env", "head -c 32 /dev/urandom | base64");
+      g.credential.token = std::move(token.value);
+      g.credential.token_source = std::move(token.source);
+      if (const field* tf = a.find("tunnels")) {
+        if (tf->value.IsScalar()) {
+          g.tunnels.push_back(read_name(*tf));
+        } else if (tf->value.IsSequence() && tf->value.size() > 0) {
+          std::size_t j = 0;
+          for (auto t = tf->value.begin(); t != tf->value.end(); ++t, ++j) {
+            const YAML::Node n = *t;
+            g.tunnels.push_back(read_name(field{&src, n, n, tf->path + "[" + std::to_string(j) + "]"}));
+          }
+        } else {
+          tf->fail("expected a tunnel name or a list of them");
+        }
+      }
+      for (auto& prev : cfg.access)
+        if (prev.credential.name == g.credential.name) a.require("name").fail("credential " + g.credential.name + " is listed twice");
+      cfg.access.push_back(std::move(g));
+    }
+  }
+  if (const field* f = top.find("access_window")) {
+    if (cfg.access.empty()) f->fail("only used with access");
+    cfg.access_window = std::chrono::duration_cast<std::chrono::seconds>(read_duration(*f));
+    if (cfg.access_window < std::chrono::seconds(1)) f->fail("must be at least 1s");
+  }
   if (const field* f = top.find("next_hop")) cfg.next_hop = read_endpoint(*f);
+  if (const field* f = top.find("next_hop_access")) {
+    if (!cfg.next_hop) f->fail("only used with next_hop");
+    cfg.next_hop_access = read_access_credential(src, *f);
+  }
   if (const field* f = top.find("next_hop_way")) {
     if (!cfg.next_hop) f->fail("only used with next_hop");
     cfg.next_hop_way = read_way(*f);
@@ -926,6 +997,7 @@ void copy_tunnel_fields(end_config& into, const end_config& from) {
   into.tunnel_name = from.tunnel_name;
   into.secret = from.secret;
   into.secret_source = from.secret_source;
+  into.access = from.access;
   into.middles = from.middles;
   into.ways = from.ways;
   into.ways_proxy = from.ways_proxy;

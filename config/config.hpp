@@ -60,6 +60,21 @@ struct way {
   bool operator==(const way&) const = default;
 };
 
+// A credential an end (or a middle passing setups on) shows a middle proxy
+// (PROTOCOL.md 3.6): distinct from any tunnel's secret.
+struct access_credential {
+  std::string name;
+  std::string token;         // never logged
+  std::string token_source;  // "file ..." or "environment ...", for messages
+  bool operator==(const access_credential&) const = default;
+};
+
+// A credential a middle proxy accepts, for some tunnels or (empty) any.
+struct access_grant {
+  access_credential credential;
+  std::vector<std::string> tunnels;
+};
+
 struct limits {
   std::chrono::milliseconds setup_timeout{10000};      // a hop must deliver its setup within this
   std::chrono::milliseconds waiting_timeout{600000};   // how long an unmatched setup waits at a middle
@@ -83,8 +98,12 @@ struct middle_config {
   std::string name;
   std::vector<endpoint> listen;
   std::string public_address;            // shown in hop maps; empty: the address a hop arrived on
+  // Who may use this middle; empty: anyone (a free relay).
+  std::vector<access_grant> access;
+  std::chrono::seconds access_window{300};  // an ACCESS proof's time may differ from ours by this much
   std::optional<endpoint> next_hop;
   std::optional<way> next_hop_way;   // how to reach next_hop; default tcp
+  std::optional<access_credential> next_hop_access;  // shown to next_hop
   std::string websocket_path = "/lstp";  // WebSocket hops are accepted on this path
   std::string tls_certificate;       // PEM files for TLS hops; empty: a self-signed certificate made at start
   std::string tls_private_key;
@@ -114,6 +133,7 @@ struct end_config {
   std::string tunnel_name;
   std::string secret;  // loaded from secret_file or secret_env; never logged
   std::string secret_source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET", for messages
+  std::optional<access_credential> access;  // shown to the middles of this tunnel
   std::vector<endpoint> middles;  // tried in order of measured latency, failing over along the list
   // Ways out, tried in this order; empty: automatic (every carrier, directly
   // and through `proxy`, cheapest first, the last winner first).

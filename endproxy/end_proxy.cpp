@@ -120,6 +120,12 @@ lstp::tunnel_params end_proxy::make_params() {
   p.limits.keepalive = cfg_.limit.keepalive;
   p.limits.dead_after = cfg_.limit.dead_after;
   p.limits.handshake_timeout = cfg_.limit.handshake_timeout;
+  if (cfg_.access) {
+    // Wall-clock time: the middle bounds a proof's age with its own clock.
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    p.access = lstp::middle_access{cfg_.access->name, cfg_.access->token,
+                                   static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count())};
+  }
   return p;
 }
 

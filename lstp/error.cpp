@@ -29,6 +29,7 @@ std::string_view to_string(wire_error e) {
     case wire_error::next_hop_failed: return "next hop failed";
     case wire_error::auth_failed: return "authentication failed";
     case wire_error::shutting_down: return "shutting down";
+    case wire_error::access_denied: return "access denied";
   }
   return "unknown error";
 }

@@ -34,6 +34,7 @@ enum class wire_error : std::uint16_t {
   next_hop_failed = 38,
   auth_failed = 39,
   shutting_down = 40,
+  access_denied = 41,
 };
 
 std::string_view to_string(wire_error e);

@@ -18,6 +18,7 @@ enum class frame_type : std::uint8_t {
   common_unique_info = 0x01,
   topology_exchange = 0x02,
   property_exchange = 0x03,
+  access = 0x04,  // a hop's access proof to its middle (3.6); never relayed
   connection_request = 0x10,
   connection_ack = 0x11,
   connection_nack = 0x12,

@@ -266,4 +266,23 @@ std::string format_path(const topology& path) {
   return s;
 }
 
+void encode_access(bytes& out, const access_proof& p) {
+  with_payload(out, frame_type::access, 0, [&](wire_writer& w) {
+    w.str8(p.name);
+    w.u32(static_cast<std::uint32_t>(p.time >> 32));
+    w.u32(static_cast<std::uint32_t>(p.time));
+    w.raw(byte_view{p.mac});
+  });
+}
+
+bool decode_access(byte_view payload, access_proof& p, std::string& why) {
+  wire_reader r(payload);
+  std::uint32_t hi = 0, lo = 0;
+  if (!r.str8(p.name) || !r.u32(hi) || !r.u32(lo) || !r.fixed(p.mac)) return why = "ACCESS truncated", false;
+  if (p.name.empty()) return why = "ACCESS names no credential", false;
+  if (!finish(r, why)) return false;
+  p.time = static_cast<std::uint64_t>(hi) << 32 | lo;
+  return true;
+}
+
 }  // namespace lstp

@@ -69,6 +69,18 @@ struct connection_request {
   address destination;
 };
 
+// ACCESS (PROTOCOL.md 3.6): which credential, when (Unix seconds, so a middle
+// bounds replays to a window) and a MAC made with the credential's token
+// (lstp/access.hpp).
+inline constexpr std::size_t access_mac_size = 32;
+using access_mac = std::array<std::uint8_t, access_mac_size>;
+struct access_proof {
+  std::string name;
+  std::uint64_t time = 0;
+  access_mac mac{};
+  bool operator==(const access_proof&) const = default;
+};
+
 // An error code and a human reason: NACKs, FREE, ERROR.
 struct error_info {
   wire_error code = wire_error::ok;
@@ -87,6 +99,7 @@ void encode_connection_peer(bytes& out, std::uint32_t channel, const address& pe
 // Appends the payload only, not a frame.
 void encode_datagram(bytes& out, const address& far, byte_view data);
 void encode_error_info(bytes& out, frame_type t, std::uint32_t channel, const error_info& e);
+void encode_access(bytes& out, const access_proof& p);
 void encode_empty(bytes& out, frame_type t, std::uint32_t channel);
 void encode_ping(bytes& out, frame_type t, const std::array<std::uint8_t, 8>& token);
 void encode_shutdown(bytes& out, std::string_view reason);
@@ -98,6 +111,7 @@ bool decode_properties(byte_view payload, properties& p, std::string& why);
 bool decode_connection_request(byte_view payload, connection_request& m, std::string& why);
 bool decode_address_payload(byte_view payload, address& a, std::string& why);
 bool decode_error_info(byte_view payload, error_info& e, std::string& why);
+bool decode_access(byte_view payload, access_proof& p, std::string& why);
 // `data` points into `payload`.
 bool decode_datagram(byte_view payload, address& far, byte_view& data, std::string& why);
 

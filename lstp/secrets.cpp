@@ -22,13 +22,19 @@ tunnel_keys derive_tunnel_keys(std::string_view tunnel_name, std::string_view se
     std::copy(v.begin(), v.end(), out.begin());
   };
   expand("lstp/1 pairing id", k.pairing_id);
+  k.tag = tag_of(tunnel_name);
+  expand("lstp/1 tls psk", k.psk);
+  return k;
+}
+
+tunnel_tag tag_of(std::string_view tunnel_name) {
   auto sha = Botan::HashFunction::create_or_throw("SHA-256");
   sha->update("lstp/1 tunnel tag ");
   sha->update(std::string(tunnel_name));
   auto digest = sha->final();
-  std::copy_n(digest.begin(), k.tag.size(), k.tag.begin());
-  expand("lstp/1 tls psk", k.psk);
-  return k;
+  tunnel_tag tag{};
+  std::copy_n(digest.begin(), tag.size(), tag.begin());
+  return tag;
 }
 
 std::string short_id(const pairing_id& id) { return Botan::hex_encode(id.data(), 4, false); }

@@ -19,6 +19,10 @@ inline constexpr std::size_t min_secret_size = 16;
 // Slow on purpose (PBKDF2, 100000 rounds): call once per tunnel at start.
 tunnel_keys derive_tunnel_keys(std::string_view tunnel_name, std::string_view secret);
 
+// The tunnel tag alone (fast: no PBKDF2), e.g. for a middle that limits a
+// credential to some tunnels by name.
+tunnel_tag tag_of(std::string_view tunnel_name);
+
 // Short hex prefix of a pairing id, safe to log: it names a tunnel at a
 // middle without revealing anything about the secret.
 std::string short_id(const pairing_id& id);

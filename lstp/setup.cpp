@@ -39,6 +39,12 @@ setup_reader::result setup_reader::next() {
       if (!decode_error_info(f.payload, e, why)) return {status::invalid, wire_error::protocol_error, why};
       return {status::peer_error, e.code, e.reason};
     }
+    if (!have_info_ && !access_ && access_allowed_ && f.header.type == frame_type::access) {
+      access_proof p;
+      if (!decode_access(f.payload, p, why)) return {status::invalid, wire_error::protocol_error, why};
+      access_ = std::move(p);
+      continue;
+    }
     if (!have_info_) {
       if (f.header.type != frame_type::common_unique_info)
         return {status::invalid, wire_error::unexpected_message,

@@ -32,6 +32,12 @@ bytes relay_setup(const setup_message& s, const topology_entry& self);
 // refusing the setup). Frames are limited to max_setup_payload.
 class setup_reader {
  public:
+  // A middle reading a hop from an end or from the middle before it accepts
+  // one ACCESS frame first (3.6); an end, and a middle reading the reply of
+  // its next hop, never expect one.
+  enum class access_frame { refused, accepted };
+  explicit setup_reader(access_frame a = access_frame::refused) : access_allowed_(a == access_frame::accepted) {}
+
   enum class status { need_more, done, invalid, peer_error };
   struct result {
     status state = status::need_more;
@@ -44,10 +50,14 @@ class setup_reader {
   // Once done: the setup that was read, and the bytes that followed it.
   setup_message& setup() { return setup_; }
   byte_view unread() const { return decoder_.unread(); }
+  // The ACCESS frame that came before the setup, if any.
+  const std::optional<access_proof>& access() const { return access_; }
 
  private:
   frame_decoder decoder_{max_setup_payload};
   setup_message setup_;
+  std::optional<access_proof> access_;
+  bool access_allowed_ = false;
   bool have_info_ = false;
   bool done_ = false;
 };

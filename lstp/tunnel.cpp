@@ -1,5 +1,7 @@
 #include "lstp/tunnel.hpp"
 
+#include "lstp/access.hpp"
+
 #include <limits>
 
 #include <algorithm>
@@ -21,7 +23,13 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_h
   if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
   if (params_.limits.credit_windows) params_.self.features |= feature_credit_windows;
   our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
-  out_ = encode_setup(our_setup_);
+  out_.clear();
+  if (params_.access) {
+    auto& a = *params_.access;
+    encode_access(out_, make_access_proof(a.name, a.token, a.unix_time, our_setup_));
+  }
+  const auto setup = encode_setup(our_setup_);
+  out_.insert(out_.end(), setup.begin(), setup.end());
 }
 
 tunnel::~tunnel() = default;
@@ -320,6 +328,7 @@ void tunnel::handle_up(const frame_view& f) {
     case frame_type::common_unique_info:
     case frame_type::topology_exchange:
     case frame_type::property_exchange:
+    case frame_type::access:
       return fail(wire_error::unexpected_message, std::string(to_string(f.header.type)) + " after the tunnel was up");
   }
   fail(wire_error::unknown_type, "unknown frame type");

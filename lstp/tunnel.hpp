@@ -64,10 +64,18 @@ inline constexpr std::size_t max_credit = std::size_t{1} << 30;
 // COMMON_UNIQUE_INFO `features` bit: this end speaks credit windows.
 inline constexpr std::uint32_t feature_credit_windows = 0x2;
 
+// A credential for the middle this end connects to (PROTOCOL.md 3.6).
+struct middle_access {
+  std::string name;
+  std::string token;        // never logged
+  std::uint64_t unix_time = 0;  // now, as the wall clock says: the proof's time
+};
+
 struct tunnel_params {
   common_unique_info self;  // pairing id and a fresh random nonce filled in
   std::array<std::uint8_t, 32> psk{};
   tunnel_limits limits;
+  std::optional<middle_access> access;  // sent as ACCESS before the setup
 };
 
 enum class tunnel_state {

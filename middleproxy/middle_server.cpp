@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "lstp/access.hpp"
 #include "lstp/secrets.hpp"
 #include "middleproxy/setup_check.hpp"
 #include "runtime/hop_socket.hpp"
@@ -92,6 +93,7 @@ struct middle_server::hop {
   lstp::setup_message setup;
   lstp::bytes unread;  // bytes that followed the setup
   std::string tunnel;  // short pairing id, for logs
+  std::string credential;  // the access credential it proved, if any (its name)
   bool taken = false;  // another coroutine paired this hop and owns it now
   bool gone = false;   // it closed while waiting
   std::shared_ptr<transport::hop_stream> upstream;  // the hop to the next middle, when forwarded
@@ -101,7 +103,16 @@ struct middle_server::hop {
 middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
     : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting, cfg_.limit.max_waiting_per_source) {
   acceptor_options_.websocket_path = cfg_.websocket_path;
+  std::vector<access_key> keys;
+  for (auto& g : cfg_.access) keys.push_back({g.credential.name, g.credential.token, g.tunnels});
+  access_ = access_gate(std::move(keys), cfg_.access_window);
 }
+
+namespace {
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
 
 void middle_server::load_tls_identity() {
   if (!cfg_.tls_certificate.empty()) {
@@ -118,6 +129,15 @@ void middle_server::load_tls_identity() {
 
 void middle_server::start() {
   load_tls_identity();
+  if (access_.required()) {
+    std::string names;
+    for (auto& g : cfg_.access) names += (names.empty() ? "" : ", ") + g.credential.name;
+    log_info(component, "hops must prove an access credential (", names, "; clock window ",
+             cfg_.access_window.count(), " s)");
+  } else {
+    log_warn(component, "no access list: anyone may relay through this middle proxy (set access: in ", cfg_.file,
+             " when it is reachable from the internet)");
+  }
   for (auto& ep : cfg_.listen) {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "hops"));
     log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acceptors_.back()->local_endpoint()));
@@ -208,7 +228,7 @@ lstp::topology_entry middle_server::self_entry(const hop_ptr& h) const {
   return {lstp::hop_kind::middle, cfg_.name, cfg_.public_address.empty() ? h->local : cfg_.public_address};
 }
 
-asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason) {
+asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail) {
   // An end refused for a lasting reason retries every second or so: log the
   // first refusal per tunnel and reason, then only once a minute.
   auto now = std::chrono::steady_clock::now();
@@ -218,7 +238,8 @@ asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, st
   if (!repeat) last = now;
   if (recent_refusals_.size() > 4096) recent_refusals_.clear();  // bounded whatever strangers send
   runtime::log(repeat ? runtime::log_level::debug : runtime::log_level::warn, component, "hop ", h->peer,
-               (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason);
+               (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason,
+               (detail.empty() ? "" : " (" + detail + ")"));
   lstp::bytes out;
   lstp::encode_error_info(out, lstp::frame_type::error, 0, {code, reason});
   runtime::watchdog guard(*h->stream, std::chrono::seconds(2));
@@ -228,7 +249,7 @@ asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, st
 }
 
 asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
-  lstp::setup_reader reader;
+  lstp::setup_reader reader(lstp::setup_reader::access_frame::accepted);
   std::string why;
   auto code = lstp::wire_error::ok;
   bool peer_error = false;
@@ -248,6 +269,13 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
   h->setup = std::move(reader.setup());
   h->unread.assign(reader.unread().begin(), reader.unread().end());
   h->tunnel = lstp::short_id(h->setup.info.pairing);
+  // Who may use this middle is settled before anything is kept for the hop.
+  auto access = access_.check(reader.access(), h->setup, unix_now());
+  if (access.refusal) {
+    co_await refuse(h, access.refusal->code, access.refusal->reason, access.detail);
+    co_return;
+  }
+  h->credential = access.who;
   if (auto refusal = check_setup(h->setup, cfg_.name)) {
     co_await refuse(h, refusal->code, refusal->reason);
     co_return;
@@ -282,7 +310,8 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
                           std::to_string(cfg_.limit.max_waiting_per_source) + ")");
       co_return;
     case admit_result::wait:
-      log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer, " waits for its partner");
+      log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
+               (h->credential.empty() ? "" : " (credential " + h->credential + ")"), " waits for its partner");
       if (cfg_.next_hop)
         co_await forward_to_next_hop(h);
       else
@@ -369,7 +398,16 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
     } else {
       h->upstream = std::shared_ptr<transport::hop_stream>(std::move(up));
       runtime::watchdog deadline(*h->upstream, cfg_.limit.setup_timeout);
-      auto out = lstp::relay_setup(h->setup, self_entry(h));
+      lstp::bytes out;
+      auto relayed = h->setup;
+      relayed.topology.push_back(self_entry(h));
+      if (cfg_.next_hop_access) {
+        // This middle's own credential for the next: the end's stays here.
+        auto& a = *cfg_.next_hop_access;
+        lstp::encode_access(out, lstp::make_access_proof(a.name, a.token, static_cast<std::uint64_t>(unix_now()), relayed));
+      }
+      auto setup_bytes = lstp::encode_setup(relayed);
+      out.insert(out.end(), setup_bytes.begin(), setup_bytes.end());
       out.insert(out.end(), h->unread.begin(), h->unread.end());
       co_await h->upstream->write(asio::buffer(out), ec);
       if (ec) why = ec.message();

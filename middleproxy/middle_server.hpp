@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "lstp/setup.hpp"
+#include "middleproxy/access_gate.hpp"
 #include "middleproxy/pairing_table.hpp"
 #include "transport/hop_acceptor.hpp"
 #include "transport/hop_stream.hpp"
@@ -44,7 +45,8 @@ class middle_server {
   boost::asio::awaitable<void> forward_to_next_hop(hop_ptr h);
   boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
                                     lstp::bytes to_second, std::string second_name, std::string tunnel);
-  boost::asio::awaitable<void> refuse(hop_ptr h, lstp::wire_error code, std::string reason);
+  // `detail`, if any, goes to the log only (e.g. which access check failed).
+  boost::asio::awaitable<void> refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail = {});
   void watch_while_waiting(const hop_ptr& h);
   void take_over(const hop_ptr& waiting);
   lstp::topology_entry self_entry(const hop_ptr& h) const;
@@ -54,6 +56,7 @@ class middle_server {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   transport::acceptor_options acceptor_options_;
   pairing_table<hop_ptr> table_;
+  access_gate access_;
   std::map<std::string, std::chrono::steady_clock::time_point> recent_refusals_;
   std::size_t active_hops_ = 0;
 };

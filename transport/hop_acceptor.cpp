@@ -21,7 +21,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 first_byte_kind classify_first_byte(std::uint8_t b) {
-  if (b == 0x01) return first_byte_kind::lstp;
+  // COMMON_UNIQUE_INFO, or ACCESS before it (PROTOCOL.md 3.6).
+  if (b == 0x01 || b == 0x04) return first_byte_kind::lstp;
   if (b == 0x16) return first_byte_kind::tls;
   if (b >= 'A' && b <= 'Z') return first_byte_kind::http;
   return first_byte_kind::unknown;

@@ -426,7 +426,7 @@ tunnel:
   secrt: secret.txt
 )");
     CHECK(error_from([&] { config::load_end(file); }) ==
-          file + ":5: tunnel.secrt: unknown key (expected one of: name, secret_file, secret_env, middle, "
+          file + ":5: tunnel.secrt: unknown key (expected one of: name, secret_file, secret_env, access, middle, "
                  "ways, proxy, state_file, websocket_path, retry_interval, retry_max, way_timeout, "
                  "reprobe_interval)");
   }
@@ -918,4 +918,69 @@ TEST_CASE("several tunnels with routes: each tunnel a config of its own") {
   CHECK(err("m.yaml", "name: x\nrole: server\ntunnel:\n  name: t\n  secret_file: a.secret\n  middle: m:1\n"
                       "server:\n  bind_address: 0.0.0.0\n")
             .find("expected an IP address of this host (the peer is told to connect there)") != std::string::npos);
+}
+
+TEST_CASE("access credentials: an end's for its middles, a middle's list and its own for the next hop") {
+  temp_dir dir;
+  dir.write("t.secret", "0123456789abcdef0123\n");
+  dir.write("alice.token", "alice-token-0123456789abcdef\n");
+  dir.write("m1.token", "m1-token-for-m2-0123456789\n");
+  ::setenv("LSTP_CONFIG_TEST_BOB", "bob-token-0123456789abcdef", 1);
+  const std::string end_head =
+      "name: laptop\nrole: client\nsocks:\n  listen: 127.0.0.1:1080\n"
+      "tunnels:\n  - name: corp-a\n    secret_file: t.secret\n    middle: m1:443\n"
+      "  - name: lab-c\n    secret_file: t.secret\n    middle: m2:443\n"
+      "    access:\n      name: bob\n      token_env: LSTP_CONFIG_TEST_BOB\n";
+  auto e = config::load_end(dir.write("end.yaml", end_head));
+  CHECK_FALSE(e.access);  // corp-a has none
+  REQUIRE(e.more_tunnels.size() == 1);
+  REQUIRE(e.more_tunnels[0].access);
+  CHECK(e.more_tunnels[0].access->name == "bob");
+  CHECK(e.more_tunnels[0].access->token == "bob-token-0123456789abcdef");
+  CHECK(e.more_tunnels[0].access->token_source == "environment LSTP_CONFIG_TEST_BOB");
+  // The first tunnel's credential is copied with its other fields.
+  auto first = config::load_end(dir.write(
+      "end2.yaml", "name: laptop\nrole: client\nsocks:\n  listen: 127.0.0.1:1080\n"
+                   "tunnels:\n  - name: corp-a\n    secret_file: t.secret\n    middle: m1:443\n"
+                   "    access: {name: alice, token_file: alice.token}\n"
+                   "  - name: lab-c\n    secret_file: t.secret\n    middle: m2:443\n"));
+  REQUIRE(first.access);
+  CHECK(first.access->token == "alice-token-0123456789abcdef");
+  CHECK_FALSE(first.more_tunnels[0].access);
+
+  auto m = config::load_middle(dir.write(
+      "m1.yaml", "name: m1\nlisten: 0.0.0.0:443\naccess:\n"
+                 "  - {name: alice, token_file: alice.token}\n"
+                 "  - {name: bob, token_env: LSTP_CONFIG_TEST_BOB, tunnels: [lab-c, corp-b]}\n"
+                 "access_window: 2m\nnext_hop: m2:443\nnext_hop_access: {name: m1, token_file: m1.token}\n"));
+  REQUIRE(m.access.size() == 2);
+  CHECK(m.access[0].credential.name == "alice");
+  CHECK(m.access[0].tunnels.empty());
+  CHECK(m.access[1].tunnels == std::vector<std::string>{"lab-c", "corp-b"});
+  CHECK(m.access_window == std::chrono::seconds(120));
+  REQUIRE(m.next_hop_access);
+  CHECK(m.next_hop_access->token == "m1-token-for-m2-0123456789");
+  CHECK(config::load_middle(dir.write("open.yaml", "name: m\nlisten: 0.0.0.0:443\n")).access.empty());
+
+  const auto err = [&](const std::string& name, const std::string& text) {
+    const auto path = dir.write(name, text);
+    return error_from([&] { config::load_middle(path); });
+  };
+  dir.write("short.token", "letmein-please\n");
+  const auto short_msg = err("a.yaml", "name: m\nlisten: 0.0.0.0:443\naccess:\n  - {name: x, token_file: short.token}\n");
+  CHECK_THAT(short_msg, Contains("access[0].token_file: the token is 14 bytes; use at least 16"));
+  CHECK_THAT(short_msg, !Contains("letmein"));
+  CHECK_THAT(err("b.yaml", "name: m\nlisten: 0.0.0.0:443\naccess_window: 1m\n"),
+             Contains("access_window: only used with access"));
+  CHECK_THAT(err("c.yaml", "name: m\nlisten: 0.0.0.0:443\nnext_hop_access: {name: m, token_file: m1.token}\n"),
+             Contains("next_hop_access: only used with next_hop"));
+  CHECK_THAT(err("d.yaml", "name: m\nlisten: 0.0.0.0:443\naccess:\n  - {name: x, token_file: alice.token}\n"
+                           "  - {name: x, token_file: m1.token}\n"),
+             Contains("credential x is listed twice"));
+  CHECK_THAT(err("e.yaml", "name: m\nlisten: 0.0.0.0:443\naccess:\n  - {name: x}\n"),
+             Contains("missing key \"token_file\" or \"token_env\""));
+  CHECK_THAT(err("f.yaml", "name: m\nlisten: 0.0.0.0:443\naccess:\n  - {name: x, token_file: alice.token, tunnels: [\"a b\"]}\n"),
+             Contains("access[0].tunnels[0]: expected 1 to 64 characters"));
+  CHECK_THAT(err("g.yaml", "name: m\nlisten: 0.0.0.0:443\naccess: []\n"), Contains("expected a list of credentials"));
+  ::unsetenv("LSTP_CONFIG_TEST_BOB");
 }

@@ -1,18 +1,26 @@
 // libFuzzer target: a middle proxy's handling of a new hop's setup, on
-// arbitrary bytes: the setup reader, the checks before any state is kept,
-// and the relayed setup, which must read back as the same setup with this
-// middle appended.
+// arbitrary bytes: the setup reader (with an optional ACCESS frame first),
+// the access gate and the checks before any state is kept, and the relayed
+// setup, which must read back as the same setup with this middle appended.
 #include <cstddef>
 #include <cstdint>
 
+#include "lstp/access.hpp"
 #include "lstp/setup.hpp"
+#include "middleproxy/access_gate.hpp"
 #include "middleproxy/setup_check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  lstp::setup_reader reader;
+  lstp::setup_reader reader(lstp::setup_reader::access_frame::accepted);
   reader.feed(lstp::byte_view(data, size));
   if (reader.next().state != lstp::setup_reader::status::done) return 0;
   const auto& setup = reader.setup();
+  // The gate never lets a proof through that was not made with the token.
+  static middleproxy::access_gate gate({{"alice", "alice-token-0123456789abcdef", {}}}, std::chrono::seconds(300));
+  const std::int64_t now = 1'800'000'000;
+  auto verdict = gate.check(reader.access(), setup, now);
+  if (!verdict.refusal && !lstp::verify_access_proof(*reader.access(), "alice-token-0123456789abcdef", setup))
+    __builtin_trap();
   if (middleproxy::check_setup(setup, "fuzz-middle")) return 0;
   const lstp::topology_entry self{lstp::hop_kind::middle, "fuzz-middle", "192.0.2.9:443"};
   const auto relayed = lstp::relay_setup(setup, self);

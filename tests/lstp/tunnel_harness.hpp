@@ -74,7 +74,7 @@ struct tunnel_pair {
   clock::time_point now = clock::time_point{} + std::chrono::hours(1);
   std::unique_ptr<tunnel> client, server;
   std::function<void(bytes&, bool to_server)> tamper;
-  setup_reader from_client, from_server;
+  setup_reader from_client{setup_reader::access_frame::accepted}, from_server{setup_reader::access_frame::accepted};
   bool paired = false;
   // Non-zero: after pairing, bytes go in through receive_space()/received()
   // at most this many at a time, as the Asio driver reads a hop.

@@ -1,0 +1,41 @@
+#include "lstp/access.hpp"
+
+#include <botan/mac.h>
+#include <botan/mem_ops.h>
+
+#include "lstp/wire.hpp"
+
+namespace lstp {
+
+namespace {
+
+access_mac compute_mac(std::string_view name, std::string_view token, std::uint64_t time, const setup_message& setup) {
+  auto hmac = Botan::MessageAuthenticationCode::create_or_throw("HMAC(SHA-256)");
+  hmac->set_key(reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
+  bytes input;
+  wire_writer w(input);
+  w.raw(std::string_view("lstp/1 access"));
+  w.str8(name);
+  w.u32(static_cast<std::uint32_t>(time >> 32));
+  w.u32(static_cast<std::uint32_t>(time));
+  input.insert(input.end(), setup.info_frame.begin(), setup.info_frame.end());
+  encode_topology(input, setup.topology);
+  hmac->update(input.data(), input.size());
+  access_mac out{};
+  hmac->final(out.data());
+  return out;
+}
+
+}  // namespace
+
+access_proof make_access_proof(std::string_view name, std::string_view token, std::uint64_t unix_time,
+                               const setup_message& setup) {
+  return {std::string(name), unix_time, compute_mac(name, token, unix_time, setup)};
+}
+
+bool verify_access_proof(const access_proof& proof, std::string_view token, const setup_message& setup) {
+  const auto expected = compute_mac(proof.name, token, proof.time, setup);
+  return Botan::constant_time_compare(expected.data(), proof.mac.data(), expected.size());
+}
+
+}  // namespace lstp

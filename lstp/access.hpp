@@ -1,0 +1,28 @@
+// A hop's access proof (PROTOCOL.md 3.6): how an end, or a middle passing a
+// setup on, shows a middle proxy that it may use it, without sending the
+// credential. The credential (a name and a token, set in both configs) is
+// distinct from the tunnel's secret: the middle learns nothing that opens
+// the tunnel, and an end never learns another's credential because the
+// ACCESS frame is never relayed. Sans-I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lstp/frame.hpp"
+#include "lstp/setup.hpp"
+
+namespace lstp {
+
+// The MAC is HMAC-SHA256(token, "lstp/1 access" | str8 name | u64 time |
+// setup frames) over the COMMON_UNIQUE_INFO and TOPOLOGY_EXCHANGE frames sent
+// right after the ACCESS frame on the same hop: it binds the proof to that one
+// setup (its nonce), so it cannot be moved to another.
+access_proof make_access_proof(std::string_view name, std::string_view token, std::uint64_t unix_time,
+                               const setup_message& setup);
+// Constant time in the MAC: a wrong guess learns nothing from timing.
+bool verify_access_proof(const access_proof& proof, std::string_view token, const setup_message& setup);
+
+}  // namespace lstp
