@@ -649,7 +649,7 @@ void load_socks(const source& src, const field& sf, end_config& cfg) {
 void load_end_limits(const source& src, const field& lf, limits& lim) {
   const section l = sub_section(src, lf,
                                 {"high_watermark", "low_watermark", "pause_slack", "max_channels", "max_connections",
-                                 "keepalive", "dead_after", "handshake_timeout"});
+                                 "max_openings", "keepalive", "dead_after", "handshake_timeout"});
   const field* high = l.find("high_watermark");
   const field* low = l.find("low_watermark");
   if (high) lim.high_watermark = read_size(*high);
@@ -657,6 +657,7 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   if (const field* f = l.find("pause_slack")) lim.pause_slack = read_size(*f);
   if (const field* f = l.find("max_channels")) lim.max_channels = read_count(*f);
   if (const field* f = l.find("max_connections")) lim.max_connections = read_count(*f);
+  if (const field* f = l.find("max_openings")) lim.max_openings = read_count(*f);
   const field* keepalive = l.find("keepalive");
   const field* dead_after = l.find("dead_after");
   if (keepalive) lim.keepalive = read_duration(*keepalive);
@@ -981,12 +982,15 @@ middle_config load_middle(const std::string& path) {
   }
   if (const field* lf = top.find("limits")) {
     const section l = sub_section(src, *lf, {"setup_timeout", "waiting_timeout", "max_waiting",
-                                             "max_waiting_per_source", "max_connections"});
+                                             "max_waiting_per_source", "max_connections", "max_openings",
+                                             "max_openings_per_source"});
     if (const field* f = l.find("setup_timeout")) cfg.limit.setup_timeout = read_duration(*f);
     if (const field* f = l.find("waiting_timeout")) cfg.limit.waiting_timeout = read_duration(*f);
     if (const field* f = l.find("max_waiting")) cfg.limit.max_waiting = read_count(*f);
     if (const field* f = l.find("max_waiting_per_source")) cfg.limit.max_waiting_per_source = read_count(*f);
     if (const field* f = l.find("max_connections")) cfg.limit.max_connections = read_count(*f);
+    if (const field* f = l.find("max_openings")) cfg.limit.max_openings = read_count(*f);
+    if (const field* f = l.find("max_openings_per_source")) cfg.limit.max_openings_per_source = read_count(*f);
   }
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
   return cfg;

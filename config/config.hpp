@@ -81,6 +81,11 @@ struct limits {
   std::size_t max_waiting = 1024;                      // unmatched setups a middle keeps
   std::size_t max_waiting_per_source = 64;             // ... of them from one source address
   std::size_t max_connections = 10000;                 // hops (middle) or app connections (end)
+  // Connections still in their opening (a hop's carrier handshakes and setup,
+  // an app's SOCKS greeting and request). Past it the oldest opener is pushed
+  // out, so stalled connections cannot keep real ones out.
+  std::size_t max_openings = 1024;
+  std::size_t max_openings_per_source = 64;            // middle: past it a source's new connections are refused
   std::size_t high_watermark = 256 * 1024;             // per channel, bytes not yet delivered
   std::size_t low_watermark = 128 * 1024;
   std::size_t pause_slack = 64 * 1024 * 1024;

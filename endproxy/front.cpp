@@ -37,7 +37,12 @@ std::string_view verb_of(lstp::connect_command c) {
 }  // namespace
 
 front::front(asio::io_context& io, const config::end_config& cfg, std::vector<end_proxy*> tunnels)
-    : io_(io), cfg_(cfg), tunnels_(std::move(tunnels)), routes_(tunnel_names(tunnels_), cfg.routes, cfg.default_route) {}
+    : io_(io),
+      cfg_(cfg),
+      tunnels_(std::move(tunnels)),
+      routes_(tunnel_names(tunnels_), cfg.routes, cfg.default_route),
+      // Apps are local: no share per source address.
+      openings_(cfg.limit.max_openings, 0) {}
 
 void front::start() {
   for (auto& ep : cfg_.socks_listen) {

@@ -15,6 +15,8 @@
 #include "config/config.hpp"
 #include "endproxy/end_proxy.hpp"
 #include "routing/route_table.hpp"
+#include "runtime/handshake_slots.hpp"
+#include "runtime/log_throttle.hpp"
 
 namespace endproxy {
 
@@ -50,6 +52,9 @@ class front {
   routing::route_table routes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::size_t active_clients_ = 0;
+  runtime::handshake_slots openings_;  // SOCKS clients still in their greeting or request
+  runtime::log_throttle quiet_;        // lines a flood would repeat
+  std::size_t evicted_openings_ = 0;   // not logged yet
 };
 
 // Copies bytes both ways between two sockets until both directions ended,

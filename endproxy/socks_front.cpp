@@ -66,7 +66,9 @@ socks::reply_code reply_for(lstp::wire_error e) {
 
 void front::on_socks_client(tcp::socket sock) {
   if (active_clients_ >= cfg_.limit.max_connections) {
-    log_warn(component, "refusing a SOCKS client: ", active_clients_, " open, the limit is ", cfg_.limit.max_connections);
+    if (auto left_out = quiet_.allow("connection limit", std::chrono::steady_clock::now()))
+      log_warn(component, "refusing a SOCKS client: ", active_clients_, " open, the limit is ",
+               cfg_.limit.max_connections, " (limits.max_connections)", runtime::log_throttle::left_out_text(*left_out));
     return;
   }
   asio::co_spawn(io_, socks_session(std::move(sock)), asio::detached);
@@ -81,6 +83,12 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
   auto peer = sock.remote_endpoint(ec);
   std::ostringstream who;
   who << peer;
+  // Broken or hostile clients: the first line of a kind is logged, then one
+  // per ten seconds with a count, so a flood does not flood the log.
+  auto note = [&](std::string_view kind, const std::string& what) {
+    if (auto left_out = quiet_.allow(std::string(kind), std::chrono::steady_clock::now()))
+      log_info(component, who.str(), ": ", what, runtime::log_throttle::left_out_text(*left_out));
+  };
   std::vector<std::uint8_t> in, out;
   bool v4 = false;  // SOCKS4 or 4a: its own reply format
   auto refuse = [&](socks::reply_code code) -> asio::awaitable<void> {
@@ -98,13 +106,27 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     // A client gets socks_timeout for its greeting, login and request: one
     // that sends half a message and stalls is dropped.
     runtime::watchdog deadline(sock, cfg_.limit.socks_timeout);
+    // And it holds an opening slot meanwhile: when max_openings are taken,
+    // the oldest opener is dropped for the newcomer (cancelling its read).
+    auto opening = openings_.enter({}, [&sock] {
+      boost::system::error_code ignored;
+      sock.cancel(ignored);
+    });
+    if (const auto pushed = openings_.take_evicted(); pushed > 0) {
+      evicted_openings_ += pushed;
+      if (quiet_.allow("pushed out", std::chrono::steady_clock::now())) {
+        log_warn(component, evicted_openings_, " SOCKS client(s) that had not finished their greeting were dropped "
+                 "for newer ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
+        evicted_openings_ = 0;
+      }
+    }
     // The first byte tells SOCKS4 from SOCKS5.
     auto first = co_await read_message(sock, in, [](std::span<const std::uint8_t> b) {
       return socks::parsed<int>{b.empty() ? socks::parse_status::need_more : socks::parse_status::done, 0, 0,
                                 socks::parse_error::none};
     });
     if (first.status != socks::parse_status::done) {
-      if (deadline.fired()) log_info(component, who.str(), ": no greeting in time");
+      if (deadline.fired()) note("slow greeting", "no greeting in time");
       co_return;
     }
     if (in[0] == socks::socks4_version) {
@@ -112,10 +134,10 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
       auto request = co_await read_message(sock, in, socks::parse_socks4_request);
       if (request.status != socks::parse_status::done) {
         if (request.status == socks::parse_status::invalid) {
-          log_info(component, who.str(), ": bad SOCKS4 request: ", socks::to_string(request.error));
+          note("bad request", std::string("bad SOCKS4 request: ") + std::string(socks::to_string(request.error)));
           co_await refuse(socks::reply_code::general_failure);
         } else if (deadline.fired()) {
-          log_info(component, who.str(), ": no complete SOCKS4 request in time");
+          note("slow greeting", "no complete SOCKS4 request in time");
         }
         co_return;
       }
@@ -132,9 +154,9 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
       auto greeting = co_await read_message(sock, in, socks::parse_greeting);
       if (greeting.status != socks::parse_status::done) {
         if (greeting.status == socks::parse_status::invalid)
-          log_info(component, who.str(), ": bad greeting: ", socks::to_string(greeting.error));
+          note("bad greeting", std::string("bad greeting: ") + std::string(socks::to_string(greeting.error)));
         else if (deadline.fired())
-          log_info(component, who.str(), ": no greeting in time");
+          note("slow greeting", "no greeting in time");
         co_return;
       }
       in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(greeting.consumed));
@@ -169,7 +191,7 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
       auto request = co_await read_message(sock, in, socks::parse_request);
       if (request.status != socks::parse_status::done) {
         if (request.status == socks::parse_status::invalid) {
-          log_info(component, who.str(), ": bad request: ", socks::to_string(request.error));
+          note("bad request", std::string("bad request: ") + std::string(socks::to_string(request.error)));
           co_await refuse(request.error == socks::parse_error::bad_address_type
                               ? socks::reply_code::address_type_not_supported
                               : socks::reply_code::general_failure);

@@ -4,6 +4,7 @@
 #include "config/config.hpp"
 #include "middleproxy/middle_server.hpp"
 #include "runtime/cli.hpp"
+#include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 
 namespace {
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
   try {
     boost::asio::io_context io(1);
+    runtime::prepare_for_connections(io, cfg.limit.max_connections, cfg.limit.max_openings);
     // Lives until the process exits, never destroyed: coroutines still
     // suspended when the loop stops are destroyed with `io`, after main's
     // locals, and their frames may point into the server.

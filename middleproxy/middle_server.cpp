@@ -7,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
@@ -101,7 +103,10 @@ struct middle_server::hop {
 };
 
 middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
-    : io_(io), cfg_(std::move(cfg)), table_(cfg_.limit.max_waiting, cfg_.limit.max_waiting_per_source) {
+    : io_(io),
+      cfg_(std::move(cfg)),
+      table_(cfg_.limit.max_waiting, cfg_.limit.max_waiting_per_source),
+      openings_(cfg_.limit.max_openings, cfg_.limit.max_openings_per_source) {
   acceptor_options_.websocket_path = cfg_.websocket_path;
   std::vector<access_key> keys;
   for (auto& g : cfg_.access) keys.push_back({g.credential.name, g.credential.token, g.tunnels});
@@ -158,8 +163,10 @@ void middle_server::stop() {
 void middle_server::on_accept(tcp::socket sock) {
   boost::system::error_code ec;
   if (active_hops_ >= cfg_.limit.max_connections) {
-    log_warn(component, "refusing hop from ", endpoint_text(sock.remote_endpoint(ec)), ": ", active_hops_,
-             " hops open, the limit is ", cfg_.limit.max_connections);
+    if (auto left_out = quiet_.allow("connection limit", std::chrono::steady_clock::now()))
+      log_warn(component, "refusing hop from ", endpoint_text(sock.remote_endpoint(ec)), ": ", active_hops_,
+               " hops open, the limit is ", cfg_.limit.max_connections, " (limits.max_connections)",
+               runtime::log_throttle::left_out_text(*left_out));
     return;  // sock closes here
   }
   runtime::configure_hop_socket(sock);
@@ -178,11 +185,35 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   const auto peer = endpoint_text(remote);
   const auto source = ec ? std::string() : remote.address().to_string();
   const auto local = endpoint_text(sock.local_endpoint(ec));
+  const auto now = std::chrono::steady_clock::now();
+  // Until its setup is read, the hop holds an opening slot. Pushed out by
+  // newer ones, it is shut down (not closed: the descriptor stays this
+  // coroutine's until it ends), which ends whatever read it waits in.
+  const int fd = sock.native_handle();
+  auto opening = openings_.enter(source, [fd] { ::shutdown(fd, SHUT_RDWR); });
+  if (!opening) {
+    if (auto left_out = quiet_.allow("source full " + source, now))
+      log_warn(component, "refusing connections from ", source, ": ", cfg_.limit.max_openings_per_source,
+               " of its connections are still opening (limits.max_openings_per_source)",
+               runtime::log_throttle::left_out_text(*left_out));
+    co_return;
+  }
+  if (const auto pushed = openings_.take_evicted(); pushed > 0) evicted_openings_ += pushed;
+  if (evicted_openings_ > 0 && quiet_.allow("pushed out", now)) {
+    log_warn(component, evicted_openings_, " connection(s) that had not finished their opening were dropped for newer "
+             "ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
+    evicted_openings_ = 0;
+  }
   std::string why;
   transport::hop_ptr stream;
   stream = co_await transport::accept_hop(std::move(sock), acceptor_options_, cfg_.limit.setup_timeout, why);
   if (!stream) {
-    log_info(component, "connection from ", peer, " is not a hop: ", why);
+    opening.release();
+    // Strangers' garbage: one line per source, kind (the reason up to its
+    // details in parentheses) and ten seconds is enough.
+    const auto kind = why.substr(0, why.find('('));
+    if (auto left_out = quiet_.allow("not a hop " + source + " " + kind, std::chrono::steady_clock::now()))
+      log_info(component, "connection from ", peer, " is not a hop: ", why, runtime::log_throttle::left_out_text(*left_out));
     co_return;
   }
   auto h = std::make_shared<hop>(std::move(stream));
@@ -190,7 +221,7 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   h->source = source;
   h->local = local;
   if (h->stream->kind() != "tcp") h->peer += " (" + h->stream->kind() + ")";
-  co_await handle_hop(h);
+  co_await handle_hop(h, std::move(opening));
 }
 
 asio::awaitable<bool> middle_server::read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
@@ -248,7 +279,7 @@ asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, st
   h->stream->close();
 }
 
-asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
+asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_slots::ticket opening) {
   lstp::setup_reader reader(lstp::setup_reader::access_frame::accepted);
   std::string why;
   auto code = lstp::wire_error::ok;
@@ -258,6 +289,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h) {
     runtime::watchdog deadline(*h->stream, cfg_.limit.setup_timeout);
     ok = co_await read_setup(*h->stream, reader, why, code, peer_error);
   }
+  opening.release();
   if (!ok) {
     if (code == lstp::wire_error::general) {
       log_info(component, "hop ", h->peer, ": ", why);

@@ -17,6 +17,8 @@
 #include "config/config.hpp"
 #include "lstp/setup.hpp"
 #include "middleproxy/access_gate.hpp"
+#include "runtime/handshake_slots.hpp"
+#include "runtime/log_throttle.hpp"
 #include "middleproxy/pairing_table.hpp"
 #include "transport/hop_acceptor.hpp"
 #include "transport/hop_stream.hpp"
@@ -38,7 +40,7 @@ class middle_server {
   void load_tls_identity();
   void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_connection(boost::asio::ip::tcp::socket sock);
-  boost::asio::awaitable<void> handle_hop(hop_ptr h);
+  boost::asio::awaitable<void> handle_hop(hop_ptr h, runtime::handshake_slots::ticket opening);
   boost::asio::awaitable<bool> read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
                                           lstp::wire_error& code, bool& peer_error);
   boost::asio::awaitable<void> wait_for_partner(hop_ptr h);
@@ -57,8 +59,11 @@ class middle_server {
   transport::acceptor_options acceptor_options_;
   pairing_table<hop_ptr> table_;
   access_gate access_;
+  runtime::handshake_slots openings_;  // hops not yet through their setup
+  runtime::log_throttle quiet_;        // lines a flood would repeat
   std::map<std::string, std::chrono::steady_clock::time_point> recent_refusals_;
   std::size_t active_hops_ = 0;
+  std::size_t evicted_openings_ = 0;  // not logged yet
 };
 
 }  // namespace middleproxy

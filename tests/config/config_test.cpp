@@ -170,6 +170,8 @@ limits:
   max_waiting: 100
   max_waiting_per_source: 7
   max_connections: 200
+  max_openings: 300
+  max_openings_per_source: 9
 log_level: debug
 )");
   const auto c = config::load_middle(file);
@@ -185,6 +187,8 @@ log_level: debug
   CHECK(c.limit.max_waiting == 100);
   CHECK(c.limit.max_waiting_per_source == 7);
   CHECK(c.limit.max_connections == 200);
+  CHECK(c.limit.max_openings == 300);
+  CHECK(c.limit.max_openings_per_source == 9);
   CHECK(c.log == config::log_level::debug);
 }
 
@@ -201,6 +205,8 @@ TEST_CASE("load_middle fills defaults for a minimal file", "[config]") {
   CHECK(c.limit.max_waiting == defaults.max_waiting);
   CHECK(c.limit.max_waiting_per_source == defaults.max_waiting_per_source);
   CHECK(c.limit.max_connections == defaults.max_connections);
+  CHECK(c.limit.max_openings == 1024);
+  CHECK(c.limit.max_openings_per_source == 64);
   CHECK(c.log == config::log_level::info);
 }
 
@@ -266,7 +272,8 @@ TEST_CASE("middle errors carry file, line and key path", "[config]") {
   SECTION("unknown key in limits") {
     CHECK_THAT(middle_error(d, "limits:\n  max_wating: 5\n"),
                Contains("middle.yaml:4: limits.max_wating: unknown key (expected one of: setup_timeout, "
-                        "waiting_timeout, max_waiting, max_waiting_per_source, max_connections)"));
+                        "waiting_timeout, max_waiting, max_waiting_per_source, max_connections, max_openings, "
+                        "max_openings_per_source)"));
   }
   SECTION("end-only limit in a middle file") {
     CHECK_THAT(middle_error(d, "limits:\n  high_watermark: 1MiB\n"),
@@ -339,6 +346,7 @@ limits:
   pause_slack: 16MiB
   max_channels: 100
   max_connections: 50
+  max_openings: 20
   keepalive: 5s
   dead_after: 15s
   handshake_timeout: 2s
@@ -362,6 +370,7 @@ log_level: warn
   CHECK(c.socks_users[1].password == "12345");
   CHECK(c.limit.socks_timeout == 3s);
   CHECK(c.limit.connect_timeout == 4s);
+  CHECK(c.limit.max_openings == 20);
   CHECK(c.limit.high_watermark == 1024 * 1024);
   CHECK(c.limit.low_watermark == 512 * 1024);
   CHECK(c.limit.pause_slack == 16 * 1024 * 1024);

@@ -7,6 +7,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "runtime/handshake_slots.hpp"
+#include "runtime/log_throttle.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
 
@@ -80,4 +82,80 @@ TEST_CASE("a watchdog cancels a stalled operation, and is harmless when it does 
   stalled.async_wait([&](const boost::system::error_code& ec) { finished = !ec; });
   io.run_for(std::chrono::seconds(2));
   CHECK(finished);
+}
+
+TEST_CASE("handshake slots push out the oldest opener when full", "[runtime][limits][hostile]") {
+  runtime::handshake_slots slots(3, 0);
+  std::vector<int> evicted;
+  auto a = slots.enter("10.0.0.1", [&] { evicted.push_back(1); });
+  auto b = slots.enter("10.0.0.2", [&] { evicted.push_back(2); });
+  auto c = slots.enter("10.0.0.3", [&] { evicted.push_back(3); });
+  CHECK(slots.openers() == 3);
+  CHECK(evicted.empty());
+  auto d = slots.enter("10.0.0.4", [&] { evicted.push_back(4); });
+  CHECK(evicted == std::vector<int>{1});
+  CHECK(slots.openers() == 3);
+  CHECK(slots.take_evicted() == 1);
+  CHECK(slots.take_evicted() == 0);
+  // The pushed-out ticket frees nothing when it goes; a finished opening
+  // frees its slot, so nobody is pushed out for the next.
+  a.release();
+  CHECK(slots.openers() == 3);
+  b.release();
+  CHECK(slots.openers() == 2);
+  auto e = slots.enter("10.0.0.5", [&] { evicted.push_back(5); });
+  CHECK(evicted == std::vector<int>{1});
+  // The oldest still open goes next, not the newest.
+  auto f = slots.enter("10.0.0.6", [&] { evicted.push_back(6); });
+  CHECK(evicted == std::vector<int>{1, 3});
+  CHECK(slots.sources() == 3);
+}
+
+TEST_CASE("one source holds only its share of the handshake slots", "[runtime][limits][hostile]") {
+  runtime::handshake_slots slots(100, 2);
+  int evictions = 0;
+  auto x1 = slots.enter("192.0.2.9", [&] { ++evictions; });
+  auto x2 = slots.enter("192.0.2.9", [&] { ++evictions; });
+  auto x3 = slots.enter("192.0.2.9", [&] { ++evictions; });
+  CHECK(x1);
+  CHECK(x2);
+  CHECK_FALSE(x3);  // refused outright, pushing out nobody
+  CHECK(slots.take_refused() == 1);
+  auto other = slots.enter("198.51.100.1", [&] { ++evictions; });
+  CHECK(other);
+  CHECK(evictions == 0);
+  x1.release();
+  CHECK(slots.enter("192.0.2.9", [&] { ++evictions; }));
+}
+
+TEST_CASE("a flood of openers leaves at most the limit held, and nothing once they go", "[runtime][limits][hostile]") {
+  runtime::handshake_slots slots(64, 0);
+  std::vector<runtime::handshake_slots::ticket> held;
+  int evictions = 0;
+  for (int i = 0; i < 10000; ++i) held.push_back(slots.enter("127.0.0.1", [&] { ++evictions; }));
+  CHECK(slots.openers() == 64);
+  CHECK(evictions == 10000 - 64);
+  held.clear();
+  CHECK(slots.openers() == 0);
+  CHECK(slots.sources() == 0);
+}
+
+TEST_CASE("a log throttle lets one line per key and interval through and counts the rest", "[runtime][log]") {
+  runtime::log_throttle t(std::chrono::seconds(10));
+  const auto t0 = runtime::log_throttle::clock::time_point{} + std::chrono::hours(1);
+  CHECK(t.allow("10.0.0.1", t0) == std::optional<std::size_t>(0));
+  CHECK_FALSE(t.allow("10.0.0.1", t0 + std::chrono::seconds(1)));
+  CHECK_FALSE(t.allow("10.0.0.1", t0 + std::chrono::seconds(9)));
+  CHECK(t.allow("10.0.0.2", t0 + std::chrono::seconds(9)) == std::optional<std::size_t>(0));
+  CHECK(t.allow("10.0.0.1", t0 + std::chrono::seconds(10)) == std::optional<std::size_t>(2));
+  CHECK(runtime::log_throttle::left_out_text(2) == " (2 more like it left out)");
+  CHECK(runtime::log_throttle::left_out_text(0).empty());
+}
+
+TEST_CASE("a log throttle stays bounded under a flood of new keys", "[runtime][log][hostile]") {
+  runtime::log_throttle t(std::chrono::seconds(10), 64);
+  const auto t0 = runtime::log_throttle::clock::time_point{} + std::chrono::hours(1);
+  for (int i = 0; i < 10000; ++i) CHECK(t.allow("source " + std::to_string(i), t0));
+  // Still counting for a key seen since the last reset.
+  CHECK(t.allow("source 9999", t0 + std::chrono::seconds(1)) == std::nullopt);
 }
