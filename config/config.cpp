@@ -649,7 +649,7 @@ void load_socks(const source& src, const field& sf, end_config& cfg) {
 void load_end_limits(const source& src, const field& lf, limits& lim) {
   const section l = sub_section(src, lf,
                                 {"high_watermark", "low_watermark", "pause_slack", "max_channels", "max_connections",
-                                 "max_openings", "keepalive", "dead_after", "handshake_timeout"});
+                                 "max_openings", "max_tunnel_buffer", "keepalive", "dead_after", "handshake_timeout"});
   const field* high = l.find("high_watermark");
   const field* low = l.find("low_watermark");
   if (high) lim.high_watermark = read_size(*high);
@@ -658,6 +658,10 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   if (const field* f = l.find("max_channels")) lim.max_channels = read_count(*f);
   if (const field* f = l.find("max_connections")) lim.max_connections = read_count(*f);
   if (const field* f = l.find("max_openings")) lim.max_openings = read_count(*f);
+  if (const field* f = l.find("max_tunnel_buffer")) {
+    lim.max_tunnel_buffer = read_size(*f);
+    if (lim.max_tunnel_buffer < 1024 * 1024) f->fail("must be at least 1MiB (four channels' first windows)");
+  }
   const field* keepalive = l.find("keepalive");
   const field* dead_after = l.find("dead_after");
   if (keepalive) lim.keepalive = read_duration(*keepalive);

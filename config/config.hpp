@@ -89,6 +89,7 @@ struct limits {
   std::size_t high_watermark = 256 * 1024;             // per channel, bytes not yet delivered
   std::size_t low_watermark = 128 * 1024;
   std::size_t pause_slack = 64 * 1024 * 1024;
+  std::size_t max_tunnel_buffer = 256 * 1024 * 1024;   // end: bytes all channels of a tunnel may hold undelivered
   std::size_t max_channels = 65536;
   std::chrono::milliseconds keepalive{20000};
   std::chrono::milliseconds dead_after{60000};

@@ -117,6 +117,7 @@ lstp::tunnel_params end_proxy::make_params() {
   p.limits.low_watermark = cfg_.limit.low_watermark;
   p.limits.pause_slack = cfg_.limit.pause_slack;
   p.limits.max_channels = cfg_.limit.max_channels;
+  p.limits.max_tunnel_buffered = cfg_.limit.max_tunnel_buffer;
   p.limits.keepalive = cfg_.limit.keepalive;
   p.limits.dead_after = cfg_.limit.dead_after;
   p.limits.handshake_timeout = cfg_.limit.handshake_timeout;

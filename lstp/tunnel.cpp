@@ -310,7 +310,7 @@ void tunnel::handle_up(const frame_view& f) {
         ++late_frames_;
         return;
       }
-      channels_.erase(it);
+      erase_channel(it);
       return handler_.on_channel_freed(f.header.channel, {e.code, "the peer reported: " + e.reason});
     }
     case frame_type::connection_request: return handle_connection_request(f);
@@ -409,7 +409,7 @@ void tunnel::handle_channel_frame(const frame_view& f) {
         return unexpected();
       error_info e;
       if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
-      channels_.erase(it);
+      erase_channel(it);
       if (type == frame_type::connection_nack) return handler_.on_channel_rejected(id, e);
       return handler_.on_channel_freed(id, e);
     }
@@ -435,10 +435,24 @@ void tunnel::handle_channel_frame(const frame_view& f) {
           ch.receive_credit -= f.payload.size();
         }
         ch.buffered += f.payload.size();
+        buffered_total_ += f.payload.size();
         if (ch.buffered > params_.limits.high_watermark + params_.limits.pause_slack) {
           return channel_error(id, wire_error::flow_control_violation,
                                "channel " + std::to_string(id) + " sent " + std::to_string(ch.buffered) +
                                    " bytes beyond what was delivered, past the pause limit");
+        }
+        if (buffered_total_ > params_.limits.max_tunnel_buffered) {
+          // Many channels whose apps do not read, each within its window:
+          // the one holding the most undelivered bytes goes, the rest stay.
+          auto hog = std::max_element(channels_.begin(), channels_.end(), [](const auto& a, const auto& b) {
+            return a.second.buffered < b.second.buffered;
+          });
+          const auto hog_id = hog->first;
+          channel_error(hog_id, wire_error::flow_control_violation,
+                        "channel " + std::to_string(hog_id) + " holds " + std::to_string(hog->second.buffered) +
+                            " undelivered bytes, and the tunnel " + std::to_string(buffered_total_) +
+                            ": past its limit of " + std::to_string(params_.limits.max_tunnel_buffered));
+          if (hog_id == id) return;
         }
         if (!ch.we_paused && ch.buffered > params_.limits.high_watermark) {
           ch.we_paused = true;
@@ -471,7 +485,7 @@ void tunnel::handle_channel_frame(const frame_view& f) {
     case frame_type::service_free_request: {
       error_info e;
       if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
-      channels_.erase(it);
+      erase_channel(it);
       return handler_.on_channel_freed(id, e);
     }
     default: return unexpected();
@@ -482,7 +496,7 @@ void tunnel::channel_error(std::uint32_t id, wire_error code, std::string reason
   scratch_.clear();
   encode_error_info(scratch_, frame_type::service_free_request, id, {code, reason});
   send_plain(scratch_);
-  channels_.erase(id);
+  if (auto gone = channels_.find(id); gone != channels_.end()) erase_channel(gone);
   handler_.on_channel_freed(id, {code, std::move(reason)});
 }
 
@@ -491,7 +505,7 @@ void tunnel::maybe_auto_free(std::uint32_t id, channel& ch) {
   scratch_.clear();
   encode_error_info(scratch_, frame_type::service_free_request, id, {wire_error::ok, ""});
   send_plain(scratch_);
-  channels_.erase(id);
+  if (auto gone = channels_.find(id); gone != channels_.end()) erase_channel(gone);
 }
 
 std::optional<std::uint32_t> tunnel::open_channel(const connection_request& request) {
@@ -534,7 +548,7 @@ void tunnel::reject_channel(std::uint32_t id, const error_info& why) {
   if (it == channels_.end() || it->second.we_opened ||
       (it->second.state != channel_state::accepting && it->second.state != channel_state::listening))
     return;
-  channels_.erase(it);
+  erase_channel(it);
   scratch_.clear();
   encode_error_info(scratch_, frame_type::connection_nack, id, why);
   send_plain(scratch_);
@@ -607,11 +621,19 @@ std::size_t tunnel::receive_window(std::uint32_t id) const {
   return it == channels_.end() ? 0 : it->second.window;
 }
 
+void tunnel::erase_channel(std::map<std::uint32_t, channel>::iterator it) {
+  buffered_total_ -= std::min(it->second.buffered, buffered_total_);
+  if (it->second.window > initial_credit) grown_windows_ -= std::min(it->second.window - initial_credit, grown_windows_);
+  channels_.erase(it);
+}
+
 void tunnel::consumed(std::uint32_t id, std::size_t n, clock::time_point now) {
   auto it = channels_.find(id);
   if (it == channels_.end()) return;
   auto& ch = it->second;
-  ch.buffered -= std::min(n, ch.buffered);
+  const auto taken = std::min(n, ch.buffered);
+  ch.buffered -= taken;
+  buffered_total_ -= std::min(taken, buffered_total_);
   if (ch.we_paused && ch.buffered <= params_.limits.low_watermark) {
     ch.we_paused = false;
     scratch_.clear();
@@ -629,7 +651,11 @@ void tunnel::consumed(std::uint32_t id, std::size_t n, clock::time_point now) {
     // bulk bytes never crowd the hops in front of other channels' frames.
     if (rtt_samples_ > 0 && now - ch.epoch_start < 4 * min_rtt_ && ch.window < params_.limits.max_window) {
       extra = std::min(ch.window, params_.limits.max_window - ch.window);
+      // Grown windows together stay within the tunnel's buffer limit, so a
+      // peer that keeps to its credit never reaches it by growth alone.
+      if (grown_windows_ + extra > params_.limits.max_tunnel_buffered / 2) extra = 0;
       ch.window += extra;
+      grown_windows_ += extra;
     }
     ch.epoch_start = now;
     ch.epoch_consumed = 0;
@@ -685,7 +711,7 @@ void tunnel::update_blocked(std::uint32_t id, channel& ch) {
 void tunnel::free_channel(std::uint32_t id, const error_info& why) {
   auto it = channels_.find(id);
   if (it == channels_.end()) return;
-  channels_.erase(it);
+  erase_channel(it);
   scratch_.clear();
   encode_error_info(scratch_, frame_type::service_free_request, id, why);
   send_plain(scratch_);
@@ -750,6 +776,8 @@ void tunnel::finish(const error_info& why) {
   if (closed_notified_) return;
   closed_notified_ = true;
   channels_.clear();
+  buffered_total_ = 0;
+  grown_windows_ = 0;
   handler_.on_closed(why);
 }
 

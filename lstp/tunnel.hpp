@@ -52,6 +52,10 @@ struct tunnel_limits {
   // while the app takes a window's worth faster than two round trips.
   bool credit_windows = true;
   std::size_t max_window = 16 * 1024 * 1024;
+  // Bytes all channels together may hold delivered but not yet taken by
+  // their apps. Past it, the channel holding the most is aborted. Grown
+  // windows together stay within half of it.
+  std::size_t max_tunnel_buffered = 256 * 1024 * 1024;
 };
 
 // Every channel's credit in each direction when it opens (PROTOCOL.md 5.4).
@@ -238,6 +242,8 @@ class tunnel final : public tls_sink {
   void finish(const error_info& why);
   void channel_error(std::uint32_t id, wire_error code, std::string reason);
   void maybe_auto_free(std::uint32_t id, channel& ch);
+  // Forgets a channel, and its share of the tunnel's totals.
+  void erase_channel(std::map<std::uint32_t, channel>::iterator it);
   channel new_channel() const;
   void update_blocked(std::uint32_t id, channel& ch);
   void handle_credit(std::uint32_t id, channel& ch, const frame_view& f);
@@ -278,6 +284,8 @@ class tunnel final : public tls_sink {
   bytes peer_clear_info_frame_;
   // channels
   std::map<std::uint32_t, channel> channels_;
+  std::size_t buffered_total_ = 0;  // sum of the channels' `buffered`
+  std::size_t grown_windows_ = 0;   // sum of what the channels' windows grew past initial_credit
   std::uint32_t next_own_id_ = 0;
   std::uint32_t highest_peer_id_ = 0;
   std::uint64_t late_frames_ = 0;

@@ -347,6 +347,7 @@ limits:
   max_channels: 100
   max_connections: 50
   max_openings: 20
+  max_tunnel_buffer: 64MiB
   keepalive: 5s
   dead_after: 15s
   handshake_timeout: 2s
@@ -371,6 +372,7 @@ log_level: warn
   CHECK(c.limit.socks_timeout == 3s);
   CHECK(c.limit.connect_timeout == 4s);
   CHECK(c.limit.max_openings == 20);
+  CHECK(c.limit.max_tunnel_buffer == 64 * 1024 * 1024);
   CHECK(c.limit.high_watermark == 1024 * 1024);
   CHECK(c.limit.low_watermark == 512 * 1024);
   CHECK(c.limit.pause_slack == 16 * 1024 * 1024);
@@ -704,7 +706,7 @@ TEST_CASE("a configuration that is not UTF-8 text is refused before parsing", "[
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("YAML tags are refused; a '!' inside values is fine", "[config]") {
+TEST_CASE("YAML tags are refused, a '!' inside values is fine", "[config]") {
   auto dir = std::filesystem::temp_directory_path() / ("lstp-config-tags-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto path = (dir / "tags.yaml").string();
@@ -720,7 +722,7 @@ TEST_CASE("YAML tags are refused; a '!' inside values is fine", "[config]") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("a stray ',' is refused before yaml-cpp sees it; commas in lists and values are fine", "[config]") {
+TEST_CASE("a stray ',' is refused before yaml-cpp sees it, commas in lists and values are fine", "[config]") {
   auto dir = std::filesystem::temp_directory_path() / ("lstp-config-comma-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto path = (dir / "comma.yaml").string();

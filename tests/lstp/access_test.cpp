@@ -66,7 +66,7 @@ TEST_CASE("ACCESS round-trips and refuses malformed payloads", "[lstp][access][h
   CHECK(why == "ACCESS names no credential");
 }
 
-TEST_CASE("a middle's setup reader takes one ACCESS before the setup; an end's takes none", "[lstp][access][setup]") {
+TEST_CASE("a middle's setup reader takes one ACCESS before the setup, an end's takes none", "[lstp][access][setup]") {
   const auto setup = a_setup(3);
   lstp::bytes wire;
   const auto proof = lstp::make_access_proof("alice", token, 1'800'000'000, setup);

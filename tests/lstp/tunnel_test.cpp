@@ -538,7 +538,7 @@ TEST_CASE("an unknown connect command is refused with COMMAND_NOT_SUPPORTED", "[
   CHECK(p.server_events.requests.empty());
 }
 
-TEST_CASE("credit windows bound a channel's bytes in flight; credit given back reopens it", "[lstp][tunnel][flow]") {
+TEST_CASE("credit windows bound a channel's bytes in flight, credit given back reopens it", "[lstp][tunnel][flow]") {
   tunnel_pair p;
   p.pump();
   REQUIRE(p.both_up());
@@ -582,6 +582,68 @@ TEST_CASE("a sender past its credit loses only that channel", "[lstp][tunnel][fl
   CHECK(p.client_events.freed[bad].code == wire_error::flow_control_violation);
   CHECK(p.client_events.data[bad].size() == initial_credit);  // what the credit covered was delivered
   still_carries(p, good);
+}
+
+TEST_CASE("a tunnel past its buffer limit loses the channel holding the most, the rest go on",
+          "[lstp][tunnel][flow][hostile]") {
+  tunnel_limits limits;
+  limits.max_tunnel_buffered = 3 * initial_credit;
+  tunnel_pair p(limits);
+  p.pump();
+  std::vector<std::uint32_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(p.open_and_begin());
+  // Each channel's app reads nothing; the peer keeps to every credit.
+  for (auto id : ids) {
+    REQUIRE(p.server->send_data(id, bytes(initial_credit, 'b')) == initial_credit);
+    p.pump();
+  }
+  // The fourth channel's bytes took the tunnel past 768 KiB: the first of
+  // the fullest channels went, the others hold their bytes.
+  REQUIRE(p.client_events.freed.size() == 1);
+  REQUIRE(p.client_events.freed.count(ids[0]));
+  CHECK(p.client_events.freed[ids[0]].code == wire_error::flow_control_violation);
+  CHECK(p.client_events.freed[ids[0]].reason.find("past its limit of 786432") != std::string::npos);
+  for (std::size_t i = 1; i < ids.size(); ++i) CHECK(p.client_events.data[ids[i]].size() == initial_credit);
+  CHECK(p.client->buffered(ids[0]) == 0);
+  // Once its apps read, the tunnel carries on.
+  for (std::size_t i = 1; i < ids.size(); ++i) p.client->consumed(ids[i], initial_credit, p.now);
+  p.pump();  // the credit given back reaches the sender
+  p.client_events.data[ids[3]].clear();
+  still_carries(p, ids[3]);
+}
+
+TEST_CASE("grown windows together stay within half the tunnel's buffer limit", "[lstp][tunnel][flow]") {
+  tunnel_limits limits;
+  limits.max_tunnel_buffered = 4 * initial_credit;  // growth budget: 2 x 256 KiB
+  tunnel_pair p(limits);
+  p.step = std::chrono::milliseconds(5);
+  p.pump();
+  REQUIRE(p.both_up());
+  p.step = {};
+  const auto drain_fast = [&](std::uint32_t id) {
+    std::size_t moved = 0;
+    const auto window = p.client->receive_window(id);
+    while (moved < window) {
+      const auto n = p.server->send_data(id, bytes(std::min<std::size_t>(window - moved, 65536), 'w'));
+      REQUIRE(n > 0);
+      p.pump();
+      p.now += std::chrono::microseconds(10);
+      p.client->consumed(id, n, p.now);
+      p.pump();
+      moved += n;
+    }
+  };
+  auto a = p.open_and_begin();
+  auto b = p.open_and_begin();
+  drain_fast(a);
+  CHECK(p.client->receive_window(a) == 2 * initial_credit);
+  drain_fast(b);
+  CHECK(p.client->receive_window(b) == 2 * initial_credit);
+  // The budget is spent: neither grows further.
+  drain_fast(a);
+  drain_fast(b);
+  CHECK(p.client->receive_window(a) == 2 * initial_credit);
+  CHECK(p.client->receive_window(b) == 2 * initial_credit);
 }
 
 TEST_CASE("a window doubles while its app drains it within four round trips, up to the limit", "[lstp][tunnel][flow]") {

@@ -54,7 +54,7 @@ TEST_CASE("other requests are web requests, answered 404", "[transport][sniff]")
   CHECK(sniff("GET / HTTP/1.0\r\n\r\nQ") == verdict::web_request);
 }
 
-TEST_CASE("a half request waits; garbage, early data and oversized headers are refused", "[transport][sniff][hostile]") {
+TEST_CASE("a half request waits, garbage, early data and oversized headers are refused", "[transport][sniff][hostile]") {
   CHECK(sniff(upgrade.substr(0, upgrade.size() - 2)) == verdict::need_more);
   CHECK(sniff("GARBAGE\r\n\r\n") == verdict::bad_request);
   CHECK(sniff(upgrade + "x") == verdict::early_data);

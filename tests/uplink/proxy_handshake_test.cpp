@@ -105,7 +105,7 @@ TEST_CASE("SOCKS5 failures say what went wrong") {
   }
 }
 
-TEST_CASE("SOCKS4a sends names, SOCKS4 addresses; replies are 8 bytes") {
+TEST_CASE("SOCKS4a sends names, SOCKS4 addresses, replies are 8 bytes") {
   auto h = proxy_handshake::make(make_proxy(config::proxy_kind::socks4a, "id"), "mid.example", 80);
   CHECK(text(h->take_output()) == std::string("\x04\x01\x00\x50\x00\x00\x00\x01id\0mid.example\0", 23));
   CHECK(feed(*h, {0x00, 0x5a, 0, 0, 0, 0, 0}) == status::need_more);
@@ -121,7 +121,7 @@ TEST_CASE("SOCKS4a sends names, SOCKS4 addresses; replies are 8 bytes") {
   CHECK(v6->error() == "a SOCKS4a proxy cannot reach an IPv6 address");
 }
 
-TEST_CASE("HTTP CONNECT with Basic authentication; the answer's header ends the handshake") {
+TEST_CASE("HTTP CONNECT with Basic authentication, the answer's header ends the handshake") {
   auto h = proxy_handshake::make(make_proxy(config::proxy_kind::http, "Aladdin", "open sesame"), "mid.example", 443);
   CHECK(text(h->take_output()) ==
         "CONNECT mid.example:443 HTTP/1.1\r\nHost: mid.example:443\r\n"

@@ -23,7 +23,7 @@ TEST_CASE("automatic ways: direct first, then through the proxy, then web traffi
                         "ws via http://corp:3128 to m:443", "wss via http://corp:3128 to m:443"});
 }
 
-TEST_CASE("the remembered winner goes first, per middle; middles keep their order") {
+TEST_CASE("the remembered winner goes first, per middle, middles keep their order") {
   uplink::way_memory memory = uplink::way_memory::parse("# comment\nb:80 wss\nnonsense\nc:1 carrier-pigeon\n");
   std::vector<config::way> ways = {config::parse_way("tcp"), config::parse_way("ws"), config::parse_way("wss")};
   auto c = uplink::plan_candidates({{"a", 80}, {"b", 80}}, ways, std::nullopt, false, memory, no_env);
