@@ -44,6 +44,17 @@ class FaultTest(unittest.TestCase):
             s2.close()
             s.close()
 
+    def test_every_process_ignores_sigpipe(self):
+        # The scenario below hits a dead hop only when timing allows; this
+        # checks the cause directly: a write to a closed connection (splice
+        # has no MSG_NOSIGNAL) must give EPIPE, never a fatal SIGPIPE.
+        with World() as w:
+            w.tunnel()
+            for p in (w.m, w.s, w.c):
+                with open(f"/proc/{p.proc.pid}/status") as f:
+                    ignored = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)
+                self.assertTrue(ignored & (1 << (signal.SIGPIPE - 1)), f"{p.name} does not ignore SIGPIPE")
+
     def test_a_middle_survives_an_end_killed_mid_transfer(self):
         # The middle splices bytes between plain TCP hops; writing into a hop
         # whose end has gone must fail with EPIPE, not kill the middle with
