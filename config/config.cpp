@@ -535,16 +535,20 @@ secret_value read_secret(const source& src, const section& t, std::string_view w
   return out;
 }
 
-// An access credential for a middle proxy (PROTOCOL.md 3.6):
-// {name, token_file | token_env}.
-access_credential read_access_credential(const source& src, const field& f) {
-  const section a = sub_section(src, f, {"name", "token_file", "token_env"});
+// An access credential for a middle proxy (PROTOCOL.md 3.6): name and
+// token_file | token_env, read from a section that allows those keys.
+access_credential credential_from(const source& src, const section& a) {
   access_credential c;
   c.name = read_name(a.require("name"));
   auto token = read_secret(src, a, "token", "token_file", "token_env", "head -c 32 /dev/urandom | base64");
   c.token = std::move(token.value);
   c.token_source = std::move(token.source);
   return c;
+}
+
+// {name, token_file | token_env}: what an end, or a middle for its next hop, shows.
+access_credential read_access_credential(const source& src, const field& f) {
+  return credential_from(src, sub_section(src, f, {"name", "token_file", "token_env"}));
 }
 
 void load_tunnel(const source& src, const field& tf, end_config& cfg) {
@@ -934,10 +938,7 @@ middle_config load_middle(const std::string& path) {
       const section a(src, item, item.Mark(), item_field.path, {"name", "token_file", "token_env", "tunnels"});
       if (!item.IsMap()) a.fail("expected a map with name and token_file (or token_env)");
       access_grant g;
-      g.credential.name = read_name(a.require("name"));
-      auto token = read_secret(src, a, "token", "token_file", "token_env", "head -c 32 /dev/urandom | base64");
-      g.credential.token = std::move(token.value);
-      g.credential.token_source = std::move(token.source);
+      g.credential = credential_from(src, a);
       if (const field* tf = a.find("tunnels")) {
         if (tf->value.IsScalar()) {
           g.tunnels.push_back(read_name(*tf));

@@ -19,6 +19,7 @@
 #include "runtime/hop_socket.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
+#include "runtime/source_address.hpp"
 #include "transport/splice_pump.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
@@ -183,7 +184,8 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   boost::system::error_code ec;
   const auto remote = sock.remote_endpoint(ec);
   const auto peer = endpoint_text(remote);
-  const auto source = ec ? std::string() : remote.address().to_string();
+  // Counted per IPv4 address or IPv6 /64 (limits.*_per_source).
+  const auto source = ec ? std::string() : runtime::source_of(remote.address());
   const auto local = endpoint_text(sock.local_endpoint(ec));
   const auto now = std::chrono::steady_clock::now();
   // Until its setup is read, the hop holds an opening slot. Pushed out by

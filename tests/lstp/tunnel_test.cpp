@@ -10,6 +10,22 @@ void still_carries(lstp_test::tunnel_pair& p, std::uint32_t good) {
   p.pump();
   CHECK(p.client_events.data[good] == lstp::bytes{1, 2, 3});
 }
+
+// The server sends one whole window on `id` and the client's app takes it
+// as it arrives, the whole window in `took`.
+void drain_window(lstp_test::tunnel_pair& p, std::uint32_t id, lstp::clock::duration took) {
+  std::size_t moved = 0;
+  const auto window = p.client->receive_window(id);
+  while (moved < window) {
+    const auto n = p.server->send_data(id, lstp::bytes(std::min<std::size_t>(window - moved, 65536), 'w'));
+    REQUIRE(n > 0);
+    p.pump();
+    p.now += took * static_cast<long>(n) / static_cast<long>(window);
+    p.client->consumed(id, n, p.now);
+    p.pump();
+    moved += n;
+  }
+}
 }  // namespace
 
 using namespace lstp;
@@ -620,28 +636,16 @@ TEST_CASE("grown windows together stay within half the tunnel's buffer limit", "
   p.pump();
   REQUIRE(p.both_up());
   p.step = {};
-  const auto drain_fast = [&](std::uint32_t id) {
-    std::size_t moved = 0;
-    const auto window = p.client->receive_window(id);
-    while (moved < window) {
-      const auto n = p.server->send_data(id, bytes(std::min<std::size_t>(window - moved, 65536), 'w'));
-      REQUIRE(n > 0);
-      p.pump();
-      p.now += std::chrono::microseconds(10);
-      p.client->consumed(id, n, p.now);
-      p.pump();
-      moved += n;
-    }
-  };
   auto a = p.open_and_begin();
   auto b = p.open_and_begin();
-  drain_fast(a);
+  const auto fast = std::chrono::microseconds(100);
+  drain_window(p, a, fast);
   CHECK(p.client->receive_window(a) == 2 * initial_credit);
-  drain_fast(b);
+  drain_window(p, b, fast);
   CHECK(p.client->receive_window(b) == 2 * initial_credit);
   // The budget is spent: neither grows further.
-  drain_fast(a);
-  drain_fast(b);
+  drain_window(p, a, fast);
+  drain_window(p, b, fast);
   CHECK(p.client->receive_window(a) == 2 * initial_credit);
   CHECK(p.client->receive_window(b) == 2 * initial_credit);
 }
@@ -656,28 +660,15 @@ TEST_CASE("a window doubles while its app drains it within four round trips, up 
   REQUIRE(p.client->min_rtt() >= std::chrono::milliseconds(5));
   auto id = p.open_and_begin();
   p.step = {};
-  const auto drain_window = [&](clock::duration took) {
-    std::size_t moved = 0;
-    const auto window = p.client->receive_window(id);
-    while (moved < window) {
-      const auto n = p.server->send_data(id, bytes(std::min<std::size_t>(window - moved, 65536), 'w'));
-      REQUIRE(n > 0);
-      p.pump();
-      p.now += took * static_cast<long>(n) / static_cast<long>(window);
-      p.client->consumed(id, n, p.now);
-      p.pump();
-      moved += n;
-    }
-  };
   // Slow: a window per second is the app's pace, not the window's: it stays.
-  drain_window(std::chrono::seconds(1));
+  drain_window(p, id, std::chrono::seconds(1));
   CHECK(p.client->receive_window(id) == initial_credit);
   // Fast: a window in a fraction of a round trip doubles it, up to the limit.
-  drain_window(std::chrono::microseconds(100));
+  drain_window(p, id, std::chrono::microseconds(100));
   CHECK(p.client->receive_window(id) == 2 * initial_credit);
-  drain_window(std::chrono::microseconds(100));
-  drain_window(std::chrono::microseconds(100));
-  drain_window(std::chrono::microseconds(100));
+  drain_window(p, id, std::chrono::microseconds(100));
+  drain_window(p, id, std::chrono::microseconds(100));
+  drain_window(p, id, std::chrono::microseconds(100));
   CHECK(p.client->receive_window(id) == 4 * initial_credit);
   // The sender was given the growth as credit.
   CHECK(p.server->send_allowance(id) >= 3 * initial_credit);

@@ -10,6 +10,7 @@
 #include "runtime/handshake_slots.hpp"
 #include "runtime/log_throttle.hpp"
 #include "runtime/notifier.hpp"
+#include "runtime/source_address.hpp"
 #include "runtime/watchdog.hpp"
 
 namespace asio = boost::asio;
@@ -158,4 +159,13 @@ TEST_CASE("a log throttle stays bounded under a flood of new keys", "[runtime][l
   for (int i = 0; i < 10000; ++i) CHECK(t.allow("source " + std::to_string(i), t0));
   // Still counting for a key seen since the last reset.
   CHECK(t.allow("source 9999", t0 + std::chrono::seconds(1)) == std::nullopt);
+}
+
+TEST_CASE("sources are IPv4 addresses and IPv6 /64s", "[runtime][limits]") {
+  using boost::asio::ip::make_address;
+  CHECK(runtime::source_of(make_address("192.0.2.7")) == "192.0.2.7");
+  CHECK(runtime::source_of(make_address("::ffff:192.0.2.7")) == "192.0.2.7");
+  CHECK(runtime::source_of(make_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd")) == "2001:db8:1:2::/64");
+  CHECK(runtime::source_of(make_address("2001:db8:1:2::1")) == runtime::source_of(make_address("2001:db8:1:2:ffff::9")));
+  CHECK(runtime::source_of(make_address("2001:db8:1:3::1")) != runtime::source_of(make_address("2001:db8:1:2::1")));
 }
