@@ -195,6 +195,8 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
           co_await refuse(request.error == socks::parse_error::bad_address_type
                               ? socks::reply_code::address_type_not_supported
                               : socks::reply_code::general_failure);
+        } else if (deadline.fired()) {
+          note("slow request", "no complete request in time");
         }
         co_return;
       }

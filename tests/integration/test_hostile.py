@@ -170,6 +170,24 @@ class HostileTest(unittest.TestCase):
             self.assertEqual(recv_exact(s, 5), b"after")
             s.close()
 
+    def test_half_a_socks_greeting_or_request_is_dropped_after_the_socks_timeout(self):
+        with World() as w:  # socks.timeout is 3 s in these worlds
+            sport = w.tunnel()
+            half_greeting = b"\x05\x02\x00"  # two methods announced, one sent
+            half_request = b"\x05\x01\x00" + b"\x05\x01\x00\x03\x20intra"  # a name cut short
+            for first, logged in ((half_greeting, "no greeting in time"),
+                                  (half_request, "no complete request in time")):
+                s = socket.create_connection(("127.0.0.1", sport))
+                s.sendall(first)
+                read_until_closed(s, timeout=15)  # dropped, not held
+                s.close()
+                w.c.wait_for_log(logged)
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"still")
+            self.assertEqual(recv_exact(s, 5), b"still")
+            s.close()
+
     def test_an_end_fed_random_bytes_by_its_middle_logs_it_and_keeps_serving(self):
         fake = socket.socket()
         fake.bind(("127.0.0.1", 0))

@@ -33,6 +33,29 @@ class MiddleLimitsTest(unittest.TestCase):
             m.wait_for_log("refused: bad setup: no complete setup in time")
             s.close()
 
+    def test_half_a_tls_handshake_or_web_request_is_dropped_after_the_setup_timeout(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra=LIMITS)
+            # The start of a TLS ClientHello, and the start of an HTTP request.
+            for first, logged in ((b"\x16\x03\x01\x00\x50\x01\x00", "no complete TLS handshake in time"),
+                                  (b"GET /lstp HTTP/1.1\r\nHost: x\r\n", "no complete HTTP request in time")):
+                with self.subTest(logged=logged):
+                    s = socket.create_connection(("127.0.0.1", mport))
+                    s.sendall(first)
+                    s.settimeout(10)
+                    try:
+                        rest = s.recv(4096)
+                        while rest:  # whatever it answers, it then closes
+                            rest = s.recv(4096)
+                    except ConnectionResetError:
+                        pass
+                    m.wait_for_log(logged)
+                    s.close()
+            # And it still pairs tunnels.
+            _, srv, _ = w.end("srv", "server", mport)
+            srv.wait_for_log("waiting for the other end")
+            self.pair_and_carry(w, mport, "it")
+
     def test_a_lonely_setup_waits_only_waiting_timeout(self):
         with World() as w:
             mport, m, _ = w.middle("m1", extra=LIMITS)
