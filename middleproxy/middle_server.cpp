@@ -262,17 +262,18 @@ lstp::topology_entry middle_server::self_entry(const hop_ptr& h) const {
 }
 
 asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail) {
-  // An end refused for a lasting reason retries every second or so: log the
-  // first refusal per tunnel and reason, then only once a minute.
-  auto now = std::chrono::steady_clock::now();
-  auto key = h->tunnel + "\n" + reason;
-  auto& last = recent_refusals_[key];
-  const bool repeat = last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::minutes(1);
-  if (!repeat) last = now;
-  if (recent_refusals_.size() > 4096) recent_refusals_.clear();  // bounded whatever strangers send
-  runtime::log(repeat ? runtime::log_level::debug : runtime::log_level::warn, component, "hop ", h->peer,
+  // An end refused for a lasting reason retries every second or so: its
+  // first refusal per tunnel and reason is a warning, repeats within a
+  // minute are debug lines. Strangers sending setups with ever new ids get
+  // one warning per source and kind of refusal each 10 s, with a count.
+  const auto now = std::chrono::steady_clock::now();
+  const auto per_tunnel = repeated_refusals_.allow(h->tunnel + "\n" + reason, now);
+  const auto per_source =
+      per_tunnel ? quiet_.allow("refused " + h->source + " " + std::string(lstp::to_string(code)), now) : std::nullopt;
+  const bool warn = per_tunnel && per_source;
+  runtime::log(warn ? runtime::log_level::warn : runtime::log_level::debug, component, "hop ", h->peer,
                (h->tunnel.empty() ? "" : " tunnel " + h->tunnel), ": refused: ", reason,
-               (detail.empty() ? "" : " (" + detail + ")"));
+               (detail.empty() ? "" : " (" + detail + ")"), warn ? runtime::log_throttle::left_out_text(*per_source) : "");
   lstp::bytes out;
   lstp::encode_error_info(out, lstp::frame_type::error, 0, {code, reason});
   runtime::watchdog guard(*h->stream, std::chrono::seconds(2));

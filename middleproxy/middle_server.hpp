@@ -61,7 +61,7 @@ class middle_server {
   access_gate access_;
   runtime::handshake_slots openings_;  // hops not yet through their setup
   runtime::log_throttle quiet_;        // lines a flood would repeat
-  std::map<std::string, std::chrono::steady_clock::time_point> recent_refusals_;
+  runtime::log_throttle repeated_refusals_{std::chrono::minutes(1), 4096};  // per tunnel and reason
   std::size_t active_hops_ = 0;
   std::size_t evicted_openings_ = 0;  // not logged yet
 };

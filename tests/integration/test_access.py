@@ -62,6 +62,19 @@ def read_error(sock):
     return code, payload[4:4 + n].decode()
 
 
+def frame(ftype, payload):
+    return struct.pack(">BBHII", ftype, 0, 0, 0, len(payload)) + payload
+
+
+def stranger_setup():
+    """A well-formed setup (no ACCESS) with a fresh random pairing id and nonce."""
+    name = b"stranger"
+    info = (b"LSTP" + bytes([1]) + os.urandom(32) + os.urandom(16) + bytes([1]) + bytes([len(name)]) + name +
+            bytes([0]) + os.urandom(16) + struct.pack(">I", 0))
+    topo = bytes([1, 1, len(name)]) + name + bytes([0])
+    return frame(0x01, info) + frame(0x02, topo)
+
+
 class AccessTest(unittest.TestCase):
     def test_only_ends_with_a_listed_credential_use_the_middle(self):
         with World() as w:
@@ -94,6 +107,23 @@ class AccessTest(unittest.TestCase):
             echo_once(self, w, sport, b"still here")
             self.assertEqual(cli.log().count("tunnel it up"), 1)
             assert_no_token_logged(self, w)
+
+    def test_strangers_setups_are_refused_with_few_log_lines(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra=access_list(w, ("alice", ALICE)), log="info")
+            for _ in range(300):  # each a new tunnel id: per-tunnel log limits do not apply
+                with socket.create_connection(("127.0.0.1", mport), timeout=10) as s:
+                    s.sendall(stranger_setup())
+                    code, _ = read_error(s)
+                    self.assertEqual(code, 41)
+            m.wait_for_log(r"more like it left out|refused: this middle proxy requires an access credential")
+            warnings = m.log().count("refused: this middle proxy requires an access credential")
+            self.assertLess(warnings, 10, m.log()[-2000:])
+            # It still serves credentialed ends.
+            _, srv, _ = w.end("srv", "server", mport, tunnel_extra=credential(w, "access", "alice", ALICE))
+            sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=credential(w, "access", "alice", ALICE))
+            cli.wait_for_log("tunnel it up")
+            echo_once(self, w, sport)
 
     def test_a_credential_limited_to_other_tunnels_is_refused(self):
         with World() as w:
