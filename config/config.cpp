@@ -492,6 +492,23 @@ std::string read_websocket_path(const field& f) {
   return p;
 }
 
+// One value or a non-empty list of them: `one` is called for each, with a
+// field whose path names its index ("tunnel.ways[1]").
+template <class One>
+void for_each_item(const source& src, const field& f, const std::string& expected, One&& one) {
+  if (f.value.IsScalar()) {
+    one(f);
+  } else if (f.value.IsSequence() && f.value.size() > 0) {
+    std::size_t i = 0;
+    for (auto it = f.value.begin(); it != f.value.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      one(field{&src, item, item, f.path + "[" + std::to_string(i) + "]"});
+    }
+  } else {
+    f.fail(expected + describe(f.value));
+  }
+}
+
 // A secret read from a file (relative to the YAML file) or an environment
 // variable, trailing white space removed, at least 16 bytes. Messages give
 // its length and where it came from, never the secret.
@@ -567,22 +584,13 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
 
   cfg.middles = read_endpoints(src, t.require("middle"));
   if (const field* f = t.find("ways")) {
-    if (f->value.IsScalar()) {
-      cfg.ways.push_back(read_way(*f));
-    } else if (f->value.IsSequence() && f->value.size() > 0) {
-      std::size_t i = 0;
-      for (auto it = f->value.begin(); it != f->value.end(); ++it, ++i) {
-        const YAML::Node item = *it;
-        field item_field{&src, item, item, f->path + "[" + std::to_string(i) + "]"};
-        auto w = read_way(item_field);
-        if (std::find(cfg.ways.begin(), cfg.ways.end(), w) != cfg.ways.end())
-          item_field.fail("listed twice: " + w.to_string());
-        cfg.ways.push_back(std::move(w));
-      }
-    } else {
-      f->fail(std::string("expected a way (like \"wss via http://proxy:3128\") or a list of them, got ") +
-              describe(f->value));
-    }
+    for_each_item(src, *f, "expected a way (like \"wss via http://proxy:3128\") or a list of them, got ",
+                  [&](const field& item) {
+                    auto w = read_way(item);
+                    if (std::find(cfg.ways.begin(), cfg.ways.end(), w) != cfg.ways.end())
+                      item.fail("listed twice: " + w.to_string());
+                    cfg.ways.push_back(std::move(w));
+                  });
   }
   if (const field* f = t.find("proxy")) {
     const auto text = read_string(*f);
@@ -939,19 +947,9 @@ middle_config load_middle(const std::string& path) {
       if (!item.IsMap()) a.fail("expected a map with name and token_file (or token_env)");
       access_grant g;
       g.credential = credential_from(src, a);
-      if (const field* tf = a.find("tunnels")) {
-        if (tf->value.IsScalar()) {
-          g.tunnels.push_back(read_name(*tf));
-        } else if (tf->value.IsSequence() && tf->value.size() > 0) {
-          std::size_t j = 0;
-          for (auto t = tf->value.begin(); t != tf->value.end(); ++t, ++j) {
-            const YAML::Node n = *t;
-            g.tunnels.push_back(read_name(field{&src, n, n, tf->path + "[" + std::to_string(j) + "]"}));
-          }
-        } else {
-          tf->fail("expected a tunnel name or a list of them");
-        }
-      }
+      if (const field* tf = a.find("tunnels"))
+        for_each_item(src, *tf, "expected a tunnel name or a list of them, got ",
+                      [&](const field& name) { g.tunnels.push_back(read_name(name)); });
       for (auto& prev : cfg.access)
         if (prev.credential.name == g.credential.name) a.require("name").fail("credential " + g.credential.name + " is listed twice");
       cfg.access.push_back(std::move(g));
