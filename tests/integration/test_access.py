@@ -108,6 +108,18 @@ class AccessTest(unittest.TestCase):
             self.assertEqual(cli.log().count("tunnel it up"), 1)
             assert_no_token_logged(self, w)
 
+    def test_every_carrier_carries_the_proof(self):
+        # ACCESS is the first byte inside TLS and inside WebSocket too.
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra=access_list(w, ("alice", ALICE), ("bob", BOB)))
+            _, srv, _ = w.end("srv", "server", mport, tunnel_extra=credential(w, "access", "bob", BOB) + "  ways: wss\n")
+            sport, cli, _ = w.end("cli", "client", mport,
+                                  tunnel_extra=credential(w, "access", "alice", ALICE) + "  ways: tls\n")
+            cli.wait_for_log(r"tunnel it up")
+            m.wait_for_log(r"\(tls\) \(credential alice\) waits for its partner|\(wss\) \(credential bob\) waits for its partner")
+            echo_once(self, w, sport)
+            self.assertNotIn("ACCESS", m.log())  # nothing refused or misread
+
     def test_strangers_setups_are_refused_with_few_log_lines(self):
         with World() as w:
             mport, m, _ = w.middle("m1", extra=access_list(w, ("alice", ALICE)), log="info")
