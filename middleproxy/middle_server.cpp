@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <sstream>
 
@@ -192,7 +193,15 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   // newer ones, it is shut down (not closed: the descriptor stays this
   // coroutine's until it ends), which ends whatever read it waits in.
   const int fd = sock.native_handle();
-  auto opening = openings_.enter(source, [fd] { ::shutdown(fd, SHUT_RDWR); });
+  auto opening = openings_.enter(source, [fd, remote] {
+    // The descriptor is this connection's while its slot is held; checking
+    // the peer still guards against ever shutting down a reused number.
+    sockaddr_storage peer_now{};
+    socklen_t len = sizeof peer_now;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer_now), &len) == 0 && len == remote.size() &&
+        std::memcmp(&peer_now, remote.data(), len) == 0)
+      ::shutdown(fd, SHUT_RDWR);
+  });
   if (!opening) {
     if (auto left_out = quiet_.allow("source full " + source, now))
       log_warn(component, "refusing connections from ", source, ": ", cfg_.limit.max_openings_per_source,

@@ -188,6 +188,25 @@ class HostileTest(unittest.TestCase):
             self.assertEqual(recv_exact(s, 5), b"still")
             s.close()
 
+    def test_the_oldest_socks_opener_is_dropped_for_a_newcomer(self):
+        with World() as w:
+            mport, _, _ = w.middle("m1")
+            _, srv, _ = w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport, extra="limits:\n  max_openings: 3\n")
+            cli.wait_for_log("tunnel it up")
+            silent = [socket.create_connection(("127.0.0.1", sport)) for _ in range(3)]
+            time.sleep(0.3)
+            # A real client gets through; the oldest silent one makes room.
+            echo = w.servers.echo()
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"in")
+            self.assertEqual(recv_exact(s, 2), b"in")
+            s.close()
+            cli.wait_for_log(r"1 SOCKS client\(s\) that had not finished their greeting were dropped for newer ones")
+            self.assertEqual(read_until_closed(silent[0], timeout=10)[0], b"")
+            for c in silent:
+                c.close()
+
     def test_an_end_fed_random_bytes_by_its_middle_logs_it_and_keeps_serving(self):
         fake = socket.socket()
         fake.bind(("127.0.0.1", 0))

@@ -56,6 +56,29 @@ class MiddleLimitsTest(unittest.TestCase):
             srv.wait_for_log("waiting for the other end")
             self.pair_and_carry(w, mport, "it")
 
+    def test_the_oldest_opener_is_dropped_for_a_newcomer(self):
+        with World() as w:
+            mport, m, _ = w.middle("m1", extra="limits:\n  setup_timeout: 60s\n  max_openings: 3\n")
+            silent = [socket.create_connection(("127.0.0.1", mport)) for _ in range(3)]
+            m.wait_for_log(r"\"m1\" listening")
+            import time
+            time.sleep(0.5)  # all three accepted and waiting for a first byte
+            newcomer = socket.create_connection(("127.0.0.1", mport))
+            # The oldest is closed now, long before its 60 s setup timeout...
+            silent[0].settimeout(10)
+            try:
+                self.assertEqual(silent[0].recv(16), b"")
+            except ConnectionResetError:
+                pass
+            m.wait_for_log(r"1 connection\(s\) that had not finished their opening were dropped for newer ones")
+            # ...the others are still open.
+            for s in silent[1:] + [newcomer]:
+                s.settimeout(0.5)
+                with self.assertRaises(socket.timeout):
+                    s.recv(16)
+            for s in silent + [newcomer]:
+                s.close()
+
     def test_a_lonely_setup_waits_only_waiting_timeout(self):
         with World() as w:
             mport, m, _ = w.middle("m1", extra=LIMITS)
