@@ -84,9 +84,11 @@ void prepare_for_connections(asio::io_context& io, std::size_t max_connections, 
     }
     if (lim.rlim_cur != RLIM_INFINITY) limit = static_cast<std::size_t>(lim.rlim_cur);
   }
-  if (max_connections < SIZE_MAX / 2 && 2 * max_connections + 64 > limit)
-    log_warn("main", "limits.max_connections is ", max_connections, " (about ", 2 * max_connections + 64,
-             " descriptors) but this process may open only ", limit, " (ulimit -n): past that, new connections fail");
+  // One descriptor per counted connection (a hop, an app's connection), and
+  // some for listeners, tunnels' hops and the far side's sockets.
+  if (max_connections < SIZE_MAX - 64 && max_connections + 64 > limit)
+    log_warn("main", "limits.max_connections is ", max_connections, " but this process may open only ", limit,
+             " descriptors (ulimit -n): past that, new connections fail");
   prewarm_socket_states(io, std::min(max_openings + 64, limit / 4));
   trim_memory_after_bursts(io);
 }

@@ -35,7 +35,7 @@ boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& accepto
 void prewarm_socket_states(boost::asio::io_context& io, std::size_t count);
 
 // Raises the soft limit on open descriptors to the hard limit, warns when
-// `max_connections` (each holding about two) may not fit in it, and prewarms
+// `max_connections` may not fit in it, and prewarms
 // the reactor for `max_openings` connections at once (above).
 void prepare_for_connections(boost::asio::io_context& io, std::size_t max_connections, std::size_t max_openings);
 

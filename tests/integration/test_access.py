@@ -116,7 +116,9 @@ class AccessTest(unittest.TestCase):
             sport, cli, _ = w.end("cli", "client", mport,
                                   tunnel_extra=credential(w, "access", "alice", ALICE) + "  ways: tls\n")
             cli.wait_for_log(r"tunnel it up")
-            m.wait_for_log(r"\(tls\) \(credential alice\) waits for its partner|\(wss\) \(credential bob\) waits for its partner")
+            # Whichever came first waited; both are named in the pairing.
+            m.wait_for_log(r"\(credential (alice|bob)\) waits for its partner")
+            m.wait_for_log(r"paired .*\(tls\+websocket\).* with .*\(tls\)\)|paired .*\(tls\)\) with .*\(tls\+websocket\)")
             echo_once(self, w, sport)
             self.assertNotIn("ACCESS", m.log())  # nothing refused or misread
 
