@@ -18,8 +18,8 @@ access_mac compute_mac(std::string_view name, std::string_view token, std::uint6
   w.str8(name);
   w.u32(static_cast<std::uint32_t>(time >> 32));
   w.u32(static_cast<std::uint32_t>(time));
-  input.insert(input.end(), setup.info_frame.begin(), setup.info_frame.end());
-  encode_topology(input, setup.topology);
+  const auto frames = encode_setup(setup);
+  input.insert(input.end(), frames.begin(), frames.end());
   hmac->update(input.data(), input.size());
   access_mac out{};
   hmac->final(out.data());
@@ -36,6 +36,14 @@ access_proof make_access_proof(std::string_view name, std::string_view token, st
 bool verify_access_proof(const access_proof& proof, std::string_view token, const setup_message& setup) {
   const auto expected = compute_mac(proof.name, token, proof.time, setup);
   return Botan::constant_time_compare(expected.data(), proof.mac.data(), expected.size());
+}
+
+bytes hop_opening(const setup_message& setup, const std::optional<middle_access>& access) {
+  bytes out;
+  if (access) encode_access(out, make_access_proof(access->name, access->token, access->unix_time, setup));
+  const auto frames = encode_setup(setup);
+  out.insert(out.end(), frames.begin(), frames.end());
+  return out;
 }
 
 }  // namespace lstp

@@ -6,8 +6,8 @@
 // ACCESS frame is never relayed. Sans-I/O.
 #pragma once
 
-#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,5 +24,16 @@ access_proof make_access_proof(std::string_view name, std::string_view token, st
                                const setup_message& setup);
 // Constant time in the MAC: a wrong guess learns nothing from timing.
 bool verify_access_proof(const access_proof& proof, std::string_view token, const setup_message& setup);
+
+// A credential for the middle a hop goes to (PROTOCOL.md 3.6).
+struct middle_access {
+  std::string name;
+  std::string token;            // never logged
+  std::uint64_t unix_time = 0;  // now, as the wall clock says: the proof's time
+};
+
+// What opens a hop: ACCESS proven over `setup` when there is a credential,
+// then the setup's frames. Ends and middles passing a setup on both use it.
+bytes hop_opening(const setup_message& setup, const std::optional<middle_access>& access);
 
 }  // namespace lstp

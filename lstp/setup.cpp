@@ -10,13 +10,13 @@ bytes encode_setup(const setup_message& s) {
   return out;
 }
 
-bytes relay_setup(const setup_message& s, const topology_entry& self) {
-  bytes out = s.info_frame;
-  auto t = s.topology;
-  t.push_back(self);
-  encode_topology(out, t);
+setup_message appended(const setup_message& s, const topology_entry& self) {
+  auto out = s;
+  out.topology.push_back(self);
   return out;
 }
+
+bytes relay_setup(const setup_message& s, const topology_entry& self) { return encode_setup(appended(s, self)); }
 
 setup_message make_setup(const common_unique_info& info, const topology_entry& self) {
   setup_message s;

@@ -23,8 +23,10 @@ struct setup_message {
 bytes encode_setup(const setup_message& s);
 setup_message make_setup(const common_unique_info& info, const topology_entry& self);
 
-// What a middle sends on: the setup's COMMON_UNIQUE_INFO frame untouched and
-// its TOPOLOGY_EXCHANGE with `self` appended.
+// The setup a middle passes on: the same COMMON_UNIQUE_INFO (its frame
+// untouched) and the topology with `self` appended.
+setup_message appended(const setup_message& s, const topology_entry& self);
+// ...as the frames that go on the wire.
 bytes relay_setup(const setup_message& s, const topology_entry& self);
 
 // Reads one setup (COMMON_UNIQUE_INFO then TOPOLOGY_EXCHANGE) from a hop.

@@ -1,7 +1,5 @@
 #include "lstp/tunnel.hpp"
 
-#include "lstp/access.hpp"
-
 #include <limits>
 
 #include <algorithm>
@@ -23,13 +21,7 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_h
   if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
   if (params_.limits.credit_windows) params_.self.features |= feature_credit_windows;
   our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
-  out_.clear();
-  if (params_.access) {
-    auto& a = *params_.access;
-    encode_access(out_, make_access_proof(a.name, a.token, a.unix_time, our_setup_));
-  }
-  const auto setup = encode_setup(our_setup_);
-  out_.insert(out_.end(), setup.begin(), setup.end());
+  out_ = hop_opening(our_setup_, params_.access);
 }
 
 tunnel::~tunnel() = default;

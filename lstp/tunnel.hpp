@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "lstp/access.hpp"
 #include "lstp/frame.hpp"
 #include "lstp/messages.hpp"
 #include "lstp/record_layer.hpp"
@@ -67,13 +68,6 @@ inline constexpr std::size_t max_credit = std::size_t{1} << 30;
 
 // COMMON_UNIQUE_INFO `features` bit: this end speaks credit windows.
 inline constexpr std::uint32_t feature_credit_windows = 0x2;
-
-// A credential for the middle this end connects to (PROTOCOL.md 3.6).
-struct middle_access {
-  std::string name;
-  std::string token;        // never logged
-  std::uint64_t unix_time = 0;  // now, as the wall clock says: the proof's time
-};
 
 struct tunnel_params {
   common_unique_info self;  // pairing id and a fresh random nonce filled in

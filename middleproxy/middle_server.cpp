@@ -209,12 +209,9 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
                runtime::log_throttle::left_out_text(*left_out));
     co_return;
   }
-  if (const auto pushed = openings_.take_evicted(); pushed > 0) evicted_openings_ += pushed;
-  if (evicted_openings_ > 0 && quiet_.allow("pushed out", now)) {
-    log_warn(component, evicted_openings_, " connection(s) that had not finished their opening were dropped for newer "
-             "ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
-    evicted_openings_ = 0;
-  }
+  if (openings_.evicted() > 0 && quiet_.allow("pushed out", now))
+    log_warn(component, openings_.take_evicted(), " connection(s) that had not finished their opening were dropped "
+             "for newer ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
   std::string why;
   transport::hop_ptr stream;
   stream = co_await transport::accept_hop(std::move(sock), acceptor_options_, cfg_.limit.setup_timeout, why);
@@ -442,16 +439,12 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
     } else {
       h->upstream = std::shared_ptr<transport::hop_stream>(std::move(up));
       runtime::watchdog deadline(*h->upstream, cfg_.limit.setup_timeout);
-      lstp::bytes out;
-      auto relayed = h->setup;
-      relayed.topology.push_back(self_entry(h));
-      if (cfg_.next_hop_access) {
-        // This middle's own credential for the next: the end's stays here.
-        auto& a = *cfg_.next_hop_access;
-        lstp::encode_access(out, lstp::make_access_proof(a.name, a.token, static_cast<std::uint64_t>(unix_now()), relayed));
-      }
-      auto setup_bytes = lstp::encode_setup(relayed);
-      out.insert(out.end(), setup_bytes.begin(), setup_bytes.end());
+      // This middle's own credential for the next, if any: the end's stays here.
+      std::optional<lstp::middle_access> access;
+      if (cfg_.next_hop_access)
+        access = lstp::middle_access{cfg_.next_hop_access->name, cfg_.next_hop_access->token,
+                                     static_cast<std::uint64_t>(unix_now())};
+      auto out = lstp::hop_opening(lstp::appended(h->setup, self_entry(h)), access);
       out.insert(out.end(), h->unread.begin(), h->unread.end());
       co_await h->upstream->write(asio::buffer(out), ec);
       if (ec) why = ec.message();
