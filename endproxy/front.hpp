@@ -54,7 +54,6 @@ class front {
   std::size_t active_clients_ = 0;
   runtime::handshake_slots openings_;  // SOCKS clients still in their greeting or request
   runtime::log_throttle quiet_;        // lines a flood would repeat
-  std::size_t evicted_openings_ = 0;   // not logged yet
 };
 
 // Copies bytes both ways between two sockets until both directions ended,

@@ -112,14 +112,9 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
       boost::system::error_code ignored;
       sock.cancel(ignored);
     });
-    if (const auto pushed = openings_.take_evicted(); pushed > 0) {
-      evicted_openings_ += pushed;
-      if (quiet_.allow("pushed out", std::chrono::steady_clock::now())) {
-        log_warn(component, evicted_openings_, " SOCKS client(s) that had not finished their greeting were dropped "
-                 "for newer ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
-        evicted_openings_ = 0;
-      }
-    }
+    if (openings_.evicted() > 0 && quiet_.allow("pushed out", std::chrono::steady_clock::now()))
+      log_warn(component, openings_.take_evicted(), " SOCKS client(s) that had not finished their greeting were "
+               "dropped for newer ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
     // The first byte tells SOCKS4 from SOCKS5.
     auto first = co_await read_message(sock, in, [](std::span<const std::uint8_t> b) {
       return socks::parsed<int>{b.empty() ? socks::parse_status::need_more : socks::parse_status::done, 0, 0,

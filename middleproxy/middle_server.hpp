@@ -63,7 +63,6 @@ class middle_server {
   runtime::log_throttle quiet_;        // lines a flood would repeat
   runtime::log_throttle repeated_refusals_{std::chrono::minutes(1), 4096};  // per tunnel and reason
   std::size_t active_hops_ = 0;
-  std::size_t evicted_openings_ = 0;  // not logged yet
 };
 
 }  // namespace middleproxy

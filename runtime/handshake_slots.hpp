@@ -1,8 +1,8 @@
 // Bounds the connections still in their opening (a SOCKS greeting, a hop's
 // setup): a flood of connections that connect and stall, or trickle half a
 // message, must not keep real clients out. When all slots are taken, the
-// newcomer gets one and the oldest opener is pushed out (its `evict` runs),
-// as OpenSSH's MaxStartups does with random drops: a real client finishes its
+// newcomer gets one and the oldest opener is pushed out (its `evict` runs;
+// OpenSSH's MaxStartups drops at random instead): a real client finishes its
 // opening in milliseconds, so it is never the oldest for long, while a staller
 // is. A source address may hold only `per_source` slots; past that its new
 // connections are refused outright, so one flooding host cannot push out the
@@ -21,7 +21,6 @@
 namespace runtime {
 
 class handshake_slots {
-  struct state;
   struct entry {
     std::string source;
     std::function<void()> evict;
@@ -110,7 +109,8 @@ class handshake_slots {
 
   std::size_t openers() const { return st_->openers.size(); }
   std::size_t sources() const { return st_->by_source.size(); }
-  // Counters for a throttled log line; each call resets its counter.
+  // Counters for a throttled log line: read, or read and reset.
+  std::size_t evicted() const { return st_->evicted; }
   std::size_t take_evicted() { return std::exchange(st_->evicted, 0); }
   std::size_t take_refused() { return std::exchange(st_->refused, 0); }
 
