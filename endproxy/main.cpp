@@ -5,7 +5,7 @@
 #include "endproxy/end_proxy.hpp"
 #include "endproxy/front.hpp"
 #include "runtime/cli.hpp"
-#include "runtime/listener.hpp"
+#include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
 
 namespace {

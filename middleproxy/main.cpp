@@ -4,7 +4,7 @@
 #include "config/config.hpp"
 #include "middleproxy/middle_server.hpp"
 #include "runtime/cli.hpp"
-#include "runtime/listener.hpp"
+#include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
 
 namespace {
