@@ -568,6 +568,19 @@ access_credential read_access_credential(const source& src, const field& f) {
   return credential_from(src, sub_section(src, f, {"name", "token_file", "token_env"}));
 }
 
+// One entry of a middle's access list: a credential and, optionally, the
+// tunnels it may serve.
+access_grant read_access_grant(const source& src, const field& item) {
+  const section a(src, item.value, item.value.Mark(), item.path, {"name", "token_file", "token_env", "tunnels"});
+  if (!item.value.IsMap()) a.fail("expected a map with name and token_file (or token_env)");
+  access_grant g;
+  g.credential = credential_from(src, a);
+  if (const field* tf = a.find("tunnels"))
+    for_each_item(src, *tf, "expected a tunnel name or a list of them, got ",
+                  [&](const field& name) { g.tunnels.push_back(read_name(name)); });
+  return g;
+}
+
 void load_tunnel(const source& src, const field& tf, end_config& cfg) {
   const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "access", "middle", "ways", "proxy", "state_file",
                                           "websocket_path", "retry_interval", "retry_max", "way_timeout",
@@ -937,23 +950,15 @@ middle_config load_middle(const std::string& path) {
     if (!printable) f->fail("contains control characters: " + quote(cfg.public_address));
   }
   if (const field* af = top.find("access")) {
-    if (!af->value.IsSequence() || af->value.size() == 0)
-      af->fail("expected a list of credentials, each {name, token_file or token_env, tunnels (optional)}");
-    std::size_t i = 0;
-    for (auto it = af->value.begin(); it != af->value.end(); ++it, ++i) {
-      const YAML::Node item = *it;
-      const field item_field{&src, item, item, af->path + "[" + std::to_string(i) + "]"};
-      const section a(src, item, item.Mark(), item_field.path, {"name", "token_file", "token_env", "tunnels"});
-      if (!item.IsMap()) a.fail("expected a map with name and token_file (or token_env)");
-      access_grant g;
-      g.credential = credential_from(src, a);
-      if (const field* tf = a.find("tunnels"))
-        for_each_item(src, *tf, "expected a tunnel name or a list of them, got ",
-                      [&](const field& name) { g.tunnels.push_back(read_name(name)); });
-      for (auto& prev : cfg.access)
-        if (prev.credential.name == g.credential.name) a.require("name").fail("credential " + g.credential.name + " is listed twice");
-      cfg.access.push_back(std::move(g));
-    }
+    if (!af->value.IsSequence()) af->fail("expected a list of credentials, got " + std::string(describe(af->value)));
+    for_each_item(src, *af, "expected a list of credentials, each {name, token_file or token_env, tunnels (optional)}, got ",
+                  [&](const field& item) {
+                    auto g = read_access_grant(src, item);
+                    for (auto& prev : cfg.access)
+                      if (prev.credential.name == g.credential.name)
+                        item.fail("credential " + g.credential.name + " is listed twice");
+                    cfg.access.push_back(std::move(g));
+                  });
   }
   if (const field* f = top.find("access_window")) {
     if (cfg.access.empty()) f->fail("only used with access");
