@@ -307,6 +307,16 @@ def socks_connect(socks_port, host, port, user=None, password=None, cmd=1, atyp=
 
 # ------------------------------------------------------------ relays
 
+def echo_once(test, w, socks_port, payload=b"ok", timeout=20.0):
+    """One SOCKS connection to a fresh echo server behind the tunnel: the
+    payload comes back whole, then the connection is closed."""
+    echo = w.servers.echo()
+    s, _ = socks_connect(socks_port, "127.0.0.1", echo, timeout=timeout)
+    s.sendall(payload)
+    test.assertEqual(recv_exact(s, len(payload)), payload)
+    s.close()
+
+
 class Relay:
     """A TCP relay on loopback in front of `target_port`, for hops that are
     not what they should be: `delay` holds every chunk that many seconds in

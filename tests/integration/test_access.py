@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from lstp_world import Relay, World, socks_connect, recv_exact
+from lstp_world import Relay, World, echo_once, recv_exact
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef0123"
@@ -27,14 +27,6 @@ def access_list(w, *names_tokens):
 def credential(w, key, name, token, indent="  "):
     path = w._write(f"{name}-{abs(hash(token))}.tok", token + "\n")
     return f"{indent}{key}:\n{indent}  name: {name}\n{indent}  token_file: {path}\n"
-
-
-def echo_once(test, w, sport, payload=b"through the gate"):
-    echo = w.servers.echo()
-    s, _ = socks_connect(sport, "127.0.0.1", echo)
-    s.sendall(payload)
-    test.assertEqual(recv_exact(s, len(payload)), payload)
-    s.close()
 
 
 def assert_no_token_logged(test, w):

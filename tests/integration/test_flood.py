@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from lstp_world import SANITIZED, World, socks_connect, recv_exact
+from lstp_world import SANITIZED, World, echo_once
 
 FLOOD = 10000
 
@@ -47,14 +47,6 @@ def close_all(socks):
         s.close()
 
 
-def echo_once(test, w, sport, payload):
-    echo = w.servers.echo()
-    s, _ = socks_connect(sport, "127.0.0.1", echo, timeout=30)
-    s.sendall(payload)
-    test.assertEqual(recv_exact(s, len(payload)), payload)
-    s.close()
-
-
 def settle_rss(proc, baseline_kib, slack_kib, timeout=20.0):
     """The process's RSS once it is back within `slack_kib` of the baseline,
     or the last seen after `timeout`."""
@@ -81,7 +73,7 @@ class FloodTest(unittest.TestCase):
             _, srv2, _ = w.end("srv2", "server", mport, log="info", tunnel="other")
             cli.wait_for_log("tunnel other up")
             payload = os.urandom(1 << 20)
-            echo_once(self, w, sport, payload)
+            echo_once(self, w, sport, payload, timeout=30)
             time.sleep(1)
             base = {p.name: p.rss_kib() for p in (m, cli, srv2)}
 
@@ -95,8 +87,8 @@ class FloodTest(unittest.TestCase):
                 sport2, cli2, _ = w.end("cli2", "client", mport, log="info")
                 cli2.wait_for_log("tunnel it up", timeout=30)
                 srv.wait_for_log("tunnel it up", timeout=30)
-                echo_once(self, w, sport2, payload)
-                echo_once(self, w, sport, payload)
+                echo_once(self, w, sport2, payload, timeout=30)
+                echo_once(self, w, sport, payload, timeout=30)
                 m.wait_for_log(r"refusing connections from 127\.0\.0\.2: 64 of its connections are still opening")
                 m.wait_for_log(r"connection\(s\) that had not finished their opening were dropped for newer ones")
             finally:
@@ -105,7 +97,7 @@ class FloodTest(unittest.TestCase):
             # The SOCKS port: 10,000 more from the apps' own address.
             held = flood(sport, ["127.0.0.1"], FLOOD)
             try:
-                echo_once(self, w, sport, payload)
+                echo_once(self, w, sport, payload, timeout=30)
                 cli.wait_for_log(r"SOCKS client\(s\) that had not finished their greeting were dropped for newer ones")
             finally:
                 close_all(held)
@@ -121,7 +113,7 @@ class FloodTest(unittest.TestCase):
                 rss = settle_rss(p, base[p.name], 1024)
                 print(f"{p.name}: RSS {base[p.name]} KiB before, {rss} KiB after the flood")
                 self.assertLessEqual(rss, base[p.name] + 1024, f"{p.name} kept {rss - base[p.name]} KiB")
-            echo_once(self, w, sport, b"after the flood")
+            echo_once(self, w, sport, b"after the flood", timeout=30)
 
 
 if __name__ == "__main__":

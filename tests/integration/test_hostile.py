@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from lstp_world import Relay, SocksError, World, socks_connect, recv_exact
+from lstp_world import Relay, SocksError, World, echo_once, socks_connect, recv_exact
 
 # The firehose's stream: byte k is k % 251.
 PATTERN = bytes(i % 251 for i in range(251 * 256))
@@ -182,26 +182,24 @@ class HostileTest(unittest.TestCase):
                 read_until_closed(s, timeout=15)  # dropped, not held
                 s.close()
                 w.c.wait_for_log(logged)
-            echo = w.servers.echo()
-            s, _ = socks_connect(sport, "127.0.0.1", echo)
-            s.sendall(b"still")
-            self.assertEqual(recv_exact(s, 5), b"still")
-            s.close()
+            echo_once(self, w, sport, b"still")
 
     def test_the_oldest_socks_opener_is_dropped_for_a_newcomer(self):
         with World() as w:
             mport, _, _ = w.middle("m1")
             _, srv, _ = w.end("srv", "server", mport)
-            sport, cli, _ = w.end("cli", "client", mport, extra="limits:\n  max_openings: 3\n")
+            sport, _, path = w.end("cli", "client", mport, extra="limits:\n  max_openings: 3\n", start=False)
+            # A long greeting timeout, so only the eviction can close a silent client soon.
+            with open(path) as f:
+                text = f.read().replace("  timeout: 3s\n", "  timeout: 60s\n")
+            with open(path, "w") as f:
+                f.write(text)
+            cli = w.start("cli", ["endproxy", "-c", path])
             cli.wait_for_log("tunnel it up")
             silent = [socket.create_connection(("127.0.0.1", sport)) for _ in range(3)]
             time.sleep(0.3)
             # A real client gets through; the oldest silent one makes room.
-            echo = w.servers.echo()
-            s, _ = socks_connect(sport, "127.0.0.1", echo)
-            s.sendall(b"in")
-            self.assertEqual(recv_exact(s, 2), b"in")
-            s.close()
+            echo_once(self, w, sport, b"in")
             cli.wait_for_log(r"1 SOCKS client\(s\) that had not finished their greeting were dropped for newer ones")
             self.assertEqual(read_until_closed(silent[0], timeout=10)[0], b"")
             for c in silent:
