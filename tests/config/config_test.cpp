@@ -995,3 +995,20 @@ TEST_CASE("access credentials: an end's for its middles, a middle's list and its
   CHECK_THAT(err("g.yaml", "name: m\nlisten: 0.0.0.0:443\naccess: []\n"), Contains("expected a list of credentials"));
   ::unsetenv("LSTP_CONFIG_TEST_BOB");
 }
+
+TEST_CASE("hardening limits refuse values that would break the tunnel") {
+  temp_dir dir;
+  dir.write("t.secret", "0123456789abcdef0123\n");
+  dir.write("a.token", "alice-token-0123456789abcdef\n");
+  const auto end_err = [&](const std::string& limits) {
+    const auto path = dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: t\n"
+                                          "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
+    return error_from([&] { config::load_end(path); });
+  };
+  CHECK_THAT(end_err("  max_tunnel_buffer: 512KiB\n"),
+             Contains("limits.max_tunnel_buffer: must be at least 1MiB (four channels' first windows)"));
+  CHECK_THAT(end_err("  max_openings: 0\n"), Contains("limits.max_openings: must be greater than 0"));
+  const auto path = dir.write("m.yaml", "name: m\nlisten: 0.0.0.0:443\naccess:\n  - {name: a, token_file: a.token}\n"
+                                        "access_window: 500ms\n");
+  CHECK_THAT(error_from([&] { config::load_middle(path); }), Contains("access_window: must be at least 1s"));
+}
