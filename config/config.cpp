@@ -339,8 +339,10 @@ void check_text(const source& src, const std::string& text) {
 }
 
 // yaml-cpp 0.7 can spin, allocating without end, on some inputs the config
-// fuzzer found: a YAML tag such as "!l,is", and a ',' that starts a token
-// outside any [ ] or { } (",\n"). Neither belongs in an lstp configuration
+// fuzzer found: a YAML tag such as "!l,is", a ',' outside any [ ] or { }
+// that starts a token (",\n"), and text right after a quoted string other
+// than what may follow one (':', a comment, and in [ ] or { } ',' ']' '}'):
+// "\"a\", b", "\"\"!,". None belongs in an lstp configuration
 // (tags mean nothing here; such a ',' is not valid YAML), so both are refused
 // before yaml-cpp sees the text. Quoted strings and comments may hold either
 // character, and so may a plain value in its middle ("password: a,b!").
@@ -350,6 +352,7 @@ void refuse_unsupported_yaml(const source& src, const std::string& text) {
   bool comment = false;
   int flow_depth = 0;
   char prev = ' ';  // last character that is not a space, on this line
+  bool after_quoted = false;  // the last such character closed a quoted string
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '\n') {
@@ -357,14 +360,23 @@ void refuse_unsupported_yaml(const source& src, const std::string& text) {
       comment = false;
       if (quote == '\'') quote = 0;  // plain YAML lets quotes span lines; we do not need that
       prev = ' ';
+      after_quoted = false;
       continue;
     }
     if (comment) continue;
     if (quote) {
-      if (c == quote) quote = 0;
-      else if (c == '\\' && quote == '"') ++i;
+      if (c == quote) {
+        quote = 0;
+        after_quoted = true;
+      } else if (c == '\\' && quote == '"') {
+        ++i;
+      }
       continue;
     }
+    if (after_quoted && c != ' ' && c != '\t' && c != '\r' && c != ':' && c != '#' &&
+        !(flow_depth > 0 && (c == ',' || c == ']' || c == '}')))
+      throw error(src.file + ":" + std::to_string(line) + ": YAML syntax error: unexpected '" + std::string(1, c) +
+                  "' after a quoted string");
     const bool token_start = prev == ' ' || prev == ':' || prev == '-' || prev == '[' || prev == '{' ||
                              prev == ',' || prev == '?';
     const bool after_space = i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n';
@@ -373,11 +385,25 @@ void refuse_unsupported_yaml(const source& src, const std::string& text) {
     else if (c == '!' && token_start && after_space)
       throw error(src.file + ":" + std::to_string(line) +
                   ": YAML tags (!...) are not used in lstp configurations; quote the value if it starts with !");
+    else if ((c == '&' || c == '*') && token_start && after_space)
+      // Anchors and aliases: yaml-cpp spun on "&!\"66...6," too.
+      throw error(src.file + ":" + std::to_string(line) +
+                  ": YAML anchors and aliases (& and *) are not used in lstp configurations; quote the value if it "
+                  "starts with & or *");
     else if (c == '[' || c == '{') ++flow_depth;
     else if ((c == ']' || c == '}') && flow_depth > 0) --flow_depth;
-    else if (c == ',' && flow_depth == 0 && token_start)
-      throw error(src.file + ":" + std::to_string(line) + ": YAML syntax error: unexpected ','");
-    if (c != ' ' && c != '\t') prev = c;
+    else if (c == ',' && flow_depth == 0 &&
+             (token_start || !(std::isalnum(static_cast<unsigned char>(prev)) ||
+                               (prev != '\0' && std::strchr("._-/", prev) != nullptr))))
+      // Outside [ ] and { } a ',' is kept only in the middle of a plain value
+      // after a letter, digit or one of . _ - / ("a,b"); yaml-cpp spun on the
+      // others the fuzzer tried ("&!\",").
+      throw error(src.file + ":" + std::to_string(line) +
+                  ": YAML syntax error: unexpected ',' (quote a value that holds one)");
+    if (c != ' ' && c != '\t') {
+      prev = c;
+      after_quoted = false;
+    }
   }
 }
 

@@ -729,6 +729,14 @@ TEST_CASE("a stray ',' is refused before yaml-cpp sees it, commas in lists and v
   auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
   write("# comment\n,\n");  // made yaml-cpp 0.7 spin: found by the config fuzzer
   CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("comma.yaml:2: YAML syntax error: unexpected ','"));
+  write("\", to2:8l022\", at");  // a ',' after a quoted string: spun too (the fuzzer again)
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("comma.yaml:1: YAML syntax error: unexpected ','"));
+  write("name: m\nlisten: [\"127.0.0.1:7000\", '127.0.0.1:7001']\npublic_address: \"a,b\"\n");
+  CHECK(config::load_middle(path).listen.size() == 2);  // quoted items in a list are fine
+  write("name: m\npublic_address: a',b\n");  // a ',' after a quote character: quote the value
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("unexpected ',' (quote a value that holds one)"));
+  write("&!\"6666,");  // an anchor: spun as well
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("YAML anchors and aliases (& and *) are not used"));
   write("name: m\nlisten: [127.0.0.1:7000, 127.0.0.1:7001]\npublic_address: a,b\n");
   auto cfg = config::load_middle(path);
   CHECK(cfg.listen.size() == 2);
