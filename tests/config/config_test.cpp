@@ -737,6 +737,13 @@ TEST_CASE("a stray ',' is refused before yaml-cpp sees it, commas in lists and v
   CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("unexpected ',' (quote a value that holds one)"));
   write("&!\"6666,");  // an anchor: spun as well
   CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("YAML anchors and aliases (& and *) are not used"));
+  // A shape no check names: the parser runs in a child that is stopped after 2 s.
+  write(std::string("'!/*# Quickstart middle proxy: pairs the two quickstart ends on loopback.\n"
+        "# Run: build/bin/middleproxy -c conf/quickstart/mid',dle.yaml\n"
+        "#\n"
+        "# A middle proxy knows no tunnel secret. It pairs the hops that carry the\n"
+        "# same pairing id (d"));
+  CHECK_THROWS_WITH(config::load_middle(path), Catch::Contains("the YAML parser did not finish within 2 s"));
   write("name: m\nlisten: [127.0.0.1:7000, 127.0.0.1:7001]\npublic_address: a,b\n");
   auto cfg = config::load_middle(path);
   CHECK(cfg.listen.size() == 2);
