@@ -732,10 +732,18 @@ void load_socks(const source& src, const field& sf, end_config& cfg) {
   if (const field* f = s.find("timeout")) cfg.limit.socks_timeout = read_duration(*f);
 }
 
+// A stop must not hang a service manager: at most a minute of grace.
+std::chrono::milliseconds read_shutdown_grace(const field& f) {
+  const auto grace = read_duration(f);
+  if (grace > std::chrono::minutes(1)) f.fail("must be at most 60s");
+  return grace;
+}
+
 void load_end_limits(const source& src, const field& lf, limits& lim) {
   const section l = sub_section(src, lf,
                                 {"high_watermark", "low_watermark", "pause_slack", "max_channels", "max_connections",
-                                 "max_openings", "max_tunnel_buffer", "keepalive", "dead_after", "handshake_timeout"});
+                                 "max_openings", "max_tunnel_buffer", "keepalive", "dead_after", "handshake_timeout",
+                                 "shutdown_grace"});
   const field* high = l.find("high_watermark");
   const field* low = l.find("low_watermark");
   if (high) lim.high_watermark = read_size(*high);
@@ -753,6 +761,7 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   if (keepalive) lim.keepalive = read_duration(*keepalive);
   if (dead_after) lim.dead_after = read_duration(*dead_after);
   if (const field* f = l.find("handshake_timeout")) lim.handshake_timeout = read_duration(*f);
+  if (const field* f = l.find("shutdown_grace")) lim.shutdown_grace = read_shutdown_grace(*f);
 
   // Either key may be the one that was mistyped; blame one that was given.
   if (lim.low_watermark >= lim.high_watermark) {
@@ -1052,7 +1061,7 @@ middle_config load_middle(const std::string& path) {
   if (const field* lf = top.find("limits")) {
     const section l = sub_section(src, *lf, {"setup_timeout", "waiting_timeout", "max_waiting",
                                              "max_waiting_per_source", "max_connections", "max_openings",
-                                             "max_openings_per_source"});
+                                             "max_openings_per_source", "shutdown_grace"});
     if (const field* f = l.find("setup_timeout")) cfg.limit.setup_timeout = read_duration(*f);
     if (const field* f = l.find("waiting_timeout")) cfg.limit.waiting_timeout = read_duration(*f);
     if (const field* f = l.find("max_waiting")) cfg.limit.max_waiting = read_count(*f);
@@ -1060,6 +1069,7 @@ middle_config load_middle(const std::string& path) {
     if (const field* f = l.find("max_connections")) cfg.limit.max_connections = read_count(*f);
     if (const field* f = l.find("max_openings")) cfg.limit.max_openings = read_count(*f);
     if (const field* f = l.find("max_openings_per_source")) cfg.limit.max_openings_per_source = read_count(*f);
+    if (const field* f = l.find("shutdown_grace")) cfg.limit.shutdown_grace = read_shutdown_grace(*f);
   }
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
   return cfg;
@@ -1069,7 +1079,7 @@ namespace {
 // Each further tunnel is the end's config with its own tunnel fields copied
 // in, by this list. A field added to end_config changes its size: then check
 // whether it belongs to a tunnel (copy it here) and update the number.
-static_assert(sizeof(void*) != 8 || sizeof(end_config) == 928,
+static_assert(sizeof(void*) != 8 || sizeof(end_config) == 936,
               "end_config changed: does copy_tunnel_fields need the new field?");
 void copy_tunnel_fields(end_config& into, const end_config& from) {
   into.tunnel_name = from.tunnel_name;

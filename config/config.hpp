@@ -97,6 +97,9 @@ struct limits {
   std::chrono::milliseconds connect_timeout{10000};    // server end: connecting to a destination
   std::chrono::milliseconds bind_timeout{120000};      // server end: a BIND waits this long for its peer
   std::chrono::milliseconds socks_timeout{10000};      // client end: greeting and request
+  // On SIGTERM or SIGINT: how long what is in flight may take to finish
+  // before it is reset.
+  std::chrono::milliseconds shutdown_grace{1000};
 };
 
 struct middle_config {

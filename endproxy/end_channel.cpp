@@ -1,7 +1,5 @@
 #include "endproxy/end_channel.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -21,7 +19,12 @@ end_channel::end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, as
       label_(std::move(label)),
       reader_wake_(socket_.get_executor()),
       writer_wake_(socket_.get_executor()),
-      opened_(std::chrono::steady_clock::now()) {
+      opened_(std::chrono::steady_clock::now()),
+      tasks_(socket_.get_executor(), [this](std::string_view task, std::string_view what) {
+        // Logged here once; the channel ends, the tunnel and its other channels go on.
+        runtime::log_error("end", label_, ": internal error in the ", task, ": ", what);
+        local_failure("internal error");
+      }) {
   boost::system::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   // deliver() writes straight to the socket when it can, never waiting.
@@ -39,8 +42,8 @@ void end_channel::start(lstp::bytes early) {
     queued_ = true;
     owner_->driver().schedule(self);
   }
-  asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
-  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+  tasks_.spawn("reader", [self] { return self->read_loop(); });
+  tasks_.spawn("writer", [self] { return self->write_loop(); });
 }
 
 void end_channel::deliver(lstp::byte_view data) {
@@ -82,7 +85,10 @@ void end_channel::abort(std::string_view why) {
   if (aborted_ || finished_) return;
   aborted_ = true;
   runtime::log_info("end", label_, ": aborted: ", why);
+  // A reset, never a FIN: the app must not take a broken stream for a
+  // finished one.
   boost::system::error_code ignored;
+  socket_.set_option(asio::socket_base::linger(true, 0), ignored);
   socket_.close(ignored);
   reader_wake_.notify();
   writer_wake_.notify();

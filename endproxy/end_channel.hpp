@@ -17,6 +17,7 @@
 
 #include "lstp/asio/tunnel_driver.hpp"
 #include "runtime/notifier.hpp"
+#include "runtime/task_group.hpp"
 
 namespace endproxy {
 
@@ -79,6 +80,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::size_t window_ = 0;  // the largest credit window this channel's receiving side reached
   std::chrono::steady_clock::time_point opened_;
   std::shared_ptr<void> token_;
+  runtime::task_group tasks_;  // the reader and the writer
 };
 
 }  // namespace endproxy

@@ -1,8 +1,6 @@
 #include "endproxy/end_proxy.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -51,7 +49,14 @@ lstp::end_role wire_role(config::end_role r) {
 }  // namespace
 
 end_proxy::end_proxy(asio::io_context& io, config::end_config cfg)
-    : io_(io), cfg_(std::move(cfg)), tunnel_changed_(io), retry_timer_(io), reprobe_timer_(io) {
+    : io_(io),
+      cfg_(std::move(cfg)),
+      tunnel_changed_(io),
+      retry_timer_(io),
+      reprobe_timer_(io),
+      tasks_(io.get_executor(), [this](std::string_view task, std::string_view what) {
+        runtime::log_error(component, "tunnel ", cfg_.tunnel_name, ": internal error in the ", task, ": ", what);
+      }) {
   tunnel_changed_.expires_at(asio::steady_timer::time_point::max());
 }
 
@@ -94,8 +99,9 @@ void end_proxy::start() {
       }
     }
   }
-  asio::co_spawn(io_, keep_tunnel(), asio::detached);
-  if (cfg_.reprobe_interval.count() > 0) asio::co_spawn(io_, reprobe_loop(), asio::detached);
+  auto self = shared_from_this();
+  tasks_.spawn("tunnel keeper", [self] { return self->keep_tunnel(); });
+  if (cfg_.reprobe_interval.count() > 0) tasks_.spawn("way reprobe", [self] { return self->reprobe_loop(); });
 }
 
 void end_proxy::stop() {
@@ -103,6 +109,13 @@ void end_proxy::stop() {
   retry_timer_.cancel();
   reprobe_timer_.cancel();
   for (auto& a : attempts_) a.tunnel->driver().shutdown("the end proxy is stopping");
+}
+
+void end_proxy::reset() {
+  stopping_ = true;
+  // A copy: closing a tunnel changes the list.
+  auto attempts = attempts_;
+  for (auto& a : attempts) a.tunnel->close({lstp::wire_error::shutting_down, "the end proxy stopped"});
 }
 
 lstp::tunnel_params end_proxy::make_params() {
@@ -183,12 +196,13 @@ asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std
   std::size_t running = 0;
   auto launch = [&](std::size_t i) {
     ++running;
-    asio::co_spawn(
-        io_,
-        [this, st, i, c = cands[i]]() -> asio::awaitable<void> {
+    auto self = shared_from_this();
+    tasks_.spawn(
+        "dial " + cands[i].to_string(),
+        [self, st, i, c = cands[i]]() -> asio::awaitable<void> {
           const auto t0 = std::chrono::steady_clock::now();
           std::string why;
-          auto hop = co_await dial(c, why);
+          auto hop = co_await self->dial(c, why);
           if (st->over) {
             if (hop) hop->close();
             co_return;
@@ -199,7 +213,11 @@ asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std
             st->failed.emplace_back(i, why);
           st->wake.notify();
         },
-        asio::detached);
+        [st, i] {
+          // Counted as a failed way, so the race does not wait for it.
+          st->failed.emplace_back(i, "internal error");
+          st->wake.notify();
+        });
   };
   // Start the second candidate when the first is still undecided after this
   // long: a black-holed way costs its timeout, but not twice in a row.
@@ -252,7 +270,6 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
       log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", e.what(), "; starting without it");
     }
   }
-  std::string last_failure;
   unsigned failed_rounds = 0;
   while (!stopping_) {
     auto rs = std::make_shared<round_state>(io_.get_executor());
@@ -262,8 +279,8 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
       // Only "via env" ways, and the environment names no proxy for them.
       const std::string text = "no way to try: the ways go through the environment's proxy, and no https_proxy, "
                                "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)";
-      if (text != last_failure) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
-      last_failure = text;
+      if (text != last_failure_) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
+      last_failure_ = text;
     }
     for (auto& m : cfg_.middles) {
       std::vector<uplink::candidate> mine;
@@ -271,12 +288,14 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
         if (c.middle == m) mine.push_back(c);
       if (mine.empty()) continue;
       ++rs->pending;
-      asio::co_spawn(io_, attach(std::move(mine), rs, last_failure), asio::detached);
+      // attach() counts itself out of the round however it ends.
+      tasks_.spawn("attachment to " + m.to_string(),
+                   [self = shared_from_this(), mine = std::move(mine), rs]() mutable { return self->attach(std::move(mine), rs); });
     }
     while (rs->pending > 0) co_await rs->done.wait();
     round_.reset();
     if (stopping_) break;
-    if (!rs->served && rs->failures_seen) last_failure = "cannot reach";
+    if (!rs->served && rs->failures_seen) last_failure_ = "cannot reach";
     // A tunnel that served for a while earns a quick reconnect; one that
     // keeps failing (or flapping) waits longer each round.
     if (rs->served && rs->lifetime >= cfg_.retry_max)
@@ -293,8 +312,7 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
 
 // Attaches to one middle proxy: the first way that opens carries a setup,
 // which waits there for the other end.
-asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs,
-                                        std::string& last_failure) {
+asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs) {
   // However this ends (an exception included), the round learns of it.
   struct pending_guard {
     std::shared_ptr<round_state> rs;
@@ -322,7 +340,7 @@ asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, st
         std::string note;
         for (auto& f : failures) note += "; " + f;
         // Quiet while the same refusal repeats at every retry.
-        const bool repeating = !last_failure.empty() && last_failure.rfind("cannot reach", 0) != 0;
+        const bool repeating = !last_failure_.empty() && last_failure_.rfind("cannot reach", 0) != 0;
         runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
                      cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ",
                      c.way.to_string(), " in ", std::to_string(ms).substr(0, 6), " ms",
@@ -330,8 +348,11 @@ asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, st
         failures.clear();
         last_middle_failure_.erase(middle.to_string());
         const auto opened = std::chrono::steady_clock::now();
+        // The tunnel may outlive this keeper for a moment (its channels hold it).
         auto t = std::make_shared<end_tunnel>(cfg_, std::move(won->hop), make_params(), rng_,
-                                              [this] { on_tunnel_change(); });
+                                              [weak = weak_from_this()] {
+                                                if (auto self = weak.lock()) self->on_tunnel_change();
+                                              });
         attempts_.push_back(attempt{t, c});
         co_await t->run();
         std::erase_if(attempts_, [&](auto& a) { return a.tunnel == t; });
@@ -341,7 +362,7 @@ asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, st
           move_when_idle_ = false;
         }
         tunnel_changed_.cancel();
-        log_closed(*t, last_failure);
+        log_closed(*t);
         if (t->was_up()) {
           served = true;
           rs->served = true;
@@ -428,13 +449,13 @@ void end_proxy::on_tunnel_change() {
   tunnel_changed_.cancel();
 }
 
-void end_proxy::log_closed(end_tunnel& t, std::string& last_failure) {
+void end_proxy::log_closed(end_tunnel& t) {
   // One line per closed tunnel; a setup refused again for the same reason
   // at every retry is logged once.
   auto& why = t.close_reason();
   auto text = std::string(lstp::to_string(why.code)) + ": " + why.reason;
   const auto lifetime = std::chrono::steady_clock::now() - t.started();
-  if (t.was_up() || text != last_failure) {
+  if (t.was_up() || text != last_failure_) {
     auto secs = std::chrono::duration<double>(lifetime).count();
     auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
                      ? runtime::log_level::info
@@ -445,7 +466,7 @@ void end_proxy::log_closed(end_tunnel& t, std::string& last_failure) {
   } else {
     runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
   }
-  if (why.code != lstp::wire_error::ok) last_failure = t.was_up() ? std::string() : text;
+  if (why.code != lstp::wire_error::ok) last_failure_ = t.was_up() ? std::string() : text;
 }
 
 // Now and then, while the tunnel runs on a costly way (through a proxy, as

@@ -21,6 +21,7 @@
 #include "lstp/secrets.hpp"
 #include "endproxy/end_tunnel.hpp"
 #include "lstp/tunnel.hpp"
+#include "runtime/task_group.hpp"
 #include "transport/hop_stream.hpp"
 #include "uplink/way_plan.hpp"
 
@@ -28,13 +29,19 @@ namespace endproxy {
 
 class end_tunnel;
 
-class end_proxy {
+class end_proxy : public std::enable_shared_from_this<end_proxy> {
  public:
   end_proxy(boost::asio::io_context& io, config::end_config cfg);
   ~end_proxy();
   // Starts connecting to the middle proxies.
   void start();
+  // Stops reconnecting and tells the peer of every tunnel (SHUTDOWN).
   void stop();
+  // After stop(), once the grace is over: closes every tunnel (ERROR to the
+  // peer); the apps of channels still open see their connections reset.
+  void reset();
+  // The keeper, its attachments and dials still running.
+  const runtime::task_group& tasks() const { return tasks_; }
 
   // The current tunnel once it is up, waiting until `deadline` for it.
   boost::asio::awaitable<std::shared_ptr<end_tunnel>> wait_for_tunnel(std::chrono::steady_clock::time_point deadline);
@@ -58,10 +65,9 @@ class end_proxy {
     uplink::candidate how;
   };
   boost::asio::awaitable<void> keep_tunnel();
-  boost::asio::awaitable<void> attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs,
-                                      std::string& last_failure);
+  boost::asio::awaitable<void> attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs);
   void on_tunnel_change();
-  void log_closed(end_tunnel& t, std::string& last_failure);
+  void log_closed(end_tunnel& t);
   // Dials candidates from `next` on, two at a time once the first is slow,
   // and returns the first hop that opens (next: the first not yet tried).
   boost::asio::awaitable<std::optional<race_result>> race(const std::vector<uplink::candidate>& cands,
@@ -89,6 +95,10 @@ class end_proxy {
   bool move_when_idle_ = false;                  // a cheaper way works: move once no channel is open
   boost::asio::steady_timer reprobe_timer_;
   bool stopping_ = false;
+  // What the last attempt failed with, so a refusal repeated at every retry
+  // is logged once ("cannot reach..." when no middle could be reached).
+  std::string last_failure_;
+  runtime::task_group tasks_;
 };
 
 }  // namespace endproxy

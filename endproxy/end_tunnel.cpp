@@ -1,8 +1,6 @@
 #include "endproxy/end_tunnel.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -31,8 +29,17 @@ struct end_tunnel::pending_open {
 
 end_tunnel::end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
                        Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change)
-    : cfg_(cfg), policy_(cfg.allow, cfg.deny), on_state_change_(std::move(on_state_change)), own_nonce_(params.self.nonce) {
-  driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this);
+    : cfg_(cfg),
+      policy_(cfg.allow, cfg.deny),
+      on_state_change_(std::move(on_state_change)),
+      own_nonce_(params.self.nonce),
+      tasks_(hop->get_executor(), [this](std::string_view task, std::string_view what) {
+        // The task's channel is refused or freed by its failure handler;
+        // the tunnel and its other channels go on.
+        runtime::log_error(component, "tunnel ", cfg_.tunnel_name, " ", task, ": internal error: ", what);
+      }) {
+  driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this,
+                                                             "tunnel " + cfg_.tunnel_name);
 }
 
 end_tunnel::~end_tunnel() = default;
@@ -121,14 +128,25 @@ void end_tunnel::on_up(const lstp::tunnel_info& info) {
 }
 
 void end_tunnel::on_channel_request(std::uint32_t id, const lstp::connection_request& request) {
+  auto self = shared_from_this();
+  // A task that fails takes its channel down with it, nothing else.
+  auto on_failure = [self, id] {
+    if (self->closed_ || !self->proto().channel_exists(id)) return;
+    self->proto().free_channel(id, {lstp::wire_error::general, "the far end failed to serve this channel"});
+    self->driver_->wake();
+  };
   switch (static_cast<lstp::connect_command>(request.command)) {
     case lstp::connect_command::bind:
-      asio::co_spawn(driver_->executor(), listen_for_peer(id, request), asio::detached);
+      tasks_.spawn(
+          "channel " + std::to_string(id) + " (BIND)", [self, id, request] { return self->listen_for_peer(id, request); },
+          on_failure);
       return;
     case lstp::connect_command::udp_associate: open_udp_relay(id, request); return;
     case lstp::connect_command::tcp_connect: break;
   }
-  asio::co_spawn(driver_->executor(), connect_destination(id, request), asio::detached);
+  tasks_.spawn(
+      "channel " + std::to_string(id) + " (connect)", [self, id, request] { return self->connect_destination(id, request); },
+      on_failure);
 }
 
 policy::verdict end_tunnel::permits(const asio::ip::address& a, std::uint16_t port,

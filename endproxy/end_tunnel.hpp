@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "lstp/asio/tunnel_driver.hpp"
 #include "runtime/notifier.hpp"
+#include "runtime/task_group.hpp"
 
 namespace endproxy {
 
@@ -142,6 +143,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::string path_key_;
   std::array<std::uint8_t, 16> own_nonce_{};
   bool closed_ = false;
+  // The server side's connects and BIND listeners, one task per channel.
+  runtime::task_group tasks_;
 };
 
 }  // namespace endproxy

@@ -2,8 +2,6 @@
 // becomes a channel to its one destination behind the tunnel. The first
 // user is X11 (seed 002): listen on 127.0.0.1:6010 (display :10) and go to
 // the X server in the far network.
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 
 #include <sstream>
 
@@ -28,24 +26,25 @@ void front::open_forwards() {
     auto& acc = *acceptors_.back();
     runtime::log_info(component, "forward listening on ", acc.local_endpoint(), " to ", fw.to.to_string(),
                       " (routed like a SOCKS request)");
-    asio::co_spawn(io_,
-                   runtime::accept_loop(acc, component,
-                                        [this, &fw](tcp::socket sock) {
-                                          if (active_clients_ >= cfg_.limit.max_connections) {
-                                            runtime::log_warn(component, "refusing a connection to forward ",
-                                                              fw.listen.to_string(), ": ", active_clients_,
-                                                              " open, the limit is ", cfg_.limit.max_connections);
-                                            return;
-                                          }
-                                          asio::co_spawn(io_, forward_session(std::move(sock), fw), asio::detached);
-                                        }),
-                   asio::detached);
+    auto self = shared_from_this();
+    tasks_.spawn("forward listener " + fw.listen.to_string(), [self, &acc, &fw] {
+      return runtime::accept_loop(acc, component, [self, &fw](tcp::socket sock) {
+        if (self->active_clients_ >= self->cfg_.limit.max_connections) {
+          runtime::log_warn(component, "refusing a connection to forward ", fw.listen.to_string(), ": ",
+                            self->active_clients_, " open, the limit is ", self->cfg_.limit.max_connections);
+          return;
+        }
+        self->tasks_.spawn("forward " + fw.listen.to_string(), [self, &fw, sock = std::move(sock)]() mutable {
+          return self->forward_session(std::move(sock), fw);
+        });
+      });
+    });
   }
 }
 
 asio::awaitable<void> front::forward_session(tcp::socket sock, const config::forward& fw) {
   ++active_clients_;
-  std::shared_ptr<void> slot(nullptr, [this](void*) { --active_clients_; });
+  std::shared_ptr<void> slot(nullptr, [self = shared_from_this()](void*) { --self->active_clients_; });
   boost::system::error_code ec;
   std::ostringstream who;
   who << sock.remote_endpoint(ec);

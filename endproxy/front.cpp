@@ -1,8 +1,6 @@
 #include "endproxy/front.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -20,9 +18,9 @@ using asio::ip::tcp;
 using runtime::log_info;
 
 namespace {
-std::vector<std::string> tunnel_names(const std::vector<end_proxy*>& tunnels) {
+std::vector<std::string> tunnel_names(const std::vector<std::shared_ptr<end_proxy>>& tunnels) {
   std::vector<std::string> names;
-  for (auto* t : tunnels) names.push_back(t->cfg().tunnel_name);
+  for (auto& t : tunnels) names.push_back(t->cfg().tunnel_name);
   return names;
 }
 
@@ -36,13 +34,17 @@ std::string_view verb_of(lstp::connect_command c) {
 }
 }  // namespace
 
-front::front(asio::io_context& io, const config::end_config& cfg, std::vector<end_proxy*> tunnels)
+front::front(asio::io_context& io, const config::end_config& cfg, std::vector<std::shared_ptr<end_proxy>> tunnels)
     : io_(io),
       cfg_(cfg),
       tunnels_(std::move(tunnels)),
       routes_(tunnel_names(tunnels_), cfg.routes, cfg.default_route),
       // Apps are local: no share per source address.
-      openings_(cfg.limit.max_openings, 0) {}
+      openings_(cfg.limit.max_openings, 0),
+      tasks_(io.get_executor(), [](std::string_view task, std::string_view what) {
+        // The task's sockets close with its frame: only that app connection ends.
+        runtime::log_error("socks", task, ": internal error: ", what);
+      }) {}
 
 void front::start() {
   for (auto& ep : cfg_.socks_listen) {
@@ -50,8 +52,9 @@ void front::start() {
     log_info("end", "SOCKS5 listening on ", acceptors_.back()->local_endpoint());
   }
   for (auto& acc : acceptors_) {
-    asio::co_spawn(io_, runtime::accept_loop(*acc, "socks", [this](tcp::socket sock) { on_socks_client(std::move(sock)); }),
-                   asio::detached);
+    tasks_.spawn("SOCKS listener", [self = shared_from_this(), acc = acc.get()] {
+      return runtime::accept_loop(*acc, "socks", [self](tcp::socket sock) { self->on_socks_client(std::move(sock)); });
+    });
   }
   open_forwards();
   if (tunnels_.size() > 1) {
@@ -65,6 +68,11 @@ void front::start() {
 void front::stop() {
   boost::system::error_code ignored;
   for (auto& acc : acceptors_) acc->close(ignored);
+}
+
+void front::reset() {
+  stop();
+  tasks_.cancel();
 }
 
 asio::awaitable<front::routed> front::open(lstp::address dest, const std::string& who, std::string_view component,
@@ -168,8 +176,16 @@ asio::awaitable<void> pump(std::shared_ptr<splice_state> st, int dir) {
 asio::awaitable<void> splice(tcp::socket a, tcp::socket b, std::string label) {
   auto ex = a.get_executor();
   auto st = std::make_shared<splice_state>(std::move(a), std::move(b), std::move(label));
-  asio::co_spawn(ex, pump(st, 1), asio::detached);
+  // Owned here: this coroutine waits for the other direction before it ends.
+  runtime::task_group other_way(ex, [st](std::string_view, std::string_view what) {
+    runtime::log_error("socks", st->label, ": internal error: ", what);
+    boost::system::error_code ignored;
+    st->a.close(ignored);
+    st->b.close(ignored);
+  });
+  other_way.spawn("copy down", [st] { return pump(st, 1); });
   co_await pump(st, 0);
+  co_await other_way.join();
 }
 
 }  // namespace endproxy

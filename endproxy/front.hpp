@@ -17,16 +17,23 @@
 #include "routing/route_table.hpp"
 #include "runtime/handshake_slots.hpp"
 #include "runtime/log_throttle.hpp"
+#include "runtime/task_group.hpp"
 
 namespace endproxy {
 
-class front {
+class front : public std::enable_shared_from_this<front> {
  public:
-  // `tunnels`: one per configured tunnel, in config order (they outlive this).
-  front(boost::asio::io_context& io, const config::end_config& cfg, std::vector<end_proxy*> tunnels);
+  // `tunnels`: one per configured tunnel, in config order.
+  front(boost::asio::io_context& io, const config::end_config& cfg, std::vector<std::shared_ptr<end_proxy>> tunnels);
   // Opens the listeners; throws naming the address on failure.
   void start();
+  // Stops accepting.
   void stop();
+  // Ends the app connections that have no channel yet (greeting, request,
+  // waiting for a tunnel) and the direct routes' copies.
+  void reset();
+  // The accept loops and SOCKS sessions still running.
+  const runtime::task_group& tasks() const { return tasks_; }
 
  private:
   struct routed {
@@ -48,16 +55,20 @@ class front {
 
   boost::asio::io_context& io_;
   const config::end_config& cfg_;
-  std::vector<end_proxy*> tunnels_;
+  std::vector<std::shared_ptr<end_proxy>> tunnels_;
   routing::route_table routes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::size_t active_clients_ = 0;
   runtime::handshake_slots openings_;  // SOCKS clients still in their greeting or request
   runtime::log_throttle quiet_;        // lines a flood would repeat
+  // The accept loops, and each app connection until it has its channel
+  // (which then belongs to its tunnel) or a direct route's copy.
+  runtime::task_group tasks_;
 };
 
 // Copies bytes both ways between two sockets until both directions ended,
 // passing half-closes on (a direct route's connection).
+// Both directions run as tasks of `tasks`.
 boost::asio::awaitable<void> splice(boost::asio::ip::tcp::socket a, boost::asio::ip::tcp::socket b, std::string label);
 
 }  // namespace endproxy

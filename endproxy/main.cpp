@@ -55,21 +55,36 @@ int main(int argc, char** argv) {
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
   try {
+    // Declared first, destroyed last: coroutines still suspended when the
+    // loop stops are destroyed with `io`, and they hold (shared) what they use.
     boost::asio::io_context io(1);
-    runtime::prepare_for_connections(io, cfg.limit.max_connections, cfg.limit.max_openings);
-    // These live until the process exits, never destroyed: coroutines still
-    // suspended when the loop stops are destroyed with `io`, after main's
-    // locals, and their frames may point into them.
-    static auto* tunnels = new std::vector<endproxy::end_proxy*>;
-    tunnels->push_back(new endproxy::end_proxy(io, cfg));
-    for (auto& more : cfg.more_tunnels) tunnels->push_back(new endproxy::end_proxy(io, more));
-    static auto* door = cfg.role == config::end_role::server ? nullptr : new endproxy::front(io, cfg, *tunnels);
-    for (auto* t : *tunnels) t->start();
-    if (door) door->start();
-    runtime::run_until_signal(io, [&] {
-      if (door) door->stop();
-      for (auto* t : *tunnels) t->stop();
+    runtime::task_group process_tasks(io.get_executor(), [](std::string_view task, std::string_view what) {
+      runtime::log_error("main", task, ": internal error: ", what);
     });
+    runtime::prepare_for_connections(io, process_tasks, cfg.limit.max_connections, cfg.limit.max_openings);
+    std::vector<std::shared_ptr<endproxy::end_proxy>> tunnels;
+    tunnels.push_back(std::make_shared<endproxy::end_proxy>(io, cfg));
+    for (auto& more : cfg.more_tunnels) tunnels.push_back(std::make_shared<endproxy::end_proxy>(io, more));
+    auto door = cfg.role == config::end_role::server ? nullptr : std::make_shared<endproxy::front>(io, cfg, tunnels);
+    for (auto& t : tunnels) t->start();
+    if (door) door->start();
+    runtime::stop_plan plan;
+    plan.grace = cfg.limit.shutdown_grace;
+    plan.begin = [&] {
+      if (door) door->stop();
+      for (auto& t : tunnels) t->stop();
+    };
+    plan.finished = [&] {
+      if (door && door->tasks().running() > 0) return false;
+      for (auto& t : tunnels)
+        if (t->tasks().running() > 0) return false;
+      return true;
+    };
+    plan.reset_rest = [&] {
+      if (door) door->reset();
+      for (auto& t : tunnels) t->reset();
+    };
+    runtime::run_until_signal(io, std::move(plan));
   } catch (const std::exception& e) {
     std::cerr << "endproxy: " << e.what() << "\n";
     return 1;

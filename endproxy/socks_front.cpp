@@ -1,8 +1,6 @@
 // The client end's SOCKS front (SOCKS5 with RFC 1929, SOCKS4 and SOCKS4a on
 // one port): each accepted app connection is read, authenticated and turned
 // into one tunnel channel.
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -71,14 +69,20 @@ void front::on_socks_client(tcp::socket sock) {
                cfg_.limit.max_connections, " (limits.max_connections)", runtime::log_throttle::left_out_text(*left_out));
     return;
   }
-  asio::co_spawn(io_, socks_session(std::move(sock)), asio::detached);
+  boost::system::error_code ec;
+  std::ostringstream who;
+  who << "SOCKS client " << sock.remote_endpoint(ec);
+  tasks_.spawn(who.str(), [self = shared_from_this(), sock = std::move(sock)]() mutable {
+    return self->socks_session(std::move(sock));
+  });
 }
 
 asio::awaitable<void> front::socks_session(tcp::socket sock) {
   // Counts this app connection until it closes, through the channel that
   // takes it over (limits.max_connections).
   ++active_clients_;
-  std::shared_ptr<void> slot(nullptr, [this](void*) { --active_clients_; });
+  // Held by the channel that takes the connection over: keeps this front alive too.
+  std::shared_ptr<void> slot(nullptr, [self = shared_from_this()](void*) { --self->active_clients_; });
   boost::system::error_code ec;
   auto peer = sock.remote_endpoint(ec);
   std::ostringstream who;
@@ -263,7 +267,7 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     auto label = "UDP association of " + who.str() + " (relay " + to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())).to_string() + ")";
     log_info(component, label, ": ", version, " UDP ASSOCIATE ok",
              first ? ", first channel " + first->through->label(first->id, dst.to_string()) : std::string());
-    start_socks_udp(udp_routing{routes_, tunnels_}, std::move(first), std::move(sock), std::move(relay), client, label,
+    start_socks_udp(udp_routing{routes_, tunnels_, shared_from_this()}, std::move(first), std::move(sock), std::move(relay), client, label,
                     std::move(slot));
     co_return;
   }

@@ -1,7 +1,5 @@
 #include "endproxy/socks_udp.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -9,6 +7,7 @@
 #include "endproxy/end_proxy.hpp"
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/log.hpp"
+#include "runtime/task_group.hpp"
 #include "socks/socks5.hpp"
 
 namespace endproxy {
@@ -43,13 +42,18 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
   socks_udp(udp_routing routing, tcp::socket control, udp::socket relay, udp::endpoint client, std::string label,
             std::shared_ptr<void> slot)
       : routing_(routing), control_(std::move(control)), relay_(std::move(relay)), client_(client),
-        label_(std::move(label)), slot_(std::move(slot)), legs_(routing.tunnels.size()), buf_(65536 + 512) {}
+        label_(std::move(label)), slot_(std::move(slot)), legs_(routing.tunnels.size()), buf_(65536 + 512),
+        tasks_(relay_.get_executor(), [this](std::string_view task, std::string_view what) {
+          runtime::log_error(component, label_, ": internal error in the ", task, ": ", what);
+        }) {}
 
   void start(std::optional<udp_leg> first) {
     if (first) attach(first->tunnel, first->through, first->id);
-    auto ex = relay_.get_executor();
-    asio::co_spawn(ex, watch_control(shared_from_this()), asio::detached);
-    asio::co_spawn(ex, from_app(shared_from_this()), asio::detached);
+    auto self = shared_from_this();
+    // The association ends when either task fails.
+    const auto end_it = [self] { self->end("internal error"); };
+    tasks_.spawn("control watch", [self] { return watch_control(self); }, end_it);
+    tasks_.spawn("app receiver", [self] { return from_app(self); }, end_it);
   }
 
   // A datagram from the far side (any tunnel): to the app, behind a SOCKS UDP header.
@@ -135,7 +139,8 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
         leg.queued.emplace_back(dst, lstp::bytes(data.begin(), data.end()));
         if (leg.state == leg_state::none) {
           leg.state = leg_state::opening;
-          asio::co_spawn(relay_.get_executor(), open_leg(shared_from_this(), d.tunnel), asio::detached);
+          tasks_.spawn("channel opener", [self = shared_from_this(), t = d.tunnel] { return open_leg(self, t); },
+                       [self = shared_from_this(), t = d.tunnel] { self->legs_[t] = {}; });
         }
         return;
     }
@@ -241,6 +246,7 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
   std::uint64_t sent_ = 0, back_ = 0, dropped_ = 0;
   unsigned drops_logged_ = 0;
   bool closed_ = false;
+  runtime::task_group tasks_;  // the control watch, the app receiver, channel openers
 };
 
 void leg_channel::deliver(lstp::byte_view payload) {

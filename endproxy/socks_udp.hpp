@@ -21,8 +21,9 @@ class end_proxy;
 class end_tunnel;
 
 struct udp_routing {
-  const routing::route_table& table;       // outlives every association
-  const std::vector<end_proxy*>& tunnels;  // by the table's tunnel index
+  const routing::route_table& table;                      // kept alive by `owner`
+  const std::vector<std::shared_ptr<end_proxy>>& tunnels;  // by the table's tunnel index; kept alive by `owner`
+  std::shared_ptr<const void> owner;                      // the front that holds both
 };
 
 // A UDP channel already open in one tunnel.

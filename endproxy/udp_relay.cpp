@@ -3,8 +3,6 @@
 // policy allows; datagrams back are taken only from addresses this
 // association sent to, like an address-restricted NAT, so the relay never
 // becomes an open door into the client end.
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -15,6 +13,7 @@
 #include "endproxy/addresses.hpp"
 #include "endproxy/end_tunnel.hpp"
 #include "runtime/log.hpp"
+#include "runtime/task_group.hpp"
 #include "runtime/watchdog.hpp"
 
 namespace endproxy {
@@ -33,9 +32,16 @@ class udp_relay final : public datagram_channel, public std::enable_shared_from_
  public:
   udp_relay(std::shared_ptr<end_tunnel> owner, std::uint32_t id, udp::socket sock, bool v6_socket, std::string label)
       : owner_(std::move(owner)), id_(id), sock_(std::move(sock)), v6_socket_(v6_socket), label_(std::move(label)),
-        buf_(65536) {}
+        buf_(65536),
+        tasks_(sock_.get_executor(), [this](std::string_view task, std::string_view what) {
+          runtime::log_error(component, label_, ": internal error in the ", task, ": ", what);
+        }) {}
 
-  void start() { asio::co_spawn(sock_.get_executor(), receive_loop(shared_from_this()), asio::detached); }
+  void start() {
+    auto self = shared_from_this();
+    // The association ends with its receiver, whatever ends it.
+    tasks_.spawn("receiver", [self] { return receive_loop(self); }, [self] { self->fail("internal error"); });
+  }
 
   void deliver(lstp::byte_view payload) override {
     lstp::address dst;
@@ -51,8 +57,9 @@ class udp_relay final : public datagram_channel, public std::enable_shared_from_
       return;
     }
     if (auto v = owner_->policy().check_name(dst.host, dst.port); v.decided && !v.allowed) return refused(dst.to_string(), v.why);
-    asio::co_spawn(sock_.get_executor(), resolve_and_send(shared_from_this(), dst, lstp::bytes(data.begin(), data.end())),
-                   asio::detached);
+    tasks_.spawn("resolver", [self = shared_from_this(), dst, bytes = lstp::bytes(data.begin(), data.end())]() mutable {
+      return resolve_and_send(self, dst, std::move(bytes));
+    });
   }
 
   void set_paused(bool) override {}  // send_datagram drops while paused
@@ -177,6 +184,7 @@ class udp_relay final : public datagram_channel, public std::enable_shared_from_
   unsigned refusals_logged_ = 0;
   std::uint64_t out_ = 0, back_ = 0, dropped_ = 0;
   bool closed_ = false;
+  runtime::task_group tasks_;  // the receiver and the name lookups
 };
 }  // namespace
 

@@ -40,14 +40,21 @@ int main(int argc, char** argv) {
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
   try {
+    // Declared first, destroyed last: coroutines still suspended when the
+    // loop stops are destroyed with `io`, and they hold (shared) what they use.
     boost::asio::io_context io(1);
-    runtime::prepare_for_connections(io, cfg.limit.max_connections, cfg.limit.max_openings);
-    // Lives until the process exits, never destroyed: coroutines still
-    // suspended when the loop stops are destroyed with `io`, after main's
-    // locals, and their frames may point into the server.
-    static auto* server = new middleproxy::middle_server(io, cfg);
+    runtime::task_group process_tasks(io.get_executor(), [](std::string_view task, std::string_view what) {
+      runtime::log_error("main", task, ": internal error: ", what);
+    });
+    runtime::prepare_for_connections(io, process_tasks, cfg.limit.max_connections, cfg.limit.max_openings);
+    auto server = std::make_shared<middleproxy::middle_server>(io, cfg);
     server->start();
-    runtime::run_until_signal(io, [&] { server->stop(); });
+    runtime::stop_plan plan;
+    plan.grace = cfg.limit.shutdown_grace;
+    plan.begin = [&] { server->stop(); };
+    plan.finished = [&] { return server->tasks().running() == 0; };
+    plan.reset_rest = [&] { server->reset(); };
+    runtime::run_until_signal(io, std::move(plan));
   } catch (const std::exception& e) {
     std::cerr << "middleproxy: " << e.what() << "\n";
     return 1;

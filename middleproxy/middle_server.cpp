@@ -1,8 +1,6 @@
 #include "middleproxy/middle_server.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -17,7 +15,6 @@
 #include "lstp/access.hpp"
 #include "lstp/secrets.hpp"
 #include "middleproxy/setup_check.hpp"
-#include "runtime/hop_socket.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/source_address.hpp"
@@ -25,6 +22,7 @@
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/hop_acceptor.hpp"
+#include "transport/hop_socket.hpp"
 #include "transport/tls_hop.hpp"
 #include "uplink/dialer.hpp"
 #include "uplink/environment_proxy.hpp"
@@ -55,11 +53,13 @@ std::string describe(const lstp::setup_message& s) {
 // direction, read then written: a slow receiver stops the reads, so pressure
 // reaches the sender through every hop.
 asio::awaitable<void> copy_one_way(transport::hop_stream& from, transport::hop_stream& to, std::uint64_t& count) {
-  if (from.plain_tcp() && to.plain_tcp()) {
+  auto* from_socket = from.plain_socket();
+  auto* to_socket = to.plain_socket();
+  if (from_socket && to_socket) {
     // Both hops are plain TCP: the kernel moves the bytes (splice), the
     // same semantics without the copies.
     boost::system::error_code ec;
-    co_await transport::splice_one_way(from.tcp(), to.tcp(), count, ec);
+    co_await transport::splice_one_way(*from_socket, *to_socket, count, ec);
     if (ec == asio::error::eof) {
       to.shutdown_send();
     } else {
@@ -88,9 +88,9 @@ asio::awaitable<void> copy_one_way(transport::hop_stream& from, transport::hop_s
 }  // namespace
 
 struct middle_server::hop {
-  explicit hop(transport::hop_ptr s) : stream(std::move(s)), sock(stream->tcp()), wait_timer(sock.get_executor()) {}
+  explicit hop(transport::hop_ptr s)
+      : stream(std::move(s)), wait_timer(stream->get_executor()), watch(stream->get_executor(), [](auto, auto) {}) {}
   transport::hop_ptr stream;
-  tcp::socket& sock;  // the TCP connection under `stream`
   std::string peer;   // "ip:port" of the neighbour, for logs
   std::string source;  // the neighbour's address: waiting setups are counted per source
   std::string local;  // "ip:port" this hop arrived on
@@ -102,13 +102,21 @@ struct middle_server::hop {
   bool gone = false;   // it closed while waiting
   std::shared_ptr<transport::hop_stream> upstream;  // the hop to the next middle, when forwarded
   asio::steady_timer wait_timer;
+  // The watch for the end going away while it waits: cancelled, not the
+  // hop's operations, when the wait is over (cancelling a TLS or WebSocket
+  // hop would leave it unusable for the pair).
+  runtime::task_group watch;
 };
 
 middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
     : io_(io),
       cfg_(std::move(cfg)),
       table_(cfg_.limit.max_waiting, cfg_.limit.max_waiting_per_source),
-      openings_(cfg_.limit.max_openings, cfg_.limit.max_openings_per_source) {
+      openings_(cfg_.limit.max_openings, cfg_.limit.max_openings_per_source),
+      tasks_(io.get_executor(), [](std::string_view task, std::string_view what) {
+        // The task's hop (or pair) closes with its frame; every other hop goes on.
+        runtime::log_error(component, task, ": internal error: ", what);
+      }) {
   acceptor_options_.websocket_path = cfg_.websocket_path;
   std::vector<access_key> keys;
   for (auto& g : cfg_.access) keys.push_back({g.credential.name, g.credential.token, g.tunnels});
@@ -149,9 +157,11 @@ void middle_server::start() {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "hops"));
     log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acceptors_.back()->local_endpoint()));
   }
+  auto self = shared_from_this();
   for (auto& acc : acceptors_) {
-    asio::co_spawn(io_, runtime::accept_loop(*acc, component, [this](tcp::socket sock) { on_accept(std::move(sock)); }),
-                   asio::detached);
+    tasks_.spawn("listener", [self, acc = acc.get()] {
+      return runtime::accept_loop(*acc, component, [self](tcp::socket sock) { self->on_accept(std::move(sock)); });
+    });
   }
 }
 
@@ -160,6 +170,12 @@ void middle_server::stop() {
     boost::system::error_code ignored;
     acc->close(ignored);
   }
+}
+
+void middle_server::reset() {
+  stop();
+  stopping_ = true;
+  tasks_.cancel();
 }
 
 void middle_server::on_accept(tcp::socket sock) {
@@ -171,8 +187,11 @@ void middle_server::on_accept(tcp::socket sock) {
                runtime::log_throttle::left_out_text(*left_out));
     return;  // sock closes here
   }
-  runtime::configure_hop_socket(sock);
-  asio::co_spawn(io_, handle_connection(std::move(sock)), asio::detached);
+  transport::configure_hop_socket(sock);
+  const auto name = "hop " + endpoint_text(sock.remote_endpoint(ec));
+  tasks_.spawn(name, [self = shared_from_this(), sock = std::move(sock)]() mutable {
+    return self->handle_connection(std::move(sock));
+  });
 }
 
 // Tells the carriers apart (raw LSTP, TLS, WebSocket) and runs the hop.
@@ -337,7 +356,9 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
       take_over(partner);
       std::string reason = "an end of the same tunnel name with a different secret came here: "
                         "the two ends do not share the same secret";
-      asio::co_spawn(io_, refuse(partner, lstp::wire_error::auth_failed, reason), asio::detached);
+      tasks_.spawn("hop " + partner->peer, [self = shared_from_this(), partner, reason] {
+        return self->refuse(partner, lstp::wire_error::auth_failed, reason);
+      });
       co_await refuse(h, lstp::wire_error::auth_failed, reason);
       co_return;
     }
@@ -381,40 +402,44 @@ void middle_server::take_over(const hop_ptr& waiting) {
   waiting->taken = true;
   boost::system::error_code ignored;
   waiting->wait_timer.cancel();
-  waiting->sock.cancel(ignored);
+  waiting->watch.cancel();
   if (waiting->upstream) waiting->upstream->close();
 }
 
 // While a setup waits, its end sends nothing, so the hop turning readable
-// means it closed (or broke the protocol): forget it.
-void middle_server::watch_while_waiting(const hop_ptr& h) {
-  h->sock.async_wait(tcp::socket::wait_read, [this, h](const boost::system::error_code& ec) {
-    if (ec || h->taken) return;
-    if (table_.forget_waiting(h->setup.info.pairing, h))
-      log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
-               " left before its partner came");
-    h->gone = true;
-    boost::system::error_code ignored;
-    h->stream->close();
-    if (h->upstream) h->upstream->close();
-    h->wait_timer.cancel();
-  });
+// means it closed (or broke the protocol): forget it. Ends when the hop is
+// taken over (take_over cancels the hop's operations) or gone.
+asio::awaitable<void> middle_server::watch_while_waiting(hop_ptr h) {
+  boost::system::error_code ec;
+  co_await h->stream->wait_readable(ec);
+  if (ec == asio::error::operation_aborted || h->taken || h->gone) co_return;
+  if (table_.forget_waiting(h->setup.info.pairing, h))
+    log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
+             " left before its partner came");
+  h->gone = true;
+  h->stream->close();
+  if (h->upstream) h->upstream->close();
+  h->wait_timer.cancel();
+}
+
+void middle_server::start_watch(const hop_ptr& h) {
+  h->watch.spawn("watch", [self = shared_from_this(), h] { return self->watch_while_waiting(h); });
 }
 
 asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
-  watch_while_waiting(h);
+  start_watch(h);
   h->wait_timer.expires_after(cfg_.limit.waiting_timeout);
   boost::system::error_code ec;
   co_await h->wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (h->taken || h->gone) co_return;
   table_.forget_waiting(h->setup.info.pairing, h);
-  h->sock.cancel(ec);
+  h->watch.cancel();
   co_await refuse(h, lstp::wire_error::setup_timeout, "no partner arrived in time");
 }
 
 asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   auto& next = *cfg_.next_hop;
-  watch_while_waiting(h);
+  start_watch(h);
   boost::system::error_code ec;
   std::string why;
   {
@@ -475,7 +500,7 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   if (h->taken || h->gone) co_return;
   table_.forget_waiting(h->setup.info.pairing, h);
   h->taken = true;  // from here this coroutine owns the hop alone
-  h->sock.cancel(ec);
+  h->watch.cancel();
   if (!ok) {
     up->close();
     if (peer_error) {
@@ -513,25 +538,35 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
     int finished = 0;
     std::uint64_t a_to_b = 0, b_to_a = 0;
   };
-  auto st = std::make_shared<pump_state>(first->sock.get_executor());
+  auto st = std::make_shared<pump_state>(first->stream->get_executor());
+  // The two copies belong to this pair: a copy that fails ends the pair,
+  // and the pair ends only once both copies have.
+  runtime::task_group copies(first->stream->get_executor(), [tunnel](std::string_view task, std::string_view what) {
+    runtime::log_error(component, "tunnel ", tunnel, ": internal error in the ", task, ": ", what);
+  });
+  const auto copy_failed = [first, second, st] {
+    first->stream->close();
+    second->close();
+    ++st->finished;
+    st->done.notify();
+  };
   if (!ec) {
-    auto ex = first->sock.get_executor();
-    asio::co_spawn(
-        ex,
+    copies.spawn(
+        "copy from " + first->peer,
         [first, second, st]() -> asio::awaitable<void> {
           co_await copy_one_way(*first->stream, *second, st->a_to_b);
           ++st->finished;
           st->done.notify();
         },
-        asio::detached);
-    asio::co_spawn(
-        ex,
+        copy_failed);
+    copies.spawn(
+        "copy from " + second_name,
         [first, second, st]() -> asio::awaitable<void> {
           co_await copy_one_way(*second, *first->stream, st->b_to_a);
           ++st->finished;
           st->done.notify();
         },
-        asio::detached);
+        copy_failed);
     while (st->finished == 0) co_await st->done.wait();
     // Ends never half-close a hop (PROTOCOL.md 5): one side's EOF means that
     // end is gone. The other direction gets a short grace for its last bytes
@@ -546,6 +581,7 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
   auto a_to_b = st->a_to_b, b_to_a = st->b_to_a;
   first->stream->close();
   second->close();
+  co_await copies.join();  // both copies end at once on the closed hops
   table_.unpair(pairing);
   --active_hops_;
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -19,19 +19,26 @@
 #include "middleproxy/access_gate.hpp"
 #include "runtime/handshake_slots.hpp"
 #include "runtime/log_throttle.hpp"
+#include "runtime/task_group.hpp"
 #include "middleproxy/pairing_table.hpp"
 #include "transport/hop_acceptor.hpp"
 #include "transport/hop_stream.hpp"
 
 namespace middleproxy {
 
-class middle_server {
+class middle_server : public std::enable_shared_from_this<middle_server> {
  public:
   middle_server(boost::asio::io_context& io, config::middle_config cfg);
   // Opens every listener (throws std::system_error naming the address on
   // failure) and starts accepting.
   void start();
+  // Stops accepting; hops in their opening or waiting and pairs go on.
   void stop();
+  // After stop(), once the grace is over: ends every hop and pair (their
+  // ends see the hop close and reconnect elsewhere).
+  void reset();
+  // The accept loops and hops still running.
+  const runtime::task_group& tasks() const { return tasks_; }
 
  private:
   struct hop;
@@ -49,7 +56,8 @@ class middle_server {
                                     lstp::bytes to_second, std::string second_name, std::string tunnel);
   // `detail`, if any, goes to the log only (e.g. which access check failed).
   boost::asio::awaitable<void> refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail = {});
-  void watch_while_waiting(const hop_ptr& h);
+  boost::asio::awaitable<void> watch_while_waiting(hop_ptr h);
+  void start_watch(const hop_ptr& h);
   void take_over(const hop_ptr& waiting);
   lstp::topology_entry self_entry(const hop_ptr& h) const;
 
@@ -63,6 +71,9 @@ class middle_server {
   runtime::log_throttle quiet_;        // lines a flood would repeat
   runtime::log_throttle repeated_refusals_{std::chrono::minutes(1), 4096};  // per tunnel and reason
   std::size_t active_hops_ = 0;
+  bool stopping_ = false;
+  // Every hop: its opening, its wait, its pair and the pair's two copies.
+  runtime::task_group tasks_;
 };
 
 }  // namespace middleproxy

@@ -4,7 +4,6 @@
 #include <sys/resource.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -37,7 +36,8 @@ void prewarm_socket_states(asio::io_context& io, std::size_t count) {
   // connections find them.
 }
 
-void prepare_for_connections(asio::io_context& io, std::size_t max_connections, std::size_t max_openings) {
+void prepare_for_connections(asio::io_context& io, task_group& tasks, std::size_t max_connections,
+                             std::size_t max_openings) {
   rlimit lim{};
   std::size_t limit = SIZE_MAX;
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
@@ -54,7 +54,7 @@ void prepare_for_connections(asio::io_context& io, std::size_t max_connections, 
     log_warn("main", "limits.max_connections is ", max_connections, " but this process may open only ", limit,
              " descriptors (ulimit -n): past that, new connections fail");
   prewarm_socket_states(io, std::min(max_openings + 64, limit / 4));
-  trim_memory_after_bursts(io);
+  trim_memory_after_bursts(tasks);
 }
 
 namespace {
@@ -76,8 +76,6 @@ asio::awaitable<void> trim_loop() {
 }
 }  // namespace
 
-void trim_memory_after_bursts(asio::io_context& io) {
-  asio::co_spawn(io, trim_loop(), asio::detached);
-}
+void trim_memory_after_bursts(task_group& tasks) { tasks.spawn("heap trimmer", [] { return trim_loop(); }); }
 
 }  // namespace runtime

@@ -57,17 +57,49 @@ void hold_stop_signals() {
   set_stop_signals_blocked(true);
 }
 
-void run_until_signal(boost::asio::io_context& io, std::function<void()> on_stop, std::chrono::milliseconds grace) {
+void run_until_signal(boost::asio::io_context& io, stop_plan plan) {
+  using clock = std::chrono::steady_clock;
+  // After reset_rest, the ERROR frames and resets it queued get this long to leave.
+  constexpr auto last_words = std::chrono::milliseconds(200);
+  constexpr auto poll = std::chrono::milliseconds(20);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   set_stop_signals_blocked(false);  // a signal held since start-up is delivered now, to `signals`
-  boost::asio::steady_timer grace_timer(io);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+  boost::asio::steady_timer check(io);
+  clock::time_point grace_end{};
+  bool reset_done = false;
+  std::function<void()> watch = [&] {
+    check.expires_after(poll);
+    check.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (plan.finished && plan.finished()) {
+        log_info("main", "stopped: nothing left in flight");
+        return io.stop();
+      }
+      if (!reset_done && clock::now() >= grace_end) {
+        reset_done = true;
+        log_info("main", "stopping: the grace of ", plan.grace.count(), " ms is over, resetting what is left");
+        if (plan.reset_rest) plan.reset_rest();
+        grace_end = clock::now() + last_words;
+      } else if (reset_done && clock::now() >= grace_end) {
+        return io.stop();
+      }
+      watch();
+    });
+  };
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                               int signo) {
     if (ec) return;
-    log_info("main", "signal ", signo, ": stopping");
-    on_stop();
-    grace_timer.expires_after(grace);
-    grace_timer.async_wait([&](const boost::system::error_code&) { io.stop(); });
-  });
+    if (grace_end != clock::time_point{}) {
+      log_info("main", "signal ", signo, " again: stopping at once");
+      return io.stop();
+    }
+    log_info("main", "signal ", signo, ": stopping (", plan.grace.count(), " ms for what is in flight)");
+    grace_end = clock::now() + plan.grace;
+    signals.async_wait(on_signal);
+    if (plan.begin) plan.begin();
+    watch();
+  };
+  signals.async_wait(on_signal);
   io.run();
 }
 

@@ -25,9 +25,23 @@ std::optional<cli_options> parse_cli(int argc, char** argv, std::string_view pro
 // process cleanly rather than by the signal's default action.
 void hold_stop_signals();
 
-// Runs `io` until a signal arrives; then calls `on_stop` and gives the
-// process `grace` to finish before stopping the loop.
-void run_until_signal(boost::asio::io_context& io, std::function<void()> on_stop,
-                      std::chrono::milliseconds grace = std::chrono::milliseconds(500));
+// How a process stops on SIGTERM or SIGINT.
+struct stop_plan {
+  // Stop accepting, tell the peers (SHUTDOWN), let what is in flight go on.
+  std::function<void()> begin;
+  // True once nothing is in flight any more: the process may exit now.
+  std::function<bool()> finished;
+  // The grace is over: reset what is left (apps see ECONNRESET, never a
+  // FIN on a stream that did not end) and tell the peers why.
+  std::function<void()> reset_rest;
+  // How long what is in flight may take to finish (limits.shutdown_grace).
+  std::chrono::milliseconds grace{1000};
+};
+
+// Runs `io` until a signal arrives, then follows `plan`: the loop stops
+// once plan.finished(), or plan.grace after the signal (plan.reset_rest
+// then runs, and its last words get a moment to leave). A second signal
+// stops the loop at once.
+void run_until_signal(boost::asio::io_context& io, stop_plan plan);
 
 }  // namespace runtime

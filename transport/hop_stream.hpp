@@ -37,22 +37,27 @@ class hop_stream {
   // How the hop is carried, for logs: "tcp", "websocket", "tls+websocket".
   virtual std::string kind() const = 0;
 
-  // The TCP connection underneath, for addresses, readiness waits and
-  // cancellation. Cancelling it makes pending operations fail (and may leave
-  // a WebSocket or TLS layer unusable): only cancel to give up on the hop.
-  virtual boost::asio::ip::tcp::socket& tcp() = 0;
+  // The executor the hop's operations run on.
+  virtual boost::asio::any_io_executor get_executor() = 0;
+  // For runtime::watchdog and for giving up: makes pending operations
+  // complete with operation_aborted, through every layer (a TLS layer also
+  // stops reading; a WebSocket layer is unusable afterwards). Writes may
+  // still go out, so a middle can tell a peer why it gives up.
+  virtual void cancel(boost::system::error_code& ec) = 0;
+  // Completes when the hop has something to read, has ended or failed
+  // (`ec` set, operation_aborted when cancelled). Reads nothing. A middle
+  // uses it to notice that a waiting end went away.
+  virtual boost::asio::awaitable<void> wait_readable(boost::system::error_code& ec) = 0;
 
-  // True when the hop's bytes are its TCP socket's bytes as they are: no
+  // --- optional capabilities of hops that run on a TCP connection ---
+  // Sets the options a hop's TCP connection wants (transport/hop_socket.hpp);
+  // layered hops pass it down, hops without a socket ignore it.
+  virtual void tune_socket() {}
+  // The TCP socket itself when the hop's bytes are its bytes as they are: no
   // carrier layer, nothing read ahead and held. A middle may then move them
   // between two such hops with splice(2), never copying them to user space.
-  virtual bool plain_tcp() const { return false; }
-
-  boost::asio::any_io_executor get_executor() { return tcp().get_executor(); }
-  // For runtime::watchdog: makes pending operations complete with
-  // operation_aborted, through every layer (a TLS layer also stops reading;
-  // a WebSocket layer is unusable afterwards). Writes may still go out, so a
-  // middle can tell a peer why it gives up.
-  virtual void cancel(boost::system::error_code& ec) { tcp().cancel(ec); }
+  // Null otherwise.
+  virtual boost::asio::ip::tcp::socket* plain_socket() { return nullptr; }
 };
 
 using hop_ptr = std::unique_ptr<hop_stream>;

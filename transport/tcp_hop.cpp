@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "transport/hop_socket.hpp"
 #include "transport/hop_stream.hpp"
 
 namespace transport {
@@ -67,8 +68,15 @@ class tcp_hop final : public hop_stream {
   }
 
   std::string kind() const override { return "tcp"; }
-  asio::ip::tcp::socket& tcp() override { return socket_; }
-  bool plain_tcp() const override { return pending_.empty(); }
+  asio::any_io_executor get_executor() override { return socket_.get_executor(); }
+  void cancel(boost::system::error_code& ec) override { socket_.cancel(ec); }
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    ec = {};
+    if (!pending_.empty()) co_return;
+    co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  void tune_socket() override { configure_hop_socket(socket_); }
+  asio::ip::tcp::socket* plain_socket() override { return pending_.empty() ? &socket_ : nullptr; }
 
  private:
   asio::ip::tcp::socket socket_;
@@ -93,7 +101,13 @@ class prefixed_hop final : public hop_stream {
   void close() override { inner_->close(); }
   void cancel(boost::system::error_code& ec) override { inner_->cancel(ec); }
   std::string kind() const override { return inner_->kind(); }
-  asio::ip::tcp::socket& tcp() override { return inner_->tcp(); }
+  asio::any_io_executor get_executor() override { return inner_->get_executor(); }
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    ec = {};
+    if (!pending_.empty()) co_return;
+    co_await inner_->wait_readable(ec);
+  }
+  void tune_socket() override { inner_->tune_socket(); }
 
  private:
   hop_ptr inner_;

@@ -180,7 +180,13 @@ class tls_hop final : public tls_hop_base, public Botan::TLS::Callbacks {
     inner_->cancel(ec);
   }
   std::string kind() const override { return "tls"; }
-  asio::ip::tcp::socket& tcp() override { return inner_->tcp(); }
+  asio::any_io_executor get_executor() override { return inner_->get_executor(); }
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    ec = {};
+    if (plain_off_ < plain_.size()) co_return;
+    co_await inner_->wait_readable(ec);
+  }
+  void tune_socket() override { inner_->tune_socket(); }
   const std::string& failure() const override { return failure_; }
 
  private:

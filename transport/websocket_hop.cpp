@@ -4,6 +4,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "transport/hop_socket.hpp"
 #include "transport/hop_stream_adapter.hpp"
 
 namespace transport {
@@ -85,11 +86,21 @@ class websocket_hop final : public websocket_hop_base {
 
   std::string kind() const override { return kind_; }
 
-  asio::ip::tcp::socket& tcp() override {
+  asio::any_io_executor get_executor() override { return ws_.get_executor(); }
+
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    ec = {};
     if constexpr (std::is_same_v<Next, asio::ip::tcp::socket>)
-      return ws_.next_layer();
+      co_await ws_.next_layer().async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     else
-      return ws_.next_layer().inner().tcp();
+      co_await ws_.next_layer().inner().wait_readable(ec);
+  }
+
+  void tune_socket() override {
+    if constexpr (std::is_same_v<Next, asio::ip::tcp::socket>)
+      configure_hop_socket(ws_.next_layer());
+    else
+      ws_.next_layer().inner().tune_socket();
   }
 
  private:

@@ -6,7 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "runtime/hop_socket.hpp"
+#include "transport/hop_socket.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/tls_hop.hpp"
 #include "transport/websocket_hop.hpp"
@@ -52,7 +52,7 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config:
       co_return nullptr;
     }
   }
-  runtime::configure_hop_socket(sock);
+  transport::configure_hop_socket(sock);
 
   std::vector<std::uint8_t> leftover;
   if (proxied) {

@@ -1,26 +1,26 @@
 #include "lstp/asio/tunnel_driver.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "runtime/hop_socket.hpp"
+#include "runtime/log.hpp"
+
 
 namespace lstp::asio_edge {
 
 namespace asio = boost::asio;
 
 tunnel_driver::tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan::RandomNumberGenerator& rng,
-                             tunnel_handler& handler)
-    : hop_(std::move(hop)),
+                             tunnel_handler& handler, std::string label)
+    : label_(std::move(label)),
+      hop_(std::move(hop)),
       tunnel_(std::move(params), rng, handler, clock::now()),
       writer_wake_(hop_->get_executor()),
-      writer_done_(hop_->get_executor()),
       output_drained_(hop_->get_executor()),
-      timer_(hop_->get_executor()) {
-  runtime::configure_hop_socket(hop_->tcp());
+      timer_(hop_->get_executor()),
+      tasks_(hop_->get_executor(), [this](std::string_view task, std::string_view what) { task_failed(task, what); }) {
+  hop_->tune_socket();
 }
 
 void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
@@ -42,13 +42,30 @@ void tunnel_driver::shutdown(std::string_view reason) {
 
 asio::awaitable<void> tunnel_driver::run() {
   auto self = shared_from_this();
-  auto ex = hop_->get_executor();
-  asio::co_spawn(ex, [self]() { return self->write_loop(); }, asio::detached);
-  asio::co_spawn(ex, [self]() { return self->timer_loop(); }, asio::detached);
-  co_await read_loop();
+  tasks_.spawn("writer", [self]() { return self->write_loop(); });
+  tasks_.spawn("timer", [self]() { return self->timer_loop(); });
+  try {
+    co_await read_loop();
+  } catch (const boost::system::system_error& e) {
+    if (e.code() != asio::error::operation_aborted) task_failed("reader", e.what());
+    else close({wire_error::general, "the end proxy is stopping"});
+  } catch (const std::exception& e) {
+    task_failed("reader", e.what());
+  }
   writer_wake_.notify();
-  co_await writer_done_.wait();
+  co_await tasks_.join();
   ready_.clear();
+}
+
+void tunnel_driver::task_failed(std::string_view task, std::string_view what) {
+  runtime::log_error("tunnel", label_, ": internal error in the hop's ", task, ": ", what);
+  if (tunnel_.state() != tunnel_state::closed) tunnel_.close({wire_error::general, "internal error"});
+  // The writer may be the one that failed: nothing flushes any more.
+  writer_finished_ = true;
+  hop_->close();
+  writer_wake_.notify();
+  output_drained_.notify();
+  timer_.cancel();
 }
 
 asio::awaitable<void> tunnel_driver::read_loop() {
@@ -109,7 +126,6 @@ asio::awaitable<void> tunnel_driver::write_loop() {
   writer_finished_ = true;
   output_drained_.notify();
   timer_.cancel();
-  writer_done_.notify();
 }
 
 asio::awaitable<void> tunnel_driver::timer_loop() {

@@ -18,6 +18,7 @@
 
 #include "lstp/tunnel.hpp"
 #include "runtime/notifier.hpp"
+#include "runtime/task_group.hpp"
 #include "transport/hop_stream.hpp"
 
 namespace lstp::asio_edge {
@@ -45,10 +46,12 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   // At most this much is read from the hop at once.
   static constexpr std::size_t read_size = 256 * 1024;
 
+  // `label` names the tunnel in log lines ("tunnel quickstart").
   tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan::RandomNumberGenerator& rng,
-                tunnel_handler& handler);
+                tunnel_handler& handler, std::string label = "tunnel");
 
-  // Runs until the tunnel is closed and its last bytes are written.
+  // Runs until the tunnel is closed and its last bytes are written (or cut
+  // after flush_grace), and its writer and timer tasks have ended.
   boost::asio::awaitable<void> run();
 
   tunnel& proto() { return tunnel_; }
@@ -69,11 +72,13 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> timer_loop();
+  // A task of the driver failed: the tunnel ends with it, nothing else.
+  void task_failed(std::string_view task, std::string_view what);
 
+  std::string label_;
   transport::hop_ptr hop_;
   tunnel tunnel_;
   runtime::notifier writer_wake_;
-  runtime::notifier writer_done_;
   runtime::notifier output_drained_;
   bool writer_finished_ = false;
   boost::asio::steady_timer timer_;
@@ -81,6 +86,7 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   bytes write_buf_;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
+  runtime::task_group tasks_;  // the writer and the timer
 };
 
 }  // namespace lstp::asio_edge

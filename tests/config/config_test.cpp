@@ -273,7 +273,7 @@ TEST_CASE("middle errors carry file, line and key path", "[config]") {
     CHECK_THAT(middle_error(d, "limits:\n  max_wating: 5\n"),
                Contains("middle.yaml:4: limits.max_wating: unknown key (expected one of: setup_timeout, "
                         "waiting_timeout, max_waiting, max_waiting_per_source, max_connections, max_openings, "
-                        "max_openings_per_source)"));
+                        "max_openings_per_source, shutdown_grace)"));
   }
   SECTION("end-only limit in a middle file") {
     CHECK_THAT(middle_error(d, "limits:\n  high_watermark: 1MiB\n"),

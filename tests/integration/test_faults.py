@@ -25,9 +25,11 @@ class FaultTest(unittest.TestCase):
             srv.proc.send_signal(signal.SIGSTOP)
             try:
                 cli.wait_for_log("tunnel it closed: timed out: nothing heard from the peer", timeout=15)
-                # The app's connection ends instead of hanging.
+                # The app's connection ends instead of hanging, with a
+                # reset: the stream broke, it did not end.
                 s.settimeout(10)
-                self.assertEqual(s.recv(10), b"")
+                with self.assertRaises(ConnectionResetError):
+                    s.recv(10)
                 # The middle tears the half-dead pair down (after a short
                 # grace), so the client end's next setup waits for its
                 # partner instead of being refused as already paired.

@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,6 +12,7 @@
 #include "runtime/log_throttle.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/source_address.hpp"
+#include "runtime/task_group.hpp"
 #include "runtime/watchdog.hpp"
 
 namespace asio = boost::asio;
@@ -168,4 +170,85 @@ TEST_CASE("sources are IPv4 addresses and IPv6 /64s", "[runtime][limits]") {
   CHECK(runtime::source_of(make_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd")) == "2001:db8:1:2::/64");
   CHECK(runtime::source_of(make_address("2001:db8:1:2::1")) == runtime::source_of(make_address("2001:db8:1:2:ffff::9")));
   CHECK(runtime::source_of(make_address("2001:db8:1:3::1")) != runtime::source_of(make_address("2001:db8:1:2::1")));
+}
+
+// --- task_group ---
+
+
+TEST_CASE("a task group reports a task's exception once, by name, and the other tasks go on", "[runtime][task_group]") {
+  asio::io_context io;
+  std::vector<std::string> reports;
+  runtime::task_group group(io.get_executor(), [&](std::string_view task, std::string_view what) {
+    reports.push_back(std::string(task) + ": " + std::string(what));
+  });
+  bool other_finished = false;
+  group.spawn("thrower", []() -> asio::awaitable<void> {
+    co_await asio::post(asio::use_awaitable);
+    throw std::runtime_error("boom");
+  });
+  group.spawn("sleeper", [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
+    co_await t.async_wait(asio::use_awaitable);
+    other_finished = true;
+  });
+  CHECK(group.running() == 2);
+  io.run_for(std::chrono::seconds(2));
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0] == "thrower: boom");
+  CHECK(other_finished);
+  CHECK(group.running() == 0);
+  CHECK(group.failures() == 1);
+}
+
+TEST_CASE("cancelling a task group ends every task at its wait, unreported, and join completes", "[runtime][task_group]") {
+  asio::io_context io;
+  int reports = 0;
+  auto group = std::make_unique<runtime::task_group>(io.get_executor(), [&](auto, auto) { ++reports; });
+  int ended = 0;
+  for (int i = 0; i < 3; ++i) {
+    group->spawn("waiter", [&]() -> asio::awaitable<void> {
+      struct count_end {
+        int& n;
+        ~count_end() { ++n; }
+      } guard{ended};
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+      boost::system::error_code ec;
+      // redirect_error keeps the first wait from throwing; the loop's next
+      // wait throws, so a loop that ignores the error still ends.
+      for (;;) co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    });
+  }
+  bool joined = false;
+  runtime::task_group joiner(io.get_executor(), [](auto, auto) {});
+  joiner.spawn("join", [&]() -> asio::awaitable<void> {
+    co_await group->join();
+    joined = true;
+  });
+  asio::steady_timer later(io, std::chrono::milliseconds(20));
+  later.async_wait([&](auto) { group->cancel(); });
+  io.run_for(std::chrono::seconds(2));
+  CHECK(ended == 3);
+  CHECK(joined);
+  CHECK(reports == 0);
+  CHECK(group->running() == 0);
+}
+
+TEST_CASE("destroying a task group cancels its tasks; they keep what they hold alive", "[runtime][task_group]") {
+  asio::io_context io;
+  auto held = std::make_shared<int>(7);
+  std::weak_ptr<int> watch = held;
+  bool ended = false;
+  {
+    runtime::task_group group(io.get_executor(), [](auto, auto) {});
+    group.spawn("holder", [held = std::move(held), &ended]() -> asio::awaitable<void> {
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      ended = *held == 7 && ec == asio::error::operation_aborted;
+    });
+    io.poll();
+  }
+  io.run_for(std::chrono::seconds(2));
+  CHECK(ended);
+  CHECK(watch.expired());
 }

@@ -9,7 +9,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-namespace runtime {
+namespace transport {
 
 inline constexpr std::size_t unsent_limit = 128 * 1024;
 
@@ -31,4 +31,4 @@ inline void configure_hop_socket(boost::asio::ip::tcp::socket& s) {
   s.set_option(notsent_lowat(static_cast<int>(unsent_limit)), ignored);
 }
 
-}  // namespace runtime
+}  // namespace transport
