@@ -233,7 +233,7 @@ TEST_CASE("cancelling a task group ends every task at its wait, unreported, and 
   CHECK(group->running() == 0);
 }
 
-TEST_CASE("destroying a task group cancels its tasks; they keep what they hold alive", "[runtime][task_group]") {
+TEST_CASE("destroying a task group cancels its tasks, which keep what they hold alive", "[runtime][task_group]") {
   asio::io_context io;
   auto held = std::make_shared<int>(7);
   std::weak_ptr<int> watch = held;
