@@ -91,6 +91,9 @@ void run_until_signal(boost::asio::io_context& io, stop_plan plan) {
     if (ec) return;
     if (grace_end != clock::time_point{}) {
       log_info("main", "signal ", signo, " again: stopping at once");
+      // Reset first, so nothing in flight is left for the app to take as
+      // finished (and the objects tied to one another let go).
+      if (!reset_done && plan.reset_rest) plan.reset_rest();
       return io.stop();
     }
     log_info("main", "signal ", signo, ": stopping (", plan.grace.count(), " ms for what is in flight)");
