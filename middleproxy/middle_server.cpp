@@ -174,7 +174,6 @@ void middle_server::stop() {
 
 void middle_server::reset() {
   stop();
-  stopping_ = true;
   tasks_.cancel();
 }
 
@@ -400,7 +399,6 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
 // everything that watched it, and drop a setup forwarded upstream.
 void middle_server::take_over(const hop_ptr& waiting) {
   waiting->taken = true;
-  boost::system::error_code ignored;
   waiting->wait_timer.cancel();
   waiting->watch.cancel();
   if (waiting->upstream) waiting->upstream->close();

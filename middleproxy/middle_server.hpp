@@ -71,7 +71,6 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   runtime::log_throttle quiet_;        // lines a flood would repeat
   runtime::log_throttle repeated_refusals_{std::chrono::minutes(1), 4096};  // per tunnel and reason
   std::size_t active_hops_ = 0;
-  bool stopping_ = false;
   // Every hop: its opening, its wait, its pair and the pair's two copies.
   runtime::task_group tasks_;
 };

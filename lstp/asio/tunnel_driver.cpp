@@ -6,7 +6,6 @@
 
 #include "runtime/log.hpp"
 
-
 namespace lstp::asio_edge {
 
 namespace asio = boost::asio;
