@@ -175,6 +175,7 @@ std::chrono::milliseconds end_proxy::backoff(unsigned failed_rounds) {
 }
 
 asio::awaitable<transport::hop_ptr> end_proxy::dial(const uplink::candidate& c, std::string& why) {
+  if (dialer_) co_return co_await dialer_(c, why);
   uplink::dial_options options;
   options.websocket_path = cfg_.websocket_path;
   options.timeout = cfg_.way_timeout;

@@ -42,6 +42,14 @@ class end_proxy : public std::enable_shared_from_this<end_proxy> {
   void reset();
   // The keeper, its attachments and dials still running.
   const runtime::task_group& tasks() const { return tasks_; }
+  // Opens a hop to a candidate's middle, or returns null with `why` set.
+  using dial_function =
+      std::function<boost::asio::awaitable<transport::hop_ptr>(const uplink::candidate&, std::string& why)>;
+  // Test seam, before start(): hops come from `dial` instead of the network
+  // (tests run them in memory).
+  void set_dialer(dial_function dial) { dialer_ = std::move(dial); }
+  // The tunnel that is up now, if any.
+  std::shared_ptr<end_tunnel> current_tunnel() const { return tunnel_ && tunnel_->is_up() ? tunnel_ : nullptr; }
 
   // The current tunnel once it is up, waiting until `deadline` for it.
   boost::asio::awaitable<std::shared_ptr<end_tunnel>> wait_for_tunnel(std::chrono::steady_clock::time_point deadline);
@@ -98,6 +106,7 @@ class end_proxy : public std::enable_shared_from_this<end_proxy> {
   // What the last attempt failed with, so a refusal repeated at every retry
   // is logged once ("cannot reach..." when no middle could be reached).
   std::string last_failure_;
+  dial_function dialer_;  // empty: uplink::dial
   runtime::task_group tasks_;
 };
 

@@ -82,7 +82,16 @@ asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& re
 
 void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label, lstp::bytes early,
                         std::shared_ptr<void> slot) {
-  if (closed_ || !proto().channel_exists(id)) return;
+  if (closed_ || !proto().channel_exists(id)) {
+    // The channel ended between the far end's answer and now: the app must
+    // see its connection broken (RST), never a clean end of a stream that
+    // did not begin.
+    log_info(component, label, ": aborted: the ", closed_ ? "tunnel closed" : "channel ended", " before it began");
+    boost::system::error_code ignored;
+    socket.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+    return;
+  }
   auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(socket), std::move(label));
   ch->hold(std::move(slot));
   channels_[id] = ch;

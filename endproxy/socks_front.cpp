@@ -169,7 +169,17 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
       }
       if (method == socks::method_userpass) {
         auto login = co_await read_message(sock, in, socks::parse_userpass);
-        if (login.status != socks::parse_status::done) co_return;
+        if (login.status != socks::parse_status::done) {
+          if (login.status == socks::parse_status::invalid) {
+            note("bad login", std::string("bad login message: ") + std::string(socks::to_string(login.error)));
+            out.clear();
+            socks::write_userpass_status(out, false);
+            co_await write_all(sock, out);
+          } else if (deadline.fired()) {
+            note("slow login", "no complete login in time");
+          }
+          co_return;
+        }
         in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(login.consumed));
         // Every user is compared, name and password both, whatever matched:
         // the time taken does not tell which part was wrong.

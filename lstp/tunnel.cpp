@@ -590,15 +590,15 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
     sent += n;
   } while (sent < allowed);
   auto& ch = channels_.at(id);
-  if (windows_negotiated_) {
-    ch.send_credit -= sent;
-    update_blocked(id, ch);
-  }
+  if (windows_negotiated_) ch.send_credit -= sent;
   if (fin) {
     ch.fin_sent = true;
-    maybe_auto_free(id, ch);
+    maybe_auto_free(id, ch);  // may forget the channel
     maybe_end_shutdown();
   }
+  // Last, and found again: the handler may free the channel from on_pause.
+  if (windows_negotiated_)
+    if (auto again = channels_.find(id); again != channels_.end()) update_blocked(id, again->second);
   return sent;
 }
 
@@ -632,9 +632,11 @@ void tunnel::consumed(std::uint32_t id, std::size_t n, clock::time_point now) {
     encode_empty(scratch_, frame_type::service_data_resume, id);
     send_plain(scratch_);
   }
-  if (!windows_negotiated_ || n == 0) return;
-  ch.ungranted += n;
-  ch.epoch_consumed += n;
+  // Credit comes back for bytes really delivered and taken, never for
+  // more: a count that overstates would let the peer overrun the window.
+  if (!windows_negotiated_ || taken == 0) return;
+  ch.ungranted += taken;
+  ch.epoch_consumed += taken;
   std::size_t extra = 0;
   if (ch.epoch_consumed >= ch.window) {
     // The app took a whole window. In less than two round trips, the window

@@ -250,6 +250,30 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   co_await handle_hop(h, std::move(opening));
 }
 
+void middle_server::serve(transport::hop_ptr stream, std::string peer, std::string source, std::string local) {
+  auto h = std::make_shared<hop>(std::move(stream));
+  h->peer = std::move(peer);
+  h->source = std::move(source);
+  h->local = std::move(local);
+  tasks_.spawn("hop " + h->peer, [self = shared_from_this(), h] { return self->handle_served(h); });
+}
+
+asio::awaitable<void> middle_server::handle_served(hop_ptr h) {
+  ++active_hops_;
+  struct count_guard {
+    std::size_t& n;
+    ~count_guard() { --n; }
+  } guard{active_hops_};
+  // Pushed out of its opening slot, the hop's read is cancelled (the hop
+  // lives as long as this coroutine, which holds the ticket).
+  auto opening = openings_.enter(h->source, [stream = h->stream.get()] {
+    boost::system::error_code ignored;
+    stream->cancel(ignored);
+  });
+  if (!opening) co_return;
+  co_await handle_hop(h, std::move(opening));
+}
+
 asio::awaitable<bool> middle_server::read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
                                                 lstp::wire_error& code, bool& peer_error) {
   std::vector<std::uint8_t> buf(16 * 1024);
@@ -524,9 +548,18 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
   auto pairing = first->setup.info.pairing;
   ++active_hops_;  // the second hop of the pair (the first one counts in its handle_hop)
   boost::system::error_code ec;
-  if (!to_first.empty())
-    co_await first->stream->write(asio::buffer(to_first), ec);
-  if (!ec && !to_second.empty()) co_await second->write(asio::buffer(to_second), ec);
+  {
+    // Each end is told of its partner within the setup timeout, or the
+    // pair ends: an end that stopped reading must not hold the pair (and its
+    // pairing id) forever.
+    runtime::watchdog first_deadline(*first->stream, cfg_.limit.setup_timeout);
+    runtime::watchdog second_deadline(*second, cfg_.limit.setup_timeout);
+    if (!to_first.empty()) co_await first->stream->write(asio::buffer(to_first), ec);
+    if (!ec && !to_second.empty()) co_await second->write(asio::buffer(to_second), ec);
+  }
+  if (ec)
+    log_info(component, "tunnel ", tunnel, ": the pair ended before both ends heard of it: ",
+             ec == asio::error::operation_aborted ? "an end did not read its partner's setup in time" : ec.message());
 
   // Counters and flags live in shared state: the copies run as their own
   // coroutines and may outlive a wait here by a moment.

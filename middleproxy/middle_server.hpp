@@ -39,6 +39,12 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   void reset();
   // The accept loops and hops still running.
   const runtime::task_group& tasks() const { return tasks_; }
+  // Setups waiting for their partner here.
+  std::size_t waiting() const { return table_.waiting(); }
+  // Serves a hop that did not come from a listener (tests run hops in
+  // memory) as if it had arrived from `peer` ("ip:port", counted under
+  // `source`) on `local`: its setup is read, and it is paired or refused.
+  void serve(transport::hop_ptr stream, std::string peer, std::string source, std::string local);
 
  private:
   struct hop;
@@ -47,6 +53,7 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   void load_tls_identity();
   void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_connection(boost::asio::ip::tcp::socket sock);
+  boost::asio::awaitable<void> handle_served(hop_ptr h);
   boost::asio::awaitable<void> handle_hop(hop_ptr h, runtime::handshake_slots::ticket opening);
   boost::asio::awaitable<bool> read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
                                           lstp::wire_error& code, bool& peer_error);

@@ -27,6 +27,20 @@ void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
   writer_wake_.notify();
 }
 
+bool tunnel_driver::replace_hop(transport::hop_ptr hop) {
+  if (tunnel_.state() == tunnel_state::closed || writer_finished_) {
+    hop->close();
+    return false;
+  }
+  std::shared_ptr<transport::hop_stream> next(std::move(hop));
+  next->tune_socket();
+  auto old = std::exchange(hop_, std::move(next));
+  ++hops_used_;
+  old->close();  // the loops see their operation on it end, and take the new hop
+  writer_wake_.notify();
+  return true;
+}
+
 void tunnel_driver::close(const error_info& why) {
   tunnel_.close(why);
   writer_wake_.notify();
@@ -75,7 +89,9 @@ asio::awaitable<void> tunnel_driver::read_loop() {
     boost::system::error_code ec;
     // Straight into the tunnel's buffer: records are opened where they land.
     auto space = tunnel_.receive_space(read_size);
-    auto n = co_await hop_->read_some(asio::buffer(space.data(), space.size()), ec);
+    const auto hop = hop_;
+    auto n = co_await hop->read_some(asio::buffer(space.data(), space.size()), ec);
+    if (ec && hop != hop_ && tunnel_.state() != tunnel_state::closed) continue;  // replaced: read the new one
     if (ec) {
       if (tunnel_.state() != tunnel_state::closed)
         tunnel_.close({wire_error::general, ec == asio::error::eof ? "the hop to the middle proxy was closed"
@@ -111,10 +127,12 @@ asio::awaitable<void> tunnel_driver::write_loop() {
     // and both keep their capacity, so steady state allocates nothing.
     std::swap(write_buf_, tunnel_.output());
     boost::system::error_code ec;
-    co_await hop_->write(asio::buffer(write_buf_), ec);
-    bytes_out_ += write_buf_.size();
+    const auto hop = hop_;
+    co_await hop->write(asio::buffer(write_buf_), ec);
+    if (!ec) bytes_out_ += write_buf_.size();
     write_buf_.clear();
     output_drained_.notify();
+    if (ec && hop != hop_ && tunnel_.state() != tunnel_state::closed) continue;  // replaced: write on the new one
     if (ec) {
       if (tunnel_.state() != tunnel_state::closed)
         tunnel_.close({wire_error::general, "writing to the middle proxy failed: " + ec.message()});

@@ -1,4 +1,4 @@
-// Runs one lstp::tunnel over one hop: the Asio edge of the sans-I/O
+// Runs one lstp::tunnel over a hop: the Asio edge of the sans-I/O
 // tunnel. One reader feeds the tunnel, one writer drains its output, one timer
 // serves its deadlines. Channel data enters through `schedule`: the writer
 // takes one chunk from each ready channel in turn (round robin), so a bulk
@@ -63,6 +63,15 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   void close(const error_info& why);
   // Graceful end: SHUTDOWN to the peer; run() ends once the channels have.
   void shutdown(std::string_view reason);
+  // Carries the tunnel on `hop` from now on (same executor): the current
+  // hop is closed, its pending read and write end, and the reader and
+  // writer go on with the new one. Bytes the old hop had not delivered are
+  // lost to the byte stream; the protocol above must replay them (a
+  // resumed tunnel does). False, and `hop` closed, once the tunnel is
+  // closed.
+  bool replace_hop(transport::hop_ptr hop);
+  // How many hops have carried this tunnel (1 until replace_hop).
+  std::size_t hops_used() const { return hops_used_; }
 
   std::uint64_t bytes_in() const { return bytes_in_; }
   std::uint64_t bytes_out() const { return bytes_out_; }
@@ -76,7 +85,10 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   void task_failed(std::string_view task, std::string_view what);
 
   std::string label_;
-  transport::hop_ptr hop_;
+  // Shared with the loops, so a replaced hop lives until their operations
+  // on it have ended.
+  std::shared_ptr<transport::hop_stream> hop_;
+  std::size_t hops_used_ = 1;
   tunnel tunnel_;
   runtime::notifier writer_wake_;
   runtime::notifier output_drained_;

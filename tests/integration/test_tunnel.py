@@ -167,6 +167,15 @@ class TunnelTest(unittest.TestCase):
             with self.assertRaises(SocksError) as e:
                 socks_connect(sport, "127.0.0.1", echo)  # offers only no-auth
             self.assertEqual(e.exception.code, -1)
+            # A login message that does not parse (version 7) is refused,
+            # and the log says why.
+            bad = socket.create_connection(("127.0.0.1", sport), timeout=5)
+            bad.sendall(b"\x05\x01\x02")
+            self.assertEqual(recv_exact(bad, 2), b"\x05\x02")
+            bad.sendall(b"\x07\x05alice\x0awonderland")
+            self.assertEqual(recv_exact(bad, 2)[1:], b"\x01")  # failure status, then closed
+            bad.close()
+            c.wait_for_log(r"bad login message")
             self.assertNotIn("wonderland", c.log())
 
     def test_wrong_secret_is_refused_on_both_ends(self):

@@ -33,6 +33,7 @@ struct recorder : tunnel_handler {
   std::map<std::uint32_t, error_info> freed;
   std::optional<error_info> closed;
   std::function<void(std::uint32_t, const connection_request&)> on_request;
+  std::function<void(std::uint32_t)> on_pause_hook;  // called from on_pause, inside the tunnel
 
   void on_up(const tunnel_info& i) override { up = true, info = i; }
   void on_channel_request(std::uint32_t id, const connection_request& r) override {
@@ -45,7 +46,10 @@ struct recorder : tunnel_handler {
   void on_service_begin(std::uint32_t id) override { begun.push_back(id); }
   void on_data(std::uint32_t id, byte_view d) override { data[id].insert(data[id].end(), d.begin(), d.end()); }
   void on_peer_fin(std::uint32_t id) override { fins.push_back(id); }
-  void on_pause(std::uint32_t id) override { pauses.push_back(id); }
+  void on_pause(std::uint32_t id) override {
+    pauses.push_back(id);
+    if (on_pause_hook) on_pause_hook(id);
+  }
   void on_resume(std::uint32_t id) override { resumes.push_back(id); }
   void on_channel_freed(std::uint32_t id, const error_info& e) override { freed[id] = e; }
   void on_closed(const error_info& e) override { closed = e; }

@@ -238,9 +238,19 @@ TEST_CASE("an app that resets aborts its channel at the far end", "[lstp][tunnel
   p.pump();
   REQUIRE(p.server_events.freed.count(id));
   CHECK(p.server_events.freed[id].code == wire_error::general);
-  // Late data for the freed channel is dropped and counted, not an error.
-  p.server->send_data(id, bytes{1});
+  // The far end forgot it: nothing more goes out for it.
+  CHECK_FALSE(p.server->channel_exists(id));
+  CHECK(p.server->send_data(id, bytes{1}) == 0);
+  // Data that was already on its way when the free crossed it is dropped
+  // and counted at the end that freed, not an error.
+  bytes late;
+  write_frame(late, frame_type::service_data, id, bytes{1});
+  p.server->send_raw_frames(late);
+  const auto before = p.client->late_frames();
+  p.pump();
+  CHECK(p.client->late_frames() == before + 1);
   CHECK(p.client->state() == tunnel_state::up);
+  CHECK(p.client_events.data[id].empty());
 }
 
 TEST_CASE("late frames for a freed channel are dropped and counted", "[lstp][tunnel][channel]") {
@@ -699,4 +709,41 @@ TEST_CASE("without credit windows at one end, PAUSE and RESUME alone hold the fl
   p.pump();
   REQUIRE(p.client_events.freed.count(id));
   CHECK(p.client_events.freed[id].code == wire_error::unexpected_message);
+}
+
+TEST_CASE("credit goes back for the bytes an app took, not for what it claims", "[lstp][tunnel][credit]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  p.server->send_data(id, bytes(1000, 'a'));
+  p.pump();
+  REQUIRE(p.client_events.data[id].size() == 1000);
+  REQUIRE(p.server->send_allowance(id) == initial_credit - 1000);
+  // The app reports far more than it was given (a bug, or a count of
+  // something else): only the 1000 bytes it really took come back.
+  p.client->consumed(id, 10 * initial_credit, p.now);
+  p.pump();
+  CHECK(p.server->send_allowance(id) <= initial_credit);
+  CHECK(p.client->buffered(id) == 0);
+}
+
+TEST_CASE("a handler that frees a channel when its credit runs out is safe", "[lstp][tunnel][credit]") {
+  // The last byte of credit goes with FIN: the handler hears on_pause and
+  // frees the channel from inside send_data, which must not touch the
+  // channel afterwards (AddressSanitizer catches a use after free).
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  bool freed_in_pause = false;
+  p.client_events.on_pause_hook = [&](std::uint32_t paused) {
+    p.client->free_channel(paused, {wire_error::general, "the app went away"});
+    freed_in_pause = true;
+  };
+  const auto taken = p.client->send_data(id, bytes(initial_credit, 'b'), true);
+  CHECK(taken == initial_credit);
+  CHECK(freed_in_pause);
+  CHECK_FALSE(p.client->channel_exists(id));
+  p.pump();
+  CHECK(p.client->state() == tunnel_state::up);
+  REQUIRE(p.server_events.freed.count(id));
 }
