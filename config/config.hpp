@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "lstp/tunnel_limits.hpp"
 #include "policy/access_policy.hpp"
 #include "routing/route_table.hpp"
 
@@ -75,6 +76,10 @@ struct access_grant {
   std::vector<std::string> tunnels;
 };
 
+constexpr std::chrono::milliseconds as_ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
 struct limits {
   std::chrono::milliseconds setup_timeout{10000};      // a hop must deliver its setup within this
   std::chrono::milliseconds waiting_timeout{600000};   // how long an unmatched setup waits at a middle
@@ -86,14 +91,16 @@ struct limits {
   // out, so stalled connections cannot keep real ones out.
   std::size_t max_openings = 1024;
   std::size_t max_openings_per_source = 64;            // middle: past it a source's new connections are refused
-  std::size_t high_watermark = 256 * 1024;             // per channel, bytes not yet delivered
-  std::size_t low_watermark = 128 * 1024;
-  std::size_t pause_slack = 64 * 1024 * 1024;
-  std::size_t max_tunnel_buffer = 256 * 1024 * 1024;   // end: bytes all channels of a tunnel may hold undelivered
-  std::size_t max_channels = 65536;
-  std::chrono::milliseconds keepalive{20000};
-  std::chrono::milliseconds dead_after{60000};
-  std::chrono::milliseconds handshake_timeout{10000};
+  // A tunnel's limits default to the protocol core's (lstp/tunnel_limits.hpp).
+  std::size_t high_watermark = lstp::default_tunnel_limits.high_watermark;  // per channel, bytes not yet delivered
+  std::size_t low_watermark = lstp::default_tunnel_limits.low_watermark;
+  std::size_t pause_slack = lstp::default_tunnel_limits.pause_slack;
+  // end: bytes all channels of a tunnel may hold undelivered
+  std::size_t max_tunnel_buffer = lstp::default_tunnel_limits.max_tunnel_buffered;
+  std::size_t max_channels = lstp::default_tunnel_limits.max_channels;
+  std::chrono::milliseconds keepalive = as_ms(lstp::default_tunnel_limits.keepalive);
+  std::chrono::milliseconds dead_after = as_ms(lstp::default_tunnel_limits.dead_after);
+  std::chrono::milliseconds handshake_timeout = as_ms(lstp::default_tunnel_limits.handshake_timeout);
   std::chrono::milliseconds connect_timeout{10000};    // server end: connecting to a destination
   std::chrono::milliseconds bind_timeout{120000};      // server end: a BIND waits this long for its peer
   std::chrono::milliseconds socks_timeout{10000};      // client end: greeting and request

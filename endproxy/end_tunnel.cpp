@@ -122,15 +122,7 @@ std::shared_ptr<end_channel> end_tunnel::find(std::uint32_t id) {
 
 void end_tunnel::on_up(const lstp::tunnel_info& info) {
   up_ = true;
-  std::string forward, backward;
-  for (auto& e : info.path) forward += e.name + "\n";
-  for (auto it = info.path.rbegin(); it != info.path.rend(); ++it) backward += it->name + "\n";
-  // Middles may share a name (one config copied to two hosts): the two
-  // ends' nonces, in a fixed order, tell such tunnels apart.
-  std::string mine(own_nonce_.begin(), own_nonce_.end());
-  std::string theirs(info.peer.nonce.begin(), info.peer.nonce.end());
-  if (theirs < mine) std::swap(mine, theirs);
-  path_key_ = std::min(forward, backward) + mine + theirs;
+  path_key_ = lstp::tunnel_choice_key(info.path, own_nonce_, info.peer.nonce);
   log_info(component, "tunnel ", cfg_.tunnel_name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
            info.cipher, "): ", lstp::format_path(lstp::readable_path(info.path)));
   if (on_state_change_) on_state_change_();
@@ -321,14 +313,10 @@ void end_tunnel::attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_cha
 }
 
 bool end_tunnel::send_datagram(std::uint32_t id, const lstp::address& far, lstp::byte_view data) {
-  if (closed_ || !proto().channel_exists(id) || proto().paused_by_peer(id)) return false;
-  // A datagram goes whole or not at all: without the credit for it, it is dropped.
-  if (proto().send_allowance(id) < data.size() + 262) return false;
+  if (closed_) return false;
   // Datagrams may be lost; they are never queued behind a slow hop.
   if (proto().output().size() > lstp::asio_edge::tunnel_driver::output_limit) return false;
-  datagram_.clear();  // one buffer for every datagram: no allocation per datagram
-  lstp::encode_datagram(datagram_, far, data);
-  proto().send_data(id, datagram_);
+  if (proto().send_datagram(id, far, data) != lstp::tunnel::datagram_verdict::sent) return false;
   driver_->wake();
   return true;
 }
@@ -353,12 +341,8 @@ void end_tunnel::on_service_begin(std::uint32_t id) {
 
 void end_tunnel::on_data(std::uint32_t id, lstp::byte_view data) {
   if (auto ch = find(id)) return ch->deliver(data);
-  if (auto it = datagrams_.find(id); it != datagrams_.end()) {
-    auto d = it->second;
-    d->deliver(data);
-    // Sent or dropped at once: datagrams never hold flow control.
-    proto().consumed(id, data.size(), std::chrono::steady_clock::now());
-  }
+  // Sent or dropped at once; the tunnel counts it taken (PROTOCOL.md 5.3).
+  if (auto it = datagrams_.find(id); it != datagrams_.end()) it->second->deliver(data);
 }
 
 void end_tunnel::on_peer_fin(std::uint32_t id) {

@@ -135,7 +135,6 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   // BIND channels still waiting for their peer: closed when the channel ends.
   std::map<std::uint32_t, std::shared_ptr<boost::asio::ip::tcp::acceptor>> listening_;
   std::vector<lstp::bytes> spare_buffers_;
-  lstp::bytes datagram_;  // send_datagram's encoding buffer, reused
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool up_ = false;
   bool was_up_ = false;

@@ -212,6 +212,15 @@ void encode_datagram(bytes& out, const address& far, byte_view data) {
   out.insert(out.end(), data.begin(), data.end());
 }
 
+std::size_t encoded_size(const address& a) {
+  switch (a.type) {
+    case address::kind::ipv4: return 1 + 4 + 2;
+    case address::kind::ipv6: return 1 + 16 + 2;
+    case address::kind::domain: return 1 + 1 + std::min<std::size_t>(a.host.size(), 255) + 2;
+  }
+  return max_address_size;
+}
+
 bool decode_datagram(byte_view payload, address& far, byte_view& data, std::string& why) {
   wire_reader r(payload);
   if (!get_address(r, far, why)) return false;

@@ -98,6 +98,10 @@ void encode_connection_peer(bytes& out, std::uint32_t channel, const address& pe
 // far-side address (destination one way, source the other) and its bytes.
 // Appends the payload only, not a frame.
 void encode_datagram(bytes& out, const address& far, byte_view data);
+// The largest encoded address (2.3): type, length, a 255-byte name, port.
+inline constexpr std::size_t max_address_size = 1 + 1 + 255 + 2;
+// How many bytes `a` takes encoded (2.3).
+std::size_t encoded_size(const address& a);
 void encode_error_info(bytes& out, frame_type t, std::uint32_t channel, const error_info& e);
 void encode_access(bytes& out, const access_proof& p);
 void encode_empty(bytes& out, frame_type t, std::uint32_t channel);

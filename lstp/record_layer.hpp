@@ -24,8 +24,11 @@ class AEAD_Mode;
 
 namespace lstp {
 
+// Room a record keeps beyond one maximal frame (PROTOCOL.md 3.5: 262220).
+inline constexpr std::size_t record_spare = 64;
 // What a record may hold: one maximal frame, with room to spare.
-inline constexpr std::size_t max_record_plaintext = 12 + 262144 + 64;
+inline constexpr std::size_t max_record_plaintext = header_size + max_payload + record_spare;
+static_assert(max_record_plaintext == 262220, "PROTOCOL.md 3.5 fixes the record size");
 inline constexpr std::size_t record_tag_size = 16;
 inline constexpr std::size_t record_header_size = 4;
 // COMMON_UNIQUE_INFO `features` bit: this end speaks the LSTP record layer.

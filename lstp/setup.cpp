@@ -77,6 +77,16 @@ bool is_master(const nonce& self, const nonce& peer) {
   return std::lexicographical_compare(self.begin(), self.end(), peer.begin(), peer.end());
 }
 
+std::string tunnel_choice_key(const topology& view, const nonce& self, const nonce& peer) {
+  std::string forward, backward;
+  for (auto& e : view) forward += e.name + "\n";
+  for (auto it = view.rbegin(); it != view.rend(); ++it) backward += it->name + "\n";
+  std::string mine(self.begin(), self.end());
+  std::string theirs(peer.begin(), peer.end());
+  if (theirs < mine) std::swap(mine, theirs);
+  return std::min(forward, backward) + mine + theirs;
+}
+
 topology path_view(const topology_entry& self, const topology& received) {
   topology view{self};
   view.insert(view.end(), received.rbegin(), received.rend());

@@ -68,6 +68,13 @@ class setup_reader {
 // Equal nonces have no master; the caller must refuse them first.
 bool is_master(const nonce& self, const nonce& peer);
 
+// When two tunnels between the same two ends come up at once (through two
+// middles), both ends keep the one whose key is smaller (PROTOCOL.md 3.7).
+// The key is the same at both ends of one tunnel: the names along `view`
+// (this end's view, 3.1) read in whichever direction sorts first, then the
+// two nonces in a fixed order (middles may share a name).
+std::string tunnel_choice_key(const topology& view, const nonce& self, const nonce& peer);
+
 // This end's view of the tunnel: itself, then the peer's list reversed
 // (nearest middle first, the peer last).
 topology path_view(const topology_entry& self, const topology& received);

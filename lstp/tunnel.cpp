@@ -417,6 +417,7 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       return;
     case frame_type::service_data: {
       if (ch.state != channel_state::open || !ch.begun || ch.fin_received) return unexpected();
+      const auto ch_command = ch.command;
       if ((f.header.flags & ~flag_fin) != 0) return channel_error(id, wire_error::protocol_error, "unknown SERVICE_DATA flags");
       if (!f.payload.empty()) {
         if (windows_negotiated_) {
@@ -453,6 +454,14 @@ void tunnel::handle_channel_frame(const frame_view& f) {
           send_plain(scratch_);
         }
         handler_.on_data(id, f.payload);
+        if (ch_command == connect_command::udp_associate) {
+          // A datagram is delivered or dropped at once (5.3): it is taken
+          // as it arrives, so its credit flows straight back and a UDP
+          // channel never holds buffered bytes. The handler may have freed
+          // the channel.
+          if (channels_.count(id)) consumed(id, f.payload.size(), last_rx_);
+          return;
+        }
       }
       if (f.header.flags & flag_fin) {
         // The handler may have freed the channel from on_data.
@@ -600,6 +609,23 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
   if (windows_negotiated_)
     if (auto again = channels_.find(id); again != channels_.end()) update_blocked(id, again->second);
   return sent;
+}
+
+tunnel::datagram_verdict tunnel::send_datagram(std::uint32_t id, const address& far, byte_view data) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return datagram_verdict::not_open;
+  auto& ch = it->second;
+  if (ch.command != connect_command::udp_associate || ch.state != channel_state::open || !ch.begun)
+    return datagram_verdict::not_open;
+  if (data.size() > max_datagram(far)) return datagram_verdict::too_large;
+  if (ch.paused_by_peer) return datagram_verdict::paused;
+  const auto size = encoded_size(far) + data.size();
+  if (windows_negotiated_ && ch.send_credit < size) return datagram_verdict::no_credit;
+  datagram_.clear();  // reused: no allocation per datagram
+  encode_datagram(datagram_, far, data);
+  // Exactly one frame: send_data frames at most max_data_payload at once.
+  const auto sent = send_data(id, datagram_);
+  return sent == size ? datagram_verdict::sent : datagram_verdict::not_open;
 }
 
 std::size_t tunnel::send_allowance(std::uint32_t id) const {

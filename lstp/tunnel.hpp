@@ -23,41 +23,10 @@
 #include "lstp/record_layer.hpp"
 #include "lstp/setup.hpp"
 #include "lstp/tls_engine.hpp"
+#include "lstp/tunnel_limits.hpp"
 
 namespace lstp {
 
-using clock = std::chrono::steady_clock;
-
-struct tunnel_limits {
-  std::size_t high_watermark = 256 * 1024;  // send PAUSE above this many undelivered bytes
-  std::size_t low_watermark = 128 * 1024;   // send RESUME once drained to this
-  // In-flight bytes accepted beyond `high_watermark` after PAUSE: all the
-  // hop socket buffers along the path may hold one channel's data (about
-  // 10 MiB per hop on Linux), so this must be generous to never cut a
-  // well-behaved bulk transfer.
-  std::size_t pause_slack = 64 * 1024 * 1024;
-  std::size_t max_channels = 65536;
-  clock::duration keepalive = std::chrono::seconds(20);
-  clock::duration dead_after = std::chrono::seconds(60);
-  clock::duration handshake_timeout = std::chrono::seconds(10);
-  // How long our setup may wait for the peer's. Longer than a middle keeps
-  // an unpaired setup (10 min by default), so normally the middle ends the
-  // wait; this bound catches a middle or NAT that silently went away.
-  clock::duration setup_wait = std::chrono::minutes(15);
-  // After SHUTDOWN (sent or received), how long channels may take to end.
-  clock::duration shutdown_grace = std::chrono::seconds(30);
-  // Offer the LSTP record layer (PROTOCOL.md 3.5); used when both ends do.
-  bool record_layer = true;
-  // Offer credit windows (PROTOCOL.md 5.4); used when both ends do. A
-  // channel's window starts at initial_credit and grows, up to max_window,
-  // while the app takes a window's worth faster than two round trips.
-  bool credit_windows = true;
-  std::size_t max_window = 16 * 1024 * 1024;
-  // Bytes all channels together may hold delivered but not yet taken by
-  // their apps. Past it, the channel holding the most is aborted. Grown
-  // windows together stay within half of it.
-  std::size_t max_tunnel_buffered = 256 * 1024 * 1024;
-};
 
 // Every channel's credit in each direction when it opens (PROTOCOL.md 5.4).
 inline constexpr std::size_t initial_credit = 256 * 1024;
@@ -158,6 +127,18 @@ class tunnel final : public tls_sink {
   std::size_t send_data(std::uint32_t id, byte_view data, bool fin = false);
   // How many bytes send_data takes now (unbounded without credit windows).
   std::size_t send_allowance(std::uint32_t id) const;
+  // UDP channels (PROTOCOL.md 5.3): one datagram is one SERVICE_DATA frame,
+  // `far` then the bytes, sent whole or dropped, never split nor queued.
+  enum class datagram_verdict {
+    sent,
+    too_large,  // address and bytes exceed one frame (max_datagram)
+    no_credit,  // the channel's credit does not cover it now
+    paused,     // the peer paused the channel
+    not_open,   // no such UDP channel, or not begun
+  };
+  datagram_verdict send_datagram(std::uint32_t id, const address& far, byte_view data);
+  // The largest datagram that fits one frame with `far` as its address.
+  static std::size_t max_datagram(const address& far) { return max_data_payload - encoded_size(far); }
   // The application wrote `n` bytes of this channel to its local socket.
   void consumed(std::uint32_t id, std::size_t n, clock::time_point now);
   // Ends the channel now; code ok after a normal end, else an abort.
@@ -273,6 +254,7 @@ class tunnel final : public tls_sink {
   frame_decoder plain_in_;
   bytes out_;
   bytes scratch_;
+  bytes datagram_;  // send_datagram's encoding
   // verifying phase
   int secure_step_ = 0;
   bytes peer_clear_info_frame_;

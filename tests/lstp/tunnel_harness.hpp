@@ -28,6 +28,7 @@ struct recorder : tunnel_handler {
   std::map<std::uint32_t, address> bind_peers;
   std::vector<std::uint32_t> begun;
   std::map<std::uint32_t, bytes> data;
+  std::map<std::uint32_t, int> data_frames;  // on_data calls: one per SERVICE_DATA frame
   std::vector<std::uint32_t> fins;
   std::vector<std::uint32_t> pauses, resumes;
   std::map<std::uint32_t, error_info> freed;
@@ -44,7 +45,10 @@ struct recorder : tunnel_handler {
   void on_channel_rejected(std::uint32_t id, const error_info& e) override { rejected[id] = e; }
   void on_bind_peer(std::uint32_t id, const address& peer) override { bind_peers[id] = peer; }
   void on_service_begin(std::uint32_t id) override { begun.push_back(id); }
-  void on_data(std::uint32_t id, byte_view d) override { data[id].insert(data[id].end(), d.begin(), d.end()); }
+  void on_data(std::uint32_t id, byte_view d) override {
+    data[id].insert(data[id].end(), d.begin(), d.end());
+    ++data_frames[id];
+  }
   void on_peer_fin(std::uint32_t id) override { fins.push_back(id); }
   void on_pause(std::uint32_t id) override {
     pauses.push_back(id);

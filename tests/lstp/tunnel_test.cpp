@@ -747,3 +747,123 @@ TEST_CASE("a handler that frees a channel when its credit runs out is safe", "[l
   CHECK(p.client->state() == tunnel_state::up);
   REQUIRE(p.server_events.freed.count(id));
 }
+
+namespace {
+// Opens a UDP associate channel from the client, accepted by the server.
+std::uint32_t open_udp(lstp_test::tunnel_pair& p) {
+  p.server_events.on_request = [&p](std::uint32_t id, const connection_request&) {
+    address bound;
+    bound.ip = {10, 0, 0, 2};
+    bound.port = 5353;
+    p.server->accept_channel(id, bound);
+  };
+  connection_request req;
+  req.command = static_cast<std::uint8_t>(connect_command::udp_associate);
+  req.destination.type = address::kind::ipv4;
+  auto id = p.client->open_channel(req);
+  p.pump();
+  p.client->begin_service(*id);
+  p.pump();
+  return *id;
+}
+
+address v4_address() {
+  address a;
+  a.type = address::kind::ipv4;
+  a.ip = {192, 0, 2, 7};
+  a.port = 53;
+  return a;
+}
+
+address v6_address() {
+  address a;
+  a.type = address::kind::ipv6;
+  a.ip = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  a.port = 53;
+  return a;
+}
+}  // namespace
+
+TEST_CASE("a UDP datagram is one SERVICE_DATA frame or it is dropped, never split", "[lstp][tunnel][udp]") {
+  lstp_test::tunnel_pair p;
+  p.pump();
+  auto id = open_udp(p);
+  using verdict = tunnel::datagram_verdict;
+  // The largest that fits, with an IPv4 and with an IPv6 address.
+  CHECK(tunnel::max_datagram(v4_address()) == max_data_payload - 7);
+  CHECK(tunnel::max_datagram(v6_address()) == max_data_payload - 19);
+  CHECK(p.client->send_datagram(id, v4_address(), bytes(tunnel::max_datagram(v4_address()), 'x')) == verdict::sent);
+  p.pump();
+  CHECK(p.server_events.data_frames[id] == 1);
+  CHECK(p.server_events.data[id].size() == max_data_payload);
+  // 65,518 to 65,527 bytes from an IPv6 source fit an IPv4 frame, not an
+  // IPv6 one: dropped whole.
+  for (std::size_t n : {std::size_t{65518}, std::size_t{65527}}) {
+    CHECK(p.client->send_datagram(id, v6_address(), bytes(n, 'y')) == verdict::too_large);
+  }
+  CHECK(p.client->send_datagram(id, v6_address(), bytes(65517, 'y')) == verdict::sent);
+  p.pump();
+  CHECK(p.server_events.data_frames[id] == 2);
+  CHECK(p.server_events.data[id].size() == 2 * max_data_payload);
+  // A name of 255 bytes leaves the least room.
+  address named;
+  named.type = address::kind::domain;
+  named.host = std::string(255, 'n');
+  named.port = 53;
+  CHECK(tunnel::max_datagram(named) == max_data_payload - max_address_size);
+  CHECK(p.client->send_datagram(id, named, bytes(tunnel::max_datagram(named) + 1, 'z')) == verdict::too_large);
+  CHECK(p.client->state() == tunnel_state::up);
+  CHECK(p.server->state() == tunnel_state::up);
+}
+
+TEST_CASE("datagrams are taken as they arrive, so their credit flows straight back", "[lstp][tunnel][udp]") {
+  lstp_test::tunnel_pair p;
+  p.pump();
+  REQUIRE(p.client->credit_windows_active());
+  auto id = open_udp(p);
+  // Four times the first credit, and the receiving app never reports what
+  // it took: the tunnel counts each datagram taken itself.
+  const int count = 4 * static_cast<int>(initial_credit / 10000);
+  for (int i = 0; i < count; ++i) {
+    REQUIRE(p.client->send_datagram(id, v4_address(), bytes(10000, 'd')) == tunnel::datagram_verdict::sent);
+    p.pump();
+  }
+  CHECK(p.server_events.data_frames[id] == count);
+  CHECK(p.server->buffered(id) == 0);
+  CHECK(p.server_events.freed.empty());
+}
+
+TEST_CASE("datagrams go only on a UDP channel that has begun", "[lstp][tunnel][udp]") {
+  lstp_test::tunnel_pair p;
+  p.pump();
+  auto tcp = p.open_and_begin();
+  CHECK(p.client->send_datagram(tcp, v4_address(), bytes(10, 'x')) == tunnel::datagram_verdict::not_open);
+  CHECK(p.client->send_datagram(999, v4_address(), bytes(10, 'x')) == tunnel::datagram_verdict::not_open);
+}
+
+TEST_CASE("both ends of a tunnel compute the same choice key, and pick the same of two", "[lstp][setup]") {
+  lstp_test::tunnel_pair via_m1;
+  via_m1.middle = {hop_kind::middle, "m1", "192.0.2.1:443"};
+  via_m1.pump();
+  lstp_test::tunnel_pair via_m2;
+  via_m2.middle = {hop_kind::middle, "m2", "192.0.2.2:443"};
+  via_m2.pump();
+  REQUIRE(via_m1.both_up());
+  REQUIRE(via_m2.both_up());
+  const auto key = [](lstp_test::tunnel_pair& p, bool client) {
+    auto& t = client ? *p.client : *p.server;
+    const auto& self = client ? p.client_events : p.server_events;
+    return tunnel_choice_key(t.info().path, (client ? p.server_events : p.client_events).info.peer.nonce,
+                             self.info.peer.nonce);
+  };
+  CHECK(key(via_m1, true) == key(via_m1, false));
+  CHECK(key(via_m2, true) == key(via_m2, false));
+  CHECK(key(via_m1, true) != key(via_m2, true));
+  // Both ends agree which one to keep.
+  CHECK((key(via_m1, true) < key(via_m2, true)) == (key(via_m1, false) < key(via_m2, false)));
+  // Same names, different nonces: still two keys.
+  lstp_test::tunnel_pair again(tunnel_limits{}, lstp_test::test_keys(), 3, 4);
+  again.middle = {hop_kind::middle, "m1", "192.0.2.1:443"};
+  again.pump();
+  CHECK(key(again, true) != key(via_m1, true));
+}
