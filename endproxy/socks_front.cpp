@@ -5,8 +5,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <botan/mem_ops.h>
-
 #include "endproxy/addresses.hpp"
 #include "endproxy/front.hpp"
 #include "endproxy/end_tunnel.hpp"
@@ -14,6 +12,7 @@
 #include "runtime/watchdog.hpp"
 #include "endproxy/socks_udp.hpp"
 #include "socks/socks4.hpp"
+#include "socks/server_session.hpp"
 #include "socks/socks5.hpp"
 
 namespace endproxy {
@@ -25,35 +24,6 @@ using runtime::log_warn;
 
 namespace {
 constexpr std::string_view component = "socks";
-
-// Reads until `parse` says done or invalid. Returns the parse result; a
-// read error or a closed connection gives need_more.
-template <class Parse>
-asio::awaitable<decltype(std::declval<Parse>()(std::span<const std::uint8_t>{}))> read_message(
-    tcp::socket& s, std::vector<std::uint8_t>& buf, Parse parse) {
-  std::array<std::uint8_t, 1024> chunk{};
-  for (;;) {
-    auto r = parse(std::span<const std::uint8_t>(buf));
-    if (r.status != socks::parse_status::need_more) co_return r;
-    if (buf.size() > 2048) co_return r;  // longer than any valid message: the caller refuses it
-    boost::system::error_code ec;
-    auto n = co_await s.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return r;
-    buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-  }
-}
-
-bool same_secret(const std::string& a, const std::string& b) {
-  // Constant time over the configured value; the length leaks, the content not.
-  if (a.size() != b.size()) return false;
-  return Botan::constant_time_compare(reinterpret_cast<const std::uint8_t*>(a.data()),
-                                      reinterpret_cast<const std::uint8_t*>(b.data()), a.size());
-}
-
-asio::awaitable<void> write_all(tcp::socket& s, const std::vector<std::uint8_t>& bytes) {
-  boost::system::error_code ec;
-  co_await asio::async_write(s, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
-}
 
 socks::reply_code reply_for(lstp::wire_error e) {
   const auto code = static_cast<socks::reply_code>(lstp::to_socks_reply(e));
@@ -93,15 +63,21 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     if (auto left_out = quiet_.allow(std::string(kind), std::chrono::steady_clock::now()))
       log_info(component, who.str(), ": ", what, runtime::log_throttle::left_out_text(*left_out));
   };
-  std::vector<std::uint8_t> in, out;
-  bool v4 = false;  // SOCKS4 or 4a: its own reply format
-  auto refuse = [&](socks::reply_code code) -> asio::awaitable<void> {
-    out.clear();
-    if (v4)
-      socks::write_socks4_reply(out, false, socks::address{});
-    else
-      socks::write_reply(out, code, socks::address{});
-    co_await write_all(sock, out);
+  // The greeting, login and request: the session decides, this writes and reads.
+  std::vector<socks::server_session::user> users;
+  for (auto& u : cfg_.socks_users) users.push_back({u.username, u.password});
+  socks::server_session session(std::move(users));
+  std::vector<std::uint8_t> in;  // early data after the request
+  const auto flush = [&]() -> asio::awaitable<bool> {
+    if (session.output().empty()) co_return true;
+    boost::system::error_code wec;
+    co_await asio::async_write(sock, asio::buffer(session.output()), asio::redirect_error(asio::use_awaitable, wec));
+    session.output().clear();
+    co_return !wec;
+  };
+  const auto refuse = [&](socks::reply_code code) -> asio::awaitable<void> {
+    session.reply_failure(code);
+    co_await flush();
   };
 
   std::uint8_t cmd = 0;
@@ -119,121 +95,48 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     if (openings_.evicted() > 0 && quiet_.allow("pushed out", std::chrono::steady_clock::now()))
       log_warn(component, openings_.take_evicted(), " SOCKS client(s) that had not finished their greeting were "
                "dropped for newer ones (", cfg_.limit.max_openings, " may be opening at once: limits.max_openings)");
-    // The first byte tells SOCKS4 from SOCKS5.
-    auto first = co_await read_message(sock, in, [](std::span<const std::uint8_t> b) {
-      return socks::parsed<int>{b.empty() ? socks::parse_status::need_more : socks::parse_status::done, 0, 0,
-                                socks::parse_error::none};
-    });
-    if (first.status != socks::parse_status::done) {
-      if (deadline.fired()) note("slow greeting", "no greeting in time");
+    std::array<std::uint8_t, 1024> chunk{};
+    while (session.state() == socks::server_session::status::need_more) {
+      if (!co_await flush()) co_return;
+      boost::system::error_code rec;
+      auto n = co_await sock.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, rec));
+      if (rec) {
+        if (deadline.fired()) {
+          switch (session.where()) {
+            case socks::server_session::phase::greeting: note("slow greeting", "no greeting in time"); break;
+            case socks::server_session::phase::login: note("slow login", "no complete login in time"); break;
+            default: note("slow request", "no complete request in time"); break;
+          }
+        }
+        co_return;
+      }
+      session.receive({chunk.data(), n});
+    }
+    if (session.state() == socks::server_session::status::failed) {
+      co_await flush();
+      // A refused login is worth a warning: someone tried a password.
+      if (session.failure_kind() == "login refused" || session.failure_kind() == "socks4 with users")
+        log_warn(component, who.str(), ": ", session.failure());
+      else
+        note(session.failure_kind(), session.failure());
       co_return;
     }
-    if (in[0] == socks::socks4_version) {
-      v4 = true;
-      auto request = co_await read_message(sock, in, socks::parse_socks4_request);
-      if (request.status != socks::parse_status::done) {
-        if (request.status == socks::parse_status::invalid) {
-          note("bad request", std::string("bad SOCKS4 request: ") + std::string(socks::to_string(request.error)));
-          co_await refuse(socks::reply_code::general_failure);
-        } else if (deadline.fired()) {
-          note("slow greeting", "no complete SOCKS4 request in time");
-        }
-        co_return;
-      }
-      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(request.consumed));
-      if (!cfg_.socks_users.empty()) {
-        // SOCKS4 carries a user id but no password: it cannot log in.
-        log_warn(component, who.str(), ": SOCKS4 request refused: users are configured, and SOCKS4 has no passwords");
-        co_await refuse(socks::reply_code::not_allowed);
-        co_return;
-      }
-      cmd = request.value.cmd;
-      dst = request.value.dst;
-    } else {
-      auto greeting = co_await read_message(sock, in, socks::parse_greeting);
-      if (greeting.status != socks::parse_status::done) {
-        if (greeting.status == socks::parse_status::invalid)
-          note("bad greeting", std::string("bad greeting: ") + std::string(socks::to_string(greeting.error)));
-        else if (deadline.fired())
-          note("slow greeting", "no greeting in time");
-        co_return;
-      }
-      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(greeting.consumed));
-      auto method = socks::choose_method(greeting.value, !cfg_.socks_users.empty());
-      out.clear();
-      socks::write_method_choice(out, method);
-      co_await write_all(sock, out);
-      if (method == socks::method_none_acceptable) {
-        log_info(component, who.str(), ": no acceptable authentication method offered");
-        co_return;
-      }
-      if (method == socks::method_userpass) {
-        auto login = co_await read_message(sock, in, socks::parse_userpass);
-        if (login.status != socks::parse_status::done) {
-          if (login.status == socks::parse_status::invalid) {
-            note("bad login", std::string("bad login message: ") + std::string(socks::to_string(login.error)));
-            out.clear();
-            socks::write_userpass_status(out, false);
-            co_await write_all(sock, out);
-          } else if (deadline.fired()) {
-            note("slow login", "no complete login in time");
-          }
-          co_return;
-        }
-        in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(login.consumed));
-        // Every user is compared, name and password both, whatever matched:
-        // the time taken does not tell which part was wrong.
-        bool ok = false;
-        for (auto& u : cfg_.socks_users) {
-          const bool name_ok = same_secret(u.username, login.value.username);
-          const bool password_ok = same_secret(u.password, login.value.password);
-          ok = (name_ok && password_ok) || ok;
-        }
-        out.clear();
-        socks::write_userpass_status(out, ok);
-        co_await write_all(sock, out);
-        if (!ok) {
-          log_warn(component, who.str(), ": login refused for user \"", login.value.username, "\"");
-          co_return;
-        }
-      }
-      auto request = co_await read_message(sock, in, socks::parse_request);
-      if (request.status != socks::parse_status::done) {
-        if (request.status == socks::parse_status::invalid) {
-          note("bad request", std::string("bad request: ") + std::string(socks::to_string(request.error)));
-          co_await refuse(request.error == socks::parse_error::bad_address_type
-                              ? socks::reply_code::address_type_not_supported
-                              : socks::reply_code::general_failure);
-        } else if (deadline.fired()) {
-          note("slow request", "no complete request in time");
-        }
-        co_return;
-      }
-      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(request.consumed));
-      cmd = request.value.raw_cmd;
-      dst = request.value.dst;
-    }
+    cmd = session.command_byte();
+    dst = session.destination();
+    in = session.take_unread();
   }
+  const bool v4 = session.version() == 4;
   const auto dest = dst.to_string();
   const char* version = v4 ? "SOCKS4" : "SOCKS5";
-  const bool known = cmd == static_cast<std::uint8_t>(socks::command::connect) ||
-                     cmd == static_cast<std::uint8_t>(socks::command::bind) ||
-                     (!v4 && cmd == static_cast<std::uint8_t>(socks::command::udp_associate));
-  if (!known) {
+  if (!session.command_supported()) {
     log_info(component, who.str(), ": ", version, " command ", static_cast<int>(cmd), " for ", dest, " not supported");
     co_await refuse(socks::reply_code::command_not_supported);
     co_return;
   }
   const auto command = static_cast<lstp::connect_command>(cmd);
   const auto reply = [&](const lstp::address& bound) -> asio::awaitable<bool> {
-    out.clear();
-    if (v4)
-      socks::write_socks4_reply(out, true, to_socks(bound));
-    else
-      socks::write_reply(out, socks::reply_code::succeeded, to_socks(bound));
-    boost::system::error_code wec;
-    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, wec));
-    co_return !wec;
+    session.reply_success(to_socks(bound));
+    co_return co_await flush();
   };
 
   if (command == lstp::connect_command::udp_associate) {

@@ -9,6 +9,7 @@
 //
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I.
 //           socks/socks5.cpp tests/fuzz/socks5_fuzz.cpp -o socks5_fuzz
+#include "socks/server_session.hpp"
 #include "socks/socks4.hpp"
 #include "socks/socks5.hpp"
 
@@ -62,8 +63,51 @@ auto run(Parse parse, std::span<const uint8_t> in) {
 
 }  // namespace
 
+// The whole server session: fed whole, and fed in two pieces cut at a
+// point taken from the input, it ends the same way with the same output
+// and the same request, and it never holds more than it may.
+struct session_end {
+  socks::server_session::status state;
+  std::vector<uint8_t> output;
+  uint8_t command = 0;
+  socks::address destination;
+  std::vector<uint8_t> unread;
+  bool operator==(const session_end&) const = default;
+};
+
+session_end run_session(std::span<const uint8_t> in, std::size_t cut, bool with_users) {
+  std::vector<socks::server_session::user> users;
+  if (with_users) users.push_back({"alice", "wonderland"});
+  socks::server_session s(users);
+  session_end e;
+  for (auto piece : {in.first(cut), in.subspan(cut)}) {
+    if (s.state() == socks::server_session::status::failed) break;
+    s.receive(piece);
+    e.output.insert(e.output.end(), s.output().begin(), s.output().end());
+    s.output().clear();
+  }
+  e.state = s.state();
+  if (e.state == socks::server_session::status::need_more)
+    check(s.unread().size() <= socks::server_session::max_message);
+  if (e.state == socks::server_session::status::request) {
+    e.command = s.command_byte();
+    e.destination = s.destination();
+    e.unread.assign(s.unread().begin(), s.unread().end());
+    s.reply_success(e.destination);
+    check(!s.output().empty());
+  }
+  if (e.state == socks::server_session::status::failed) check(!s.failure().empty() && !s.failure_kind().empty());
+  return e;
+}
+
+void check_session(std::span<const uint8_t> in) {
+  const std::size_t cut = in.empty() ? 0 : in[in.size() / 2] % (in.size() + 1);
+  for (bool users : {false, true}) check(run_session(in, 0, users) == run_session(in, cut, users));
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const uint8_t> in(data, size);
+  check_session(in);
 
   run([](std::span<const uint8_t> s) { return socks::parse_greeting(s); }, in);
   run([](std::span<const uint8_t> s) { return socks::parse_userpass(s); }, in);
