@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/from_yaml.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1001,7 +1002,11 @@ std::size_t parse_size(const std::string& text) {
 
 middle_config load_middle(const std::string& path) {
   const source src{path};
-  const YAML::Node root = load_document(src);
+  return middle_from_yaml(load_document(src), path);
+}
+
+middle_config middle_from_yaml(const YAML::Node& root, const std::string& path) {
+  const source src{path};
   const section top(src, root, root.Mark(), "",
                     {"name", "listen", "public_address", "access", "access_window", "next_hop", "next_hop_way",
                      "next_hop_access", "websocket_path", "tls_certificate", "tls_private_key", "limits", "log_level"});
@@ -1101,7 +1106,11 @@ void copy_tunnel_fields(end_config& into, const end_config& from) {
 
 end_config load_end(const std::string& path) {
   const source src{path};
-  const YAML::Node root = load_document(src);
+  return end_from_yaml(load_document(src), path);
+}
+
+end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
+  const source src{path};
   const section top(src, root, root.Mark(), "",
                     {"name", "role", "tunnel", "tunnels", "routes", "default_route", "socks", "forwards", "server",
                      "limits", "log_level"});
