@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lstp/tunnel_limits.hpp"
+#include "uplink/ways.hpp"
 #include "policy/access_policy.hpp"
 #include "routing/route_table.hpp"
 
@@ -22,44 +23,15 @@ class error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// "host:port" or "[v6]:port". Host may be a name. In YAML, quote IPv6
-// endpoints: an unquoted [ starts a list.
-struct endpoint {
-  std::string host;
-  std::uint16_t port = 0;
-  std::string to_string() const;
-  bool operator==(const endpoint&) const = default;
-};
-
 enum class log_level { debug, info, warn, error };
 
-// A proxy an uplink goes through: "socks5://user:pass@host:1080",
-// "socks4a://host:1080", "http://user:pass@host:3128" (CONNECT).
-enum class proxy_kind { socks5, socks4a, http };
-struct proxy {
-  proxy_kind kind = proxy_kind::http;
-  endpoint at;
-  std::string username;  // empty: no authentication
-  std::string password;  // never logged
-  // The URL without the password, for logs.
-  std::string to_string() const;
-  bool operator==(const proxy&) const = default;
-};
-
-// How LSTP is carried to a middle proxy: as it is on TCP, inside TLS, as
-// WebSocket messages, or WebSocket inside TLS (looks like HTTPS).
-enum class carrier { tcp, tls, ws, wss };
-
-// One way out of a network to a middle proxy: a carrier, directly or through
-// a proxy. Written "tcp", "wss via http://proxy:3128", "ws via env".
-struct way {
-  enum class route { direct, proxy, environment };
-  carrier how = carrier::tcp;
-  route via = route::direct;
-  std::optional<proxy> through;  // when via == proxy
-  std::string to_string() const;
-  bool operator==(const way&) const = default;
-};
+// The ways out (endpoints, proxies, carriers) are uplink's vocabulary; the
+// configuration reads them.
+using uplink::carrier;
+using uplink::endpoint;
+using uplink::proxy;
+using uplink::proxy_kind;
+using uplink::way;
 
 // A credential an end (or a middle passing setups on) shows a middle proxy
 // (PROTOCOL.md 3.6): distinct from any tunnel's secret.
@@ -192,13 +164,9 @@ struct end_config {
 std::chrono::milliseconds parse_duration(const std::string& text);
 // Parse a size: "65536", "64KiB", "8MiB".
 std::size_t parse_size(const std::string& text);
+// uplink's parsers (uplink/ways.hpp), throwing config::error.
 endpoint parse_endpoint(const std::string& text);
-// "socks5://[user[:pass]@]host:port", "socks4a://host:port",
-// "http://[user[:pass]@]host:port"; a URL without scheme is http.
-// Percent-escapes in user and password are decoded.
 proxy parse_proxy_url(const std::string& text);
-// "tcp", "tls", "ws", "wss", optionally followed by " via <proxy URL>" or
-// " via env".
 way parse_way(const std::string& text);
 
 middle_config load_middle(const std::string& path);

@@ -25,13 +25,13 @@ std::string failure(const boost::system::error_code& ec, bool timed_out) {
 
 }  // namespace
 
-asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config::way& way,
-                                         const config::endpoint& middle, const dial_options& options,
+asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink::way& way,
+                                         const uplink::endpoint& middle, const dial_options& options,
                                          std::string& why) {
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   auto left = [&] { return deadline - std::chrono::steady_clock::now(); };
-  const bool proxied = way.via == config::way::route::proxy && way.through;
-  const config::endpoint& first = proxied ? way.through->at : middle;
+  const bool proxied = way.via == uplink::way::route::proxy && way.through;
+  const uplink::endpoint& first = proxied ? way.through->at : middle;
   const std::string first_name = proxied ? "proxy " + way.through->to_string() : "middle proxy " + middle.to_string();
 
   tcp::socket sock(ex);
@@ -80,8 +80,8 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config:
   }
 
   switch (way.how) {
-    case config::carrier::tcp: co_return transport::make_tcp_hop(std::move(sock), std::move(leftover));
-    case config::carrier::ws: {
+    case uplink::carrier::tcp: co_return transport::make_tcp_hop(std::move(sock), std::move(leftover));
+    case uplink::carrier::ws: {
       if (!leftover.empty()) {
         why = "the proxy sent bytes before the WebSocket handshake";
         co_return nullptr;
@@ -95,8 +95,8 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config:
       }
       co_return hop;
     }
-    case config::carrier::tls:
-    case config::carrier::wss: {
+    case uplink::carrier::tls:
+    case uplink::carrier::wss: {
       auto tls = transport::make_tls_client_hop(std::move(sock), middle.host, std::move(leftover));
       {
         runtime::watchdog limit(*tls, left());
@@ -107,7 +107,7 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const config:
           co_return nullptr;
         }
       }
-      if (way.how == config::carrier::tls) co_return tls;
+      if (way.how == uplink::carrier::tls) co_return tls;
       auto hop = transport::make_websocket_hop(std::move(tls));
       runtime::watchdog limit(*hop, left());
       co_await hop->handshake(middle.to_string(), options.websocket_path, ec);

@@ -8,7 +8,7 @@
 #include <chrono>
 #include <string>
 
-#include "config/config.hpp"
+#include "uplink/ways.hpp"
 #include "transport/hop_stream.hpp"
 
 namespace uplink {
@@ -20,8 +20,8 @@ struct dial_options {
 
 // `way.via` must be direct or proxy (resolve "via env" first). Returns null
 // and says why (naming the step that failed) when the way does not work.
-boost::asio::awaitable<transport::hop_ptr> dial(boost::asio::any_io_executor ex, const config::way& way,
-                                                const config::endpoint& middle, const dial_options& options,
+boost::asio::awaitable<transport::hop_ptr> dial(boost::asio::any_io_executor ex, const uplink::way& way,
+                                                const uplink::endpoint& middle, const dial_options& options,
                                                 std::string& why);
 
 }  // namespace uplink

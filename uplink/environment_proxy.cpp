@@ -89,9 +89,9 @@ environment_proxy proxy_from_environment(const std::string& host, bool plain_htt
     const auto url = value(name);
     if (url.empty()) continue;
     try {
-      out.proxy = config::parse_proxy_url(url);
+      out.proxy = uplink::parse_proxy_url(url);
       out.source = name;
-    } catch (const config::error& e) {
+    } catch (const uplink::bad_way& e) {
       out.problem = std::string(name) + ": " + e.what();
     }
     return out;

@@ -8,14 +8,14 @@
 #include <optional>
 #include <string>
 
-#include "config/config.hpp"
+#include "uplink/ways.hpp"
 
 namespace uplink {
 
 using env_lookup = std::function<const char*(const char*)>;
 
 struct environment_proxy {
-  std::optional<config::proxy> proxy;  // none: go direct
+  std::optional<uplink::proxy> proxy;  // none: go direct
   std::string source;                  // "https_proxy", or why there is none ("no_proxy matches")
   std::string problem;                 // a variable that is set but unusable
 };

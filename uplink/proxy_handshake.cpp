@@ -55,7 +55,7 @@ const char* socks5_reply_text(std::uint8_t code) {
 
 class socks5_handshake final : public proxy_handshake {
  public:
-  socks5_handshake(const config::proxy& p, const std::string& host, std::uint16_t port)
+  socks5_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port)
       : user_(p.username), password_(p.password), host_(host), port_(port) {
     if (user_.empty())
       output_ = {0x05, 0x01, 0x00};
@@ -139,7 +139,7 @@ class socks5_handshake final : public proxy_handshake {
 
 class socks4a_handshake final : public proxy_handshake {
  public:
-  socks4a_handshake(const config::proxy& p, const std::string& host, std::uint16_t port) {
+  socks4a_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port) {
     output_ = {0x04, 0x01};
     put_u16(output_, port);
     const auto ip = parse_ip_literal(host);
@@ -180,7 +180,7 @@ class socks4a_handshake final : public proxy_handshake {
 
 class http_connect_handshake final : public proxy_handshake {
  public:
-  http_connect_handshake(const config::proxy& p, const std::string& host, std::uint16_t port) {
+  http_connect_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port) {
     const auto target = target_text(host, port);
     std::string req = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n";
     if (!p.username.empty()) {
@@ -246,18 +246,18 @@ class failed_handshake final : public proxy_handshake {
 
 }  // namespace
 
-std::unique_ptr<proxy_handshake> proxy_handshake::make(const config::proxy& proxy, const std::string& host,
+std::unique_ptr<proxy_handshake> proxy_handshake::make(const uplink::proxy& proxy, const std::string& host,
                                                        std::uint16_t port) {
   switch (proxy.kind) {
-    case config::proxy_kind::socks5:
+    case uplink::proxy_kind::socks5:
       if (host.size() > 255) return std::make_unique<failed_handshake>("a host name longer than 255 bytes");
       return std::make_unique<socks5_handshake>(proxy, host, port);
-    case config::proxy_kind::socks4a: {
+    case uplink::proxy_kind::socks4a: {
       auto h = std::make_unique<socks4a_handshake>(proxy, host, port);
       if (h->ipv6_) return std::make_unique<failed_handshake>("a SOCKS4a proxy cannot reach an IPv6 address");
       return h;
     }
-    case config::proxy_kind::http: return std::make_unique<http_connect_handshake>(proxy, host, port);
+    case uplink::proxy_kind::http: return std::make_unique<http_connect_handshake>(proxy, host, port);
   }
   return std::make_unique<failed_handshake>("unknown proxy kind");
 }

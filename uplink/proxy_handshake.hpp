@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "config/config.hpp"
+#include "uplink/ways.hpp"
 
 namespace uplink {
 
@@ -25,7 +25,7 @@ class proxy_handshake {
 
   // A handshake asking `proxy` to connect to host:port. The host is passed
   // on as a name (the proxy resolves it) unless it is an IP address.
-  static std::unique_ptr<proxy_handshake> make(const config::proxy& proxy, const std::string& host,
+  static std::unique_ptr<proxy_handshake> make(const uplink::proxy& proxy, const std::string& host,
                                                std::uint16_t port);
   virtual ~proxy_handshake() = default;
 

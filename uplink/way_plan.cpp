@@ -11,32 +11,32 @@
 
 namespace uplink {
 
-int way_cost(const config::way& w) {
+int way_cost(const uplink::way& w) {
   int cost = 0;
   switch (w.how) {
-    case config::carrier::tcp: cost = 0; break;
-    case config::carrier::tls: cost = 1; break;
-    case config::carrier::ws: cost = 20; break;
-    case config::carrier::wss: cost = 21; break;
+    case uplink::carrier::tcp: cost = 0; break;
+    case uplink::carrier::tls: cost = 1; break;
+    case uplink::carrier::ws: cost = 20; break;
+    case uplink::carrier::wss: cost = 21; break;
   }
-  if (w.via != config::way::route::direct) cost += 10;
+  if (w.via != uplink::way::route::direct) cost += 10;
   return cost;
 }
 
-std::vector<config::way> automatic_ways(const std::optional<config::proxy>& proxy, bool proxy_from_environment) {
-  std::vector<config::way> out;
-  for (auto how : {config::carrier::tcp, config::carrier::tls, config::carrier::ws, config::carrier::wss}) {
-    out.push_back(config::way{how, config::way::route::direct, std::nullopt});
-    if (proxy) out.push_back(config::way{how, config::way::route::proxy, proxy});
-    if (proxy_from_environment) out.push_back(config::way{how, config::way::route::environment, std::nullopt});
+std::vector<uplink::way> automatic_ways(const std::optional<uplink::proxy>& proxy, bool proxy_from_environment) {
+  std::vector<uplink::way> out;
+  for (auto how : {uplink::carrier::tcp, uplink::carrier::tls, uplink::carrier::ws, uplink::carrier::wss}) {
+    out.push_back(uplink::way{how, uplink::way::route::direct, std::nullopt});
+    if (proxy) out.push_back(uplink::way{how, uplink::way::route::proxy, proxy});
+    if (proxy_from_environment) out.push_back(uplink::way{how, uplink::way::route::environment, std::nullopt});
   }
   std::stable_sort(out.begin(), out.end(), [](auto& a, auto& b) { return way_cost(a) < way_cost(b); });
   return out;
 }
 
-std::vector<candidate> plan_candidates(const std::vector<config::endpoint>& middles,
-                                       const std::vector<config::way>& explicit_ways,
-                                       const std::optional<config::proxy>& proxy, bool proxy_from_environment,
+std::vector<candidate> plan_candidates(const std::vector<uplink::endpoint>& middles,
+                                       const std::vector<uplink::way>& explicit_ways,
+                                       const std::optional<uplink::proxy>& proxy, bool proxy_from_environment,
                                        const way_memory& memory, const environment_resolver& resolve) {
   const auto ways = explicit_ways.empty() ? automatic_ways(proxy, proxy_from_environment) : explicit_ways;
   std::vector<candidate> out;
@@ -44,7 +44,7 @@ std::vector<candidate> plan_candidates(const std::vector<config::endpoint>& midd
     std::vector<candidate> mine;
     for (std::size_t i = 0; i < ways.size(); ++i) {
       const int cost = explicit_ways.empty() ? way_cost(ways[i]) : static_cast<int>(i);
-      auto w = ways[i].via == config::way::route::environment ? resolve(m, ways[i]) : std::optional(ways[i]);
+      auto w = ways[i].via == uplink::way::route::environment ? resolve(m, ways[i]) : std::optional(ways[i]);
       if (!w) continue;
       if (std::any_of(mine.begin(), mine.end(), [&](auto& c) { return c.way == *w; })) continue;
       mine.push_back(candidate{m, *w, cost});
@@ -72,9 +72,9 @@ way_memory way_memory::parse(std::string_view text) {
     const std::string middle(line.substr(0, space));
     const std::string way(line.substr(space + 1));
     try {
-      config::parse_endpoint(middle);
-      config::parse_way(way);
-    } catch (const config::error&) {
+      uplink::parse_endpoint(middle);
+      uplink::parse_way(way);
+    } catch (const uplink::bad_way&) {
       continue;
     }
     m.winners_[middle] = way;
@@ -88,13 +88,13 @@ std::string way_memory::format() const {
   return out;
 }
 
-std::optional<std::string> way_memory::winner(const config::endpoint& middle) const {
+std::optional<std::string> way_memory::winner(const uplink::endpoint& middle) const {
   auto it = winners_.find(middle.to_string());
   if (it == winners_.end()) return std::nullopt;
   return it->second;
 }
 
-bool way_memory::remember(const config::endpoint& middle, const config::way& way) {
+bool way_memory::remember(const uplink::endpoint& middle, const uplink::way& way) {
   auto& slot = winners_[middle.to_string()];
   auto text = way.to_string();
   if (slot == text) return false;

@@ -14,13 +14,13 @@
 #include <string_view>
 #include <vector>
 
-#include "config/config.hpp"
+#include "uplink/ways.hpp"
 
 namespace uplink {
 
 struct candidate {
-  config::endpoint middle;
-  config::way way;
+  uplink::endpoint middle;
+  uplink::way way;
   int cost = 0;  // lower is cheaper; only compared within one middle
   std::string to_string() const { return way.to_string() + " to " + middle.to_string(); }
 };
@@ -32,9 +32,9 @@ class way_memory {
   // skipped (a damaged file costs a slower start, nothing more).
   static way_memory parse(std::string_view text);
   std::string format() const;
-  std::optional<std::string> winner(const config::endpoint& middle) const;
+  std::optional<std::string> winner(const uplink::endpoint& middle) const;
   // True when this changed what is remembered.
-  bool remember(const config::endpoint& middle, const config::way& way);
+  bool remember(const uplink::endpoint& middle, const uplink::way& way);
 
   // Reads the file; a missing file is an empty memory. Throws
   // std::runtime_error naming the file on other failures.
@@ -49,21 +49,21 @@ class way_memory {
 // The ways for one middle, without configured ways (`explicit_ways` empty):
 // every carrier, directly and, when there is one, through `proxy` or
 // through the environment's proxy.
-std::vector<config::way> automatic_ways(const std::optional<config::proxy>& proxy, bool proxy_from_environment);
+std::vector<uplink::way> automatic_ways(const std::optional<uplink::proxy>& proxy, bool proxy_from_environment);
 
 // Turns a "via env" way into a way through the environment's proxy for
 // that middle, or drops it (nullopt) when the environment names none.
 using environment_resolver =
-    std::function<std::optional<config::way>(const config::endpoint& middle, const config::way& way)>;
+    std::function<std::optional<uplink::way>(const uplink::endpoint& middle, const uplink::way& way)>;
 
 // All candidates: middles in the given order (best first), within each the
 // remembered winner first, then by cost (explicit ways: the order given).
 // Ways that resolve to one already listed for the middle are listed once.
-std::vector<candidate> plan_candidates(const std::vector<config::endpoint>& middles,
-                                       const std::vector<config::way>& explicit_ways,
-                                       const std::optional<config::proxy>& proxy, bool proxy_from_environment,
+std::vector<candidate> plan_candidates(const std::vector<uplink::endpoint>& middles,
+                                       const std::vector<uplink::way>& explicit_ways,
+                                       const std::optional<uplink::proxy>& proxy, bool proxy_from_environment,
                                        const way_memory& memory, const environment_resolver& resolve);
 
-int way_cost(const config::way& w);
+int way_cost(const uplink::way& w);
 
 }  // namespace uplink

@@ -22,18 +22,18 @@ void check(bool ok) {
 }
 
 std::unique_ptr<uplink::proxy_handshake> make(std::uint8_t sel) {
-  config::proxy p;
+  uplink::proxy p;
   p.at = {"proxy", 1080};
   switch (sel % 4) {
-    case 0: p.kind = config::proxy_kind::socks5; break;
+    case 0: p.kind = uplink::proxy_kind::socks5; break;
     case 1:
-      p.kind = config::proxy_kind::socks5;
+      p.kind = uplink::proxy_kind::socks5;
       p.username = "user";
       p.password = "pass";
       break;
-    case 2: p.kind = config::proxy_kind::socks4a; break;
+    case 2: p.kind = uplink::proxy_kind::socks4a; break;
     default:
-      p.kind = config::proxy_kind::http;
+      p.kind = uplink::proxy_kind::http;
       p.username = "user";
       p.password = "pass";
       break;

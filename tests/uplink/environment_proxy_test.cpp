@@ -27,9 +27,9 @@ TEST_CASE("the environment's proxy is read as curl reads it") {
   }
   SECTION("upper-case HTTPS_PROXY, then all_proxy") {
     auto e = env({{"HTTPS_PROXY", "socks4a://p:1080"}});
-    CHECK(uplink::proxy_from_environment("m", false, e).proxy->kind == config::proxy_kind::socks4a);
+    CHECK(uplink::proxy_from_environment("m", false, e).proxy->kind == uplink::proxy_kind::socks4a);
     auto all = env({{"all_proxy", "socks5h://p:1080"}});
-    CHECK(uplink::proxy_from_environment("m", true, all).proxy->kind == config::proxy_kind::socks5);
+    CHECK(uplink::proxy_from_environment("m", true, all).proxy->kind == uplink::proxy_kind::socks5);
     // curl ignores an upper-case HTTP_PROXY (CGI's "Proxy:" header problem).
     auto upper = env({{"HTTP_PROXY", "h:80"}});
     CHECK(!uplink::proxy_from_environment("m", true, upper).proxy);

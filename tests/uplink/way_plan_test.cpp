@@ -11,11 +11,11 @@ std::vector<std::string> texts(const std::vector<uplink::candidate>& cs) {
   for (auto& c : cs) out.push_back(c.to_string());
   return out;
 }
-std::optional<config::way> no_env(const config::endpoint&, const config::way&) { return std::nullopt; }
+std::optional<uplink::way> no_env(const uplink::endpoint&, const uplink::way&) { return std::nullopt; }
 }  // namespace
 
 TEST_CASE("automatic ways: direct first, then through the proxy, then web traffic") {
-  auto proxy = config::parse_proxy_url("http://corp:3128");
+  auto proxy = uplink::parse_proxy_url("http://corp:3128");
   auto c = uplink::plan_candidates({{"m", 443}}, {}, proxy, false, {}, no_env);
   CHECK(texts(c) == std::vector<std::string>{
                         "tcp to m:443", "tls to m:443", "tcp via http://corp:3128 to m:443",
@@ -25,12 +25,12 @@ TEST_CASE("automatic ways: direct first, then through the proxy, then web traffi
 
 TEST_CASE("the remembered winner goes first, per middle, middles keep their order") {
   uplink::way_memory memory = uplink::way_memory::parse("# comment\nb:80 wss\nnonsense\nc:1 carrier-pigeon\n");
-  std::vector<config::way> ways = {config::parse_way("tcp"), config::parse_way("ws"), config::parse_way("wss")};
+  std::vector<uplink::way> ways = {uplink::parse_way("tcp"), uplink::parse_way("ws"), uplink::parse_way("wss")};
   auto c = uplink::plan_candidates({{"a", 80}, {"b", 80}}, ways, std::nullopt, false, memory, no_env);
   CHECK(texts(c) == std::vector<std::string>{"tcp to a:80", "ws to a:80", "wss to a:80", "wss to b:80", "tcp to b:80",
                                              "ws to b:80"});
-  CHECK(memory.remember({"a", 80}, config::parse_way("ws")));
-  CHECK_FALSE(memory.remember({"a", 80}, config::parse_way("ws")));
+  CHECK(memory.remember({"a", 80}, uplink::parse_way("ws")));
+  CHECK_FALSE(memory.remember({"a", 80}, uplink::parse_way("ws")));
   auto again = uplink::way_memory::parse(memory.format());
   CHECK(again.winner({"a", 80}) == std::optional<std::string>("ws"));
   CHECK(again.winner({"b", 80}) == std::optional<std::string>("wss"));
@@ -38,11 +38,11 @@ TEST_CASE("the remembered winner goes first, per middle, middles keep their orde
 }
 
 TEST_CASE("ways through the environment resolve per middle, are dropped without a proxy, and listed once") {
-  std::vector<config::way> ways = {config::parse_way("tcp via http://corp:3128"), config::parse_way("tcp via env"),
-                                   config::parse_way("ws via env")};
-  auto resolve = [](const config::endpoint& m, const config::way& w) -> std::optional<config::way> {
+  std::vector<uplink::way> ways = {uplink::parse_way("tcp via http://corp:3128"), uplink::parse_way("tcp via env"),
+                                   uplink::parse_way("ws via env")};
+  auto resolve = [](const uplink::endpoint& m, const uplink::way& w) -> std::optional<uplink::way> {
     if (m.host == "inside") return std::nullopt;  // no_proxy
-    return config::way{w.how, config::way::route::proxy, config::parse_proxy_url("http://corp:3128")};
+    return uplink::way{w.how, uplink::way::route::proxy, uplink::parse_proxy_url("http://corp:3128")};
   };
   auto c = uplink::plan_candidates({{"outside", 443}, {"inside", 443}}, ways, std::nullopt, false, {}, resolve);
   CHECK(texts(c) == std::vector<std::string>{"tcp via http://corp:3128 to outside:443",
