@@ -1,0 +1,30 @@
+// Secrets and access credentials read from a configuration: a file
+// (relative to the YAML file, bounded in size) or an environment variable,
+// at least 16 bytes; messages give a secret's length and where it came
+// from, never the secret. Internal to config/.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/reader.hpp"
+
+namespace config::reader {
+
+struct secret_value {
+  std::string value;
+  std::string source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET"
+};
+// `what` names it in messages ("secret", "token"); `how_to_make` is the
+// command a message suggests for making a good one.
+secret_value read_secret(const source& src, const section& t, std::string_view what, std::string_view file_key,
+                         std::string_view env_key, std::string_view how_to_make);
+// {name, token_file | token_env} from a section that allows those keys.
+access_credential credential_from(const source& src, const section& a);
+// {name, token_file | token_env}: what an end, or a middle for its next hop, shows.
+access_credential read_access_credential(const source& src, const field& f);
+// One entry of a middle's access list: a credential and, optionally, the
+// tunnels it may serve.
+access_grant read_access_grant(const source& src, const field& item);
+
+}  // namespace config::reader
