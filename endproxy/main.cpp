@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "config/config.hpp"
-#include "endproxy/end_proxy.hpp"
-#include "endproxy/front.hpp"
+#include "endproxy/shared/tunnel_keeper.hpp"
+#include "endproxy/client/front.hpp"
 #include "runtime/cli.hpp"
 #include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
@@ -62,9 +62,9 @@ int main(int argc, char** argv) {
       runtime::log_error("main", task, ": internal error: ", what);
     });
     runtime::prepare_for_connections(io, process_tasks, cfg.limit.max_connections, cfg.limit.max_openings);
-    std::vector<std::shared_ptr<endproxy::end_proxy>> tunnels;
-    tunnels.push_back(std::make_shared<endproxy::end_proxy>(io, cfg));
-    for (auto& more : cfg.more_tunnels) tunnels.push_back(std::make_shared<endproxy::end_proxy>(io, more));
+    std::vector<std::shared_ptr<endproxy::tunnel_keeper>> tunnels;
+    tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, cfg));
+    for (auto& more : cfg.more_tunnels) tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, more));
     auto door = cfg.role == config::end_role::server ? nullptr : std::make_shared<endproxy::front>(io, cfg, tunnels);
     for (auto& t : tunnels) t->start();
     if (door) door->start();

@@ -13,7 +13,7 @@
 #include <cstdlib>
 
 #include "asio_layer/asio_world.hpp"
-#include "endproxy/end_proxy.hpp"
+#include "endproxy/shared/tunnel_keeper.hpp"
 #include "policy/access_policy.hpp"
 #include "runtime/log.hpp"
 
@@ -86,7 +86,7 @@ struct echo_server {
 
 // An app: a loopback connection whose far side the client end's channel
 // takes; sends `size` bytes, half-closes, reads the echo to its end.
-asio::awaitable<void> run_app(asio::io_context& io, std::shared_ptr<endproxy::end_proxy> client, std::uint16_t port,
+asio::awaitable<void> run_app(asio::io_context& io, std::shared_ptr<endproxy::tunnel_keeper> client, std::uint16_t port,
                               std::size_t size, app_result& out) {
   tcp::acceptor local(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   tcp::socket app(io);
@@ -139,7 +139,7 @@ asio::awaitable<void> run_app(asio::io_context& io, std::shared_ptr<endproxy::en
 
 struct two_ends {
   world& w;
-  std::shared_ptr<endproxy::end_proxy> client, server;
+  std::shared_ptr<endproxy::tunnel_keeper> client, server;
   std::shared_ptr<transport::fail_count> dials{std::make_shared<transport::fail_count>()};
   // Counts the operations of the first hop the client end dials only.
   std::shared_ptr<transport::fail_count> first_hop;
@@ -147,8 +147,8 @@ struct two_ends {
 
   two_ends(world& world_, std::shared_ptr<transport::fail_count> first_hop_count = nullptr)
       : w(world_), first_hop(std::move(first_hop_count)) {
-    client = std::make_shared<endproxy::end_proxy>(w.io, end_config(config::end_role::client));
-    server = std::make_shared<endproxy::end_proxy>(w.io, end_config(config::end_role::server));
+    client = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::client));
+    server = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::server));
     client->set_dialer([this](const uplink::candidate&, std::string& why) -> asio::awaitable<transport::hop_ptr> {
       boost::system::error_code ec;
       if (dials->fail(ec)) {

@@ -2,7 +2,7 @@
 
 #include <boost/asio/error.hpp>
 
-#include "endproxy/addresses.hpp"
+#include "endproxy/shared/addresses.hpp"
 
 using namespace endproxy;
 namespace error = boost::asio::error;

@@ -1,11 +1,11 @@
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "endproxy/addresses.hpp"
-#include "endproxy/end_channel.hpp"
+#include "endproxy/shared/addresses.hpp"
+#include "endproxy/shared/end_channel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
 
@@ -148,102 +148,6 @@ void end_tunnel::on_channel_request(std::uint32_t id, const lstp::connection_req
   tasks_.spawn(
       "channel " + std::to_string(id) + " (connect)", [self, id, request] { return self->connect_destination(id, request); },
       on_failure);
-}
-
-policy::verdict end_tunnel::permits(const asio::ip::address& a, std::uint16_t port,
-                                    std::optional<std::string_view> name) const {
-  if (a.is_v6()) {
-    const auto v6 = a.to_v6();
-    if (v6.is_v4_mapped()) {
-      const auto b = asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_bytes();
-      return policy_.check(name, false, b.data(), port);
-    }
-    const auto b = v6.to_bytes();
-    return policy_.check(name, true, b.data(), port);
-  }
-  const auto b = a.to_v4().to_bytes();
-  return policy_.check(name, false, b.data(), port);
-}
-
-void end_tunnel::refuse(std::uint32_t id, const std::string& label, const std::string& what, const std::string& why) {
-  log_info(component, label, ": refused by policy (", why, ")");
-  if (closed_ || !proto().channel_exists(id)) return;
-  proto().reject_channel(id, {lstp::wire_error::not_allowed, "the server end's policy refuses " + what + ": " + why});
-  driver_->wake();
-}
-
-asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::connection_request request) {
-  auto self = shared_from_this();
-  auto ex = driver_->executor();
-  auto dest = request.destination.to_string();
-  const auto label = this->label(id, dest);
-  tcp::socket sock(ex);
-  boost::system::error_code ec;
-  bool timed_out = false;
-  const auto refuse = [&](const std::string& why) { this->refuse(id, label, dest, why); };
-  const auto allowed = [&](const tcp::endpoint& e, std::optional<std::string_view> name) {
-    return permits(e.address(), e.port(), name);
-  };
-  {
-    runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
-    tcp::resolver resolver(ex);
-    if (auto literal = literal_endpoint(request.destination)) {
-      if (auto v = allowed(*literal, std::nullopt); !v.allowed) {
-        refuse(v.why);
-        co_return;
-      }
-      co_await sock.async_connect(*literal, asio::redirect_error(asio::use_awaitable, ec));
-    } else {
-      // Refused names are not even resolved.
-      if (auto v = policy_.check_name(request.destination.host, request.destination.port); v.decided && !v.allowed) {
-        refuse(v.why);
-        co_return;
-      }
-      // Names are resolved here, inside the far network: never at the client end.
-      runtime::watchdog resolve_deadline(resolver, cfg_.limit.connect_timeout);
-      auto results = co_await resolver.async_resolve(request.destination.host, std::to_string(request.destination.port),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
-      timed_out = resolve_deadline.fired();
-      if (!ec) {
-        // Every address is checked: a name allowed by pattern that
-        // resolves into a denied network is refused (no DNS detour).
-        std::vector<tcp::endpoint> permitted;
-        std::string first_refusal;
-        for (auto& r : results) {
-          auto v = allowed(r.endpoint(), std::string_view(request.destination.host));
-          if (v.allowed)
-            permitted.push_back(r.endpoint());
-          else if (first_refusal.empty())
-            first_refusal = r.endpoint().address().to_string() + ": " + v.why;
-        }
-        if (permitted.empty()) {
-          refuse(first_refusal);
-          co_return;
-        }
-        co_await asio::async_connect(sock, permitted, asio::redirect_error(asio::use_awaitable, ec));
-      }
-    }
-    timed_out = timed_out || deadline.fired();
-  }
-  if (closed_) co_return;
-  if (!proto().channel_exists(id)) {
-    log_info(component, label, ": the peer gave up before the connection was made");
-    co_return;
-  }
-  if (ec || timed_out) {
-    auto code = connect_error_code(ec, timed_out);
-    auto reason = "connect to " + dest + " failed: " + (timed_out ? std::string("timed out") : ec.message());
-    log_info(component, label, ": ", reason);
-    proto().reject_channel(id, {code, reason});
-    driver_->wake();
-    co_return;
-  }
-  auto local = sock.local_endpoint(ec);
-  log_info(component, label, ": connected from ", local);
-  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(sock), label);
-  channels_[id] = ch;
-  proto().accept_channel(id, to_lstp(local));
-  driver_->wake();
 }
 
 void end_tunnel::on_channel_accepted(std::uint32_t id, const lstp::address& bound) {

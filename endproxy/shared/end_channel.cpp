@@ -1,10 +1,10 @@
-#include "endproxy/end_channel.hpp"
+#include "endproxy/shared/end_channel.hpp"
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/log.hpp"
 
 namespace endproxy {

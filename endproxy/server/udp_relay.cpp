@@ -10,8 +10,8 @@
 
 #include <set>
 
-#include "endproxy/addresses.hpp"
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/addresses.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/task_group.hpp"
 #include "runtime/watchdog.hpp"

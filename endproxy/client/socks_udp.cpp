@@ -1,11 +1,11 @@
-#include "endproxy/socks_udp.hpp"
+#include "endproxy/client/socks_udp.hpp"
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "endproxy/addresses.hpp"
-#include "endproxy/end_proxy.hpp"
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/addresses.hpp"
+#include "endproxy/shared/tunnel_keeper.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/task_group.hpp"
 #include "socks/socks5.hpp"

@@ -1,11 +1,11 @@
-#include "endproxy/front.hpp"
+#include "endproxy/client/front.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "endproxy/addresses.hpp"
+#include "endproxy/shared/addresses.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
@@ -18,7 +18,7 @@ using asio::ip::tcp;
 using runtime::log_info;
 
 namespace {
-std::vector<std::string> tunnel_names(const std::vector<std::shared_ptr<end_proxy>>& tunnels) {
+std::vector<std::string> tunnel_names(const std::vector<std::shared_ptr<tunnel_keeper>>& tunnels) {
   std::vector<std::string> names;
   for (auto& t : tunnels) names.push_back(t->cfg().tunnel_name);
   return names;
@@ -34,7 +34,7 @@ std::string_view verb_of(lstp::connect_command c) {
 }
 }  // namespace
 
-front::front(asio::io_context& io, const config::end_config& cfg, std::vector<std::shared_ptr<end_proxy>> tunnels)
+front::front(asio::io_context& io, const config::end_config& cfg, std::vector<std::shared_ptr<tunnel_keeper>> tunnels)
     : io_(io),
       cfg_(cfg),
       tunnels_(std::move(tunnels)),

@@ -1,4 +1,4 @@
-#include "endproxy/end_proxy.hpp"
+#include "endproxy/shared/tunnel_keeper.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <map>
 
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
@@ -48,7 +48,7 @@ lstp::end_role wire_role(config::end_role r) {
 }
 }  // namespace
 
-end_proxy::end_proxy(asio::io_context& io, config::end_config cfg)
+tunnel_keeper::tunnel_keeper(asio::io_context& io, config::end_config cfg)
     : io_(io),
       cfg_(std::move(cfg)),
       tunnel_changed_(io),
@@ -60,9 +60,9 @@ end_proxy::end_proxy(asio::io_context& io, config::end_config cfg)
   tunnel_changed_.expires_at(asio::steady_timer::time_point::max());
 }
 
-end_proxy::~end_proxy() = default;
+tunnel_keeper::~tunnel_keeper() = default;
 
-void end_proxy::start() {
+void tunnel_keeper::start() {
   // Slow on purpose (PBKDF2): once per process.
   keys_ = lstp::derive_tunnel_keys(cfg_.tunnel_name, cfg_.secret);
   log_info(component, "\"", cfg_.name, "\" (", (cfg_.role == config::end_role::client   ? "client end"
@@ -104,21 +104,21 @@ void end_proxy::start() {
   if (cfg_.reprobe_interval.count() > 0) tasks_.spawn("way reprobe", [self] { return self->reprobe_loop(); });
 }
 
-void end_proxy::stop() {
+void tunnel_keeper::stop() {
   stopping_ = true;
   retry_timer_.cancel();
   reprobe_timer_.cancel();
   for (auto& a : attempts_) a.tunnel->driver().shutdown("the end proxy is stopping");
 }
 
-void end_proxy::reset() {
+void tunnel_keeper::reset() {
   stopping_ = true;
   // A copy: closing a tunnel changes the list.
   auto attempts = attempts_;
   for (auto& a : attempts) a.tunnel->close({lstp::wire_error::shutting_down, "the end proxy stopped"});
 }
 
-lstp::tunnel_params end_proxy::make_params() {
+lstp::tunnel_params tunnel_keeper::make_params() {
   lstp::tunnel_params p;
   p.self.pairing = keys_.pairing_id;
   p.self.tag = keys_.tag;
@@ -143,13 +143,13 @@ lstp::tunnel_params end_proxy::make_params() {
   return p;
 }
 
-struct end_proxy::race_result {
+struct tunnel_keeper::race_result {
   std::size_t index = 0;
   transport::hop_ptr hop;
   std::chrono::steady_clock::duration took{};
 };
 
-std::vector<uplink::candidate> end_proxy::plan() const {
+std::vector<uplink::candidate> tunnel_keeper::plan() const {
   return uplink::plan_candidates(
       cfg_.middles, cfg_.ways, cfg_.ways_proxy, cfg_.proxy_from_environment, memory_,
       [](const config::endpoint& middle, const config::way& w) -> std::optional<config::way> {
@@ -159,7 +159,7 @@ std::vector<uplink::candidate> end_proxy::plan() const {
       });
 }
 
-void end_proxy::remember(const uplink::candidate& c) {
+void tunnel_keeper::remember(const uplink::candidate& c) {
   if (!memory_.remember(c.middle, c.way) || cfg_.state_file.empty()) return;
   try {
     memory_.save(cfg_.state_file);
@@ -168,13 +168,13 @@ void end_proxy::remember(const uplink::candidate& c) {
   }
 }
 
-std::chrono::milliseconds end_proxy::backoff(unsigned failed_rounds) {
+std::chrono::milliseconds tunnel_keeper::backoff(unsigned failed_rounds) {
   std::uint32_t r = 0;
   rng_.randomize(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
   return uplink::backoff_delay(cfg_.retry_interval, cfg_.retry_max, failed_rounds, r);
 }
 
-asio::awaitable<transport::hop_ptr> end_proxy::dial(const uplink::candidate& c, std::string& why) {
+asio::awaitable<transport::hop_ptr> tunnel_keeper::dial(const uplink::candidate& c, std::string& why) {
   if (dialer_) co_return co_await dialer_(c, why);
   uplink::dial_options options;
   options.websocket_path = cfg_.websocket_path;
@@ -182,7 +182,7 @@ asio::awaitable<transport::hop_ptr> end_proxy::dial(const uplink::candidate& c, 
   co_return co_await uplink::dial(io_.get_executor(), c.way, c.middle, options, why);
 }
 
-asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std::vector<uplink::candidate>& cands,
+asio::awaitable<std::optional<tunnel_keeper::race_result>> tunnel_keeper::race(const std::vector<uplink::candidate>& cands,
                                                                       std::size_t& next,
                                                                       std::vector<std::string>& failures,
                                                                       const std::function<bool()>& give_up) {
@@ -250,7 +250,7 @@ asio::awaitable<std::optional<end_proxy::race_result>> end_proxy::race(const std
 // One round of attachments: the ends attach to every middle at once and the
 // first middle where both are present pairs them (seed 004); the round ends
 // when every attachment has ended (the tunnel that came up included).
-struct end_proxy::round_state {
+struct tunnel_keeper::round_state {
   explicit round_state(const asio::any_io_executor& ex) : done(ex) {}
   runtime::notifier done;
   std::size_t pending = 0;
@@ -263,7 +263,7 @@ struct end_proxy::round_state {
 // Keeps the tunnel up: attaches to every middle proxy by the ways out (the
 // one that worked last first), keeps the first tunnel that comes up, and
 // when it ends starts again, backing off while nothing works.
-asio::awaitable<void> end_proxy::keep_tunnel() {
+asio::awaitable<void> tunnel_keeper::keep_tunnel() {
   if (!cfg_.state_file.empty()) {
     try {
       memory_ = uplink::way_memory::load(cfg_.state_file);
@@ -313,7 +313,7 @@ asio::awaitable<void> end_proxy::keep_tunnel() {
 
 // Attaches to one middle proxy: the first way that opens carries a setup,
 // which waits there for the other end.
-asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs) {
+asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs) {
   // However this ends (an exception included), the round learns of it.
   struct pending_guard {
     std::shared_ptr<round_state> rs;
@@ -418,7 +418,7 @@ asio::awaitable<void> end_proxy::attach(std::vector<uplink::candidate> cands, st
 // tunnel up serves; attachments still waiting elsewhere are released. If
 // two came up at once (at two middles), both ends keep the one with the
 // smaller path key, so they agree without talking.
-void end_proxy::on_tunnel_change() {
+void tunnel_keeper::on_tunnel_change() {
   const attempt* best = nullptr;
   for (auto& a : attempts_) {
     if (!a.tunnel->is_up()) continue;
@@ -450,7 +450,7 @@ void end_proxy::on_tunnel_change() {
   tunnel_changed_.cancel();
 }
 
-void end_proxy::log_closed(end_tunnel& t) {
+void tunnel_keeper::log_closed(end_tunnel& t) {
   // One line per closed tunnel; a setup refused again for the same reason
   // at every retry is logged once.
   auto& why = t.close_reason();
@@ -473,7 +473,7 @@ void end_proxy::log_closed(end_tunnel& t) {
 // Now and then, while the tunnel runs on a costly way (through a proxy, as
 // web traffic), checks whether a cheaper way to the same middle works again;
 // if so, remembers it and moves to it once no channel is open.
-asio::awaitable<void> end_proxy::reprobe_loop() {
+asio::awaitable<void> tunnel_keeper::reprobe_loop() {
   while (!stopping_) {
     reprobe_timer_.expires_after(move_when_idle_ ? std::chrono::milliseconds(1000) : cfg_.reprobe_interval);
     boost::system::error_code ec;
@@ -508,7 +508,7 @@ asio::awaitable<void> end_proxy::reprobe_loop() {
   }
 }
 
-asio::awaitable<std::shared_ptr<end_tunnel>> end_proxy::wait_for_tunnel(std::chrono::steady_clock::time_point deadline) {
+asio::awaitable<std::shared_ptr<end_tunnel>> tunnel_keeper::wait_for_tunnel(std::chrono::steady_clock::time_point deadline) {
   while (!(tunnel_ && tunnel_->is_up())) {
     if (stopping_ || std::chrono::steady_clock::now() >= deadline) co_return nullptr;
     // All waiters share one timer that never expires: cancelling it (when the
@@ -521,7 +521,7 @@ asio::awaitable<std::shared_ptr<end_tunnel>> end_proxy::wait_for_tunnel(std::chr
   co_return tunnel_;
 }
 
-asio::awaitable<end_proxy::opened_channel> end_proxy::open_channel(const lstp::address& dest, const std::string& who,
+asio::awaitable<tunnel_keeper::opened_channel> tunnel_keeper::open_channel(const lstp::address& dest, const std::string& who,
                                                                    std::string_view log_component,
                                                                    lstp::connect_command command) {
   const std::string_view verb = command == lstp::connect_command::bind            ? "BIND"

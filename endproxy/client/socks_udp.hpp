@@ -17,12 +17,12 @@
 
 namespace endproxy {
 
-class end_proxy;
+class tunnel_keeper;
 class end_tunnel;
 
 struct udp_routing {
   const routing::route_table& table;                      // kept alive by `owner`
-  const std::vector<std::shared_ptr<end_proxy>>& tunnels;  // by the table's tunnel index; kept alive by `owner`
+  const std::vector<std::shared_ptr<tunnel_keeper>>& tunnels;  // by the table's tunnel index; kept alive by `owner`
   std::shared_ptr<const void> owner;                      // the front that holds both
 };
 

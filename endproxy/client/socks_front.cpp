@@ -5,12 +5,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "endproxy/addresses.hpp"
-#include "endproxy/front.hpp"
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/addresses.hpp"
+#include "endproxy/client/front.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
-#include "endproxy/socks_udp.hpp"
+#include "endproxy/client/socks_udp.hpp"
 #include "socks/socks4.hpp"
 #include "socks/server_session.hpp"
 #include "socks/socks5.hpp"

@@ -1,6 +1,6 @@
-// One tunnel of an end proxy process: keeps it going through the middle
+// The tunnel keeper: one tunnel of an end proxy process, kept going through the middle
 // proxies (reconnects, chooses the way out) and opens channels on it. The
-// SOCKS front and the forwards (endproxy/front.hpp) use one or several of
+// SOCKS front and the forwards (endproxy/client/front.hpp) use one or several of
 // these.
 #pragma once
 
@@ -19,7 +19,7 @@
 
 #include "config/config.hpp"
 #include "lstp/secrets.hpp"
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "lstp/tunnel.hpp"
 #include "runtime/task_group.hpp"
 #include "transport/hop_stream.hpp"
@@ -29,10 +29,10 @@ namespace endproxy {
 
 class end_tunnel;
 
-class end_proxy : public std::enable_shared_from_this<end_proxy> {
+class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
  public:
-  end_proxy(boost::asio::io_context& io, config::end_config cfg);
-  ~end_proxy();
+  tunnel_keeper(boost::asio::io_context& io, config::end_config cfg);
+  ~tunnel_keeper();
   // Starts connecting to the middle proxies.
   void start();
   // Stops reconnecting and tells the peer of every tunnel (SHUTDOWN).

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "endproxy/end_proxy.hpp"
+#include "endproxy/shared/tunnel_keeper.hpp"
 #include "routing/route_table.hpp"
 #include "runtime/handshake_slots.hpp"
 #include "runtime/log_throttle.hpp"
@@ -24,7 +24,7 @@ namespace endproxy {
 class front : public std::enable_shared_from_this<front> {
  public:
   // `tunnels`: one per configured tunnel, in config order.
-  front(boost::asio::io_context& io, const config::end_config& cfg, std::vector<std::shared_ptr<end_proxy>> tunnels);
+  front(boost::asio::io_context& io, const config::end_config& cfg, std::vector<std::shared_ptr<tunnel_keeper>> tunnels);
   // Opens the listeners; throws naming the address on failure.
   void start();
   // Stops accepting.
@@ -37,7 +37,7 @@ class front : public std::enable_shared_from_this<front> {
 
  private:
   struct routed {
-    end_proxy::opened_channel channel;                    // through a tunnel
+    tunnel_keeper::opened_channel channel;                    // through a tunnel
     std::optional<boost::asio::ip::tcp::socket> direct;   // or connected here (route "direct")
     lstp::wire_error refusal = lstp::wire_error::general; // else: why not (its SOCKS reply)
   };
@@ -55,7 +55,7 @@ class front : public std::enable_shared_from_this<front> {
 
   boost::asio::io_context& io_;
   const config::end_config& cfg_;
-  std::vector<std::shared_ptr<end_proxy>> tunnels_;
+  std::vector<std::shared_ptr<tunnel_keeper>> tunnels_;
   routing::route_table routes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::size_t active_clients_ = 0;

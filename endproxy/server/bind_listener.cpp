@@ -12,9 +12,9 @@
 
 #include <set>
 
-#include "endproxy/addresses.hpp"
-#include "endproxy/end_channel.hpp"
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/addresses.hpp"
+#include "endproxy/shared/end_channel.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
 

@@ -1,4 +1,4 @@
-#include "endproxy/addresses.hpp"
+#include "endproxy/shared/addresses.hpp"
 
 #include <boost/asio/error.hpp>
 

@@ -5,9 +5,9 @@
 
 #include <sstream>
 
-#include "endproxy/addresses.hpp"
-#include "endproxy/front.hpp"
-#include "endproxy/end_tunnel.hpp"
+#include "endproxy/shared/addresses.hpp"
+#include "endproxy/client/front.hpp"
+#include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 
