@@ -20,6 +20,7 @@ end_channel::end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, as
       reader_wake_(socket_.get_executor()),
       writer_wake_(socket_.get_executor()),
       opened_(std::chrono::steady_clock::now()),
+      last_flush_(socket_.get_executor()),
       tasks_(socket_.get_executor(), [this](std::string_view task, std::string_view what) {
         // Logged here once; the channel ends, the tunnel and its other channels go on.
         runtime::log_error("end", label_, ": internal error in the ", task, ": ", what);
@@ -44,6 +45,16 @@ void end_channel::start(lstp::bytes early) {
   }
   tasks_.spawn("reader", [self] { return self->read_loop(); });
   tasks_.spawn("writer", [self] { return self->write_loop(); });
+}
+
+void end_channel::finish_within(std::chrono::steady_clock::duration limit) {
+  if (finished_ || aborted_) return;
+  tasks_.spawn("last flush", [self = shared_from_this(), limit]() -> asio::awaitable<void> {
+    self->last_flush_.expires_after(limit);
+    boost::system::error_code ec;
+    co_await self->last_flush_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!self->finished_ && !ec) self->abort("its last bytes were not taken in time after the tunnel closed");
+  });
 }
 
 void end_channel::deliver(lstp::byte_view data) {
@@ -205,6 +216,7 @@ void end_channel::maybe_finish() {
   if (finished_) return;
   if (!aborted_ && !(fin_sent_ && writer_done_)) return;
   finished_ = true;
+  last_flush_.cancel();
   boost::system::error_code ignored;
   socket_.close(ignored);
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();

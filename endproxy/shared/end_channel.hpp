@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <memory>
@@ -41,6 +42,15 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   // Ends the channel now (the peer freed it, or the tunnel closed): the
   // socket is closed without flushing.
   void abort(std::string_view why);
+  // Both ends have sent their FIN: the tunnel is done with this channel,
+  // and only the bytes already received may still be on their way to the
+  // local socket. A tunnel that closes then lets them go out (and the FIN
+  // after them) instead of resetting a stream that ended.
+  bool ended_both_ways() const { return fin_sent_ && peer_fin_ && !aborted_; }
+  // Its tunnel is gone: what is left must reach the local socket within
+  // `limit`, or the channel is reset (an app that stopped reading must not
+  // keep it, and the tunnel it refers to, forever).
+  void finish_within(std::chrono::steady_clock::duration limit);
 
   void produce(lstp::tunnel& t) override;
 
@@ -80,7 +90,8 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::size_t window_ = 0;  // the largest credit window this channel's receiving side reached
   std::chrono::steady_clock::time_point opened_;
   std::shared_ptr<void> token_;
-  runtime::task_group tasks_;  // the reader and the writer
+  boost::asio::steady_timer last_flush_;  // finish_within's deadline
+  runtime::task_group tasks_;  // the reader, the writer, and the last flush's deadline
 };
 
 }  // namespace endproxy

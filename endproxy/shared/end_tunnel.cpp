@@ -298,8 +298,15 @@ void end_tunnel::on_closed(const lstp::error_info& why) {
     p->result.error = {lstp::wire_error::general, "the tunnel closed"};
     p->done.notify();
   }
+  // Channels that ended both ways finish writing what they received (their
+  // loops hold them); every other channel is reset.
   auto channels = std::move(channels_);
-  for (auto& [id, ch] : channels) ch->abort("the tunnel closed");
+  for (auto& [id, ch] : channels) {
+    if (ch->ended_both_ways())
+      ch->finish_within(lstp::asio_edge::tunnel_driver::flush_grace);
+    else
+      ch->abort("the tunnel closed");
+  }
   auto datagrams = std::move(datagrams_);
   for (auto& [id, d] : datagrams) d->abort("the tunnel closed");
   auto listening = std::move(listening_);

@@ -285,3 +285,57 @@ TEST_CASE("end proxies: a channel whose tunnel closed before it began resets its
   REQUIRE(w.run_until([&] { return done; }));
   CHECK(read_end == asio::error::connection_reset);
 }
+
+TEST_CASE("end proxies: a channel in flight when an end stops runs to its end within the grace") {
+  for (bool stop_server : {true, false}) {
+    INFO((stop_server ? "the server end stops" : "the client end stops"));
+    world w;
+    echo_server echo(w.io);
+    two_ends e(w);
+    REQUIRE(w.run_until([&] { return e.up(); }));
+    bool done = false;
+    std::vector<std::uint8_t> echoed;
+    boost::system::error_code end;
+    asio::co_spawn(w.io, [&]() -> asio::awaitable<void> {
+      tcp::acceptor local(w.io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+      tcp::socket app(w.io);
+      co_await app.async_connect(local.local_endpoint(), asio::use_awaitable);
+      auto far_side = co_await local.async_accept(asio::use_awaitable);
+      lstp::address dest;
+      dest.type = lstp::address::kind::ipv4;
+      dest.ip = {127, 0, 0, 1};
+      dest.port = echo.port();
+      auto opened = co_await e.client->open_channel(dest, "app", "test");
+      REQUIRE(opened.tunnel);
+      opened.tunnel->attach(opened.result.id, std::move(far_side), "app", {});
+      std::vector<std::uint8_t> first(1000, 1), second(1000, 2), buf(4096);
+      co_await asio::async_write(app, asio::buffer(first), asio::use_awaitable);
+      while (echoed.size() < 1000) {
+        auto n = co_await app.async_read_some(asio::buffer(buf), asio::use_awaitable);
+        echoed.insert(echoed.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      // The channel is open both ways when the end is told to stop.
+      (stop_server ? e.server : e.client)->stop();
+      asio::steady_timer nap(w.io);
+      nap.expires_after(std::chrono::milliseconds(100));
+      co_await nap.async_wait(asio::use_awaitable);
+      co_await asio::async_write(app, asio::buffer(second), asio::use_awaitable);
+      app.shutdown(tcp::socket::shutdown_send);
+      for (;;) {
+        boost::system::error_code rec;
+        auto n = co_await app.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, rec));
+        if (rec) {
+          end = rec;
+          break;
+        }
+        echoed.insert(echoed.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      done = true;
+    }, [](std::exception_ptr ex) {
+      if (ex) std::rethrow_exception(ex);
+    });
+    REQUIRE(w.run_until([&] { return done; }));
+    CHECK(end == asio::error::eof);
+    CHECK(echoed.size() == 2000);
+  }
+}

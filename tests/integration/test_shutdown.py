@@ -100,6 +100,29 @@ class ShutdownTest(unittest.TestCase):
             self.assertIsNone(w.c.proc.poll())
             self.assertIsNone(w.s.proc.poll())
 
+    def test_a_short_exchange_in_flight_finishes_within_the_grace(self):
+        for who in ("server", "client"):
+            with self.subTest(stopping=who), World() as w:
+                sport = w.tunnel()
+                echo = w.servers.echo()
+                s, _ = socks_connect(sport, "127.0.0.1", echo)
+                s.sendall(b"a" * 1000)
+                self.assertEqual(recv_exact(s, 1000), b"a" * 1000)
+                # The channel is open both ways when the end is told to stop.
+                proc = w.s if who == "server" else w.c
+                t0 = time.monotonic()
+                proc.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.2)
+                s.sendall(b"b" * 1000)
+                s.shutdown(socket.SHUT_WR)
+                self.assertEqual(recv_exact(s, 1000), b"b" * 1000)
+                # All of it, then a clean end: the exchange ended, nothing was cut.
+                self.assertEqual(reads_until_end(s), "eof")
+                s.close()
+                proc.proc.wait(timeout=10)
+                self.assertEqual(proc.proc.returncode, 0)
+                self.assertLess(time.monotonic() - t0, 2.0)
+
     def test_a_second_signal_exits_at_once(self):
         with World() as w:
             mport, w.m, _ = w.middle("m1")
