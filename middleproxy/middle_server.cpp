@@ -18,7 +18,7 @@
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/source_address.hpp"
-#include "transport/splice_pump.hpp"
+#include "transport/relay_pump.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/hop_acceptor.hpp"
@@ -36,7 +36,6 @@ using runtime::log_warn;
 
 namespace {
 constexpr std::string_view component = "middle";
-constexpr std::size_t pump_buffer = 64 * 1024;
 
 std::string endpoint_text(const tcp::endpoint& e) {
   std::ostringstream s;
@@ -48,43 +47,6 @@ std::string describe(const lstp::setup_message& s) {
   return lstp::format_path({s.topology.front()});
 }
 
-// Copies one direction until EOF (passed on as a half-close) or an error
-// (which closes both sockets, ending the other direction too). One buffer per
-// direction, read then written: a slow receiver stops the reads, so pressure
-// reaches the sender through every hop.
-asio::awaitable<void> copy_one_way(transport::hop_stream& from, transport::hop_stream& to, std::uint64_t& count) {
-  auto* from_socket = from.plain_socket();
-  auto* to_socket = to.plain_socket();
-  if (from_socket && to_socket) {
-    // Both hops are plain TCP: the kernel moves the bytes (splice), the
-    // same semantics without the copies.
-    boost::system::error_code ec;
-    co_await transport::splice_one_way(*from_socket, *to_socket, count, ec);
-    if (ec == asio::error::eof) {
-      to.shutdown_send();
-    } else {
-      from.close();
-      to.close();
-    }
-    co_return;
-  }
-  std::vector<std::uint8_t> buf(pump_buffer);
-  for (;;) {
-    boost::system::error_code ec;
-    auto n = co_await from.read_some(asio::buffer(buf), ec);
-    if (ec == asio::error::eof) {
-      to.shutdown_send();
-      co_return;
-    }
-    if (!ec) co_await to.write(asio::buffer(buf.data(), n), ec);
-    if (ec) {
-      from.close();
-      to.close();
-      co_return;
-    }
-    count += n;
-  }
-}
 }  // namespace
 
 struct middle_server::hop {
@@ -585,7 +547,7 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
     copies.spawn(
         "copy from " + first->peer,
         [first, second, st]() -> asio::awaitable<void> {
-          co_await copy_one_way(*first->stream, *second, st->a_to_b);
+          co_await transport::relay_one_way(*first->stream, *second, st->a_to_b);
           ++st->finished;
           st->done.notify();
         },
@@ -593,7 +555,7 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
     copies.spawn(
         "copy from " + second_name,
         [first, second, st]() -> asio::awaitable<void> {
-          co_await copy_one_way(*second, *first->stream, st->b_to_a);
+          co_await transport::relay_one_way(*second, *first->stream, st->b_to_a);
           ++st->finished;
           st->done.notify();
         },

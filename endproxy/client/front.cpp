@@ -9,7 +9,7 @@
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
-#include "transport/splice_pump.hpp"
+#include "transport/relay_pump.hpp"
 
 namespace endproxy {
 
@@ -144,48 +144,32 @@ asio::awaitable<std::optional<tcp::socket>> front::connect_direct(const lstp::ad
 }
 
 namespace {
-struct splice_state {
-  splice_state(tcp::socket x, tcp::socket y, std::string l) : a(std::move(x)), b(std::move(y)), label(std::move(l)) {}
-  tcp::socket a, b;
+// Both sides of a direct route, as hops, so the relay pump the middle uses
+// serves here too (the kernel moves the bytes: both are plain TCP).
+struct direct_route {
+  direct_route(tcp::socket x, tcp::socket y, std::string l)
+      : a(transport::make_tcp_hop(std::move(x))), b(transport::make_tcp_hop(std::move(y))), label(std::move(l)) {}
+  transport::hop_ptr a, b;
   std::string label;
-  int running = 2;
   std::uint64_t bytes[2] = {0, 0};
 };
-
-asio::awaitable<void> pump(std::shared_ptr<splice_state> st, int dir) {
-  auto& from = dir == 0 ? st->a : st->b;
-  auto& to = dir == 0 ? st->b : st->a;
-  // The kernel moves the bytes, as in a middle proxy between plain hops.
-  boost::system::error_code ec;
-  co_await transport::splice_one_way(from, to, st->bytes[dir], ec);
-  boost::system::error_code ignored;
-  if (ec == asio::error::eof) {
-    to.shutdown(tcp::socket::shutdown_send, ignored);  // the half-close goes on
-  } else {
-    st->a.close(ignored);  // a reset or a failure ends both directions
-    st->b.close(ignored);
-  }
-  if (--st->running == 0) {
-    st->a.close(ignored);
-    st->b.close(ignored);
-    log_info("socks", st->label, ": closed (", st->bytes[0], " bytes up, ", st->bytes[1], " down)");
-  }
-}
 }  // namespace
 
 asio::awaitable<void> splice(tcp::socket a, tcp::socket b, std::string label) {
   auto ex = a.get_executor();
-  auto st = std::make_shared<splice_state>(std::move(a), std::move(b), std::move(label));
+  auto st = std::make_shared<direct_route>(std::move(a), std::move(b), std::move(label));
   // Owned here: this coroutine waits for the other direction before it ends.
   runtime::task_group other_way(ex, [st](std::string_view, std::string_view what) {
     runtime::log_error("socks", st->label, ": internal error: ", what);
-    boost::system::error_code ignored;
-    st->a.close(ignored);
-    st->b.close(ignored);
+    transport::reset_hop(*st->a);
+    transport::reset_hop(*st->b);
   });
-  other_way.spawn("copy down", [st] { return pump(st, 1); });
-  co_await pump(st, 0);
+  other_way.spawn("copy down", [st] { return transport::relay_one_way(*st->b, *st->a, st->bytes[1]); });
+  co_await transport::relay_one_way(*st->a, *st->b, st->bytes[0]);
   co_await other_way.join();
+  st->a->close();
+  st->b->close();
+  log_info("socks", st->label, ": closed (", st->bytes[0], " bytes up, ", st->bytes[1], " down)");
 }
 
 }  // namespace endproxy

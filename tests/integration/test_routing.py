@@ -2,6 +2,9 @@
 (issue 4, point 4): by domain suffix, by CIDR, by a name suffix such as
 host.<tunnel>.lstp, direct routes, and the refusal of what no route takes."""
 import os
+import socket
+import struct
+import threading
 import unittest
 
 from lstp_world import World, SocksError, socks_connect, recv_exact, SECRET
@@ -72,6 +75,33 @@ class RoutingTest(unittest.TestCase):
             self.assertEqual(e.exception.code, 2)
             cli.wait_for_log(r"CONNECT 192\.0\.2\.1:80 refused: no route leads there \(the default route is refuse\)")
             self.assertNotIn("192.0.2.1", srv_a.log() + srv_c.log())
+
+    def test_a_direct_route_passes_a_reset_on_as_a_reset(self):
+        with World() as w:
+            sport, cli, _, _ = self.world(w, "refuse")
+            # A destination on the direct route that resets the connection.
+            listener = socket.socket()
+            listener.bind(("127.0.0.3", 0))
+            listener.listen(1)
+            port = listener.getsockname()[1]
+
+            def reset_one():
+                conn, _ = listener.accept()
+                conn.recv(4)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            t = threading.Thread(target=reset_one)
+            t.start()
+            s, _ = socks_connect(sport, "127.0.0.3", port)
+            s.sendall(b"ping")
+            t.join(timeout=10)
+            s.settimeout(10)
+            # The app sees the break, never a clean end of stream.
+            with self.assertRaises(ConnectionResetError):
+                while s.recv(1024):
+                    pass
+            s.close()
+            listener.close()
 
     def test_udp_datagrams_are_routed_one_by_one(self):
         from test_bind_udp import DnsServer, socks5_request, udp_header, parse_udp_header, dns_query, dns_answer_a

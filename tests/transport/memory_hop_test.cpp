@@ -195,3 +195,58 @@ TEST_CASE("failing hop: a count of zero never fails and counts every operation")
   CHECK(count->counted() == 10);
   CHECK_FALSE(count->failed());
 }
+
+#include "transport/relay_pump.hpp"
+
+TEST_CASE("relay pump: an end passes on as a half-close and the other direction goes on") {
+  asio::io_context io;
+  auto [app, near] = transport::make_memory_hop_pair(io.get_executor());
+  auto [far, dest] = transport::make_memory_hop_pair(io.get_executor());
+  std::uint64_t up = 0, down = 0;
+  bool up_done = false, down_done = false;
+  asio::co_spawn(io, transport::relay_one_way(*near, *far, up), [&](std::exception_ptr) { up_done = true; });
+  asio::co_spawn(io, transport::relay_one_way(*far, *near, down), [&](std::exception_ptr) { down_done = true; });
+  run(io, [&, &app = app, &dest = dest]() -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    co_await app->write(asio::buffer(std::string("request")), ec);
+    app->shutdown_send();
+    auto got = co_await read_all(*dest, ec);
+    CHECK(got == "request");
+    CHECK(ec == asio::error::eof);  // the half-close arrived
+    co_await dest->write(asio::buffer(std::string("answer")), ec);
+    CHECK(!ec);
+    dest->shutdown_send();
+    got = co_await read_all(*app, ec);
+    CHECK(got == "answer");
+    CHECK(ec == asio::error::eof);
+  });
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+  CHECK(up_done);
+  CHECK(down_done);
+  CHECK(up == 7);
+  CHECK(down == 6);
+}
+
+TEST_CASE("relay pump: a failure on one side ends both directions") {
+  asio::io_context io;
+  auto [app, near] = transport::make_memory_hop_pair(io.get_executor());
+  auto [far, dest] = transport::make_memory_hop_pair(io.get_executor());
+  auto count = std::make_shared<transport::fail_count>(2);  // the second read of the destination side fails
+  auto failing_far = transport::make_failing_hop(std::move(far), count);
+  std::uint64_t up = 0, down = 0;
+  asio::co_spawn(io, transport::relay_one_way(*near, *failing_far, up), [](std::exception_ptr) {});
+  asio::co_spawn(io, transport::relay_one_way(*failing_far, *near, down), [](std::exception_ptr) {});
+  run(io, [&, &app = app]() -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    char buf[16];
+    // Both relays end: the app's hop is closed under it (its reads end,
+    // its writes fail), and no byte it did not send comes back. (Memory
+    // hops have no reset: test_routing shows a TCP hop's reset passed on.)
+    co_await app->write(asio::buffer(std::string("x")), ec);
+    auto n = co_await app->read_some(asio::buffer(buf), ec);
+    CHECK(n == 0);
+    CHECK(ec);
+  });
+  CHECK(count->failed());
+}
