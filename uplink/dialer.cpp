@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include "transport/hop_socket.hpp"
+#include "runtime/tcp_connect.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/tls_hop.hpp"
 #include "transport/websocket_hop.hpp"
@@ -34,24 +35,14 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
   const uplink::endpoint& first = proxied ? way.through->at : middle;
   const std::string first_name = proxied ? "proxy " + way.through->to_string() : "middle proxy " + middle.to_string();
 
-  tcp::socket sock(ex);
-  boost::system::error_code ec;
-  {
-    tcp::resolver resolver(ex);
-    runtime::watchdog limit(resolver, left());
-    auto results = co_await resolver.async_resolve(first.host, std::to_string(first.port),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      why = "cannot resolve " + first_name + ": " + failure(ec, limit.fired());
-      co_return nullptr;
-    }
-    runtime::watchdog connect_limit(sock, left());
-    co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      why = "cannot connect to " + first_name + ": " + failure(ec, connect_limit.fired());
-      co_return nullptr;
-    }
+  auto connected = co_await runtime::tcp_connect(ex, first.host, first.port, left());
+  if (!connected.connected()) {
+    why = (connected.result == runtime::tcp_connect_result::outcome::resolve_failed ? "cannot resolve " : "cannot connect to ") +
+          first_name + ": " + connected.failure();
+    co_return nullptr;
   }
+  tcp::socket sock = std::move(*connected.socket);
+  boost::system::error_code ec;
   transport::configure_hop_socket(sock);
 
   std::vector<std::uint8_t> leftover;

@@ -9,6 +9,7 @@
 #include "runtime/listener.hpp"
 #include "runtime/log.hpp"
 #include "runtime/watchdog.hpp"
+#include "runtime/tcp_connect.hpp"
 #include "transport/relay_pump.hpp"
 
 namespace endproxy {
@@ -117,30 +118,17 @@ asio::awaitable<front::routed> front::open(lstp::address dest, const std::string
 asio::awaitable<std::optional<tcp::socket>> front::connect_direct(const lstp::address& dest, const std::string& who,
                                                                   std::string_view component, lstp::wire_error& error) {
   auto ex = co_await asio::this_coro::executor;
-  tcp::socket sock(ex);
-  boost::system::error_code ec;
-  bool timed_out = false;
-  {
-    runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
-    if (auto literal = literal_endpoint(dest)) {
-      co_await sock.async_connect(*literal, asio::redirect_error(asio::use_awaitable, ec));
-    } else {
-      tcp::resolver resolver(ex);
-      runtime::watchdog resolve_deadline(resolver, cfg_.limit.connect_timeout);
-      auto results = co_await resolver.async_resolve(dest.host, std::to_string(dest.port),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
-      timed_out = resolve_deadline.fired();
-      if (!ec) co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
-    }
-    timed_out = timed_out || deadline.fired();
-  }
-  if (ec || timed_out) {
-    error = connect_error_code(ec, timed_out);
-    log_info(component, who, ": direct CONNECT ", dest.to_string(), " failed: ",
-             timed_out ? std::string("timed out") : ec.message());
+  const auto literal = literal_endpoint(dest);
+  // A named local, not a temporary in the call: GCC 12 mishandles a
+  // conditional's temporary passed to a coroutine (freed twice).
+  const std::string host = literal ? literal->address().to_string() : dest.host;
+  auto r = co_await runtime::tcp_connect(ex, host, dest.port, cfg_.limit.connect_timeout);
+  if (!r.connected()) {
+    error = connect_error_code(r.error, r.timed_out);
+    log_info(component, who, ": direct CONNECT ", dest.to_string(), " failed: ", r.failure());
     co_return std::nullopt;
   }
-  co_return std::optional<tcp::socket>(std::move(sock));
+  co_return std::move(r.socket);
 }
 
 namespace {

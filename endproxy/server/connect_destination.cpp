@@ -10,7 +10,7 @@
 #include "endproxy/shared/addresses.hpp"
 #include "endproxy/shared/end_channel.hpp"
 #include "runtime/log.hpp"
-#include "runtime/watchdog.hpp"
+#include "runtime/tcp_connect.hpp"
 
 namespace endproxy {
 
@@ -49,54 +49,31 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
   auto ex = driver_->executor();
   auto dest = request.destination.to_string();
   const auto label = this->label(id, dest);
-  tcp::socket sock(ex);
-  boost::system::error_code ec;
-  bool timed_out = false;
-  const auto refuse = [&](const std::string& why) { this->refuse(id, label, dest, why); };
-  const auto allowed = [&](const tcp::endpoint& e, std::optional<std::string_view> name) {
-    return permits(e.address(), e.port(), name);
-  };
-  {
-    runtime::watchdog deadline(sock, cfg_.limit.connect_timeout);
-    tcp::resolver resolver(ex);
-    if (auto literal = literal_endpoint(request.destination)) {
-      if (auto v = allowed(*literal, std::nullopt); !v.allowed) {
-        refuse(v.why);
-        co_return;
-      }
-      co_await sock.async_connect(*literal, asio::redirect_error(asio::use_awaitable, ec));
-    } else {
-      // Refused names are not even resolved.
-      if (auto v = policy_.check_name(request.destination.host, request.destination.port); v.decided && !v.allowed) {
-        refuse(v.why);
-        co_return;
-      }
-      // Names are resolved here, inside the far network: never at the client end.
-      runtime::watchdog resolve_deadline(resolver, cfg_.limit.connect_timeout);
-      auto results = co_await resolver.async_resolve(request.destination.host, std::to_string(request.destination.port),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
-      timed_out = resolve_deadline.fired();
-      if (!ec) {
-        // Every address is checked: a name allowed by pattern that
-        // resolves into a denied network is refused (no DNS detour).
-        std::vector<tcp::endpoint> permitted;
-        std::string first_refusal;
-        for (auto& r : results) {
-          auto v = allowed(r.endpoint(), std::string_view(request.destination.host));
-          if (v.allowed)
-            permitted.push_back(r.endpoint());
-          else if (first_refusal.empty())
-            first_refusal = r.endpoint().address().to_string() + ": " + v.why;
-        }
-        if (permitted.empty()) {
-          refuse(first_refusal);
-          co_return;
-        }
-        co_await asio::async_connect(sock, permitted, asio::redirect_error(asio::use_awaitable, ec));
-      }
+  const auto literal = literal_endpoint(request.destination);
+  // Refused names are not even resolved.
+  if (!literal) {
+    if (auto v = policy_.check_name(request.destination.host, request.destination.port); v.decided && !v.allowed) {
+      refuse(id, label, dest, v.why);
+      co_return;
     }
-    timed_out = timed_out || deadline.fired();
   }
+  // Names are resolved here, inside the far network: never at the client
+  // end. Every address is checked, with the name it came from.
+  const std::optional<std::string_view> name =
+      literal ? std::nullopt : std::optional<std::string_view>(request.destination.host);
+  const auto check = [&](const tcp::endpoint& e) -> std::optional<std::string> {
+    auto v = permits(e.address(), e.port(), name);
+    if (v.allowed) return std::nullopt;
+    return literal ? v.why : e.address().to_string() + ": " + v.why;
+  };
+  const auto host = literal ? literal->address().to_string() : request.destination.host;
+  auto r = co_await runtime::tcp_connect(ex, host, request.destination.port, cfg_.limit.connect_timeout, check);
+  if (r.result == runtime::tcp_connect_result::outcome::refused) {
+    refuse(id, label, dest, r.refusal);
+    co_return;
+  }
+  const bool timed_out = r.timed_out;
+  const auto ec = r.error;
   if (closed_) co_return;
   if (!proto().channel_exists(id)) {
     log_info(component, label, ": the peer gave up before the connection was made");
@@ -110,9 +87,10 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
     driver_->wake();
     co_return;
   }
-  auto local = sock.local_endpoint(ec);
+  boost::system::error_code local_ec;
+  auto local = r.socket->local_endpoint(local_ec);
   log_info(component, label, ": connected from ", local);
-  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(sock), label);
+  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(*r.socket), label);
   channels_[id] = ch;
   proto().accept_channel(id, to_lstp(local));
   driver_->wake();
