@@ -252,3 +252,60 @@ TEST_CASE("destroying a task group cancels its tasks, which keep what they hold 
   CHECK(ended);
   CHECK(watch.expired());
 }
+
+#include "runtime/tcp_connect.hpp"
+
+namespace {
+runtime::tcp_connect_result connect_now(boost::asio::io_context& io, std::string host, std::uint16_t port,
+                                        runtime::address_filter filter = {}) {
+  std::optional<runtime::tcp_connect_result> out;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> {
+        out = co_await runtime::tcp_connect(io.get_executor(), host, port, std::chrono::seconds(5), filter);
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  io.restart();
+  io.run_for(std::chrono::seconds(10));
+  REQUIRE(out);
+  return std::move(*out);
+}
+}  // namespace
+
+TEST_CASE("tcp_connect connects, refuses what the filter refuses without trying, and names a resolve failure",
+          "[runtime][connect]") {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor listener(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = listener.local_endpoint().port();
+  auto ok = connect_now(io, "127.0.0.1", port);
+  CHECK(ok.connected());
+  REQUIRE(ok.socket);
+  CHECK(ok.socket->remote_endpoint().port() == port);
+
+  int asked = 0;
+  auto refused = connect_now(io, "127.0.0.1", port, [&](const boost::asio::ip::tcp::endpoint& e) {
+    ++asked;
+    return std::optional<std::string>("no " + e.address().to_string());
+  });
+  CHECK(refused.result == runtime::tcp_connect_result::outcome::refused);
+  CHECK(refused.refusal == "no 127.0.0.1");
+  CHECK(asked == 1);
+  CHECK_FALSE(refused.socket);
+  // Only the first connection reached the listener.
+  listener.non_blocking(true);
+  boost::system::error_code ec;
+  listener.accept(ec);
+  CHECK(!ec);
+  listener.accept(ec);
+  CHECK(ec == boost::asio::error::would_block);
+
+  auto unknown = connect_now(io, "no-such-host.invalid", 80);
+  CHECK(unknown.result == runtime::tcp_connect_result::outcome::resolve_failed);
+  CHECK(unknown.error);
+
+  listener.close();
+  auto closed = connect_now(io, "127.0.0.1", port);
+  CHECK(closed.result == runtime::tcp_connect_result::outcome::connect_failed);
+  CHECK(closed.error == boost::asio::error::connection_refused);
+}
