@@ -19,13 +19,35 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DLSTP_FUZZ=ON -DLSTP_SANITIZE=ON 
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
 
-for t in "${targets[@]}"; do
-  corpus=tests/fuzz/corpus/$t
+# One target per core at a time: each fuzzer is single-threaded, and the
+# test command runs this with nothing else beside it.
+parallel=$(nproc 2>/dev/null || echo 1)
+run_target() {
+  local t=$1 corpus=tests/fuzz/corpus/$1 work rc=0
   work=$(mktemp -d /tmp/lstp-fuzz-$t.XXXXXX)
   mkdir -p "$corpus"
-  echo "fuzz_$t: ${seconds}s"
   # New inputs go to a scratch folder; the committed seeds stay small.
   build-fuzz/bin/fuzz_$t -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 "$work" "$corpus" 2>&1 | tail -n 12
-  rm -rf "$work"
+    -print_final_stats=1 "$work" "$corpus" > "$work.log" 2>&1 || rc=$?
+  echo "fuzz_$t: ${seconds}s"
+  if [ $rc -eq 0 ]; then tail -n 12 "$work.log"; else tail -n 80 "$work.log"; echo "fuzz_$t FAILED ($rc)"; fi
+  rm -rf "$work" "$work.log"
+  return $rc
+}
+failed=0
+for ((i = 0; i < ${#targets[@]}; i += parallel)); do
+  pids=()
+  outs=()
+  for t in "${targets[@]:i:parallel}"; do
+    out=$(mktemp /tmp/lstp-fuzz-out.XXXXXX)
+    run_target "$t" > "$out" 2>&1 &
+    pids+=($!)
+    outs+=("$out")
+  done
+  for k in "${!pids[@]}"; do
+    wait "${pids[$k]}" || failed=1
+    cat "${outs[$k]}"
+    rm -f "${outs[$k]}"
+  done
 done
+exit $failed
