@@ -19,13 +19,7 @@ end_channel::end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, as
       label_(std::move(label)),
       reader_wake_(socket_.get_executor()),
       writer_wake_(socket_.get_executor()),
-      opened_(std::chrono::steady_clock::now()),
-      last_flush_(socket_.get_executor()),
-      tasks_(socket_.get_executor(), [this](std::string_view task, std::string_view what) {
-        // Logged here once; the channel ends, the tunnel and its other channels go on.
-        runtime::log_error("end", label_, ": internal error in the ", task, ": ", what);
-        local_failure("internal error");
-      }) {
+      opened_(std::chrono::steady_clock::now()) {
   boost::system::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   // deliver() writes straight to the socket when it can, never waiting.
@@ -43,16 +37,26 @@ void end_channel::start(lstp::bytes early) {
     queued_ = true;
     owner_->driver().schedule(self);
   }
-  tasks_.spawn("reader", [self] { return self->read_loop(); });
-  tasks_.spawn("writer", [self] { return self->write_loop(); });
+  // The tunnel owns its channels' tasks. They end when the channel does
+  // (abort closes the socket, which ends both loops), so they need no
+  // cancellation, and an idle channel saves what Asio keeps for it. A task
+  // that fails ends its channel; the tunnel and its other channels go on.
+  const auto failed = [self] { self->local_failure("internal error"); };
+  owner_->channel_tasks().spawn_uncancellable(label_ + " reader", [self] { return self->read_loop(); }, failed);
+  owner_->channel_tasks().spawn_uncancellable(label_ + " writer", [self] { return self->write_loop(); }, failed);
 }
 
 void end_channel::finish_within(std::chrono::steady_clock::duration limit) {
   if (finished_ || aborted_) return;
-  tasks_.spawn("last flush", [self = shared_from_this(), limit]() -> asio::awaitable<void> {
-    self->last_flush_.expires_after(limit);
+  owner_->channel_tasks().spawn(label_ + " last flush", [self = shared_from_this(), limit]() -> asio::awaitable<void> {
+    // Only a channel that outlives its tunnel has this timer: an idle
+    // channel pays nothing for it.
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    self->last_flush_ = &timer;
+    timer.expires_after(limit);
     boost::system::error_code ec;
-    co_await self->last_flush_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    self->last_flush_ = nullptr;
     if (!self->finished_ && !ec) self->abort("its last bytes were not taken in time after the tunnel closed");
   });
 }
@@ -216,7 +220,7 @@ void end_channel::maybe_finish() {
   if (finished_) return;
   if (!aborted_ && !(fin_sent_ && writer_done_)) return;
   finished_ = true;
-  last_flush_.cancel();
+  if (last_flush_) last_flush_->cancel();
   boost::system::error_code ignored;
   socket_.close(ignored);
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();

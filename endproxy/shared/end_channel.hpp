@@ -90,8 +90,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::size_t window_ = 0;  // the largest credit window this channel's receiving side reached
   std::chrono::steady_clock::time_point opened_;
   std::shared_ptr<void> token_;
-  boost::asio::steady_timer last_flush_;  // finish_within's deadline
-  runtime::task_group tasks_;  // the reader, the writer, and the last flush's deadline
+  boost::asio::steady_timer* last_flush_ = nullptr;  // finish_within's deadline, while it runs
 };
 
 }  // namespace endproxy

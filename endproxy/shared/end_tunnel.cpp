@@ -37,6 +37,10 @@ end_tunnel::end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, ls
         // The task's channel is refused or freed by its failure handler;
         // the tunnel and its other channels go on.
         runtime::log_error(component, "tunnel ", cfg_.tunnel_name, " ", task, ": internal error: ", what);
+      }),
+      channel_tasks_(hop->get_executor(), [](std::string_view task, std::string_view what) {
+        // The task's channel is reset by its failure handler.
+        runtime::log_error(component, task, ": internal error: ", what);
       }) {
   driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this,
                                                              "tunnel " + cfg_.tunnel_name);

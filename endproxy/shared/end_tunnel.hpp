@@ -98,6 +98,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   lstp::bytes take_buffer();
   void release_buffer(lstp::bytes buffer);
   void close(const lstp::error_info& why) { driver_->close(why); }
+  runtime::task_group& channel_tasks() { return channel_tasks_; }
 
   // lstp::tunnel_handler
   void on_up(const lstp::tunnel_info& info) override;
@@ -144,6 +145,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   bool closed_ = false;
   // The server side's connects and BIND listeners, one task per channel.
   runtime::task_group tasks_;
+  // Every channel's reader and writer (end_channel).
+  runtime::task_group channel_tasks_;
 };
 
 }  // namespace endproxy

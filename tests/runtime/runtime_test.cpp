@@ -309,3 +309,35 @@ TEST_CASE("tcp_connect connects, refuses what the filter refuses without trying,
   CHECK(closed.result == runtime::tcp_connect_result::outcome::connect_failed);
   CHECK(closed.error == boost::asio::error::connection_refused);
 }
+
+TEST_CASE("an uncancellable task is counted, joined and reported, and cancel does not reach it", "[runtime][tasks]") {
+  boost::asio::io_context io;
+  std::vector<std::string> reported;
+  runtime::task_group group(io.get_executor(), [&](std::string_view task, std::string_view) { reported.emplace_back(task); });
+  runtime::notifier go(io.get_executor());
+  bool ended = false, failed_handler = false;
+  group.spawn_uncancellable("waits", [&]() -> boost::asio::awaitable<void> {
+    co_await go.wait();
+    ended = true;
+  });
+  group.spawn_uncancellable(
+      "throws", []() -> boost::asio::awaitable<void> {
+        co_await boost::asio::post(boost::asio::use_awaitable);
+        throw std::runtime_error("boom");
+      },
+      [&] { failed_handler = true; });
+  io.poll();
+  CHECK(group.running() == 1);
+  CHECK(reported == std::vector<std::string>{"throws"});
+  CHECK(failed_handler);
+  group.cancel();
+  io.restart();
+  io.poll();
+  CHECK_FALSE(ended);  // not cancelled
+  CHECK(group.running() == 1);
+  go.notify();
+  io.restart();
+  io.poll();
+  CHECK(ended);
+  CHECK(group.running() == 0);
+}
