@@ -20,46 +20,13 @@ bool is_ip_address(const std::string& s) {
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
-// Values are echoed back in messages so the user sees what was read, but a
-// pasted blob should not flood the terminal and control bytes should not
-// reach it raw. Never called on a secret or a password.
-std::string quote(std::string_view s) {
-  constexpr std::size_t max_shown = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < s.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max_shown) out += "...";
-  out += '"';
-  return out;
-}
+std::string quote(std::string_view s) { return uplink::quote(s); }
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Digits only, no sign, no overflow; nullopt otherwise.
-std::optional<std::uint64_t> to_unsigned(std::string_view digits) {
-  if (!all_digits(digits)) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : digits) {
-    const auto d = static_cast<std::uint64_t>(c - '0');
-    if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
+std::optional<std::uint64_t> to_unsigned(std::string_view digits) { return uplink::to_unsigned(digits); }
 
 const char* describe(const YAML::Node& n) {
   switch (n.Type()) {

@@ -6,7 +6,6 @@
 
 namespace uplink {
 
-namespace {
 // Values are echoed back in messages so the user sees what was read, but a
 // pasted blob should not flood the terminal and control bytes should not
 // reach it raw. Never called on a password.
@@ -44,7 +43,6 @@ std::optional<std::uint64_t> to_unsigned(std::string_view digits) {
   }
   return v;
 }
-}  // namespace
 
 std::string endpoint::to_string() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace uplink {
 
@@ -53,6 +54,13 @@ struct way {
   std::string to_string() const;
   bool operator==(const way&) const = default;
 };
+
+// A value as messages show it: quoted, control bytes escaped, at most 80
+// characters. Never called on a secret or a password. (The configuration's
+// messages use it too.)
+std::string quote(std::string_view s);
+// Digits only, no sign, no overflow; nullopt otherwise.
+std::optional<std::uint64_t> to_unsigned(std::string_view digits);
 
 endpoint parse_endpoint(const std::string& text);
 // "socks5://[user[:pass]@]host:port", "socks4a://host:port",
