@@ -12,6 +12,7 @@ import re
 import resource
 import shutil
 import signal
+import random
 import socket
 import struct
 import subprocess
@@ -31,10 +32,29 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, _hard), _hard))
 
 
+# Ports handed to the processes under test come from below the kernel's
+# ephemeral range: a port the kernel picked (bind to 0) is free only until
+# another test's outgoing connection takes it as its source port, which made
+# a middle fail to listen ("Address already in use") when tests ran in
+# parallel. Random, so parallel test processes rarely pick the same one;
+# checked free, and never handed out twice by this process.
+_PORT_RANGE = (20000, 32000)
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(1000):
+        port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_for_port(port, host="127.0.0.1", timeout=10.0):
