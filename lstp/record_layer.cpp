@@ -87,59 +87,68 @@ std::span<std::uint8_t> record_opener::space(std::size_t want) {
   return {buf_.data() + end_, buf_.size() - end_};
 }
 
+void record_opener::append(byte_view in) {
+  if (in.empty() || failed_) return;
+  auto room = space(in.size());
+  std::memcpy(room.data(), in.data(), in.size());
+  end_ += in.size();
+}
+
+record_opener::opened record_opener::open_next() {
+  if (failed_) return {status::failed, {}, failure_};
+  if (end_ - start_ < record_header_size) return {};
+  auto* h = buf_.data() + start_;
+  const std::uint32_t length = static_cast<std::uint32_t>(h[0]) << 24 | static_cast<std::uint32_t>(h[1]) << 16 |
+                               static_cast<std::uint32_t>(h[2]) << 8 | h[3];
+  const auto give_up = [&](error_info e) {
+    failed_ = true;
+    failure_ = e;
+    buf_ = {};
+    start_ = end_ = 0;
+    return opened{status::failed, {}, std::move(e)};
+  };
+  if (length < record_tag_size || length > max_record_plaintext + record_tag_size)
+    return give_up({wire_error::frame_too_large, "record length " + std::to_string(length) + " out of range"});
+  if (end_ - start_ < record_header_size + length) return {};
+  const auto nonce = nonce_for(iv_, seq_++);
+  aead_->set_associated_data(h, record_header_size);
+  aead_->start(nonce.data(), nonce.size());
+  auto* body = h + record_header_size;
+  const std::size_t text = length - record_tag_size;
+  const auto g = aead_->update_granularity();
+  const auto bulk = text / g * g;
+  if (bulk > 0) aead_->process(body, bulk);
+  tail_.assign(body + bulk, body + length);
+  try {
+    aead_->finish(tail_);
+  } catch (const Botan::Exception&) {
+    // Forged, altered, cut, replayed or reordered: nothing of it is used.
+    return give_up({wire_error::protocol_error, "a record failed authentication (altered on the way?)"});
+  }
+  std::memcpy(body + bulk, tail_.data(), tail_.size());
+  start_ += record_header_size + length;
+  return {status::record, byte_view(body, text), {}};
+}
+
+std::optional<error_info> record_opener::open_all(const std::function<bool(byte_view)>& plaintext) {
+  for (;;) {
+    auto r = open_next();
+    if (r.state == status::need_more) return std::nullopt;
+    if (r.state == status::failed) return r.error;
+    if (!plaintext(r.plaintext)) return std::nullopt;
+  }
+}
+
 std::optional<error_info> record_opener::receive(byte_view in, const std::function<bool(byte_view)>& plaintext) {
   if (failed_) return error_info{wire_error::protocol_error, "the record layer already failed"};
-  bool stopped = false;
-  const std::function<bool(byte_view)> until_stopped = [&](byte_view p) { return !(stopped = !plaintext(p)); };
-  while (!in.empty() && !stopped) {
-    auto room = space(in.size());
-    const auto n = std::min(room.size(), in.size());
-    std::memcpy(room.data(), in.data(), n);
-    if (auto err = commit(n, until_stopped)) return err;
-    in = in.subspan(n);
-  }
-  return std::nullopt;
+  append(in);
+  return open_all(plaintext);
 }
 
 std::optional<error_info> record_opener::commit(std::size_t n, const std::function<bool(byte_view)>& plaintext) {
   if (failed_) return error_info{wire_error::protocol_error, "the record layer already failed"};
-  end_ += n;
-  std::optional<error_info> result;
-  while (end_ - start_ >= record_header_size) {
-    auto* h = buf_.data() + start_;
-    const std::uint32_t length = static_cast<std::uint32_t>(h[0]) << 24 | static_cast<std::uint32_t>(h[1]) << 16 |
-                                 static_cast<std::uint32_t>(h[2]) << 8 | h[3];
-    if (length < record_tag_size || length > max_record_plaintext + record_tag_size) {
-      result = error_info{wire_error::frame_too_large, "record length " + std::to_string(length) + " out of range"};
-      break;
-    }
-    if (end_ - start_ < record_header_size + length) break;
-    const auto nonce = nonce_for(iv_, seq_++);
-    aead_->set_associated_data(h, record_header_size);
-    aead_->start(nonce.data(), nonce.size());
-    auto* body = h + record_header_size;
-    const std::size_t text = length - record_tag_size;
-    const auto g = aead_->update_granularity();
-    const auto bulk = text / g * g;
-    if (bulk > 0) aead_->process(body, bulk);
-    tail_.assign(body + bulk, body + length);
-    try {
-      aead_->finish(tail_);
-    } catch (const Botan::Exception&) {
-      // Forged, altered, cut, replayed or reordered: nothing of it is used.
-      result = error_info{wire_error::protocol_error, "a record failed authentication (altered on the way?)"};
-      break;
-    }
-    std::memcpy(body + bulk, tail_.data(), tail_.size());
-    start_ += record_header_size + length;
-    if (!plaintext(byte_view(body, text))) return std::nullopt;
-  }
-  if (result) {
-    failed_ = true;
-    buf_ = {};
-    start_ = end_ = 0;
-  }
-  return result;
+  commit(n);
+  return open_all(plaintext);
 }
 
 }  // namespace lstp

@@ -67,18 +67,32 @@ class record_opener {
   ~record_opener();
   // Zero-copy input: room for a read of up to `want` bytes from the hop
   // (at least min(want, 64 KiB)), to be read into directly and then handed
-  // over with commit(). Records are opened in place there.
+  // over with commit(). Records are opened in place there. Moves the
+  // unopened bytes: plaintexts handed out before are gone.
   std::span<std::uint8_t> space(std::size_t want);
-  // `plaintext` is called with each record's contents once its tag verified
-  // (the span dies on return); it returns false to stop (the tunnel
-  // closed). Returns an error for an oversized or forged record; nothing
-  // after it is opened.
+  void commit(std::size_t n) { end_ += n; }
+  // Copies bytes from elsewhere in (all of them; the buffer grows).
+  void append(byte_view in);
+
+  enum class status { need_more, record, failed };
+  struct opened {
+    status state = status::need_more;
+    byte_view plaintext;  // record: its contents, valid until space() or append()
+    error_info error;     // failed: an oversized or forged record
+  };
+  // Opens the next whole record in place, if one has arrived. After a
+  // failure nothing more is ever opened.
+  opened open_next();
+
+  // Conveniences for tests and fuzzing: commit() or append(), then every
+  // record that opens goes to `plaintext` (it returns false to stop).
   std::optional<error_info> commit(std::size_t n, const std::function<bool(byte_view)>& plaintext);
-  // Feeds bytes from elsewhere: a copy into space(), then commit().
   std::optional<error_info> receive(byte_view in, const std::function<bool(byte_view)>& plaintext);
   std::size_t buffered() const { return end_ - start_; }
 
  private:
+  std::optional<error_info> open_all(const std::function<bool(byte_view)>& plaintext);
+
   std::unique_ptr<Botan::AEAD_Mode> aead_;
   std::array<std::uint8_t, 12> iv_;
   std::uint64_t seq_ = 0;
@@ -86,6 +100,7 @@ class record_opener {
   std::size_t start_ = 0, end_ = 0;
   Botan::secure_vector<std::uint8_t> tail_;
   bool failed_ = false;
+  error_info failure_;
 };
 
 }  // namespace lstp

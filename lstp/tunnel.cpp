@@ -10,10 +10,10 @@ namespace {
 constexpr std::string_view software_name = "lstp/0.1";
 }
 
-tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_handler& handler, clock::time_point now)
+tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, clock::time_point now)
     : params_(std::move(params)),
       rng_(rng),
-      handler_(handler),
+      anchor_(std::make_shared<tunnel*>(this)),
       setup_deadline_(now + params_.limits.setup_wait),
       last_rx_(now),
       last_ping_(now) {
@@ -24,22 +24,94 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_h
   out_ = hop_opening(our_setup_, params_.access);
 }
 
-tunnel::~tunnel() = default;
+tunnel::~tunnel() { *anchor_ = nullptr; }
+
+// Commands end by telling the driver when output or events wait.
+struct tunnel::pending_signal {
+  tunnel& t;
+  explicit pending_signal(tunnel& owner) : t(owner) {}
+  ~pending_signal() { t.signal_pending(); }
+  pending_signal(const pending_signal&) = delete;
+  pending_signal& operator=(const pending_signal&) = delete;
+};
+
+channel_handle& channel_handle::operator=(channel_handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    anchor_ = std::move(o.anchor_);
+    id_ = std::exchange(o.id_, 0);
+  }
+  return *this;
+}
+
+void channel_handle::reset(const error_info& why) {
+  const auto id = std::exchange(id_, 0);
+  auto anchor = std::exchange(anchor_, {}).lock();
+  if (id != 0 && anchor && *anchor) (*anchor)->free_channel(id, why);
+}
+
+void tunnel::emit_error(event_type type, std::uint32_t id, error_info why) {
+  tunnel_event e;
+  e.type = type;
+  e.channel = id;
+  e.error = std::move(why);
+  events_.push_back(std::move(e));
+}
+
+std::optional<tunnel_event> tunnel::poll_event() {
+  while (events_.empty() && advance()) {
+  }
+  if (events_.empty()) {
+    signal_pending();  // handling input may have left output
+    return std::nullopt;
+  }
+  auto e = std::move(events_.front());
+  events_.pop_front();
+  return e;
+}
+
+void dispatch_events(tunnel& t, tunnel_handler& h) {
+  while (auto e = t.poll_event()) {
+    switch (e->type) {
+      case event_type::up: h.on_up(t.info()); break;
+      case event_type::channel_request: h.on_channel_request(e->channel, e->request); break;
+      case event_type::channel_accepted: h.on_channel_accepted(e->channel, e->where); break;
+      case event_type::bind_peer: h.on_bind_peer(e->channel, e->where); break;
+      case event_type::channel_rejected: h.on_channel_rejected(e->channel, e->error); break;
+      case event_type::service_begin: h.on_service_begin(e->channel); break;
+      case event_type::data: h.on_data(e->channel, e->data); break;
+      case event_type::peer_fin: h.on_peer_fin(e->channel); break;
+      case event_type::pause: h.on_pause(e->channel); break;
+      case event_type::resume: h.on_resume(e->channel); break;
+      case event_type::channel_freed: h.on_channel_freed(e->channel, e->error); break;
+      case event_type::closed: h.on_closed(e->error); break;
+    }
+  }
+}
 
 void tunnel::receive(byte_view bytes, clock::time_point now) {
+  pending_signal signal(*this);
   if (state_ == tunnel_state::closed) return;
   last_rx_ = now;
+  if (opener_) return opener_->append(bytes);
   if (state_ == tunnel_state::setup) {
     setup_reader_.feed(bytes);
-    handle_setup(now);
+    setup_fed_ = true;
     return;
   }
-  feed_tls(bytes);
+  if (tls_at_ > 0) {
+    tls_in_.erase(tls_in_.begin(), tls_in_.begin() + static_cast<std::ptrdiff_t>(tls_at_));
+    tls_at_ = 0;
+  }
+  tls_in_.insert(tls_in_.end(), bytes.begin(), bytes.end());
 }
 
 std::span<std::uint8_t> tunnel::receive_space(std::size_t want) {
   space_in_opener_ = opener_ != nullptr;
-  if (opener_) return opener_->space(want);
+  if (opener_) {
+    in_ = bytes{};  // switched: the record layer reads into its own buffer now
+    return opener_->space(want);
+  }
   if (in_.size() < want) in_.resize(want);
   return {in_.data(), want};
 }
@@ -47,21 +119,77 @@ std::span<std::uint8_t> tunnel::receive_space(std::size_t want) {
 void tunnel::received(std::size_t n, clock::time_point now) {
   if (!space_in_opener_) {
     receive(byte_view(in_.data(), n), now);
-    if (opener_) in_ = bytes{};  // switched: the record layer reads into its own buffer now
     return;
   }
+  pending_signal signal(*this);
   if (state_ == tunnel_state::closed) return;
   last_rx_ = now;
-  auto err = opener_->commit(n, [this](byte_view p) { return on_record(p); });
-  if (err) fail(err->code, err->reason);
+  opener_->commit(n);
 }
 
-// One verified record's frames, handled straight from the record.
-bool tunnel::on_record(byte_view plaintext) {
-  plain_in_.feed_borrowed(plaintext);
-  dispatch_frames();
-  plain_in_.settle();
-  return state_ != tunnel_state::closed;
+// One unit of input: a frame already decoded, else the next LSTP record,
+// else the next TLS record, else the setup. Events it causes wait in events_.
+bool tunnel::advance() {
+  if (state_ == tunnel_state::closed) return false;
+  if (state_ == tunnel_state::setup) {
+    if (!setup_fed_) return false;
+    setup_fed_ = false;
+    handle_setup(last_rx_);
+    return true;
+  }
+  auto r = plain_in_.next();
+  if (r.state == frame_decoder::status::invalid) {
+    fail(r.error, "bad frame from the peer: " + r.reason);
+    return true;
+  }
+  if (r.state == frame_decoder::status::done) {
+    handle_frame(r.frame);
+    maybe_end_shutdown();
+    return true;
+  }
+  if (opener_) {
+    // The LSTP record layer (PROTOCOL.md 3.5): one record at a time, its
+    // frames handled straight from where it was opened. Frames from
+    // records that verified are handled even when a later record fails.
+    auto rec = opener_->open_next();
+    if (rec.state == record_opener::status::need_more) return false;
+    if (rec.state == record_opener::status::failed) {
+      fail(rec.error.code, rec.error.reason);
+      return true;
+    }
+    plain_in_.feed_borrowed(rec.plaintext);
+    return true;
+  }
+  return advance_tls();
+}
+
+// Until the switch, Botan gets whole TLS records one at a time: the record
+// that carries the peer's PROPERTY_EXCHANGE is its last, and the bytes after
+// it are LSTP records, which Botan must never see.
+bool tunnel::advance_tls() {
+  if (!tls_) return false;
+  if (records_negotiated_ && state_ == tunnel_state::up) {
+    // The peer's last TLS record is handled: the rest are LSTP records.
+    if (!switch_to_records_in()) return true;
+    opener_->append(byte_view(tls_in_.data() + tls_at_, tls_in_.size() - tls_at_));
+    tls_in_ = {};
+    tls_at_ = 0;
+    return true;
+  }
+  constexpr std::size_t tls_header = 5;
+  constexpr std::size_t tls_max_record = 16384 + 2048;  // TLS 1.2's ciphertext limit
+  const auto avail = tls_in_.size() - tls_at_;
+  if (avail < tls_header) return false;
+  const std::size_t length = static_cast<std::size_t>(tls_in_[tls_at_ + 3]) << 8 | tls_in_[tls_at_ + 4];
+  if (length > tls_max_record) {
+    fail(wire_error::protocol_error, "TLS record too long");
+    return true;
+  }
+  if (avail < tls_header + length) return false;
+  const byte_view record(tls_in_.data() + tls_at_, tls_header + length);
+  tls_at_ += tls_header + length;
+  if (auto err = tls_->received(record)) fail(err->code, err->reason);
+  return true;
 }
 
 void tunnel::handle_setup(clock::time_point now) {
@@ -90,53 +218,9 @@ void tunnel::handle_setup(clock::time_point now) {
   state_ = tunnel_state::tls_handshake;
   handshake_deadline_ = now + params_.limits.handshake_timeout;
   // Bytes after the setup are already TLS records from the peer.
-  bytes rest(setup_reader_.unread().begin(), setup_reader_.unread().end());
+  tls_in_.assign(setup_reader_.unread().begin(), setup_reader_.unread().end());
+  tls_at_ = 0;
   tls_ = std::make_unique<tls_engine>(info_.master, params_.psk, rng_, *this);
-  if (!rest.empty()) feed_tls(rest);
-}
-
-void tunnel::feed_tls(byte_view ciphertext) {
-  if (!tls_) return;
-  if (opener_) {
-    // The LSTP record layer (PROTOCOL.md 3.5). Frames from records that
-    // verified are handled even when a later record in the same read fails.
-    auto err = opener_->receive(ciphertext, [this](byte_view p) { return on_record(p); });
-    if (err) fail(err->code, err->reason);
-    return;
-  }
-  if (records_negotiated_) return feed_tls_records(ciphertext);
-  if (auto err = tls_->received(ciphertext)) {
-    fail(err->code, err->reason);
-    return;
-  }
-  dispatch_frames();
-}
-
-// Until the switch, Botan gets whole TLS records one at a time: the record
-// that carries the peer's PROPERTY_EXCHANGE is its last, and the bytes after
-// it are LSTP records, which Botan must never see.
-void tunnel::feed_tls_records(byte_view ciphertext) {
-  constexpr std::size_t tls_header = 5;
-  constexpr std::size_t tls_max_record = 16384 + 2048;  // TLS 1.2's ciphertext limit
-  tls_in_.insert(tls_in_.end(), ciphertext.begin(), ciphertext.end());
-  std::size_t pos = 0;
-  while (state_ != tunnel_state::closed && tls_in_.size() - pos >= tls_header) {
-    const std::size_t length = static_cast<std::size_t>(tls_in_[pos + 3]) << 8 | tls_in_[pos + 4];
-    if (length > tls_max_record) return fail(wire_error::protocol_error, "TLS record too long");
-    if (tls_in_.size() - pos < tls_header + length) break;
-    const byte_view record(tls_in_.data() + pos, tls_header + length);
-    pos += tls_header + length;
-    if (auto err = tls_->received(record)) return fail(err->code, err->reason);
-    dispatch_frames();
-    if (state_ == tunnel_state::up && !opener_) {
-      if (!switch_to_records_in()) return;
-      bytes rest(tls_in_.begin() + static_cast<std::ptrdiff_t>(pos), tls_in_.end());
-      tls_in_ = {};
-      if (!rest.empty()) feed_tls(rest);
-      return;
-    }
-  }
-  if (state_ != tunnel_state::closed) tls_in_.erase(tls_in_.begin(), tls_in_.begin() + static_cast<std::ptrdiff_t>(pos));
 }
 
 bool tunnel::switch_to_records_in() {
@@ -199,24 +283,13 @@ void tunnel::close_tls() {
   if (tls_ && !sealer_) tls_->close();
 }
 
-void tunnel::dispatch_frames() {
-  // Frames are handled here, after Botan's received_data has returned, never
-  // inside its callbacks: so handlers may send.
-  while (state_ != tunnel_state::closed) {
-    auto r = plain_in_.next();
-    if (r.state == frame_decoder::status::need_more) break;
-    if (r.state == frame_decoder::status::invalid) {
-      fail(r.error, "bad frame from the peer: " + r.reason);
-      break;
-    }
-    if (state_ == tunnel_state::verifying)
-      handle_verifying(r.frame);
-    else if (state_ == tunnel_state::up)
-      handle_up(r.frame);
-    else
-      fail(wire_error::unexpected_message, std::string(to_string(r.frame.header.type)) + " before TLS was up");
-  }
-  maybe_end_shutdown();
+void tunnel::handle_frame(const frame_view& f) {
+  if (state_ == tunnel_state::verifying)
+    handle_verifying(f);
+  else if (state_ == tunnel_state::up)
+    handle_up(f);
+  else
+    fail(wire_error::unexpected_message, std::string(to_string(f.header.type)) + " before TLS was up");
 }
 
 void tunnel::handle_verifying(const frame_view& f) {
@@ -253,7 +326,7 @@ void tunnel::handle_verifying(const frame_view& f) {
       state_ = tunnel_state::up;
       handshake_deadline_ = clock::time_point::max();
       send_ping(last_rx_);  // the first of rtt_probes round trips: credit windows grow against them
-      handler_.on_up(info_);
+      emit(event_type::up);
       return;
   }
   ++secure_step_;
@@ -303,7 +376,7 @@ void tunnel::handle_up(const frame_view& f) {
         return;
       }
       erase_channel(it);
-      return handler_.on_channel_freed(f.header.channel, {e.code, "the peer reported: " + e.reason});
+      return emit_error(event_type::channel_freed, f.header.channel, {e.code, "the peer reported: " + e.reason});
     }
     case frame_type::connection_request: return handle_connection_request(f);
     case frame_type::connection_ack:
@@ -357,7 +430,11 @@ void tunnel::handle_connection_request(const frame_view& f) {
   ch.state = channel_state::accepting;
   ch.command = static_cast<connect_command>(req.command);
   channels_.emplace(id, ch);
-  handler_.on_channel_request(id, req);
+  tunnel_event e;
+  e.type = event_type::channel_request;
+  e.channel = id;
+  e.request = std::move(req);
+  events_.push_back(std::move(e));
 }
 
 void tunnel::handle_channel_frame(const frame_view& f) {
@@ -384,14 +461,24 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       address bound;
       if (!decode_address_payload(f.payload, bound, why)) return channel_error(id, wire_error::protocol_error, why);
       ch.state = ch.command == connect_command::bind ? channel_state::listening : channel_state::open;
-      return handler_.on_channel_accepted(id, bound);
+      tunnel_event e;
+      e.type = event_type::channel_accepted;
+      e.channel = id;
+      e.where = std::move(bound);
+      events_.push_back(std::move(e));
+      return;
     }
     case frame_type::connection_peer: {
       if (!ch.we_opened || ch.state != channel_state::listening) return unexpected();
       address peer;
       if (!decode_address_payload(f.payload, peer, why)) return channel_error(id, wire_error::protocol_error, why);
       ch.state = channel_state::open;
-      return handler_.on_bind_peer(id, peer);
+      tunnel_event e;
+      e.type = event_type::bind_peer;
+      e.channel = id;
+      e.where = std::move(peer);
+      events_.push_back(std::move(e));
+      return;
     }
     case frame_type::connection_nack:
     case frame_type::service_begin_nack: {
@@ -402,8 +489,8 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       error_info e;
       if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
       erase_channel(it);
-      if (type == frame_type::connection_nack) return handler_.on_channel_rejected(id, e);
-      return handler_.on_channel_freed(id, e);
+      return emit_error(type == frame_type::connection_nack ? event_type::channel_rejected : event_type::channel_freed,
+                        id, std::move(e));
     }
     case frame_type::service_begin_request:
       if (ch.we_opened || ch.state != channel_state::open || ch.begun) return unexpected();
@@ -411,7 +498,7 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       scratch_.clear();
       encode_empty(scratch_, frame_type::service_begin_ack, id);
       send_plain(scratch_);
-      return handler_.on_service_begin(id);
+      return emit(event_type::service_begin, id);
     case frame_type::service_begin_ack:
       if (!ch.we_opened || !ch.begun) return unexpected();
       return;
@@ -453,24 +540,23 @@ void tunnel::handle_channel_frame(const frame_view& f) {
           encode_empty(scratch_, frame_type::service_data_pause, id);
           send_plain(scratch_);
         }
-        handler_.on_data(id, f.payload);
+        tunnel_event e;
+        e.type = event_type::data;
+        e.channel = id;
+        e.data = f.payload;  // in place: valid until the next poll or input
+        events_.push_back(std::move(e));
         if (ch_command == connect_command::udp_associate) {
           // A datagram is delivered or dropped at once (5.3): it is taken
           // as it arrives, so its credit flows straight back and a UDP
-          // channel never holds buffered bytes. The handler may have freed
-          // the channel.
-          if (channels_.count(id)) consumed(id, f.payload.size(), last_rx_);
+          // channel never holds buffered bytes.
+          consume(id, ch, f.payload.size(), last_rx_);
           return;
         }
       }
       if (f.header.flags & flag_fin) {
-        // The handler may have freed the channel from on_data.
-        auto again = channels_.find(id);
-        if (again == channels_.end()) return;
-        again->second.fin_received = true;
-        handler_.on_peer_fin(id);
-        again = channels_.find(id);
-        if (again != channels_.end()) maybe_auto_free(id, again->second);
+        ch.fin_received = true;
+        emit(event_type::peer_fin, id);
+        maybe_auto_free(id, ch);  // may forget the channel
       }
       return;
     }
@@ -487,7 +573,7 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       error_info e;
       if (!decode_error_info(f.payload, e, why)) return channel_error(id, wire_error::protocol_error, why);
       erase_channel(it);
-      return handler_.on_channel_freed(id, e);
+      return emit_error(event_type::channel_freed, id, std::move(e));
     }
     default: return unexpected();
   }
@@ -498,7 +584,7 @@ void tunnel::channel_error(std::uint32_t id, wire_error code, std::string reason
   encode_error_info(scratch_, frame_type::service_free_request, id, {code, reason});
   send_plain(scratch_);
   if (auto gone = channels_.find(id); gone != channels_.end()) erase_channel(gone);
-  handler_.on_channel_freed(id, {code, std::move(reason)});
+  emit_error(event_type::channel_freed, id, {code, std::move(reason)});
 }
 
 void tunnel::maybe_auto_free(std::uint32_t id, channel& ch) {
@@ -509,10 +595,10 @@ void tunnel::maybe_auto_free(std::uint32_t id, channel& ch) {
   if (auto gone = channels_.find(id); gone != channels_.end()) erase_channel(gone);
 }
 
-std::optional<std::uint32_t> tunnel::open_channel(const connection_request& request) {
-  if (state_ != tunnel_state::up || shutting_down() || channels_.size() >= params_.limits.max_channels)
-    return std::nullopt;
-  if (next_own_id_ > 0xFFFFFFFDu) return std::nullopt;  // ids exhausted: a new tunnel is needed
+channel_handle tunnel::open_channel(const connection_request& request) {
+  pending_signal signal(*this);
+  if (state_ != tunnel_state::up || shutting_down() || channels_.size() >= params_.limits.max_channels) return {};
+  if (next_own_id_ > 0xFFFFFFFDu) return {};  // ids exhausted: a new tunnel is needed
   auto id = next_own_id_;
   next_own_id_ += 2;
   channel ch = new_channel();
@@ -523,10 +609,11 @@ std::optional<std::uint32_t> tunnel::open_channel(const connection_request& requ
   scratch_.clear();
   encode_connection_request(scratch_, id, request);
   send_plain(scratch_);
-  return id;
+  return channel_handle(anchor_, id);
 }
 
 void tunnel::accept_channel(std::uint32_t id, const address& bound) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end() || it->second.state != channel_state::accepting) return;
   it->second.state = it->second.command == connect_command::bind ? channel_state::listening : channel_state::open;
@@ -536,6 +623,7 @@ void tunnel::accept_channel(std::uint32_t id, const address& bound) {
 }
 
 void tunnel::bind_peer(std::uint32_t id, const address& peer) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end() || it->second.we_opened || it->second.state != channel_state::listening) return;
   it->second.state = channel_state::open;
@@ -545,6 +633,7 @@ void tunnel::bind_peer(std::uint32_t id, const address& peer) {
 }
 
 void tunnel::reject_channel(std::uint32_t id, const error_info& why) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end() || it->second.we_opened ||
       (it->second.state != channel_state::accepting && it->second.state != channel_state::listening))
@@ -557,6 +646,7 @@ void tunnel::reject_channel(std::uint32_t id, const error_info& why) {
 }
 
 void tunnel::begin_service(std::uint32_t id) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end() || !it->second.we_opened || it->second.state != channel_state::open || it->second.begun)
     return;
@@ -567,6 +657,7 @@ void tunnel::begin_service(std::uint32_t id) {
 }
 
 std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end()) return 0;
   std::size_t allowed = data.size();
@@ -605,13 +696,14 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
     maybe_auto_free(id, ch);  // may forget the channel
     maybe_end_shutdown();
   }
-  // Last, and found again: the handler may free the channel from on_pause.
+  // Last, and found again: a FIN both ways forgets the channel.
   if (windows_negotiated_)
     if (auto again = channels_.find(id); again != channels_.end()) update_blocked(id, again->second);
   return sent;
 }
 
 tunnel::datagram_verdict tunnel::send_datagram(std::uint32_t id, const address& far, byte_view data) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end()) return datagram_verdict::not_open;
   auto& ch = it->second;
@@ -646,9 +738,13 @@ void tunnel::erase_channel(std::map<std::uint32_t, channel>::iterator it) {
 }
 
 void tunnel::consumed(std::uint32_t id, std::size_t n, clock::time_point now) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end()) return;
-  auto& ch = it->second;
+  consume(id, it->second, n, now);
+}
+
+void tunnel::consume(std::uint32_t id, channel& ch, std::size_t n, clock::time_point now) {
   const auto taken = std::min(n, ch.buffered);
   ch.buffered -= taken;
   buffered_total_ -= std::min(taken, buffered_total_);
@@ -722,13 +818,11 @@ void tunnel::update_blocked(std::uint32_t id, channel& ch) {
   const bool blocked = ch.paused_by_peer || (windows_negotiated_ && ch.send_credit == 0);
   if (blocked == ch.blocked) return;
   ch.blocked = blocked;
-  if (blocked)
-    handler_.on_pause(id);
-  else
-    handler_.on_resume(id);
+  emit(blocked ? event_type::pause : event_type::resume, id);
 }
 
 void tunnel::free_channel(std::uint32_t id, const error_info& why) {
+  pending_signal signal(*this);
   auto it = channels_.find(id);
   if (it == channels_.end()) return;
   erase_channel(it);
@@ -749,6 +843,7 @@ std::size_t tunnel::buffered(std::uint32_t id) const {
 }
 
 void tunnel::shutdown(std::string_view reason, clock::time_point now) {
+  pending_signal signal(*this);
   if (state_ == tunnel_state::closed || shutting_down_) return;
   if (state_ != tunnel_state::up) {
     // Nothing to drain yet: end now.
@@ -775,7 +870,10 @@ void tunnel::maybe_end_shutdown() {
   finish({wire_error::shutting_down, shutdown_reason_});
 }
 
-void tunnel::close(const error_info& why) { fail(why.code, why.reason); }
+void tunnel::close(const error_info& why) {
+  pending_signal signal(*this);
+  fail(why.code, why.reason);
+}
 
 void tunnel::fail(wire_error code, std::string reason) {
   if (state_ == tunnel_state::closed) return;
@@ -798,7 +896,7 @@ void tunnel::finish(const error_info& why) {
   channels_.clear();
   buffered_total_ = 0;
   grown_windows_ = 0;
-  handler_.on_closed(why);
+  emit_error(event_type::closed, 0, why);
 }
 
 clock::time_point tunnel::next_deadline() const {
@@ -815,6 +913,7 @@ clock::time_point tunnel::next_deadline() const {
 }
 
 void tunnel::on_timer(clock::time_point now) {
+  pending_signal signal(*this);
   if (state_ == tunnel_state::setup) {
     if (now >= setup_deadline_)
       fail(wire_error::setup_timeout, "no peer setup arrived through the middle proxy in time");

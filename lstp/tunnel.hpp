@@ -1,21 +1,29 @@
 // One end of an LSTP tunnel, without I/O (PROTOCOL.md 3, 5, 6).
 //
-// Bytes from the hop go into `receive`; bytes for the hop accumulate in
-// `output()` (the driver swaps them out and writes them). Time comes in as
-// arguments, and `next_deadline` tells the driver when to call `on_timer`.
-// Events reach the application through `tunnel_handler`, synchronously, from
-// inside `receive` and `on_timer`; the handler may call the tunnel's channel
-// commands from a callback.
+// Bytes from the hop go into `receive` (or `receive_space` and `received`);
+// bytes for the hop accumulate in `output()` (the driver swaps them out and
+// writes them). Time comes in as arguments, and `next_deadline` tells the
+// driver when to call `on_timer`. What happens reaches the application as
+// events it polls (`poll_event`, as ngtcp2 and Boost.MySQL do): the tunnel
+// never calls out while it works, so the application may issue any channel
+// command between two polls. Input is handled as it is polled, one frame at
+// a time, so a command issued after an event applies before the next frame
+// is read, and a data event's bytes are read in place, never copied.
+// `on_pending` (optional) hears when output or events wait, so a driver
+// wakes its writer without being told by every caller.
 //
 // The tunnel owns the protocol state of every channel (which messages are
 // allowed when, flow-control accounting); the application owns the sockets.
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "lstp/access.hpp"
 #include "lstp/frame.hpp"
@@ -61,41 +69,99 @@ struct tunnel_info {
   std::string cipher;
 };
 
+enum class event_type : std::uint8_t {
+  up,                // the tunnel is up: channels may be opened (info())
+  channel_request,   // the peer asks us to connect: answer with accept_channel or reject_channel
+  channel_accepted,  // CONNECTION_ACK; for a BIND, the first reply (where the far end listens)
+  bind_peer,         // BIND: a peer connected to the far end's listener; data may flow now
+  channel_rejected,  // CONNECTION_NACK (also a BIND's refused second reply)
+  service_begin,     // the opener began the service: the acceptor may now send data
+  data,              // channel bytes for the local socket; report delivery with `consumed`
+  peer_fin,          // the peer ended its direction of the channel
+  pause,             // stop sending on the channel (PAUSE, or its credit is spent)
+  resume,            // sending may go on
+  channel_freed,     // the peer ended the channel or the protocol aborted it; the tunnel forgot it
+  closed,            // the tunnel is closed; the last event
+};
+
+struct tunnel_event {
+  event_type type = event_type::closed;
+  std::uint32_t channel = 0;
+  // data: the bytes, read in place: valid until the next poll_event() or
+  // input (receive, receive_space, received, on_timer).
+  byte_view data;
+  address where;               // channel_accepted: where the far end is bound; bind_peer: the peer
+  connection_request request;  // channel_request
+  error_info error;            // channel_rejected, channel_freed, closed
+};
+
+// Polls every waiting event of `t` and hands each to the matching call, for
+// applications that prefer a handler. Called from outside the tunnel (the
+// driver, a test), so a handler may issue commands; events they cause are
+// handed on in the same call.
 class tunnel_handler {
  public:
   virtual ~tunnel_handler() = default;
   virtual void on_up(const tunnel_info& info) = 0;
-  // The peer asks us to connect somewhere: answer later with
-  // accept_channel or reject_channel.
   virtual void on_channel_request(std::uint32_t id, const connection_request& request) = 0;
-  // CONNECTION_ACK. For a BIND channel this is the first reply (where the
-  // far end listens); the second comes through on_bind_peer.
   virtual void on_channel_accepted(std::uint32_t id, const address& bound) = 0;
-  // BIND: a peer connected to the far end's listener; data may flow now.
   virtual void on_bind_peer(std::uint32_t id, const address& peer) = 0;
   virtual void on_channel_rejected(std::uint32_t id, const error_info& why) = 0;
-  // The opener began the service: the acceptor may now send data.
   virtual void on_service_begin(std::uint32_t id) = 0;
-  // Channel data for the local socket. Copy it: the span dies on return.
-  // Report its delivery with `consumed` so flow control can resume.
+  // Copy the bytes or write them out now: the span dies on return.
   virtual void on_data(std::uint32_t id, byte_view data) = 0;
   virtual void on_peer_fin(std::uint32_t id) = 0;
   virtual void on_pause(std::uint32_t id) = 0;
   virtual void on_resume(std::uint32_t id) = 0;
-  // The channel was ended by the peer or aborted by the protocol; the
-  // tunnel has forgotten it. Not called for channels the application freed
-  // nor for the normal end after FIN both ways.
+  // Not called for channels the application freed nor for the normal end
+  // after FIN both ways.
   virtual void on_channel_freed(std::uint32_t id, const error_info& why) = 0;
-  // The tunnel is closed (error, shutdown, TLS failure, dead peer). Called once.
   virtual void on_closed(const error_info& why) = 0;
+};
+
+class tunnel;
+
+// A channel this end opened: frees it (SERVICE_FREE_REQUEST) when dropped
+// while the tunnel still has it, so no path forgets one. Does nothing once
+// the channel ended or the tunnel is gone.
+class channel_handle {
+ public:
+  channel_handle() = default;
+  channel_handle(channel_handle&& o) noexcept : anchor_(std::move(o.anchor_)), id_(std::exchange(o.id_, 0)) {}
+  channel_handle& operator=(channel_handle&& o) noexcept;
+  channel_handle(const channel_handle&) = delete;
+  channel_handle& operator=(const channel_handle&) = delete;
+  ~channel_handle() { reset(); }
+
+  explicit operator bool() const { return id_ != 0; }
+  std::uint32_t operator*() const { return id_; }
+  std::uint32_t id() const { return id_; }
+  // Frees the channel now with `why` (if the tunnel still has it).
+  void reset(const error_info& why = {wire_error::general, "the channel was abandoned"});
+
+ private:
+  friend class tunnel;
+  channel_handle(std::weak_ptr<tunnel*> anchor, std::uint32_t id) : anchor_(std::move(anchor)), id_(id) {}
+  std::weak_ptr<tunnel*> anchor_;
+  std::uint32_t id_ = 0;
 };
 
 class tunnel final : public tls_sink {
  public:
-  tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, tunnel_handler& handler, clock::time_point now);
+  tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, clock::time_point now);
   ~tunnel() override;
+  tunnel(const tunnel&) = delete;
+  tunnel& operator=(const tunnel&) = delete;
+
+  // The next event, handling input as far as it takes to find one; nullopt
+  // when nothing more can happen until new input, time or a command.
+  std::optional<tunnel_event> poll_event();
+  // Called when output or events wait after a command, an input or a poll,
+  // e.g. to wake a driver's writer. It must not call into the tunnel.
+  void on_pending(std::function<void()> signal) { on_pending_ = std::move(signal); }
 
   // --- hop side ---
+  // Input is kept and handled as events are polled.
   void receive(byte_view bytes, clock::time_point now);
   // The same without a copy: read at most `want` bytes from the hop into
   // receive_space(want), then call received() with how many came.
@@ -109,8 +175,9 @@ class tunnel final : public tls_sink {
   const tunnel_info& info() const { return info_; }
 
   // --- channel commands (state up; ignored otherwise) ---
-  // Opens a channel; nullopt when the tunnel is not up or at its limit.
-  std::optional<std::uint32_t> open_channel(const connection_request& request);
+  // Opens a channel; an empty handle when the tunnel is not up or at its
+  // limit. Dropping the handle frees the channel.
+  channel_handle open_channel(const connection_request& request);
   // Acceptor: CONNECTION_ACK. For a BIND channel, `bound` is where we
   // listen, and the channel waits for bind_peer.
   void accept_channel(std::uint32_t id, const address& bound);
@@ -152,7 +219,10 @@ class tunnel final : public tls_sink {
 
   // Test seam: sends whole frames inside TLS as they are, bypassing every
   // channel rule, to play a misbehaving peer.
-  void send_raw_frames(const bytes& frames) { send_plain(frames); }
+  void send_raw_frames(const bytes& frames) {
+    send_plain(frames);
+    signal_pending();
+  }
 
   // Both directions run on the LSTP record layer (PROTOCOL.md 3.5).
   bool record_layer_active() const { return sealer_ && opener_; }
@@ -195,6 +265,17 @@ class tunnel final : public tls_sink {
     bool blocked = false;  // told the handler to stop (PAUSE or no credit)
   };
 
+  // Handles one unit of waiting input (a frame, a record, a TLS record or
+  // the setup); false when none is ready.
+  bool advance();
+  bool advance_tls();
+  void emit(event_type type, std::uint32_t id = 0) { events_.push_back(tunnel_event{type, id, {}, {}, {}, {}}); }
+  void emit_error(event_type type, std::uint32_t id, error_info why);
+  void signal_pending() {
+    if (on_pending_ && (!out_.empty() || !events_.empty())) on_pending_();
+  }
+  struct pending_signal;  // signals at the end of a command
+
   // tls_sink
   void tls_ciphertext(byte_view data) override;
   void tls_plaintext(byte_view data) override;
@@ -202,11 +283,8 @@ class tunnel final : public tls_sink {
   void tls_closed() override;
 
   void handle_setup(clock::time_point now);
-  void feed_tls(byte_view ciphertext);
-  void feed_tls_records(byte_view ciphertext);
-  bool on_record(byte_view plaintext);
   bool switch_to_records_in();
-  void dispatch_frames();
+  void handle_frame(const frame_view& f);
   void handle_verifying(const frame_view& f);
   void handle_up(const frame_view& f);
   void handle_channel_frame(const frame_view& f);
@@ -221,6 +299,8 @@ class tunnel final : public tls_sink {
   void erase_channel(std::map<std::uint32_t, channel>::iterator it);
   channel new_channel() const;
   void update_blocked(std::uint32_t id, channel& ch);
+  // Counts `n` delivered bytes of `ch` taken: resume and credit follow.
+  void consume(std::uint32_t id, channel& ch, std::size_t n, clock::time_point now);
   void handle_credit(std::uint32_t id, channel& ch, const frame_view& f);
   void send_ping(clock::time_point now);
   void begin_shutdown(clock::time_point now);
@@ -230,7 +310,10 @@ class tunnel final : public tls_sink {
 
   tunnel_params params_;
   Botan::RandomNumberGenerator& rng_;
-  tunnel_handler& handler_;
+  std::deque<tunnel_event> events_;
+  std::function<void()> on_pending_;
+  // What channel_handles see: this tunnel while it lives.
+  std::shared_ptr<tunnel*> anchor_;
   tunnel_state state_ = tunnel_state::setup;
   tunnel_info info_;
   setup_message our_setup_;
@@ -250,7 +333,11 @@ class tunnel final : public tls_sink {
   std::optional<record_keys> in_keys_;
   bytes in_;                  // receive_space() before the record layer
   bool space_in_opener_ = false;  // receive_space() handed out the opener's buffer
-  bytes tls_in_;  // whole TLS records are fed to Botan one by one until the switch
+  bool setup_fed_ = false;        // the setup reader has bytes not yet looked at
+  // TLS records from the peer, fed to Botan one at a time until the switch
+  // to LSTP records; [tls_at_, end) is not fed yet.
+  bytes tls_in_;
+  std::size_t tls_at_ = 0;
   frame_decoder plain_in_;
   bytes out_;
   bytes scratch_;
@@ -277,5 +364,8 @@ class tunnel final : public tls_sink {
   std::uint64_t ping_counter_ = 0;
   bool closed_notified_ = false;
 };
+
+// Hands every waiting event of `t` to `h` (see tunnel_handler).
+void dispatch_events(tunnel& t, tunnel_handler& h);
 
 }  // namespace lstp

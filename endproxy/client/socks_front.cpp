@@ -167,19 +167,16 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
         co_await refuse(reply_for(opened.result.error.code));
         co_return;
       }
-      first = udp_leg{*t, opened.tunnel, opened.result.id};
+      first = udp_leg{*t, opened.tunnel, std::move(opened.result.channel)};
     }
     const auto relay_at = relay.local_endpoint(ec);
     if (!co_await reply(to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())))) {
-      if (first) {
-        first->through->proto().free_channel(first->id, {lstp::wire_error::general, "the app went away"});
-        first->through->driver().wake();
-      }
+      if (first) first->channel.reset({lstp::wire_error::general, "the app went away"});
       co_return;
     }
     auto label = "UDP association of " + who.str() + " (relay " + to_lstp(tcp::endpoint(relay_at.address(), relay_at.port())).to_string() + ")";
     log_info(component, label, ": ", version, " UDP ASSOCIATE ok",
-             first ? ", first channel " + first->through->label(first->id, dst.to_string()) : std::string());
+             first ? ", first channel " + first->through->label(first->channel.id(), dst.to_string()) : std::string());
     start_socks_udp(udp_routing{routes_, tunnels_, shared_from_this()}, std::move(first), std::move(sock), std::move(relay), client, label,
                     std::move(slot));
     co_return;
@@ -202,10 +199,9 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
   }
   auto& tunnel = routed.channel.tunnel;
   auto& result = routed.channel.result;
-  const auto give_up = [&](const char* why) {
-    tunnel->proto().free_channel(result.id, {lstp::wire_error::general, why});
-    tunnel->driver().wake();
-  };
+  // Every path that does not attach the channel frees it (dropping the
+  // handle would too, with a vaguer reason).
+  const auto give_up = [&](const std::string& why) { result.channel.reset({lstp::wire_error::general, why}); };
   const char* verb = command == lstp::connect_command::bind            ? "BIND"
                      : command == lstp::connect_command::udp_associate ? "UDP ASSOCIATE"
                                                                        : "CONNECT";
@@ -223,13 +219,14 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     if (!peer_result.accepted) {
       log_info(component, label, ": BIND ended without a peer: ", lstp::to_string(peer_result.error.code),
                peer_result.error.reason.empty() ? "" : ": " + peer_result.error.reason);
+      give_up(peer_result.error.reason);
       co_await refuse(reply_for(peer_result.error.code));
       co_return;
     }
     if (!co_await reply(peer_result.bound)) co_return give_up("the app went away");
     log_info(component, label, ": BIND peer ", peer_result.bound.to_string(), " connected");
   }
-  tunnel->attach(result.id, std::move(sock), label, std::move(in), std::move(slot));
+  tunnel->attach(std::move(result.channel), std::move(sock), label, std::move(in), std::move(slot));
 }
 
 }  // namespace endproxy

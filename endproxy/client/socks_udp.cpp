@@ -48,7 +48,7 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
         }) {}
 
   void start(std::optional<udp_leg> first) {
-    if (first) attach(first->tunnel, first->through, first->id);
+    if (first) attach(first->tunnel, first->through, std::move(first->channel));
     auto self = shared_from_this();
     // The association ends when either task fails.
     const auto end_it = [self] { self->end("internal error"); };
@@ -94,12 +94,13 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
     std::vector<std::pair<lstp::address, lstp::bytes>> queued;
   };
 
-  void attach(std::size_t t, std::shared_ptr<end_tunnel> through, std::uint32_t id) {
+  void attach(std::size_t t, std::shared_ptr<end_tunnel> through, lstp::channel_handle channel) {
     auto& leg = legs_[t];
     leg.state = leg_state::open;
     leg.through = std::move(through);
-    leg.id = id;
-    leg.through->attach_datagrams(id, std::make_shared<leg_channel>(weak_from_this(), t));
+    leg.id = channel.id();
+    // The tunnel holds the handle from now on: forget_datagrams frees it.
+    leg.through->attach_datagrams(leg.id, std::make_shared<leg_channel>(weak_from_this(), t), std::move(channel));
   }
 
   void dropped(const std::string& why) {
@@ -153,10 +154,7 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
     auto queued = std::move(self->legs_[t].queued);
     self->legs_[t].queued.clear();
     if (self->closed_) {
-      if (opened.tunnel) {
-        opened.tunnel->proto().free_channel(opened.result.id, {lstp::wire_error::ok, ""});
-        opened.tunnel->driver().wake();
-      }
+      opened.result.channel.reset({lstp::wire_error::ok, ""});
       co_return;
     }
     if (!opened.tunnel) {
@@ -167,7 +165,7 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
       self->dropped_ += queued.size();
       co_return;
     }
-    self->attach(t, opened.tunnel, opened.result.id);
+    self->attach(t, opened.tunnel, std::move(opened.result.channel));
     for (auto& [dst, data] : queued) {
       if (opened.tunnel->send_datagram(opened.result.id, dst, data))
         ++self->sent_;
@@ -184,11 +182,7 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
     control_.close(ignored);
     for (auto& leg : legs_) {
       if (leg.state != leg_state::open) continue;
-      leg.through->forget_datagrams(leg.id);
-      if (leg.through->proto().channel_exists(leg.id)) {
-        leg.through->proto().free_channel(leg.id, {lstp::wire_error::ok, ""});
-        leg.through->driver().wake();
-      }
+      leg.through->forget_datagrams(leg.id, {lstp::wire_error::ok, ""});
       leg = {};
     }
     log_info(component, label_, ": UDP association ended (", why, "); datagrams out ", sent_, ", back ", back_,

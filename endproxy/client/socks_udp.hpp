@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "lstp/tunnel.hpp"
 #include "routing/route_table.hpp"
 
 namespace endproxy {
@@ -30,7 +31,7 @@ struct udp_routing {
 struct udp_leg {
   std::size_t tunnel = 0;
   std::shared_ptr<end_tunnel> through;
-  std::uint32_t id = 0;
+  lstp::channel_handle channel;  // freed when the association drops it
 };
 
 // Takes over `control` and `relay` once the app has its reply. Datagrams

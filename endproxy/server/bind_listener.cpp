@@ -75,7 +75,6 @@ asio::awaitable<void> end_tunnel::listen_for_peer(std::uint32_t id, lstp::connec
     log_info(component, label, ": ", why);
     if (closed_ || !proto().channel_exists(id)) return;
     proto().reject_channel(id, {code, why});
-    driver_->wake();
   };
 
   // The expected peer: any (0.0.0.0 / ::), one address, or a name's addresses.
@@ -140,7 +139,6 @@ asio::awaitable<void> end_tunnel::listen_for_peer(std::uint32_t id, lstp::connec
   listening_[id] = acceptor;
   log_info(component, label, ": listening on ", bound, " for up to ", cfg_.limit.bind_timeout.count() / 1000, " s");
   proto().accept_channel(id, to_lstp(bound));
-  driver_->wake();
 
   runtime::watchdog deadline(*acceptor, cfg_.limit.bind_timeout);
   for (;;) {
@@ -177,7 +175,6 @@ asio::awaitable<void> end_tunnel::listen_for_peer(std::uint32_t id, lstp::connec
     auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(peer_sock), label);
     channels_[id] = ch;
     proto().bind_peer(id, to_lstp(peer));
-    driver_->wake();
     co_return;
   }
 }

@@ -41,7 +41,6 @@ void end_tunnel::refuse(std::uint32_t id, const std::string& label, const std::s
   log_info(component, label, ": refused by policy (", why, ")");
   if (closed_ || !proto().channel_exists(id)) return;
   proto().reject_channel(id, {lstp::wire_error::not_allowed, "the server end's policy refuses " + what + ": " + why});
-  driver_->wake();
 }
 
 asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::connection_request request) {
@@ -84,7 +83,6 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
     auto reason = "connect to " + dest + " failed: " + (timed_out ? std::string("timed out") : ec.message());
     log_info(component, label, ": ", reason);
     proto().reject_channel(id, {code, reason});
-    driver_->wake();
     co_return;
   }
   boost::system::error_code local_ec;
@@ -93,7 +91,6 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
   auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(*r.socket), label);
   channels_[id] = ch;
   proto().accept_channel(id, to_lstp(local));
-  driver_->wake();
 }
 
 }  // namespace endproxy

@@ -65,11 +65,7 @@ class udp_relay final : public datagram_channel, public std::enable_shared_from_
   void set_paused(bool) override {}  // send_datagram drops while paused
 
   void fail(const std::string& why) {
-    owner_->forget_datagrams(id_);
-    if (owner_->proto().channel_exists(id_)) {
-      owner_->proto().free_channel(id_, {lstp::wire_error::general, why});
-      owner_->driver().wake();
-    }
+    owner_->forget_datagrams(id_, {lstp::wire_error::general, why});
     abort(why);
   }
 
@@ -212,7 +208,6 @@ void end_tunnel::open_udp_relay(std::uint32_t id, const lstp::connection_request
   if (ec) {
     log_info(component, label, ": cannot open a UDP socket: ", ec.message());
     proto().reject_channel(id, {lstp::wire_error::general, "cannot open a UDP socket: " + ec.message()});
-    driver_->wake();
     return;
   }
   const auto port = sock.local_endpoint(ec).port();
@@ -223,7 +218,6 @@ void end_tunnel::open_udp_relay(std::uint32_t id, const lstp::connection_request
   lstp::address bound;  // 0.0.0.0: the socket listens on every address
   bound.port = port;
   proto().accept_channel(id, bound);
-  driver_->wake();
 }
 
 }  // namespace endproxy

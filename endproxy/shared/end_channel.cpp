@@ -203,7 +203,6 @@ asio::awaitable<void> end_channel::write_loop() {
     bytes_down_ += n;
     owner_->proto().consumed(id_, n, std::chrono::steady_clock::now());
     window_ = std::max(window_, owner_->proto().receive_window(id_));
-    owner_->driver().wake();
   }
   writer_done_ = true;
   maybe_finish();
@@ -212,7 +211,6 @@ asio::awaitable<void> end_channel::write_loop() {
 void end_channel::local_failure(const std::string& why) {
   if (aborted_) return;
   owner_->proto().free_channel(id_, {lstp::wire_error::general, "the local connection failed"});
-  owner_->driver().wake();
   abort(why);
 }
 

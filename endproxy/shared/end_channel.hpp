@@ -57,6 +57,9 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::uint32_t id() const { return id_; }
   // Keeps `token` alive as long as this channel (e.g. a connection count).
   void hold(std::shared_ptr<void> token) { token_ = std::move(token); }
+  // The opener's handle of this channel: kept as long as the channel, so
+  // one that ends here without its protocol end is freed too.
+  void own(lstp::channel_handle channel) { channel_ = std::move(channel); }
 
  private:
   boost::asio::awaitable<void> read_loop();
@@ -90,6 +93,7 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   std::size_t window_ = 0;  // the largest credit window this channel's receiving side reached
   std::chrono::steady_clock::time_point opened_;
   std::shared_ptr<void> token_;
+  lstp::channel_handle channel_;
   boost::asio::steady_timer* last_flush_ = nullptr;  // finish_within's deadline, while it runs
 };
 

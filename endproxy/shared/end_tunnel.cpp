@@ -58,34 +58,37 @@ asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& re
   open_result failed;
   failed.error = {lstp::wire_error::general, "the tunnel is not up"};
   if (!up_ || closed_) co_return failed;
-  auto id = proto().open_channel(request);
-  if (!id || closed_) {
+  // Held here until the answer, then by the caller: freed on every path
+  // that drops it (the app went away, a reply failed, a coroutine ended).
+  auto channel = proto().open_channel(request);
+  if (!channel || closed_) {
     failed.error = {lstp::wire_error::general, "the tunnel has no room for another channel"};
     co_return failed;
   }
+  const auto id = channel.id();
   auto p = std::make_shared<pending_open>(driver_->executor());
   p->bind = request.command == static_cast<std::uint8_t>(lstp::connect_command::bind);
-  pending_[*id] = p;
-  driver_->wake();
+  pending_[id] = p;
   // The far end bounds its connect; this bound only guards against a peer
   // that never answers.
   auto deadline = asio::steady_timer::clock_type::now() + cfg_.limit.connect_timeout + std::chrono::seconds(20);
   while (!p->answered) {
     bool woke = co_await p->done.wait_until(deadline);
     if (!woke && !p->answered) {
-      pending_.erase(*id);
-      proto().free_channel(*id, {lstp::wire_error::timeout, "no answer to CONNECTION_REQUEST"});
-      driver_->wake();
+      pending_.erase(id);
+      channel.reset({lstp::wire_error::timeout, "no answer to CONNECTION_REQUEST"});
       failed.error = {lstp::wire_error::timeout, "the far end did not answer in time"};
       co_return failed;
     }
   }
-  p->result.id = *id;
-  co_return p->result;
+  p->result.id = id;
+  if (p->result.accepted) p->result.channel = std::move(channel);
+  co_return std::move(p->result);
 }
 
-void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label, lstp::bytes early,
+void end_tunnel::attach(lstp::channel_handle channel, tcp::socket socket, std::string label, lstp::bytes early,
                         std::shared_ptr<void> slot) {
+  const auto id = channel.id();
   if (closed_ || !proto().channel_exists(id)) {
     // The channel ended between the far end's answer and now: the app must
     // see its connection broken (RST), never a clean end of a stream that
@@ -98,10 +101,10 @@ void end_tunnel::attach(std::uint32_t id, tcp::socket socket, std::string label,
   }
   auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(socket), std::move(label));
   ch->hold(std::move(slot));
+  ch->own(std::move(channel));
   channels_[id] = ch;
   proto().begin_service(id);
   ch->start(std::move(early));
-  driver_->wake();
 }
 
 void end_tunnel::forget(std::uint32_t id) { channels_.erase(id); }
@@ -138,7 +141,6 @@ void end_tunnel::on_channel_request(std::uint32_t id, const lstp::connection_req
   auto on_failure = [self, id] {
     if (self->closed_ || !self->proto().channel_exists(id)) return;
     self->proto().free_channel(id, {lstp::wire_error::general, "the far end failed to serve this channel"});
-    self->driver_->wake();
   };
   switch (static_cast<lstp::connect_command>(request.command)) {
     case lstp::connect_command::bind:
@@ -202,31 +204,35 @@ asio::awaitable<open_result> end_tunnel::wait_bind_peer(std::uint32_t id, tcp::s
   app.cancel(ignored);
   second_replies_.erase(id);
   if (!p->answered) {
-    if (!closed_ && proto().channel_exists(id)) {
-      proto().free_channel(id, {lstp::wire_error::general, "the app closed its BIND request"});
-      driver_->wake();
-    }
-    failed.error = {lstp::wire_error::general, "the app went away"};
+    failed.error = {lstp::wire_error::general, "the app closed its BIND request"};
     co_return failed;
   }
   p->result.id = id;
-  co_return p->result;
+  co_return std::move(p->result);
 }
 
-void end_tunnel::attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch) {
+void end_tunnel::attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch, lstp::channel_handle channel) {
   if (closed_ || !proto().channel_exists(id)) return ch->abort("the tunnel closed");
   datagrams_[id] = std::move(ch);
+  if (channel) datagram_handles_[id] = std::move(channel);
   proto().begin_service(id);
-  driver_->wake();
+}
+
+void end_tunnel::forget_datagrams(std::uint32_t id, const lstp::error_info& why) {
+  datagrams_.erase(id);
+  if (auto it = datagram_handles_.find(id); it != datagram_handles_.end()) {
+    it->second.reset(why);
+    datagram_handles_.erase(it);
+  } else if (!closed_) {
+    proto().free_channel(id, why);
+  }
 }
 
 bool end_tunnel::send_datagram(std::uint32_t id, const lstp::address& far, lstp::byte_view data) {
   if (closed_) return false;
   // Datagrams may be lost; they are never queued behind a slow hop.
   if (proto().output().size() > lstp::asio_edge::tunnel_driver::output_limit) return false;
-  if (proto().send_datagram(id, far, data) != lstp::tunnel::datagram_verdict::sent) return false;
-  driver_->wake();
-  return true;
+  return proto().send_datagram(id, far, data) == lstp::tunnel::datagram_verdict::sent;
 }
 
 void end_tunnel::on_channel_rejected(std::uint32_t id, const lstp::error_info& why) {
@@ -276,6 +282,7 @@ void end_tunnel::on_channel_freed(std::uint32_t id, const lstp::error_info& why)
   if (auto it = datagrams_.find(id); it != datagrams_.end()) {
     auto d = it->second;
     datagrams_.erase(it);
+    datagram_handles_.erase(id);
     d->abort(text());
   }
   if (auto it = listening_.find(id); it != listening_.end()) {
@@ -312,6 +319,7 @@ void end_tunnel::on_closed(const lstp::error_info& why) {
       ch->abort("the tunnel closed");
   }
   auto datagrams = std::move(datagrams_);
+  datagram_handles_.clear();
   for (auto& [id, d] : datagrams) d->abort("the tunnel closed");
   auto listening = std::move(listening_);
   for (auto& [id, acc] : listening) {

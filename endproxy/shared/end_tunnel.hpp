@@ -37,6 +37,8 @@ class datagram_channel {
 
 struct open_result {
   std::uint32_t id = 0;
+  // The channel, while someone holds it: dropping it frees the channel.
+  lstp::channel_handle channel;
   bool accepted = false;
   lstp::address bound;
   lstp::error_info error;
@@ -64,19 +66,21 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   boost::asio::awaitable<open_result> open(const lstp::connection_request& request);
   // Client side, after the SOCKS success reply: the channel takes the socket.
   // `slot` is held until the channel ends (the caller's connection count).
-  void attach(std::uint32_t id, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early,
+  void attach(lstp::channel_handle channel, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early,
               std::shared_ptr<void> slot = {});
 
   // Client side, BIND: after the first reply, waits for the second (the
-  // peer that connected at the far end), or the far end's refusal. Gives up
-  // (freeing the channel) when `app` closes meanwhile.
+  // peer that connected at the far end), or the far end's refusal, or
+  // `app` closing meanwhile. The caller still holds the channel: a failed
+  // wait leaves it to be dropped.
   boost::asio::awaitable<open_result> wait_bind_peer(std::uint32_t id, boost::asio::ip::tcp::socket& app);
   // The app is gone before wait_bind_peer: forget the second reply.
   void drop_second_reply(std::uint32_t id) { second_replies_.erase(id); }
   // A datagram channel takes channel `id` (the opener's side also begins
-  // the service).
-  void attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch);
-  void forget_datagrams(std::uint32_t id) { datagrams_.erase(id); }
+  // the service). `channel` is the opener's handle (empty at the acceptor).
+  void attach_datagrams(std::uint32_t id, std::shared_ptr<datagram_channel> ch, lstp::channel_handle channel = {});
+  // The datagram channel's owner is done with it: freed if still open.
+  void forget_datagrams(std::uint32_t id, const lstp::error_info& why = {lstp::wire_error::ok, ""});
   // Sends one datagram on a UDP channel; false when it was dropped (channel
   // gone or paused, or the hop is behind: datagrams are never queued).
   bool send_datagram(std::uint32_t id, const lstp::address& far, lstp::byte_view data);
@@ -133,6 +137,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::map<std::uint32_t, std::shared_ptr<pending_open>> second_replies_;
   std::map<std::uint32_t, std::shared_ptr<end_channel>> channels_;
   std::map<std::uint32_t, std::shared_ptr<datagram_channel>> datagrams_;
+  // The opener's handles of datagram channels (freed when forgotten).
+  std::map<std::uint32_t, lstp::channel_handle> datagram_handles_;
   // BIND channels still waiting for their peer: closed when the channel ends.
   std::map<std::uint32_t, std::shared_ptr<boost::asio::ip::tcp::acceptor>> listening_;
   std::vector<lstp::bytes> spare_buffers_;

@@ -13,13 +13,17 @@ namespace asio = boost::asio;
 tunnel_driver::tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan::RandomNumberGenerator& rng,
                              tunnel_handler& handler, std::string label)
     : label_(std::move(label)),
+      handler_(handler),
       hop_(std::move(hop)),
-      tunnel_(std::move(params), rng, handler, clock::now()),
+      tunnel_(std::move(params), rng, clock::now()),
       writer_wake_(hop_->get_executor()),
       output_drained_(hop_->get_executor()),
       timer_(hop_->get_executor()),
       tasks_(hop_->get_executor(), [this](std::string_view task, std::string_view what) { task_failed(task, what); }) {
   hop_->tune_socket();
+  // Commands from anywhere (channels, the keeper) leave output or events:
+  // the writer writes the one and dispatches the other.
+  tunnel_.on_pending([this] { writer_wake_.notify(); });
 }
 
 void tunnel_driver::schedule(std::shared_ptr<data_source> source) {
@@ -43,13 +47,11 @@ bool tunnel_driver::replace_hop(transport::hop_ptr hop) {
 
 void tunnel_driver::close(const error_info& why) {
   tunnel_.close(why);
-  writer_wake_.notify();
   timer_.cancel();  // the timer loop starts the flush deadline
 }
 
 void tunnel_driver::shutdown(std::string_view reason) {
   tunnel_.shutdown(reason, clock::now());
-  writer_wake_.notify();
   timer_.cancel();
 }
 
@@ -67,6 +69,7 @@ asio::awaitable<void> tunnel_driver::run() {
   }
   writer_wake_.notify();
   co_await tasks_.join();
+  dispatch();  // the last events (closed) reach the handler
   ready_.clear();
 }
 
@@ -101,7 +104,7 @@ asio::awaitable<void> tunnel_driver::read_loop() {
     }
     bytes_in_ += n;
     tunnel_.received(n, clock::now());
-    writer_wake_.notify();
+    dispatch();  // every event now: a data event's bytes live until the next read
     if (tunnel_.state() == tunnel_state::closed) timer_.cancel();  // start the flush deadline
     // Re-arm only when the deadline came closer (e.g. the handshake began);
     // a later deadline is found by the timer loop when it fires.
@@ -112,6 +115,8 @@ asio::awaitable<void> tunnel_driver::read_loop() {
 asio::awaitable<void> tunnel_driver::write_loop() {
   auto self = shared_from_this();
   for (;;) {
+    // Events left by commands (a pause, the tunnel closed).
+    dispatch();
     // Round robin: one chunk per ready channel per turn, while the hop keeps up.
     while (tunnel_.output().size() < output_limit && !ready_.empty() && tunnel_.state() == tunnel_state::up) {
       auto source = std::move(ready_.front());
@@ -154,7 +159,7 @@ asio::awaitable<void> tunnel_driver::timer_loop() {
     if (tunnel_.state() == tunnel_state::closed) break;
     if (!ec) {
       tunnel_.on_timer(clock::now());
-      writer_wake_.notify();
+      dispatch();
     }
   }
   // Closed: the writer flushes the last bytes (ERROR, close_notify), but a

@@ -1,6 +1,9 @@
 // Runs one lstp::tunnel over a hop: the Asio edge of the sans-I/O
 // tunnel. One reader feeds the tunnel, one writer drains its output, one timer
-// serves its deadlines. Channel data enters through `schedule`: the writer
+// serves its deadlines. After each input, each deadline and each wake-up of
+// the writer, the driver polls the tunnel's events and hands them to its
+// handler; the tunnel wakes the writer by itself whenever a command leaves
+// output or events, so no caller has to. Channel data enters through `schedule`: the writer
 // takes one chunk from each ready channel in turn (round robin), so a bulk
 // channel never starves the others, and encrypts only while the hop keeps up
 // (pending output is bounded), so memory stays bounded too.
@@ -55,8 +58,6 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   boost::asio::awaitable<void> run();
 
   tunnel& proto() { return tunnel_; }
-  // Call after issuing tunnel commands so their output gets written.
-  void wake() { writer_wake_.notify(); }
   // Queue a source for its turn at the writer.
   void schedule(std::shared_ptr<data_source> source);
   // Closes the tunnel (ERROR to the peer) and ends run().
@@ -83,8 +84,11 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   boost::asio::awaitable<void> timer_loop();
   // A task of the driver failed: the tunnel ends with it, nothing else.
   void task_failed(std::string_view task, std::string_view what);
+  // Hands every waiting event to the handler.
+  void dispatch() { dispatch_events(tunnel_, handler_); }
 
   std::string label_;
+  tunnel_handler& handler_;
   // Shared with the loops, so a replaced hop lives until their operations
   // on it have ended.
   std::shared_ptr<transport::hop_stream> hop_;

@@ -103,7 +103,7 @@ asio::awaitable<void> run_app(asio::io_context& io, std::shared_ptr<endproxy::tu
     co_return;
   }
   out.opened = true;
-  opened.tunnel->attach(opened.result.id, std::move(app_far_side), "app", {});
+  opened.tunnel->attach(std::move(opened.result.channel), std::move(app_far_side), "app", {});
   std::vector<std::uint8_t> payload(size);
   for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<std::uint8_t>(i * 7 + i / 256);
   // Reads while it writes: the echo comes back as the bytes go out.
@@ -275,7 +275,7 @@ TEST_CASE("end proxies: a channel whose tunnel closed before it began resets its
     // The far end said yes; the tunnel breaks before the app is attached
     // (as when the SOCKS reply was on its way).
     opened.tunnel->close({lstp::wire_error::general, "test"});
-    opened.tunnel->attach(opened.result.id, std::move(far_side), "app", {});
+    opened.tunnel->attach(std::move(opened.result.channel), std::move(far_side), "app", {});
     char buf[16];
     co_await app.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, read_end));
     done = true;
@@ -307,7 +307,7 @@ TEST_CASE("end proxies: a channel in flight when an end stops runs to its end wi
       dest.port = echo.port();
       auto opened = co_await e.client->open_channel(dest, "app", "test");
       REQUIRE(opened.tunnel);
-      opened.tunnel->attach(opened.result.id, std::move(far_side), "app", {});
+      opened.tunnel->attach(std::move(opened.result.channel), std::move(far_side), "app", {});
       std::vector<std::uint8_t> first(1000, 1), second(1000, 2), buf(4096);
       co_await asio::async_write(app, asio::buffer(first), asio::use_awaitable);
       while (echoed.size() < 1000) {

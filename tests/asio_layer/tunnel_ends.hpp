@@ -74,10 +74,11 @@ class test_end : public lstp::tunnel_handler {
     req.destination.type = lstp::address::kind::domain;
     req.destination.host = "intranet";
     req.destination.port = 80;
-    auto id = driver->proto().open_channel(req);
-    REQUIRE(id);
-    driver->wake();
-    return *id;
+    auto channel = driver->proto().open_channel(req);
+    REQUIRE(channel);
+    const auto id = channel.id();
+    held[id] = std::move(channel);
+    return id;
   }
   void send(std::uint32_t id, lstp::bytes payload) {
     auto s = std::make_shared<bulk_source>(driver, id, std::move(payload));
@@ -94,14 +95,12 @@ class test_end : public lstp::tunnel_handler {
       bound.ip = {10, 0, 0, 2};
       bound.port = 5555;
       d->proto().accept_channel(id, bound);
-      d->wake();
     });
   }
   void on_channel_accepted(std::uint32_t id, const lstp::address&) override {
     accepted[id] = true;
     asio::post(w_.io, [d = driver, id] {
       d->proto().begin_service(id);
-      d->wake();
     });
   }
   void on_bind_peer(std::uint32_t, const lstp::address&) override {}
@@ -111,7 +110,6 @@ class test_end : public lstp::tunnel_handler {
     received[id].insert(received[id].end(), data.begin(), data.end());
     asio::post(w_.io, [d = driver, id, n = data.size()] {
       d->proto().consumed(id, n, lstp::clock::now());
-      d->wake();
     });
   }
   // Like an app that closes once it has read everything: FIN back.
@@ -119,7 +117,6 @@ class test_end : public lstp::tunnel_handler {
     fins[id] = true;
     asio::post(w_.io, [d = driver, id] {
       d->proto().send_data(id, {}, true);
-      d->wake();
     });
   }
   void on_pause(std::uint32_t) override {}
@@ -138,6 +135,7 @@ class test_end : public lstp::tunnel_handler {
   std::map<std::uint32_t, bool> accepted, fins, freed;
   std::map<std::uint32_t, lstp::bytes> received;
   std::map<std::uint32_t, std::shared_ptr<bulk_source>> sources;
+  std::map<std::uint32_t, lstp::channel_handle> held;  // channels this end opened
 
  private:
   world& w_;

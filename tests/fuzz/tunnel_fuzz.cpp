@@ -14,7 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Hostile middle: garbage where the peer's setup should be.
     tunnel_pair p;
     p.client->receive(in, p.now);
+    p.dispatch();
     p.client->on_timer(p.now + std::chrono::seconds(30));
+    p.dispatch();
   }
   {
     // Hostile peer: arbitrary frames inside an authenticated tunnel.

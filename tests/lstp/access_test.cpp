@@ -106,7 +106,7 @@ TEST_CASE("an end with a credential opens its hop with ACCESS, proven over its o
   tunnel_pair pair;
   tunnel_params params{make_info(end_role::client, "c", test_keys(), 5), test_keys().psk, {}};
   params.access = middle_access{"alice", std::string(token), 1'800'000'123};
-  tunnel with_access(params, pair.rng, pair.client_events, pair.now);
+  tunnel with_access(params, pair.rng, pair.now);
   lstp::setup_reader middle(lstp::setup_reader::access_frame::accepted);
   middle.feed(with_access.output());
   REQUIRE(middle.next().state == lstp::setup_reader::status::done);
@@ -118,6 +118,6 @@ TEST_CASE("an end with a credential opens its hop with ACCESS, proven over its o
   CHECK(middle.unread().empty());
   // Without a credential there is no ACCESS frame.
   tunnel_params plain_params{make_info(end_role::client, "c", test_keys(), 6), test_keys().psk, {}};
-  tunnel plain(plain_params, pair.rng, pair.client_events, pair.now);
+  tunnel plain(plain_params, pair.rng, pair.now);
   CHECK(static_cast<lstp::frame_type>(plain.output()[0]) == lstp::frame_type::common_unique_info);
 }

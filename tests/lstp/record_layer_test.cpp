@@ -156,7 +156,7 @@ TEST_CASE("both ends switch to the record layer once verified, either end may de
       // Only the server offers it: rebuild the client without the feature.
       tunnel_params cp{lstp_test::make_info(end_role::client, "c", lstp_test::test_keys(), 1),
                        lstp_test::test_keys().psk, c};
-      p.client = std::make_unique<tunnel>(cp, p.rng, p.client_events, p.now);
+      p.client = std::make_unique<tunnel>(cp, p.rng, p.now);
     }
     p.pump();
     REQUIRE(p.both_up());

@@ -34,7 +34,7 @@ struct recorder : tunnel_handler {
   std::map<std::uint32_t, error_info> freed;
   std::optional<error_info> closed;
   std::function<void(std::uint32_t, const connection_request&)> on_request;
-  std::function<void(std::uint32_t)> on_pause_hook;  // called from on_pause, inside the tunnel
+  std::function<void(std::uint32_t)> on_pause_hook;  // called from on_pause
 
   void on_up(const tunnel_info& i) override { up = true, info = i; }
   void on_channel_request(std::uint32_t id, const connection_request& r) override {
@@ -96,8 +96,15 @@ struct tunnel_pair {
     tunnel_params cp{make_info(end_role::client, "c", test_keys(), client_nonce), test_keys().psk, limits};
     tunnel_params sp{make_info(end_role::server, "s", server_keys, server_nonce), server_keys.psk, limits};
     sp.self.pairing = test_keys().pairing_id;  // the middle pairs them even if the secrets differ
-    client = std::make_unique<tunnel>(cp, rng, client_events, now);
-    server = std::make_unique<tunnel>(sp, rng, server_events, now);
+    client = std::make_unique<tunnel>(cp, rng, now);
+    server = std::make_unique<tunnel>(sp, rng, now);
+  }
+
+  // Hands each end's waiting events to its recorder, as a driver does after
+  // every input and command.
+  void dispatch() {
+    dispatch_events(*client, client_events);
+    dispatch_events(*server, server_events);
   }
 
   // Moves bytes until nothing moves any more. Returns the number of rounds.
@@ -105,6 +112,7 @@ struct tunnel_pair {
     int rounds = 0;
     for (; rounds < max_rounds; ++rounds) {
       now += step;
+      dispatch();
       bytes c2s, s2c;
       std::swap(c2s, client->output());
       std::swap(s2c, server->output());
@@ -121,6 +129,7 @@ struct tunnel_pair {
           to_client.insert(to_client.end(), from_server.unread().begin(), from_server.unread().end());
           server->receive(to_server, now);
           client->receive(to_client, now);
+          dispatch();
         }
         continue;
       }
@@ -130,17 +139,24 @@ struct tunnel_pair {
       }
       if (!c2s.empty()) give(*server, c2s);
       if (!s2c.empty()) give(*client, s2c);
+      dispatch();
     }
+    dispatch();
     return rounds;
   }
 
   void give(tunnel& t, const bytes& in) {
-    if (read_size == 0) return t.receive(in, now);
+    auto& events = &t == client.get() ? client_events : server_events;
+    if (read_size == 0) {
+      t.receive(in, now);
+      return dispatch_events(t, events);
+    }
     for (std::size_t pos = 0; pos < in.size();) {
       auto space = t.receive_space(read_size);
       const auto n = std::min({space.size(), read_size, in.size() - pos});
       std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(pos), n, space.begin());
       t.received(n, now);
+      dispatch_events(t, events);  // a data event's bytes live until the next input
       pos += n;
     }
   }
@@ -159,12 +175,16 @@ struct tunnel_pair {
     req.destination.type = address::kind::domain;
     req.destination.host = "intranet";
     req.destination.port = 80;
-    auto id = client->open_channel(req);
+    auto channel = client->open_channel(req);
+    const auto id = channel.id();
+    held.push_back(std::move(channel));
     pump();
-    client->begin_service(*id);
+    client->begin_service(id);
     pump();
-    return *id;
+    return id;
   }
+  // Channels the tests opened, held as an application holds them.
+  std::vector<channel_handle> held;
 };
 
 }  // namespace lstp_test

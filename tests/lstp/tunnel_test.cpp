@@ -77,6 +77,7 @@ TEST_CASE("a middle that lies about the path is caught inside TLS", "[lstp][tunn
   tunnel_pair p;
   // The middle tells the client it is "m" but tells the server it is "evil".
   p.client->receive({}, p.now);
+  p.dispatch();
   bytes c2s, s2c;
   std::swap(c2s, p.client->output());
   std::swap(s2c, p.server->output());
@@ -86,7 +87,9 @@ TEST_CASE("a middle that lies about the path is caught inside TLS", "[lstp][tunn
   REQUIRE(p.from_server.next().state == setup_reader::status::done);
   p.paired = true;
   p.server->receive(relay_setup(p.from_client.setup(), {hop_kind::middle, "evil", "6.6.6.6:1"}), p.now);
+  p.dispatch();
   p.client->receive(relay_setup(p.from_server.setup(), p.middle), p.now);
+  p.dispatch();
   p.pump();
   CHECK_FALSE(p.client_events.up);
   REQUIRE(p.client_events.closed);
@@ -276,12 +279,14 @@ TEST_CASE("keepalive pings an idle tunnel and a silent peer is declared dead", "
   CHECK(p.client->next_deadline() == p.now + std::chrono::seconds(20));
   p.now += std::chrono::seconds(20);
   p.client->on_timer(p.now);
+  p.dispatch();
   CHECK_FALSE(p.client->output().empty());  // a PING
   p.pump();                                  // PONG comes back
   CHECK(p.client->state() == tunnel_state::up);
   // Now the server goes silent.
   p.now += std::chrono::seconds(61);
   p.client->on_timer(p.now);
+  p.dispatch();
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::timeout);
 }
@@ -295,6 +300,7 @@ TEST_CASE("a handshake that never completes times out", "[lstp][tunnel][keepaliv
   CHECK(p.client->next_deadline() != clock::time_point::max());
   p.now += std::chrono::seconds(11);
   p.client->on_timer(p.now);
+  p.dispatch();
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::setup_timeout);
 }
@@ -304,6 +310,7 @@ TEST_CASE("a middle's ERROR during setup closes the tunnel with its reason", "[l
   bytes err;
   encode_error_info(err, frame_type::error, 0, {wire_error::already_paired, "pairing id already paired"});
   p.client->receive(err, p.now);
+  p.dispatch();
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::already_paired);
 }
@@ -312,6 +319,7 @@ TEST_CASE("garbage in setup is answered with ERROR and a close", "[lstp][tunnel]
   tunnel_pair p;
   p.client->output().clear();
   p.client->receive(bytes{0x7F, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, p.now);
+  p.dispatch();
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::unknown_type);
   frame_decoder d;
@@ -413,6 +421,7 @@ TEST_CASE("a shutdown whose channels never end is cut after the grace time", "[l
   CHECK(p.client->state() == tunnel_state::up);
   p.now += std::chrono::seconds(31);
   p.client->on_timer(p.now);
+  p.dispatch();
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::shutting_down);
 }
@@ -423,8 +432,10 @@ TEST_CASE("a setup that never meets its peer ends after setup_wait", "[lstp][tun
   tunnel_pair p(limits);
   CHECK(p.client->next_deadline() == p.now + std::chrono::minutes(15));
   p.client->on_timer(p.now + std::chrono::minutes(14));
+  p.dispatch();
   CHECK(p.client->state() == tunnel_state::setup);
   p.client->on_timer(p.now + std::chrono::minutes(15));
+  p.dispatch();
   REQUIRE(p.client_events.closed);
   CHECK(p.client_events.closed->code == wire_error::setup_timeout);
 }
@@ -576,6 +587,8 @@ TEST_CASE("credit windows bound a channel's bytes in flight, credit given back r
   // Only the credit is taken; the FIN waits with the rest.
   CHECK(p.server->send_data(id, big, true) == initial_credit);
   CHECK(p.server->send_allowance(id) == 0);
+  CHECK(p.server_events.pauses.empty());  // an event, polled: never a call from inside send_data
+  p.dispatch();
   CHECK(p.server_events.pauses == std::vector<std::uint32_t>{id});
   p.pump();
   CHECK(p.client_events.data[id].size() == initial_credit);
@@ -690,7 +703,7 @@ TEST_CASE("without credit windows at one end, PAUSE and RESUME alone hold the fl
   tunnel_pair p(old, test_keys());
   p.client = std::make_unique<tunnel>(
       tunnel_params{make_info(end_role::client, "c", test_keys(), 1), test_keys().psk, tunnel_limits{}}, p.rng,
-      p.client_events, p.now);
+      p.now);
   p.pump();
   REQUIRE(p.both_up());
   CHECK_FALSE(p.client->credit_windows_active());
@@ -728,9 +741,10 @@ TEST_CASE("credit goes back for the bytes an app took, not for what it claims", 
 }
 
 TEST_CASE("a handler that frees a channel when its credit runs out is safe", "[lstp][tunnel][credit]") {
-  // The last byte of credit goes with FIN: the handler hears on_pause and
-  // frees the channel from inside send_data, which must not touch the
-  // channel afterwards (AddressSanitizer catches a use after free).
+  // The last byte of credit goes with FIN: the pause is an event the
+  // application polls after send_data returned, never a call from inside
+  // it, so freeing the channel then cannot pull it from under the tunnel
+  // (AddressSanitizer would catch a use after free).
   tunnel_pair p;
   p.pump();
   auto id = p.open_and_begin();
@@ -741,6 +755,9 @@ TEST_CASE("a handler that frees a channel when its credit runs out is safe", "[l
   };
   const auto taken = p.client->send_data(id, bytes(initial_credit, 'b'), true);
   CHECK(taken == initial_credit);
+  CHECK_FALSE(freed_in_pause);
+  CHECK(p.client->channel_exists(id));
+  p.dispatch();
   CHECK(freed_in_pause);
   CHECK_FALSE(p.client->channel_exists(id));
   p.pump();
@@ -760,11 +777,13 @@ std::uint32_t open_udp(lstp_test::tunnel_pair& p) {
   connection_request req;
   req.command = static_cast<std::uint8_t>(connect_command::udp_associate);
   req.destination.type = address::kind::ipv4;
-  auto id = p.client->open_channel(req);
+  auto channel = p.client->open_channel(req);
+  const auto id = channel.id();
+  p.held.push_back(std::move(channel));  // held as an application holds it
   p.pump();
-  p.client->begin_service(*id);
+  p.client->begin_service(id);
   p.pump();
-  return *id;
+  return id;
 }
 
 address v4_address() {
@@ -866,4 +885,105 @@ TEST_CASE("both ends of a tunnel compute the same choice key, and pick the same 
   again.middle = {hop_kind::middle, "m1", "192.0.2.1:443"};
   again.pump();
   CHECK(key(again, true) != key(via_m1, true));
+}
+
+TEST_CASE("events are polled one frame at a time: a command after an event applies before the next frame",
+          "[lstp][tunnel][events]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  // Two data frames reach the client in one read.
+  p.server->send_data(id, bytes(100, 'a'));
+  p.server->send_data(id, bytes(200, 'b'));
+  bytes s2c;
+  std::swap(s2c, p.server->output());
+  p.client->receive(s2c, p.now);
+  auto first = p.client->poll_event();
+  REQUIRE(first);
+  CHECK(first->type == event_type::data);
+  CHECK(first->data.size() == 100);
+  // The app frees the channel on its first bytes: the second frame, read
+  // only now, finds it gone (counted late), and is never delivered.
+  p.client->free_channel(id, {wire_error::general, "the app went away"});
+  CHECK(p.client->late_frames() == 0);
+  CHECK_FALSE(p.client->poll_event());
+  CHECK(p.client->late_frames() == 1);
+}
+
+TEST_CASE("a data event's bytes are read where the record was opened, not copied", "[lstp][tunnel][events]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  p.server->send_data(id, bytes(5000, 'z'));
+  bytes s2c;
+  std::swap(s2c, p.server->output());
+  auto space = p.client->receive_space(s2c.size());
+  std::copy(s2c.begin(), s2c.end(), space.begin());
+  p.client->received(s2c.size(), p.now);
+  auto e = p.client->poll_event();
+  REQUIRE(e);
+  REQUIRE(e->type == event_type::data);
+  CHECK(e->data.size() == 5000);
+  CHECK(e->data.data() >= space.data());
+  CHECK(e->data.data() + e->data.size() <= space.data() + s2c.size());
+}
+
+TEST_CASE("dropping a channel handle frees the channel, but not one that ended nor one of a gone tunnel",
+          "[lstp][tunnel][events]") {
+  tunnel_pair p;
+  p.pump();
+  p.server_events.on_request = [&p](std::uint32_t id, const connection_request&) { p.server->accept_channel(id, {}); };
+  std::uint32_t id = 0;
+  {
+    auto channel = p.client->open_channel({});
+    REQUIRE(channel);
+    id = channel.id();
+    p.pump();
+    REQUIRE(p.client_events.accepted.count(id));
+  }  // dropped: no path forgets the channel
+  CHECK_FALSE(p.client->channel_exists(id));
+  p.pump();
+  REQUIRE(p.server_events.freed.count(id));
+  CHECK(p.server_events.freed[id].reason == "the channel was abandoned");
+
+  // A channel that ended both ways is already forgotten: dropping its
+  // handle sends nothing.
+  auto ended = p.client->open_channel({});
+  const auto ended_id = ended.id();
+  p.pump();
+  p.client->begin_service(ended_id);
+  p.pump();
+  p.client->send_data(ended_id, {}, true);
+  p.server->send_data(ended_id, {}, true);
+  p.pump();
+  REQUIRE_FALSE(p.client->channel_exists(ended_id));
+  ended.reset();
+  CHECK(p.client->output().empty());
+  CHECK_FALSE(p.server_events.freed.count(ended_id));
+
+  // The tunnel goes first: the handle does nothing.
+  auto orphan = p.client->open_channel({});
+  REQUIRE(orphan);
+  p.client.reset();
+  orphan.reset();
+  CHECK_FALSE(orphan);
+}
+
+TEST_CASE("a command that leaves output signals the driver by itself", "[lstp][tunnel][events]") {
+  tunnel_pair p;
+  p.pump();
+  auto id = p.open_and_begin();
+  int signals = 0;
+  p.client->on_pending([&] { ++signals; });
+  p.client->consumed(id, 0, p.now);  // nothing to send
+  CHECK(signals == 0);
+  p.client->send_data(id, bytes(10, 'x'));
+  CHECK(signals == 1);
+  p.client->output().clear();
+  p.client->close({wire_error::general, "bye"});
+  CHECK(signals == 2);  // the ERROR, and the closed event
+  auto e = p.client->poll_event();
+  REQUIRE(e);
+  CHECK(e->type == event_type::closed);
+  CHECK(e->error.reason == "bye");
 }
