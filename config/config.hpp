@@ -113,12 +113,9 @@ struct socks_user {
 
 enum class end_role { client, server, both };
 
-struct end_config {
-  std::string file;
+// One tunnel of an end: its secret, its middles and how to reach them.
+struct tunnel_config {
   std::string name;
-  end_role role = end_role::client;
-  // tunnel
-  std::string tunnel_name;
   std::string secret;  // loaded from secret_file or secret_env; never logged
   std::string secret_source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET", for messages
   std::optional<access_credential> access;  // shown to the middles of this tunnel
@@ -129,14 +126,25 @@ struct end_config {
   std::optional<config::proxy> ways_proxy;  // tunnel.proxy: for automatic ways
   bool proxy_from_environment = false;  // proxy: env (https_proxy, ALL_PROXY, no_proxy as curl reads them)
   // Remembers the winning way per middle. Default: $STATE_DIRECTORY, else
-  // $XDG_STATE_HOME/lstp, else ~/.local/state/lstp, then "<name>.ways";
-  // "none" in the config (empty here): keep nothing.
+  // $XDG_STATE_HOME/lstp, else ~/.local/state/lstp, then "<end>.ways"
+  // ("<end>.<tunnel>.ways" in a list of tunnels); "none" in the config
+  // (empty here): keep nothing.
   std::string state_file;
   std::string websocket_path = "/lstp";
   std::chrono::milliseconds retry_interval{1000};    // first reconnect delay, doubled up to retry_max
   std::chrono::milliseconds retry_max{30000};
   std::chrono::milliseconds way_timeout{5000};       // one attempt at one way
   std::chrono::milliseconds reprobe_interval{600000};  // look for a cheaper way this often
+};
+
+// The end proxy's settings (the process) and its tunnels.
+struct end_config {
+  std::string file;
+  std::string name;
+  end_role role = end_role::client;
+  // One `tunnel:`, or each of a `tunnels:` list, in order; never empty once
+  // loaded. Routes choose among them by name.
+  std::vector<tunnel_config> tunnels;
   // server role: what the far side may reach (deny wins; nothing allowed
   // unless an allow rule says so)
   std::vector<policy::rule> allow;
@@ -148,11 +156,6 @@ struct end_config {
   std::vector<endpoint> socks_listen;
   std::vector<forward> forwards;
   std::vector<socks_user> socks_users;
-  // Several tunnels (a `tunnels:` list, issue 4 point 4): the tunnel fields
-  // above describe the first; each further tunnel is a whole end_config of
-  // its own (this end's name, role, policy and limits with its own tunnel
-  // fields, and an empty more_tunnels). Empty with a single `tunnel:`.
-  std::vector<end_config> more_tunnels;
   // client role: which tunnel each request takes (routing/route_table.hpp)
   std::vector<routing::route> routes;
   std::string default_route;  // a tunnel name, "direct" or "refuse"

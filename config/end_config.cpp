@@ -65,13 +65,15 @@ std::vector<policy::rule> read_rules(const source& src, const field& f) {
   return out;
 }
 
-void load_tunnel(const source& src, const field& tf, end_config& cfg) {
+// One tunnel's section. Its default state file is named after the end, and
+// after the tunnel too when it is one of a list (each keeps its own).
+void load_tunnel(const source& src, const field& tf, tunnel_config& cfg, const std::string& end_name, bool one_of_list) {
   const section t = sub_section(src, tf, {"name", "secret_file", "secret_env", "access", "middle", "ways", "proxy", "state_file",
                                           "websocket_path", "retry_interval", "retry_max", "way_timeout",
                                           "reprobe_interval"});
-  cfg.tunnel_name = read_name(t.require("name"));
-  if (cfg.tunnel_name == routing::direct || cfg.tunnel_name == routing::refuse)
-    t.require("name").fail("a tunnel may not be called \"" + cfg.tunnel_name + "\" (a word of the routes)");
+  cfg.name = read_name(t.require("name"));
+  if (cfg.name == routing::direct || cfg.name == routing::refuse)
+    t.require("name").fail("a tunnel may not be called \"" + cfg.name + "\" (a word of the routes)");
 
   const auto secret = read_secret(src, t, "secret", "secret_file", "secret_env",
                                   "head -c 32 /dev/urandom | base64");
@@ -105,7 +107,7 @@ void load_tunnel(const source& src, const field& tf, end_config& cfg) {
       cfg.state_file = p.string();
     }
   } else {
-    cfg.state_file = default_state_file(cfg.name);
+    cfg.state_file = default_state_file(one_of_list ? end_name + "." + cfg.name : end_name);
   }
   if (const field* f = t.find("websocket_path")) cfg.websocket_path = read_websocket_path(*f);
   if (const field* f = t.find("retry_interval")) cfg.retry_interval = read_duration(*f);
@@ -194,27 +196,6 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   }
 }
 
-// Each further tunnel is the end's config with its own tunnel fields copied
-// in, by this list. A field added to end_config changes its size: then check
-// whether it belongs to a tunnel (copy it here) and update the number.
-static_assert(sizeof(void*) != 8 || sizeof(end_config) == 936,
-              "end_config changed: does copy_tunnel_fields need the new field?");
-void copy_tunnel_fields(end_config& into, const end_config& from) {
-  into.tunnel_name = from.tunnel_name;
-  into.secret = from.secret;
-  into.secret_source = from.secret_source;
-  into.access = from.access;
-  into.middles = from.middles;
-  into.ways = from.ways;
-  into.ways_proxy = from.ways_proxy;
-  into.proxy_from_environment = from.proxy_from_environment;
-  into.state_file = from.state_file;
-  into.websocket_path = from.websocket_path;
-  into.retry_interval = from.retry_interval;
-  into.retry_max = from.retry_max;
-  into.way_timeout = from.way_timeout;
-  into.reprobe_interval = from.reprobe_interval;
-}
 }  // namespace
 
 end_config load_end(const std::string& path) {
@@ -234,13 +215,12 @@ end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
                                                          {"server", end_role::server},
                                                          {"both", end_role::both}});
   // One tunnel, or a list of them (routes then choose per request).
-  std::vector<end_config> tunnel_list;
   const field* one_tunnel = top.find("tunnel");
   const field* tunnels = top.find("tunnels");
   if (one_tunnel && tunnels) top.fail("give either \"tunnel\" or \"tunnels\" (a list), not both");
   if (!one_tunnel && !tunnels) top.fail("missing key \"tunnel\" (or \"tunnels\", a list of them)");
   if (one_tunnel) {
-    load_tunnel(src, *one_tunnel, cfg);
+    load_tunnel(src, *one_tunnel, cfg.tunnels.emplace_back(), cfg.name, false);
   } else {
     if (!tunnels->value.IsSequence() || tunnels->value.size() == 0)
       tunnels->fail("expected a list of tunnels, each with name, secret_file or secret_env, and middle");
@@ -248,18 +228,14 @@ end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
     for (auto it = tunnels->value.begin(); it != tunnels->value.end(); ++it, ++i) {
       const YAML::Node item = *it;
       const field item_field{&src, item, item, tunnels->path + "[" + std::to_string(i) + "]"};
-      end_config t;
-      t.name = cfg.name;
-      load_tunnel(src, item_field, t);
+      tunnel_config t;
+      load_tunnel(src, item_field, t, cfg.name, true);
       // Routes and host.<tunnel>.lstp names compare tunnel names in any letter case.
-      for (auto& prev : tunnel_list)
-        if (policy::ascii_lower(prev.tunnel_name) == policy::ascii_lower(t.tunnel_name))
-          item_field.fail("tunnel " + t.tunnel_name + " is listed twice (names are compared in any letter case)");
-      // Each tunnel remembers its ways in a file of its own.
-      if (!item["state_file"]) t.state_file = default_state_file(cfg.name + "." + t.tunnel_name);
-      tunnel_list.push_back(std::move(t));
+      for (auto& prev : cfg.tunnels)
+        if (policy::ascii_lower(prev.name) == policy::ascii_lower(t.name))
+          item_field.fail("tunnel " + t.name + " is listed twice (names are compared in any letter case)");
+      cfg.tunnels.push_back(std::move(t));
     }
-    copy_tunnel_fields(cfg, tunnel_list.front());
   }
 
   const bool is_client = cfg.role != end_role::server;
@@ -306,8 +282,8 @@ end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
 
   // Routes name tunnels, so they come once every tunnel is known.
-  std::vector<std::string> names{cfg.tunnel_name};
-  for (std::size_t i = 1; i < tunnel_list.size(); ++i) names.push_back(tunnel_list[i].tunnel_name);
+  std::vector<std::string> names;
+  for (auto& t : cfg.tunnels) names.push_back(t.name);
   const auto known = [&](const std::string& via, bool refuse_ok) {
     return std::find(names.begin(), names.end(), via) != names.end() || via == routing::direct ||
            (refuse_ok && via == routing::refuse);
@@ -344,12 +320,6 @@ end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
     cfg.default_route = names.size() == 1 ? names.front() : std::string(routing::refuse);
   }
 
-  for (std::size_t i = 1; i < tunnel_list.size(); ++i) {
-    end_config more = cfg;
-    more.more_tunnels.clear();
-    copy_tunnel_fields(more, tunnel_list[i]);
-    cfg.more_tunnels.push_back(std::move(more));
-  }
   return cfg;
 }
 

@@ -47,10 +47,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (opts->check_only) {
-    std::string tunnels = cfg.tunnel_name;
-    for (auto& more : cfg.more_tunnels) tunnels += ", " + more.tunnel_name;
+    std::string tunnels;
+    for (auto& t : cfg.tunnels) tunnels += (tunnels.empty() ? "" : ", ") + t.name;
     std::cout << opts->config_file << ": ok (end proxy \"" << cfg.name << "\", tunnel"
-              << (cfg.more_tunnels.empty() ? " " : "s ") << tunnels << ")\n";
+              << (cfg.tunnels.size() == 1 ? " " : "s ") << tunnels << ")\n";
     return 0;
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
@@ -63,8 +63,9 @@ int main(int argc, char** argv) {
     });
     runtime::prepare_for_connections(io, process_tasks, cfg.limit.max_connections, cfg.limit.max_openings);
     std::vector<std::shared_ptr<endproxy::tunnel_keeper>> tunnels;
-    tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, cfg));
-    for (auto& more : cfg.more_tunnels) tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, more));
+    const auto shared_cfg = std::make_shared<const config::end_config>(cfg);
+    for (std::size_t i = 0; i < cfg.tunnels.size(); ++i)
+      tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, shared_cfg, i));
     auto door = cfg.role == config::end_role::server ? nullptr : std::make_shared<endproxy::front>(io, cfg, tunnels);
     for (auto& t : tunnels) t->start();
     if (door) door->start();

@@ -21,7 +21,7 @@ using runtime::log_info;
 namespace {
 std::vector<std::string> tunnel_names(const std::vector<std::shared_ptr<tunnel_keeper>>& tunnels) {
   std::vector<std::string> names;
-  for (auto& t : tunnels) names.push_back(t->cfg().tunnel_name);
+  for (auto& t : tunnels) names.push_back(t->tunnel().name);
   return names;
 }
 
@@ -109,7 +109,7 @@ asio::awaitable<front::routed> front::open(lstp::address dest, const std::string
   }
   if (tunnels_.size() > 1)
     runtime::log_debug(component, who, ": ", dest.to_string(), " goes through tunnel ",
-                       tunnels_[d.tunnel]->cfg().tunnel_name, " (", d.why, ")");
+                       tunnels_[d.tunnel]->tunnel().name, " (", d.why, ")");
   out.channel = co_await tunnels_[d.tunnel]->open_channel(dest, who, component, command);
   if (!out.channel.tunnel) out.refusal = out.channel.result.error.code;
   co_return out;

@@ -81,7 +81,7 @@ class socks_udp final : public std::enable_shared_from_this<socks_udp> {
   void leg_ended(std::size_t t, std::string_view why) {
     auto& leg = legs_[t];
     if (leg.state != leg_state::open) return;
-    log_info(component, label_, ": channel through tunnel ", leg.through->cfg().tunnel_name, " ended (", why, ")");
+    log_info(component, label_, ": channel through tunnel ", leg.through->tunnel_name(), " ended (", why, ")");
     leg = {};
   }
 

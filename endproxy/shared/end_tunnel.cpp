@@ -27,23 +27,25 @@ struct end_tunnel::pending_open {
   open_result result;
 };
 
-end_tunnel::end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
+end_tunnel::end_tunnel(const config::end_config& cfg, const config::tunnel_config& tunnel, transport::hop_ptr hop,
+                       lstp::tunnel_params params,
                        Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change)
     : cfg_(cfg),
+      tun_(tunnel),
       policy_(cfg.allow, cfg.deny),
       on_state_change_(std::move(on_state_change)),
       own_nonce_(params.self.nonce),
       tasks_(hop->get_executor(), [this](std::string_view task, std::string_view what) {
         // The task's channel is refused or freed by its failure handler;
         // the tunnel and its other channels go on.
-        runtime::log_error(component, "tunnel ", cfg_.tunnel_name, " ", task, ": internal error: ", what);
+        runtime::log_error(component, "tunnel ", tun_.name, " ", task, ": internal error: ", what);
       }),
       channel_tasks_(hop->get_executor(), [](std::string_view task, std::string_view what) {
         // The task's channel is reset by its failure handler.
         runtime::log_error(component, task, ": internal error: ", what);
       }) {
   driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this,
-                                                             "tunnel " + cfg_.tunnel_name);
+                                                             "tunnel " + tun_.name);
 }
 
 end_tunnel::~end_tunnel() = default;
@@ -130,7 +132,7 @@ std::shared_ptr<end_channel> end_tunnel::find(std::uint32_t id) {
 void end_tunnel::on_up(const lstp::tunnel_info& info) {
   up_ = true;
   path_key_ = lstp::tunnel_choice_key(info.path, own_nonce_, info.peer.nonce);
-  log_info(component, "tunnel ", cfg_.tunnel_name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
+  log_info(component, "tunnel ", tun_.name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
            info.cipher, "): ", lstp::format_path(lstp::readable_path(info.path)));
   if (on_state_change_) on_state_change_();
 }

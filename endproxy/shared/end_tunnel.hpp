@@ -46,7 +46,9 @@ struct open_result {
 
 class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_from_this<end_tunnel> {
  public:
-  end_tunnel(const config::end_config& cfg, transport::hop_ptr hop, lstp::tunnel_params params,
+  // `cfg` and `tunnel` belong to the tunnel keeper, which outlives this.
+  end_tunnel(const config::end_config& cfg, const config::tunnel_config& tunnel, transport::hop_ptr hop,
+             lstp::tunnel_params params,
              Botan::RandomNumberGenerator& rng, std::function<void()> on_state_change);
   ~end_tunnel() override;
 
@@ -89,8 +91,9 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
                           std::optional<std::string_view> name = std::nullopt) const;
   const policy::access_policy& policy() const { return policy_; }
   const config::end_config& cfg() const { return cfg_; }
+  const std::string& tunnel_name() const { return tun_.name; }
   std::string label(std::uint32_t id, const std::string& what) const {
-    return "tunnel " + cfg_.tunnel_name + " channel " + std::to_string(id) + " (" + what + ")";
+    return "tunnel " + tun_.name + " channel " + std::to_string(id) + " (" + what + ")";
   }
 
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
@@ -127,6 +130,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::shared_ptr<end_channel> find(std::uint32_t id);
 
   const config::end_config& cfg_;
+  const config::tunnel_config& tun_;
   policy::access_policy policy_;  // what the peer may reach through us
   std::shared_ptr<lstp::asio_edge::tunnel_driver> driver_;
   std::function<void()> on_state_change_;

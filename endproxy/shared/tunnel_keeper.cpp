@@ -48,14 +48,16 @@ lstp::end_role wire_role(config::end_role r) {
 }
 }  // namespace
 
-tunnel_keeper::tunnel_keeper(asio::io_context& io, config::end_config cfg)
+tunnel_keeper::tunnel_keeper(asio::io_context& io, std::shared_ptr<const config::end_config> cfg, std::size_t tunnel)
     : io_(io),
-      cfg_(std::move(cfg)),
+      end_(std::move(cfg)),
+      cfg_(*end_),
+      tun_(end_->tunnels.at(tunnel)),
       tunnel_changed_(io),
       retry_timer_(io),
       reprobe_timer_(io),
       tasks_(io.get_executor(), [this](std::string_view task, std::string_view what) {
-        runtime::log_error(component, "tunnel ", cfg_.tunnel_name, ": internal error in the ", task, ": ", what);
+        runtime::log_error(component, "tunnel ", tun_.name, ": internal error in the ", task, ": ", what);
       }) {
   tunnel_changed_.expires_at(asio::steady_timer::time_point::max());
 }
@@ -64,14 +66,14 @@ tunnel_keeper::~tunnel_keeper() = default;
 
 void tunnel_keeper::start() {
   // Slow on purpose (PBKDF2): once per process.
-  keys_ = lstp::derive_tunnel_keys(cfg_.tunnel_name, cfg_.secret);
+  keys_ = lstp::derive_tunnel_keys(tun_.name, tun_.secret);
   log_info(component, "\"", cfg_.name, "\" (", (cfg_.role == config::end_role::client   ? "client end"
                                                 : cfg_.role == config::end_role::server ? "server end"
                                                                                         : "client and server end"),
-           "), tunnel ", cfg_.tunnel_name, " (id ", lstp::short_id(keys_.pairing_id), ", secret from ", cfg_.secret_source,
-           "), middle proxy ", middles_text(cfg_.middles), ", ways: ",
-           cfg_.ways.empty() ? std::string("automatic") : ways_text(cfg_.ways),
-           cfg_.state_file.empty() ? std::string(", no state file") : ", state in " + cfg_.state_file);
+           "), tunnel ", tun_.name, " (id ", lstp::short_id(keys_.pairing_id), ", secret from ", tun_.secret_source,
+           "), middle proxy ", middles_text(tun_.middles), ", ways: ",
+           tun_.ways.empty() ? std::string("automatic") : ways_text(tun_.ways),
+           tun_.state_file.empty() ? std::string(", no state file") : ", state in " + tun_.state_file);
   if (cfg_.role != config::end_role::client) {
     auto list = [](const std::vector<policy::rule>& rules) {
       std::string t;
@@ -79,29 +81,29 @@ void tunnel_keeper::start() {
       return t;
     };
     if (cfg_.allow.empty())
-      log_warn(component, "tunnel ", cfg_.tunnel_name,
+      log_warn(component, "tunnel ", tun_.name,
                ": the server end allows nothing yet (add server.allow, e.g. 10.0.0.0/8 or *.corp.example:443)");
     else
-      log_info(component, "tunnel ", cfg_.tunnel_name, ": the far side may reach ", list(cfg_.allow),
+      log_info(component, "tunnel ", tun_.name, ": the far side may reach ", list(cfg_.allow),
                cfg_.deny.empty() ? std::string() : "; never " + list(cfg_.deny));
   }
-  const bool uses_env = cfg_.proxy_from_environment || std::any_of(cfg_.ways.begin(), cfg_.ways.end(), [](auto& w) {
+  const bool uses_env = tun_.proxy_from_environment || std::any_of(tun_.ways.begin(), tun_.ways.end(), [](auto& w) {
                           return w.via == config::way::route::environment;
                         });
   if (uses_env) {
-    for (auto& m : cfg_.middles) {
+    for (auto& m : tun_.middles) {
       for (bool plain : {false, true}) {
         auto env = uplink::proxy_from_environment(m.host, plain, ::getenv);
-        if (!env.problem.empty()) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ignoring ", env.problem);
+        if (!env.problem.empty()) log_warn(component, "tunnel ", tun_.name, ": ignoring ", env.problem);
         else if (env.proxy)
-          log_info(component, "tunnel ", cfg_.tunnel_name, ": ", plain ? "ws" : "tcp, tls and wss", " to ",
+          log_info(component, "tunnel ", tun_.name, ": ", plain ? "ws" : "tcp, tls and wss", " to ",
                    m.to_string(), " may go via ", env.proxy->to_string(), " (from ", env.source, ")");
       }
     }
   }
   auto self = shared_from_this();
   tasks_.spawn("tunnel keeper", [self] { return self->keep_tunnel(); });
-  if (cfg_.reprobe_interval.count() > 0) tasks_.spawn("way reprobe", [self] { return self->reprobe_loop(); });
+  if (tun_.reprobe_interval.count() > 0) tasks_.spawn("way reprobe", [self] { return self->reprobe_loop(); });
 }
 
 void tunnel_keeper::stop() {
@@ -134,10 +136,10 @@ lstp::tunnel_params tunnel_keeper::make_params() {
   p.limits.keepalive = cfg_.limit.keepalive;
   p.limits.dead_after = cfg_.limit.dead_after;
   p.limits.handshake_timeout = cfg_.limit.handshake_timeout;
-  if (cfg_.access) {
+  if (tun_.access) {
     // Wall-clock time: the middle bounds a proof's age with its own clock.
     const auto now = std::chrono::system_clock::now().time_since_epoch();
-    p.access = lstp::middle_access{cfg_.access->name, cfg_.access->token,
+    p.access = lstp::middle_access{tun_.access->name, tun_.access->token,
                                    static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count())};
   }
   return p;
@@ -151,7 +153,7 @@ struct tunnel_keeper::race_result {
 
 std::vector<uplink::candidate> tunnel_keeper::plan() const {
   return uplink::plan_candidates(
-      cfg_.middles, cfg_.ways, cfg_.ways_proxy, cfg_.proxy_from_environment, memory_,
+      tun_.middles, tun_.ways, tun_.ways_proxy, tun_.proxy_from_environment, memory_,
       [](const config::endpoint& middle, const config::way& w) -> std::optional<config::way> {
         auto env = uplink::proxy_from_environment(middle.host, w.how == config::carrier::ws, ::getenv);
         if (!env.proxy) return std::nullopt;
@@ -160,25 +162,25 @@ std::vector<uplink::candidate> tunnel_keeper::plan() const {
 }
 
 void tunnel_keeper::remember(const uplink::candidate& c) {
-  if (!memory_.remember(c.middle, c.way) || cfg_.state_file.empty()) return;
+  if (!memory_.remember(c.middle, c.way) || tun_.state_file.empty()) return;
   try {
-    memory_.save(cfg_.state_file);
+    memory_.save(tun_.state_file);
   } catch (const std::exception& e) {
-    log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", e.what(), " (the way that works is not remembered)");
+    log_warn(component, "tunnel ", tun_.name, ": ", e.what(), " (the way that works is not remembered)");
   }
 }
 
 std::chrono::milliseconds tunnel_keeper::backoff(unsigned failed_rounds) {
   std::uint32_t r = 0;
   rng_.randomize(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
-  return uplink::backoff_delay(cfg_.retry_interval, cfg_.retry_max, failed_rounds, r);
+  return uplink::backoff_delay(tun_.retry_interval, tun_.retry_max, failed_rounds, r);
 }
 
 asio::awaitable<transport::hop_ptr> tunnel_keeper::dial(const uplink::candidate& c, std::string& why) {
   if (dialer_) co_return co_await dialer_(c, why);
   uplink::dial_options options;
-  options.websocket_path = cfg_.websocket_path;
-  options.timeout = cfg_.way_timeout;
+  options.websocket_path = tun_.websocket_path;
+  options.timeout = tun_.way_timeout;
   co_return co_await uplink::dial(io_.get_executor(), c.way, c.middle, options, why);
 }
 
@@ -222,7 +224,7 @@ asio::awaitable<std::optional<tunnel_keeper::race_result>> tunnel_keeper::race(c
   };
   // Start the second candidate when the first is still undecided after this
   // long: a black-holed way costs its timeout, but not twice in a row.
-  const auto race_after = std::min<std::chrono::steady_clock::duration>(cfg_.way_timeout / 4, std::chrono::seconds(1));
+  const auto race_after = std::min<std::chrono::steady_clock::duration>(tun_.way_timeout / 4, std::chrono::seconds(1));
   if (next >= cands.size()) co_return std::nullopt;
   launch(next++);
   for (;;) {
@@ -264,11 +266,11 @@ struct tunnel_keeper::round_state {
 // one that worked last first), keeps the first tunnel that comes up, and
 // when it ends starts again, backing off while nothing works.
 asio::awaitable<void> tunnel_keeper::keep_tunnel() {
-  if (!cfg_.state_file.empty()) {
+  if (!tun_.state_file.empty()) {
     try {
-      memory_ = uplink::way_memory::load(cfg_.state_file);
+      memory_ = uplink::way_memory::load(tun_.state_file);
     } catch (const std::exception& e) {
-      log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", e.what(), "; starting without it");
+      log_warn(component, "tunnel ", tun_.name, ": ", e.what(), "; starting without it");
     }
   }
   unsigned failed_rounds = 0;
@@ -280,10 +282,10 @@ asio::awaitable<void> tunnel_keeper::keep_tunnel() {
       // Only "via env" ways, and the environment names no proxy for them.
       const std::string text = "no way to try: the ways go through the environment's proxy, and no https_proxy, "
                                "http_proxy or ALL_PROXY applies (or no_proxy exempts the middle)";
-      if (text != last_failure_) log_warn(component, "tunnel ", cfg_.tunnel_name, ": ", text);
+      if (text != last_failure_) log_warn(component, "tunnel ", tun_.name, ": ", text);
       last_failure_ = text;
     }
-    for (auto& m : cfg_.middles) {
+    for (auto& m : tun_.middles) {
       std::vector<uplink::candidate> mine;
       for (auto& c : cands)
         if (c.middle == m) mine.push_back(c);
@@ -299,12 +301,12 @@ asio::awaitable<void> tunnel_keeper::keep_tunnel() {
     if (!rs->served && rs->failures_seen) last_failure_ = "cannot reach";
     // A tunnel that served for a while earns a quick reconnect; one that
     // keeps failing (or flapping) waits longer each round.
-    if (rs->served && rs->lifetime >= cfg_.retry_max)
+    if (rs->served && rs->lifetime >= tun_.retry_max)
       failed_rounds = 0;
     else
       ++failed_rounds;
     const auto delay = backoff(failed_rounds == 0 ? 0 : failed_rounds - 1);
-    runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, ": next attempt in ", delay.count(), " ms");
+    runtime::log_debug(component, "tunnel ", tun_.name, ": next attempt in ", delay.count(), " ms");
     retry_timer_.expires_after(delay);
     boost::system::error_code ec;
     co_await retry_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -343,14 +345,14 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
         // Quiet while the same refusal repeats at every retry.
         const bool repeating = !last_failure_.empty() && last_failure_.rfind("cannot reach", 0) != 0;
         runtime::log(repeating ? runtime::log_level::debug : runtime::log_level::info, component, "tunnel ",
-                     cfg_.tunnel_name, ": connected to middle proxy ", c.middle.to_string(), " by ",
+                     tun_.name, ": connected to middle proxy ", c.middle.to_string(), " by ",
                      c.way.to_string(), " in ", std::to_string(ms).substr(0, 6), " ms",
                      failures.empty() ? "" : " (failed first" + note + ")", ", waiting for the other end");
         failures.clear();
         last_middle_failure_.erase(middle.to_string());
         const auto opened = std::chrono::steady_clock::now();
         // The tunnel may outlive this keeper for a moment (its channels hold it).
-        auto t = std::make_shared<end_tunnel>(cfg_, std::move(won->hop), make_params(), rng_,
+        auto t = std::make_shared<end_tunnel>(cfg_, tun_, std::move(won->hop), make_params(), rng_,
                                               [weak = weak_from_this()] {
                                                 if (auto self = weak.lock()) self->on_tunnel_change();
                                               });
@@ -375,7 +377,7 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
         // way (a filtering proxy or firewall) let the connection open but
         // not carry LSTP. Try the ways after it now rather than after a
         // backoff (a slower way the race dropped included).
-        if (!give_up() && t->driver().bytes_in() == 0 && std::chrono::steady_clock::now() - opened < cfg_.way_timeout) {
+        if (!give_up() && t->driver().bytes_in() == 0 && std::chrono::steady_clock::now() - opened < tun_.way_timeout) {
           failures.push_back(c.way.to_string() + " to " + c.middle.to_string() +
                              ": the hop closed right after the setup (filtered on the way?)");
           next = won->index + 1;
@@ -390,7 +392,7 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
         for (std::size_t i = 0; i < failures.size(); ++i) text += (i ? "; " : "") + failures[i];
         auto& last = last_middle_failure_[middle.to_string()];
         if (text != last)
-          log_warn(component, "tunnel ", cfg_.tunnel_name, ": cannot reach middle proxy ", middle.to_string(),
+          log_warn(component, "tunnel ", tun_.name, ": cannot reach middle proxy ", middle.to_string(),
                    " by any way: ", text);
         last = text;
         rs->failures_seen = true;
@@ -409,7 +411,7 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
       }
     }
   } catch (const std::exception& e) {
-    runtime::log_error(component, "tunnel ", cfg_.tunnel_name, ": attaching to middle proxy ", middle.to_string(),
+    runtime::log_error(component, "tunnel ", tun_.name, ": attaching to middle proxy ", middle.to_string(),
                        " failed: ", e.what());
   }
 }
@@ -439,7 +441,7 @@ void tunnel_keeper::on_tunnel_change() {
       if (a.tunnel->waiting_for_partner()) {
         a.tunnel->close({lstp::wire_error::ok, "the tunnel came up through middle proxy " + current_->middle.to_string()});
       } else if (a.tunnel->is_up()) {
-        log_info(component, "tunnel ", cfg_.tunnel_name, ": came up through two middle proxies at once; keeping the one through ",
+        log_info(component, "tunnel ", tun_.name, ": came up through two middle proxies at once; keeping the one through ",
                  current_->middle.to_string());
         a.tunnel->driver().shutdown("the same tunnel came up through another middle proxy");
       }
@@ -461,11 +463,11 @@ void tunnel_keeper::log_closed(end_tunnel& t) {
     auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
                      ? runtime::log_level::info
                      : runtime::log_level::warn;
-    runtime::log(level, component, "tunnel ", cfg_.tunnel_name, " closed: ",
+    runtime::log(level, component, "tunnel ", tun_.name, " closed: ",
                  level == runtime::log_level::info ? why.reason : text, " (after ", secs, " s; ",
                  t.driver().bytes_out(), " bytes sent, ", t.driver().bytes_in(), " bytes received on the hop)");
   } else {
-    runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, " closed again: ", text);
+    runtime::log_debug(component, "tunnel ", tun_.name, " closed again: ", text);
   }
   if (why.code != lstp::wire_error::ok) last_failure_ = t.was_up() ? std::string() : text;
 }
@@ -475,14 +477,14 @@ void tunnel_keeper::log_closed(end_tunnel& t) {
 // if so, remembers it and moves to it once no channel is open.
 asio::awaitable<void> tunnel_keeper::reprobe_loop() {
   while (!stopping_) {
-    reprobe_timer_.expires_after(move_when_idle_ ? std::chrono::milliseconds(1000) : cfg_.reprobe_interval);
+    reprobe_timer_.expires_after(move_when_idle_ ? std::chrono::milliseconds(1000) : tun_.reprobe_interval);
     boost::system::error_code ec;
     co_await reprobe_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (stopping_) break;
     if (!tunnel_ || !tunnel_->is_up() || !current_) continue;
     if (move_when_idle_) {
       if (tunnel_->proto().channel_count() == 0) {
-        log_info(component, "tunnel ", cfg_.tunnel_name, ": idle, moving to the cheaper way");
+        log_info(component, "tunnel ", tun_.name, ": idle, moving to the cheaper way");
         tunnel_->driver().shutdown("moving to a cheaper way out");
         move_when_idle_ = false;
       }
@@ -494,12 +496,12 @@ asio::awaitable<void> tunnel_keeper::reprobe_loop() {
       std::string why;
       auto hop = co_await dial(c, why);
       if (!hop) {
-        runtime::log_debug(component, "tunnel ", cfg_.tunnel_name, ": cheaper way ", c.to_string(), " still fails: ", why);
+        runtime::log_debug(component, "tunnel ", tun_.name, ": cheaper way ", c.to_string(), " still fails: ", why);
         continue;
       }
       hop->close();
       if (!current_ || !(current_->way == using_now.way)) break;  // the tunnel moved meanwhile
-      log_info(component, "tunnel ", cfg_.tunnel_name, ": cheaper way ", c.to_string(), " works now (using ",
+      log_info(component, "tunnel ", tun_.name, ": cheaper way ", c.to_string(), " works now (using ",
                using_now.way.to_string(), "); moving to it once no channel is open");
       remember(c);
       move_when_idle_ = true;
@@ -530,7 +532,7 @@ asio::awaitable<tunnel_keeper::opened_channel> tunnel_keeper::open_channel(const
   opened_channel out;
   auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
   if (!tunnel) {
-    runtime::log_warn(log_component, who, ": ", verb, " ", dest.to_string(), " refused: tunnel ", cfg_.tunnel_name,
+    runtime::log_warn(log_component, who, ": ", verb, " ", dest.to_string(), " refused: tunnel ", tun_.name,
                       " is not up");
     out.result.error = {lstp::wire_error::general, "the tunnel is not up"};
     co_return out;

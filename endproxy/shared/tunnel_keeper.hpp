@@ -31,7 +31,9 @@ class end_tunnel;
 
 class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
  public:
-  tunnel_keeper(boost::asio::io_context& io, config::end_config cfg);
+  // Keeps tunnel number `tunnel` of the end's config `cfg` (shared by the
+  // end's keepers and held as long as any of them lives).
+  tunnel_keeper(boost::asio::io_context& io, std::shared_ptr<const config::end_config> cfg, std::size_t tunnel);
   ~tunnel_keeper();
   // Starts connecting to the middle proxies.
   void start();
@@ -54,6 +56,7 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   // The current tunnel once it is up, waiting until `deadline` for it.
   boost::asio::awaitable<std::shared_ptr<end_tunnel>> wait_for_tunnel(std::chrono::steady_clock::time_point deadline);
   const config::end_config& cfg() const { return cfg_; }
+  const config::tunnel_config& tunnel() const { return tun_; }
 
   struct opened_channel {
     std::shared_ptr<end_tunnel> tunnel;  // null when the channel could not be opened
@@ -89,7 +92,9 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   lstp::tunnel_params make_params();
 
   boost::asio::io_context& io_;
-  config::end_config cfg_;
+  std::shared_ptr<const config::end_config> end_;
+  const config::end_config& cfg_;     // the end's settings
+  const config::tunnel_config& tun_;  // this tunnel's
   lstp::tunnel_keys keys_;
   Botan::AutoSeeded_RNG rng_;
   std::shared_ptr<end_tunnel> tunnel_;

@@ -22,19 +22,20 @@ using asio::ip::tcp;
 
 namespace {
 
-config::end_config end_config(config::end_role role) {
-  config::end_config c;
-  c.name = role == config::end_role::client ? "c" : "s";
-  c.role = role;
-  c.tunnel_name = "t";
-  c.secret = "the secret of tunnel t, long enough";
-  c.secret_source = "test";
-  c.middles = {{"m.example", 443}};
-  c.ways = {config::way{}};
-  c.retry_interval = std::chrono::milliseconds(20);
-  c.retry_max = std::chrono::milliseconds(100);
-  c.reprobe_interval = std::chrono::milliseconds(0);
-  if (role == config::end_role::server) c.allow = {policy::parse_rule("127.0.0.1")};
+std::shared_ptr<const config::end_config> end_config(config::end_role role) {
+  auto c = std::make_shared<config::end_config>();
+  c->name = role == config::end_role::client ? "c" : "s";
+  c->role = role;
+  auto& t = c->tunnels.emplace_back();
+  t.name = "t";
+  t.secret = "the secret of tunnel t, long enough";
+  t.secret_source = "test";
+  t.middles = {{"m.example", 443}};
+  t.ways = {config::way{}};
+  t.retry_interval = std::chrono::milliseconds(20);
+  t.retry_max = std::chrono::milliseconds(100);
+  t.reprobe_interval = std::chrono::milliseconds(0);
+  if (role == config::end_role::server) c->allow = {policy::parse_rule("127.0.0.1")};
   return c;
 }
 
@@ -147,8 +148,8 @@ struct two_ends {
 
   two_ends(world& world_, std::shared_ptr<transport::fail_count> first_hop_count = nullptr)
       : w(world_), first_hop(std::move(first_hop_count)) {
-    client = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::client));
-    server = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::server));
+    client = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::client), 0);
+    server = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::server), 0);
     client->set_dialer([this](const uplink::candidate&, std::string& why) -> asio::awaitable<transport::hop_ptr> {
       boost::system::error_code ec;
       if (dials->fail(ec)) {

@@ -357,11 +357,11 @@ log_level: warn
   CHECK(c.file == file);
   CHECK(c.name == "b-laptop");
   CHECK(c.role == config::end_role::both);
-  CHECK(c.tunnel_name == "quickstart");
-  CHECK(c.secret == good_secret);  // trailing whitespace stripped
-  CHECK(c.secret_source == "file " + d.path("conf/secret.txt"));
-  CHECK(c.middles.front() == config::endpoint{"127.0.0.1", 7000});
-  CHECK(c.retry_interval == 250ms);
+  CHECK(c.tunnels[0].name == "quickstart");
+  CHECK(c.tunnels[0].secret == good_secret);  // trailing whitespace stripped
+  CHECK(c.tunnels[0].secret_source == "file " + d.path("conf/secret.txt"));
+  CHECK(c.tunnels[0].middles.front() == config::endpoint{"127.0.0.1", 7000});
+  CHECK(c.tunnels[0].retry_interval == 250ms);
   REQUIRE(c.socks_listen.size() == 2);
   CHECK(c.socks_listen[1] == config::endpoint{"::1", 1080});
   REQUIRE(c.socks_users.size() == 2);
@@ -390,12 +390,12 @@ TEST_CASE("load_end: minimal client with defaults and a relative secret_file", "
   const std::string file = d.write("client.yaml", client_yaml());
   const auto c = config::load_end(file);
   CHECK(c.role == config::end_role::client);
-  CHECK(c.secret == good_secret);
-  CHECK(c.secret_source == "file " + d.path("secret.txt"));
+  CHECK(c.tunnels[0].secret == good_secret);
+  CHECK(c.tunnels[0].secret_source == "file " + d.path("secret.txt"));
   REQUIRE(c.socks_listen.size() == 1);
   CHECK(c.socks_listen[0] == config::endpoint{"127.0.0.1", 1080});
   CHECK(c.socks_users.empty());
-  CHECK(c.retry_interval == 1s);
+  CHECK(c.tunnels[0].retry_interval == 1s);
   const config::limits defaults;
   CHECK(c.limit.high_watermark == defaults.high_watermark);
   CHECK(c.limit.low_watermark == defaults.low_watermark);
@@ -417,9 +417,9 @@ tunnel:
 )");
   const auto c = config::load_end(file);
   CHECK(c.role == config::end_role::server);
-  CHECK(c.secret == good_secret);
-  CHECK(c.secret_source == "environment LSTP_CONFIG_TEST_SECRET");
-  CHECK(c.middles.front() == config::endpoint{"::1", 7000});
+  CHECK(c.tunnels[0].secret == good_secret);
+  CHECK(c.tunnels[0].secret_source == "environment LSTP_CONFIG_TEST_SECRET");
+  CHECK(c.tunnels[0].middles.front() == config::endpoint{"::1", 7000});
   CHECK(c.socks_listen.empty());
   CHECK(c.limit.connect_timeout == config::limits{}.connect_timeout);
   ::unsetenv("LSTP_CONFIG_TEST_SECRET");
@@ -793,7 +793,7 @@ tunnel:
     - wss via env
     - tcp
   proxy: socks5://p:1080
-  state_file: state/c.ways
+  state_file: state/c.tunnels[0].ways
   retry_interval: 500ms
   retry_max: 1m
   way_timeout: 3s
@@ -802,15 +802,15 @@ socks:
   listen: 127.0.0.1:1080
 )");
   auto c = config::load_end(file);
-  CHECK(c.middles == std::vector<config::endpoint>{{"a.example", 443}, {"b.example", 80}});
-  REQUIRE(c.ways.size() == 2);
-  CHECK(c.ways[0].to_string() == "wss via env");
-  CHECK(c.ways_proxy->to_string() == "socks5://p:1080");
-  CHECK(c.state_file == dir.path("state/c.ways"));
-  CHECK(c.retry_interval == std::chrono::milliseconds(500));
-  CHECK(c.retry_max == std::chrono::minutes(1));
-  CHECK(c.way_timeout == std::chrono::seconds(3));
-  CHECK(c.reprobe_interval.count() == 0);
+  CHECK(c.tunnels[0].middles == std::vector<config::endpoint>{{"a.example", 443}, {"b.example", 80}});
+  REQUIRE(c.tunnels[0].ways.size() == 2);
+  CHECK(c.tunnels[0].ways[0].to_string() == "wss via env");
+  CHECK(c.tunnels[0].ways_proxy->to_string() == "socks5://p:1080");
+  CHECK(c.tunnels[0].state_file == dir.path("state/c.tunnels[0].ways"));
+  CHECK(c.tunnels[0].retry_interval == std::chrono::milliseconds(500));
+  CHECK(c.tunnels[0].retry_max == std::chrono::minutes(1));
+  CHECK(c.tunnels[0].way_timeout == std::chrono::seconds(3));
+  CHECK(c.tunnels[0].reprobe_interval.count() == 0);
 
   const auto dup = dir.write("d.yaml", R"(name: c
 role: client
@@ -834,10 +834,10 @@ TEST_CASE("an end remembers its ways under the state directory unless told not t
   };
   ::setenv("XDG_STATE_HOME", "/var/tmp/xdg", 1);
   ::unsetenv("STATE_DIRECTORY");
-  CHECK(config::load_end(dir.write("a.yaml", text(""))).state_file == "/var/tmp/xdg/lstp/b-laptop.ways");
+  CHECK(config::load_end(dir.write("a.yaml", text(""))).tunnels[0].state_file == "/var/tmp/xdg/lstp/b-laptop.ways");
   ::setenv("STATE_DIRECTORY", "/var/lib/lstp:/other", 1);
-  CHECK(config::load_end(dir.write("b.yaml", text(""))).state_file == "/var/lib/lstp/b-laptop.ways");
-  CHECK(config::load_end(dir.write("c.yaml", text("  state_file: none\n"))).state_file.empty());
+  CHECK(config::load_end(dir.write("b.yaml", text(""))).tunnels[0].state_file == "/var/lib/lstp/b-laptop.ways");
+  CHECK(config::load_end(dir.write("c.yaml", text("  state_file: none\n"))).tunnels[0].state_file.empty());
   ::unsetenv("STATE_DIRECTORY");
   ::unsetenv("XDG_STATE_HOME");
 }
@@ -847,7 +847,7 @@ TEST_CASE("a long retry_interval alone raises retry_max with it") {
   dir.write("secret.txt", "0123456789abcdef0123\n");
   auto c = config::load_end(dir.write("a.yaml", "name: n\nrole: server\ntunnel:\n  name: t\n  secret_file: secret.txt\n"
                                                 "  middle: m:1\n  retry_interval: 2m\n"));
-  CHECK(c.retry_max == std::chrono::minutes(2));
+  CHECK(c.tunnels[0].retry_max == std::chrono::minutes(2));
 }
 
 TEST_CASE("a server end's allow and deny rules are read and checked where they stand") {
@@ -895,18 +895,18 @@ TEST_CASE("several tunnels with routes: each tunnel a config of its own") {
   auto c = config::load_end(dir.write("ok.yaml", head + "routes:\n  - match: [\"*.corp-a.example\", 10.0.0.0/8]\n"
                                                         "    via: corp-a\n  - match: 172.16.0.0/12\n    via: direct\n"
                                                         "default_route: lab-c\n"));
-  CHECK(c.tunnel_name == "corp-a");
-  CHECK(c.secret == "0123456789abcdef0123");
-  REQUIRE(c.more_tunnels.size() == 1);
-  const auto& lab = c.more_tunnels[0];
-  CHECK(lab.tunnel_name == "lab-c");
+  REQUIRE(c.tunnels.size() == 2);
+  const auto& corp = c.tunnels[0];
+  const auto& lab = c.tunnels[1];
+  CHECK(corp.name == "corp-a");
+  CHECK(corp.secret == "0123456789abcdef0123");
+  CHECK(lab.name == "lab-c");
   CHECK(lab.secret == "another secret of 32 bytes......");
   CHECK(lab.middles.size() == 2);
   CHECK(lab.way_timeout == std::chrono::seconds(2));
-  CHECK(c.way_timeout == std::chrono::seconds(5));  // each tunnel keeps its own settings
-  CHECK(lab.name == "laptop");                       // and shares the end's
-  CHECK(lab.more_tunnels.empty());
-  CHECK(lab.state_file != c.state_file);  // each remembers its ways in its own file
+  CHECK(corp.way_timeout == std::chrono::seconds(5));  // each tunnel keeps its own settings
+  CHECK(c.name == "laptop");                            // and the end's are the end's
+  CHECK(lab.state_file != corp.state_file);  // each remembers its ways in its own file
   REQUIRE(c.routes.size() == 2);
   CHECK(c.routes[0].via == "corp-a");
   CHECK(c.routes[0].match.size() == 2);
@@ -958,21 +958,21 @@ TEST_CASE("access credentials: an end's for its middles, a middle's list and its
       "  - name: lab-c\n    secret_file: t.secret\n    middle: m2:443\n"
       "    access:\n      name: bob\n      token_env: LSTP_CONFIG_TEST_BOB\n";
   auto e = config::load_end(dir.write("end.yaml", end_head));
-  CHECK_FALSE(e.access);  // corp-a has none
-  REQUIRE(e.more_tunnels.size() == 1);
-  REQUIRE(e.more_tunnels[0].access);
-  CHECK(e.more_tunnels[0].access->name == "bob");
-  CHECK(e.more_tunnels[0].access->token == "bob-token-0123456789abcdef");
-  CHECK(e.more_tunnels[0].access->token_source == "environment LSTP_CONFIG_TEST_BOB");
-  // The first tunnel's credential is copied with its other fields.
+  REQUIRE(e.tunnels.size() == 2);
+  CHECK_FALSE(e.tunnels[0].access);  // corp-a has none
+  REQUIRE(e.tunnels[1].access);
+  CHECK(e.tunnels[1].access->name == "bob");
+  CHECK(e.tunnels[1].access->token == "bob-token-0123456789abcdef");
+  CHECK(e.tunnels[1].access->token_source == "environment LSTP_CONFIG_TEST_BOB");
+  // The first tunnel's credential is its own.
   auto first = config::load_end(dir.write(
       "end2.yaml", "name: laptop\nrole: client\nsocks:\n  listen: 127.0.0.1:1080\n"
                    "tunnels:\n  - name: corp-a\n    secret_file: t.secret\n    middle: m1:443\n"
                    "    access: {name: alice, token_file: alice.token}\n"
                    "  - name: lab-c\n    secret_file: t.secret\n    middle: m2:443\n"));
-  REQUIRE(first.access);
-  CHECK(first.access->token == "alice-token-0123456789abcdef");
-  CHECK_FALSE(first.more_tunnels[0].access);
+  REQUIRE(first.tunnels[0].access);
+  CHECK(first.tunnels[0].access->token == "alice-token-0123456789abcdef");
+  CHECK_FALSE(first.tunnels[1].access);
 
   auto m = config::load_middle(dir.write(
       "m1.yaml", "name: m1\nlisten: 0.0.0.0:443\naccess:\n"
