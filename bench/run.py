@@ -7,6 +7,7 @@ and with three middle proxies, side by side in one run on loopback.
   python3 bench/run.py --smoke              small sizes, seconds; proves it works (CI)
   python3 bench/run.py --rounds 3           repeat every scenario, report medians
   python3 bench/run.py --scenarios direct,lstp-1 --out /tmp/r.md
+  python3 bench/run.py --reference /tmp/old/build/bin   the same run with an older build beside
 
 Every scenario starts its own processes (binaries from build/bin, sshd and
 ssh from Debian with throwaway keys), bounds its loops and stops what it
@@ -36,6 +37,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import lstp_world  # noqa: E402
 from lstp_world import World, free_port, recv_exact, socks_connect, wait_for_port  # noqa: E402
 
 # 10,000 streams take 20,000 descriptors here (both sides) and 10,000 in
@@ -264,12 +266,25 @@ def first_byte_through(sport, echo_port, t0, timeout=60):
 
 
 class Lstp(Scenario):
-    def __init__(self, middles, echo_port):
+    """`bin_dir`: the binaries to run (default build/bin); a reference build
+    runs as lstp-N-ref beside the current one."""
+
+    def __init__(self, middles, echo_port, bin_dir=None):
         self.middles = middles
-        self.name = f"lstp-{middles}"
+        self.name = f"lstp-{middles}" + ("-ref" if bin_dir else "")
         self.echo_port = echo_port
+        self.bin_dir = bin_dir
 
     def __enter__(self):
+        self.saved_bin = lstp_world.BIN
+        if self.bin_dir:
+            lstp_world.BIN = self.bin_dir
+        try:
+            return self._start()
+        finally:
+            lstp_world.BIN = self.saved_bin
+
+    def _start(self):
         self.w = World().__enter__()
         ports, nxt = [], None
         t0 = time.perf_counter()
@@ -585,7 +600,7 @@ def run_scenario(name, args, files, servers):
     elif name == "ssh-jump":
         sc = SshJump(echo.port)
     elif name.startswith("lstp-"):
-        sc = Lstp(int(name.split("-")[1]), echo.port)
+        sc = Lstp(int(name.split("-")[1]), echo.port, args.reference if name.endswith("-ref") else None)
     else:
         raise SystemExit(f"unknown scenario {name}")
     out = {}
@@ -669,6 +684,9 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="small sizes: proves the suite works, in seconds")
     ap.add_argument("--scenarios", default="direct,ssh-jump,lstp-1,lstp-3")
     ap.add_argument("--rounds", type=int, default=1, help="run every scenario this many times (interleaved)")
+    ap.add_argument("--reference", default=None, metavar="BIN_DIR",
+                    help="also run each lstp-N scenario with the binaries in BIN_DIR (an older build), as lstp-N-ref, "
+                         "interleaved with the current build's")
     ap.add_argument("--out", default=None, help="Markdown report (default bench/RESULTS.md; smoke: none)")
     ap.add_argument("--single-mib", type=int, default=1024)
     ap.add_argument("--parallel-mib", type=int, default=256)
@@ -688,6 +706,8 @@ def main():
     out_path = args.out or (None if args.smoke else os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                                  "RESULTS.md"))
     names = args.scenarios.split(",")
+    if args.reference:
+        names = [m for n in names for m in ([n, n + "-ref"] if n.startswith("lstp-") else [n])]
     if "ssh-jump" in names and not (shutil.which("sshd") and shutil.which("ssh") and os.geteuid() == 0):
         print("note=ssh-jump needs sshd, ssh and root (for a throwaway sshd); skipped", flush=True)
         names.remove("ssh-jump")
