@@ -50,6 +50,14 @@ void channel_handle::reset(const error_info& why) {
   if (id != 0 && anchor && *anchor) (*anchor)->free_channel(id, why);
 }
 
+void tunnel::emit_address(event_type type, std::uint32_t id, address where) {
+  tunnel_event e;
+  e.type = type;
+  e.channel = id;
+  e.where = std::move(where);
+  events_.push_back(std::move(e));
+}
+
 void tunnel::emit_error(event_type type, std::uint32_t id, error_info why) {
   tunnel_event e;
   e.type = type;
@@ -461,24 +469,14 @@ void tunnel::handle_channel_frame(const frame_view& f) {
       address bound;
       if (!decode_address_payload(f.payload, bound, why)) return channel_error(id, wire_error::protocol_error, why);
       ch.state = ch.command == connect_command::bind ? channel_state::listening : channel_state::open;
-      tunnel_event e;
-      e.type = event_type::channel_accepted;
-      e.channel = id;
-      e.where = std::move(bound);
-      events_.push_back(std::move(e));
-      return;
+      return emit_address(event_type::channel_accepted, id, std::move(bound));
     }
     case frame_type::connection_peer: {
       if (!ch.we_opened || ch.state != channel_state::listening) return unexpected();
       address peer;
       if (!decode_address_payload(f.payload, peer, why)) return channel_error(id, wire_error::protocol_error, why);
       ch.state = channel_state::open;
-      tunnel_event e;
-      e.type = event_type::bind_peer;
-      e.channel = id;
-      e.where = std::move(peer);
-      events_.push_back(std::move(e));
-      return;
+      return emit_address(event_type::bind_peer, id, std::move(peer));
     }
     case frame_type::connection_nack:
     case frame_type::service_begin_nack: {

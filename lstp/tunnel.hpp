@@ -271,6 +271,7 @@ class tunnel final : public tls_sink {
   bool advance_tls();
   void emit(event_type type, std::uint32_t id = 0) { events_.push_back(tunnel_event{type, id, {}, {}, {}, {}}); }
   void emit_error(event_type type, std::uint32_t id, error_info why);
+  void emit_address(event_type type, std::uint32_t id, address where);
   void signal_pending() {
     if (on_pending_ && (!out_.empty() || !events_.empty())) on_pending_();
   }
