@@ -47,6 +47,11 @@ bool tunnel_driver::replace_hop(transport::hop_ptr hop) {
 
 void tunnel_driver::close(const error_info& why) {
   tunnel_.close(why);
+  // The handler hears it now, not when the writer next runs: a process
+  // stopping at once resets its channels before the loop ends. Closed, the
+  // tunnel reads no more input, so this cannot move past a data event a
+  // handler is still looking at.
+  dispatch();
   timer_.cancel();  // the timer loop starts the flush deadline
 }
 

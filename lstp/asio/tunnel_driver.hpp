@@ -60,7 +60,8 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   tunnel& proto() { return tunnel_; }
   // Queue a source for its turn at the writer.
   void schedule(std::shared_ptr<data_source> source);
-  // Closes the tunnel (ERROR to the peer) and ends run().
+  // Closes the tunnel (ERROR to the peer) and ends run(); the handler
+  // hears the events it causes (closed) before this returns.
   void close(const error_info& why);
   // Graceful end: SHUTDOWN to the peer; run() ends once the channels have.
   void shutdown(std::string_view reason);
