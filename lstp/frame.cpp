@@ -26,6 +26,8 @@ std::string_view to_string(frame_type t) {
     case frame_type::error: return "ERROR";
     case frame_type::ping: return "PING";
     case frame_type::pong: return "PONG";
+    case frame_type::ack: return "ACK";
+    case frame_type::resume: return "RESUME";
   }
   return "unknown";
 }

@@ -35,9 +35,18 @@ enum class frame_type : std::uint8_t {
   error = 0x31,
   ping = 0x32,
   pong = 0x33,
+  ack = 0x34,     // resumption (feature 0x4): reliable frames handled
+  resume = 0x35,  // resumption: the first frame on a resumed tunnel
 };
 
 bool is_known(frame_type t);
+// Resumption (PROTOCOL.md 3.8): a frame that carries channel or tunnel
+// state, counted, acknowledged and replayed after a lost hop. Only valid
+// once the tunnel is up.
+inline bool is_reliable(frame_type t) {
+  return t != frame_type::ping && t != frame_type::pong && t != frame_type::ack && t != frame_type::resume &&
+         t != frame_type::error;
+}
 std::string_view to_string(frame_type t);
 
 // SERVICE_DATA flag: the sender will send no more data on this channel.

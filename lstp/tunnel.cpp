@@ -20,6 +20,7 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, clock::t
   if (params_.self.software.empty()) params_.self.software = std::string(software_name);
   if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
   if (params_.limits.credit_windows) params_.self.features |= feature_credit_windows;
+  if (params_.limits.resumption) params_.self.features |= feature_resumption;
   our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = hop_opening(our_setup_, params_.access);
 }
@@ -222,6 +223,9 @@ void tunnel::handle_setup(clock::time_point now) {
       (params_.self.features & feature_record_layer) != 0 && (peer.info.features & feature_record_layer) != 0;
   windows_negotiated_ = (params_.self.features & feature_credit_windows) != 0 &&
                         (peer.info.features & feature_credit_windows) != 0;
+  // Replayed frames go into LSTP records: resumption needs the record layer.
+  resumption_negotiated_ = records_negotiated_ && (params_.self.features & feature_resumption) != 0 &&
+                           (peer.info.features & feature_resumption) != 0;
   next_own_id_ = info_.master ? 1 : 2;
   state_ = tunnel_state::tls_handshake;
   handshake_deadline_ = now + params_.limits.handshake_timeout;
@@ -272,6 +276,7 @@ void tunnel::tls_closed() {
 
 void tunnel::send_plain(const bytes& frame) {
   if (!tls_ || state_ == tunnel_state::closed) return;
+  if (resumption_negotiated_ && state_ == tunnel_state::up) keep_reliable(frame);
   if (sealer_) {
     byte_view rest(frame);
     while (!rest.empty()) {
@@ -292,11 +297,12 @@ void tunnel::close_tls() {
 }
 
 void tunnel::handle_frame(const frame_view& f) {
-  if (state_ == tunnel_state::verifying)
+  if (state_ == tunnel_state::verifying) {
     handle_verifying(f);
-  else if (state_ == tunnel_state::up)
+  } else if (state_ == tunnel_state::up) {
     handle_up(f);
-  else
+    if (resumption_negotiated_ && is_reliable(f.header.type) && state_ == tunnel_state::up) note_handled(f);
+  } else
     fail(wire_error::unexpected_message, std::string(to_string(f.header.type)) + " before TLS was up");
 }
 
@@ -386,6 +392,11 @@ void tunnel::handle_up(const frame_view& f) {
       erase_channel(it);
       return emit_error(event_type::channel_freed, f.header.channel, {e.code, "the peer reported: " + e.reason});
     }
+    case frame_type::ack:
+      if (!resumption_negotiated_) break;
+      return handle_ack(f);
+    case frame_type::resume:
+      return fail(wire_error::unexpected_message, "RESUME on a tunnel that was not resuming");
     case frame_type::connection_request: return handle_connection_request(f);
     case frame_type::connection_ack:
     case frame_type::connection_nack:
@@ -404,6 +415,8 @@ void tunnel::handle_up(const frame_view& f) {
     case frame_type::access:
       return fail(wire_error::unexpected_message, std::string(to_string(f.header.type)) + " after the tunnel was up");
   }
+  if (f.header.type == frame_type::ack)
+    return fail(wire_error::unexpected_message, "ACK on a tunnel without resumption");
   fail(wire_error::unknown_type, "unknown frame type");
 }
 
@@ -663,6 +676,12 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
     auto& ch = it->second;
     if (ch.state != channel_state::open || !ch.begun || ch.fin_sent) return 0;
     if (windows_negotiated_) allowed = std::min(allowed, ch.send_credit);
+    if (resumption_negotiated_) {
+      // What is sent is kept until acknowledged, each frame's header too.
+      const auto room = replay_room();
+      const auto frames = std::max<std::size_t>(1, (allowed + max_data_payload - 1) / max_data_payload);
+      allowed = std::min(allowed, room > frames * header_size ? room - frames * header_size : 0);
+    }
   }
   if (allowed == 0 && !(fin && data.empty())) return 0;
   if (allowed < data.size()) fin = false;  // FIN goes with the last byte only
@@ -675,6 +694,11 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
     if (sealer_ && state_ != tunnel_state::closed) {
       // Header and payload go straight into the record: no frame is built.
       const auto head = header_bytes(h);
+      if (resumption_negotiated_ && state_ == tunnel_state::up) {
+        if (handled_ > acked_sent_) send_ack();  // piggybacked
+        replay_.push(head, data.subspan(sent, n));
+        ++sent_reliable_;
+      }
       sealer_->seal(out_, head, data.subspan(sent, n));
     } else {
       scratch_.clear();
@@ -697,6 +721,7 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
   // Last, and found again: a FIN both ways forgets the channel.
   if (windows_negotiated_)
     if (auto again = channels_.find(id); again != channels_.end()) update_blocked(id, again->second);
+  if (resumption_negotiated_) update_replay_full();
   return sent;
 }
 
@@ -721,7 +746,12 @@ tunnel::datagram_verdict tunnel::send_datagram(std::uint32_t id, const address& 
 std::size_t tunnel::send_allowance(std::uint32_t id) const {
   auto it = channels_.find(id);
   if (it == channels_.end()) return 0;
-  return windows_negotiated_ ? it->second.send_credit : std::numeric_limits<std::size_t>::max();
+  auto allowance = windows_negotiated_ ? it->second.send_credit : std::numeric_limits<std::size_t>::max();
+  if (resumption_negotiated_) {
+    const auto room = replay_room();
+    allowance = std::min(allowance, room > header_size ? room - header_size : 0);
+  }
+  return allowance;
 }
 
 std::size_t tunnel::receive_window(std::uint32_t id) const {
@@ -813,7 +843,7 @@ tunnel::channel tunnel::new_channel() const {
 // The handler hears one PAUSE-like stop while the peer paused us or our
 // credit is spent, and one resume when neither holds any more.
 void tunnel::update_blocked(std::uint32_t id, channel& ch) {
-  const bool blocked = ch.paused_by_peer || (windows_negotiated_ && ch.send_credit == 0);
+  const bool blocked = ch.paused_by_peer || (windows_negotiated_ && ch.send_credit == 0) || replay_full_;
   if (blocked == ch.blocked) return;
   ch.blocked = blocked;
   emit(blocked ? event_type::pause : event_type::resume, id);
@@ -905,7 +935,7 @@ clock::time_point tunnel::next_deadline() const {
     case tunnel_state::verifying: return handshake_deadline_;
     case tunnel_state::up:
       return std::min({std::max(last_rx_, last_ping_) + params_.limits.keepalive, last_rx_ + params_.limits.dead_after,
-                       shutdown_deadline_});
+                       shutdown_deadline_, ack_deadline_});
   }
   return clock::time_point::max();
 }
@@ -932,6 +962,77 @@ void tunnel::on_timer(clock::time_point now) {
     return;
   }
   if (now >= std::max(last_rx_, last_ping_) + params_.limits.keepalive) send_ping(now);
+  if (now >= ack_deadline_) send_ack();
+}
+
+void tunnel::keep_reliable(byte_view frames) {
+  // Whole frames we built ourselves: their headers are trusted.
+  bool reliable = false;
+  while (frames.size() >= header_size) {
+    const auto type = static_cast<frame_type>(frames[0]);
+    const std::size_t length = static_cast<std::size_t>(frames[8]) << 24 | static_cast<std::size_t>(frames[9]) << 16 |
+                               static_cast<std::size_t>(frames[10]) << 8 | frames[11];
+    const auto frame = frames.first(std::min(frames.size(), header_size + length));
+    if (is_reliable(type)) {
+      if (!reliable && handled_ > acked_sent_) send_ack();  // piggybacked, ahead of them
+      reliable = true;
+      replay_.push(frame);
+      ++sent_reliable_;
+    }
+    frames = frames.subspan(frame.size());
+  }
+  if (reliable) update_replay_full();
+}
+
+void tunnel::note_handled(const frame_view& f) {
+  ++handled_;
+  unacked_bytes_ += header_size + f.payload.size();
+  if (unacked_bytes_ >= ack_every)
+    send_ack();
+  else if (ack_deadline_ == clock::time_point::max())
+    ack_deadline_ = last_rx_ + ack_delay;
+}
+
+void tunnel::send_ack() {
+  if (!sealer_ || state_ == tunnel_state::closed) return;
+  scratch_ack_.clear();
+  write_header(scratch_ack_, {frame_type::ack, 0, 0, 8});
+  wire_writer(scratch_ack_).u64(handled_);
+  // Straight into a record: an ACK is not itself reliable.
+  sealer_->seal(out_, scratch_ack_);
+  acked_sent_ = handled_;
+  unacked_bytes_ = 0;
+  ack_deadline_ = clock::time_point::max();
+}
+
+void tunnel::handle_ack(const frame_view& f) {
+  std::uint64_t n = 0;
+  wire_reader r(f.payload);
+  if (!r.u64(n) || !r.done()) return fail(wire_error::protocol_error, "ACK payload malformed");
+  if (n < peer_acked_ || n > sent_reliable_)
+    return fail(wire_error::protocol_error, "ACK of " + std::to_string(n) + " frames, but " +
+                                                std::to_string(peer_acked_) + " were acknowledged and " +
+                                                std::to_string(sent_reliable_) + " sent");
+  replay_.drop(n - peer_acked_);
+  peer_acked_ = n;
+  update_replay_full();
+}
+
+std::size_t tunnel::replay_room() const {
+  const auto kept = replay_.bytes_kept();
+  return kept >= params_.limits.replay_buffer ? 0 : params_.limits.replay_buffer - kept;
+}
+
+// Full: not even one more frame header fits (send_allowance is then 0).
+bool tunnel::replay_is_full() const { return replay_room() <= header_size; }
+
+// Every channel hears one pause when the replay buffer fills and one resume
+// when ACKs free room (on top of its own PAUSE and credit).
+void tunnel::update_replay_full() {
+  const bool full = replay_is_full();
+  if (full == replay_full_) return;
+  replay_full_ = full;
+  for (auto& [id, ch] : channels_) update_blocked(id, ch);
 }
 
 void tunnel::send_ping(clock::time_point now) {

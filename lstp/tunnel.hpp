@@ -29,6 +29,7 @@
 #include "lstp/frame.hpp"
 #include "lstp/messages.hpp"
 #include "lstp/record_layer.hpp"
+#include "lstp/replay_buffer.hpp"
 #include "lstp/setup.hpp"
 #include "lstp/tls_engine.hpp"
 #include "lstp/tunnel_limits.hpp"
@@ -45,6 +46,12 @@ inline constexpr std::size_t max_credit = std::size_t{1} << 30;
 
 // COMMON_UNIQUE_INFO `features` bit: this end speaks credit windows.
 inline constexpr std::uint32_t feature_credit_windows = 0x2;
+// COMMON_UNIQUE_INFO `features` bit: this end resumes tunnels (PROTOCOL.md 3.8).
+inline constexpr std::uint32_t feature_resumption = 0x4;
+// A receiver acknowledges at the latest this long after an unacknowledged
+// reliable frame arrived, and at once when this many bytes of them wait.
+inline constexpr clock::duration ack_delay = std::chrono::milliseconds(50);
+inline constexpr std::size_t ack_every = 256 * 1024;
 
 struct tunnel_params {
   common_unique_info self;  // pairing id and a fresh random nonce filled in
@@ -228,6 +235,14 @@ class tunnel final : public tls_sink {
   bool record_layer_active() const { return sealer_ && opener_; }
   // Both ends bound each channel's bytes in flight (PROTOCOL.md 5.4).
   bool credit_windows_active() const { return windows_negotiated_; }
+  // Both ends count, acknowledge and keep reliable frames (PROTOCOL.md 3.8).
+  bool resumption_active() const { return resumption_negotiated_; }
+  // Reliable frames: sent, acknowledged by the peer, and the peer's handled here.
+  std::uint64_t reliable_sent() const { return sent_reliable_; }
+  std::uint64_t reliable_acked() const { return peer_acked_; }
+  std::uint64_t reliable_handled() const { return handled_; }
+  // Bytes of reliable frames kept until the peer acknowledges them.
+  std::size_t replay_bytes() const { return replay_.bytes_kept(); }
   // The shortest PING round trip seen; zero until the first PONG.
   clock::duration min_rtt() const { return min_rtt_; }
   std::size_t receive_window(std::uint32_t id) const;
@@ -304,6 +319,16 @@ class tunnel final : public tls_sink {
   void consume(std::uint32_t id, channel& ch, std::size_t n, clock::time_point now);
   void handle_credit(std::uint32_t id, channel& ch, const frame_view& f);
   void send_ping(clock::time_point now);
+  // Resumption: keeps and counts the reliable frames among `frames` (whole
+  // frames, as sent while up), acknowledges what we handled, and bounds
+  // what is kept.
+  void keep_reliable(byte_view frames);
+  void note_handled(const frame_view& f);
+  void send_ack();
+  void handle_ack(const frame_view& f);
+  std::size_t replay_room() const;
+  bool replay_is_full() const;
+  void update_replay_full();
   void begin_shutdown(clock::time_point now);
   void maybe_end_shutdown();
   bool is_own_id(std::uint32_t id) const { return (id % 2 == 1) == info_.master; }
@@ -325,6 +350,17 @@ class tunnel final : public tls_sink {
   // the TLS record that carried the peer's.
   bool records_negotiated_ = false;
   bool windows_negotiated_ = false;
+  // Resumption (PROTOCOL.md 3.8).
+  bool resumption_negotiated_ = false;
+  std::uint64_t sent_reliable_ = 0;  // reliable frames we sent
+  std::uint64_t peer_acked_ = 0;     // of those, what the peer acknowledged
+  std::uint64_t handled_ = 0;        // the peer's reliable frames we handled
+  std::uint64_t acked_sent_ = 0;     // what our last ACK said
+  std::size_t unacked_bytes_ = 0;    // handled since our last ACK
+  clock::time_point ack_deadline_ = clock::time_point::max();
+  replay_buffer replay_;
+  bytes scratch_ack_;  // send_ack's frame: others may be in scratch_ meanwhile
+  bool replay_full_ = false;  // channels are held until ACKs free room
   clock::duration min_rtt_{0};
   clock::time_point rtt_ping_sent_{};  // when the PING with rtt_ping_token_ left
   std::uint64_t rtt_ping_token_ = 0;

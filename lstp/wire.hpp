@@ -28,6 +28,9 @@ class wire_writer {
   void u32(std::uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
   }
+  void u64(std::uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+  }
   void raw(byte_view v) { out_.insert(out_.end(), v.begin(), v.end()); }
   void raw(std::string_view v) { out_.insert(out_.end(), v.begin(), v.end()); }
   // Strings longer than the prefix allows are cut: callers validate lengths
@@ -66,6 +69,13 @@ class wire_reader {
     v = static_cast<std::uint32_t>(in_[pos_]) << 24 | static_cast<std::uint32_t>(in_[pos_ + 1]) << 16 |
         static_cast<std::uint32_t>(in_[pos_ + 2]) << 8 | in_[pos_ + 3];
     pos_ += 4;
+    return true;
+  }
+  bool u64(std::uint64_t& v) {
+    if (left() < 8) return false;
+    v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | in_[pos_ + static_cast<std::size_t>(i)];
+    pos_ += 8;
     return true;
   }
   template <std::size_t N>

@@ -13,16 +13,23 @@ class notifier {
  public:
   explicit notifier(const boost::asio::any_io_executor& ex) : timer_(ex) {}
 
+  // Cheap when nobody waits (the common case for a busy writer woken by
+  // every command): only a flag, no timer operation.
   void notify() {
     pending_ = true;
-    timer_.cancel();
+    if (waiting_) {
+      waiting_ = false;
+      timer_.cancel();
+    }
   }
 
   boost::asio::awaitable<void> wait() {
     if (!pending_) {
       timer_.expires_at(boost::asio::steady_timer::time_point::max());
       boost::system::error_code ec;
+      waiting_ = true;
       co_await timer_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      waiting_ = false;
     }
     pending_ = false;
   }
@@ -32,7 +39,9 @@ class notifier {
     if (!pending_) {
       timer_.expires_at(deadline);
       boost::system::error_code ec;
+      waiting_ = true;
       co_await timer_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      waiting_ = false;
     }
     bool woke = pending_;
     pending_ = false;
@@ -42,6 +51,7 @@ class notifier {
  private:
   boost::asio::steady_timer timer_;
   bool pending_ = false;
+  bool waiting_ = false;  // a wait is under way on timer_
 };
 
 }  // namespace runtime

@@ -29,5 +29,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto st = p.client->state();
     if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed) __builtin_trap();
   }
+  {
+    // The same with resumption (PROTOCOL.md 3.8): ACKs and replay kept.
+    lstp::tunnel_limits limits;
+    limits.resumption = true;
+    tunnel_pair p(limits);
+    p.pump();
+    if (!p.both_up() || !p.client->resumption_active()) __builtin_trap();
+    p.open_and_begin();
+    p.server->send_raw_frames(lstp::bytes(in.begin(), in.end()));
+    p.pump();
+    auto st = p.client->state();
+    if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed) __builtin_trap();
+    if (p.client->reliable_acked() > p.client->reliable_sent()) __builtin_trap();
+  }
   return 0;
 }

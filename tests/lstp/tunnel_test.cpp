@@ -987,3 +987,128 @@ TEST_CASE("a command that leaves output signals the driver by itself", "[lstp][t
   CHECK(e->type == event_type::closed);
   CHECK(e->error.reason == "bye");
 }
+
+namespace {
+tunnel_limits resuming_limits() {
+  tunnel_limits l;
+  l.resumption = true;
+  return l;
+}
+}  // namespace
+
+TEST_CASE("resumption: reliable frames are counted both ways and acknowledged within 50 ms", "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming_limits());
+  p.pump();
+  REQUIRE(p.both_up());
+  REQUIRE(p.client->resumption_active());
+  auto id = p.open_and_begin();
+  p.client->send_data(id, bytes(1000, 'u'));
+  p.server->send_data(id, bytes(2000, 'd'), true);
+  p.pump();
+  // Every reliable frame one end sent, the other handled.
+  CHECK(p.client->reliable_sent() == p.server->reliable_handled());
+  CHECK(p.server->reliable_sent() == p.client->reliable_handled());
+  CHECK(p.client->reliable_sent() >= 3);  // request, begin, data
+  // Time stands still: the last frames wait for their ACK deadline.
+  CHECK(p.server->replay_bytes() > 0);
+  CHECK(p.client->next_deadline() <= p.now + ack_delay);
+  p.now += ack_delay;
+  p.client->on_timer(p.now);
+  p.server->on_timer(p.now);
+  p.pump();
+  p.now += ack_delay;
+  p.client->on_timer(p.now);
+  p.server->on_timer(p.now);
+  p.pump();
+  CHECK(p.client->reliable_acked() == p.client->reliable_sent());
+  CHECK(p.server->reliable_acked() == p.server->reliable_sent());
+  CHECK(p.client->replay_bytes() == 0);
+  CHECK(p.server->replay_bytes() == 0);
+  CHECK(p.client_events.data[id].size() == 2000);
+}
+
+TEST_CASE("resumption: a bulk receiver acknowledges every 256 KiB without waiting", "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming_limits());
+  p.pump();
+  auto id = p.open_and_begin();
+  // The app takes everything at once, so credit keeps coming; time stands still.
+  std::size_t kept_most = 0;
+  for (int i = 0; i < 64; ++i) {
+    p.client->send_data(id, bytes(64 * 1024, 'x'));
+    p.pump();
+    p.server->consumed(id, p.server->buffered(id), p.now);
+    p.pump();
+    kept_most = std::max(kept_most, p.client->replay_bytes());
+  }
+  CHECK(p.server_events.data[id].size() == 64 * 64 * 1024);
+  // 4 MiB went through; never more than about an ACK's worth was kept.
+  CHECK(kept_most <= ack_every + 2 * (64 * 1024 + header_size));
+}
+
+TEST_CASE("resumption: a full replay buffer holds every channel until ACKs free room", "[lstp][tunnel][resume]") {
+  auto limits = resuming_limits();
+  limits.replay_buffer = 100 * 1024;
+  tunnel_pair p(limits);
+  p.pump();
+  auto a = p.open_and_begin();
+  auto b = p.open_and_begin();
+  // Nothing moves: what is sent stays unacknowledged.
+  CHECK(p.client->send_data(a, bytes(150 * 1024, 'a')) < 100 * 1024);
+  CHECK(p.client->replay_bytes() <= limits.replay_buffer);
+  CHECK(p.client->send_allowance(a) == 0);
+  CHECK(p.client->send_allowance(b) == 0);
+  CHECK(p.client->send_data(b, bytes(10, 'b')) == 0);
+  p.dispatch();
+  CHECK(std::count(p.client_events.pauses.begin(), p.client_events.pauses.end(), a) == 1);
+  CHECK(std::count(p.client_events.pauses.begin(), p.client_events.pauses.end(), b) == 1);
+  // The peer handles them and acknowledges at its deadline: room again.
+  p.pump();
+  p.now += ack_delay;
+  p.server->on_timer(p.now);
+  p.pump();
+  CHECK(p.client->replay_bytes() == 0);
+  CHECK(p.client->send_allowance(b) > 0);
+  CHECK(std::count(p.client_events.resumes.begin(), p.client_events.resumes.end(), b) == 1);
+}
+
+TEST_CASE("resumption: an ACK for frames never sent, or going back, ends the tunnel", "[lstp][tunnel][resume]") {
+  for (std::uint64_t claim : {std::uint64_t{1000}, std::uint64_t{0}}) {
+    tunnel_pair p(resuming_limits());
+    p.pump();
+    auto id = p.open_and_begin();
+    p.client->send_data(id, bytes(10, 'x'));
+    p.pump();
+    p.now += ack_delay;
+    p.server->on_timer(p.now);
+    p.pump();
+    REQUIRE(p.client->reliable_acked() > 0);
+    bytes ack;
+    write_header(ack, {frame_type::ack, 0, 0, 8});
+    wire_writer(ack).u64(claim);
+    p.server->send_raw_frames(ack);
+    p.pump();
+    REQUIRE(p.client_events.closed);
+    CHECK(p.client_events.closed->code == wire_error::protocol_error);
+  }
+}
+
+TEST_CASE("resumption is used only when both ends offer it, and an ACK without it is refused", "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming_limits());
+  p.server = std::make_unique<tunnel>(
+      tunnel_params{make_info(end_role::server, "s", test_keys(), 2), test_keys().psk, tunnel_limits{}}, p.rng, p.now);
+  p.pump();
+  REQUIRE(p.both_up());
+  CHECK_FALSE(p.client->resumption_active());
+  CHECK_FALSE(p.server->resumption_active());
+  auto id = p.open_and_begin();
+  p.client->send_data(id, bytes(10, 'x'));
+  p.pump();
+  CHECK(p.client->replay_bytes() == 0);
+  bytes ack;
+  write_header(ack, {frame_type::ack, 0, 0, 8});
+  wire_writer(ack).u64(1);
+  p.server->send_raw_frames(ack);
+  p.pump();
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::unexpected_message);
+}
