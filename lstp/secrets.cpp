@@ -37,6 +37,33 @@ tunnel_tag tag_of(std::string_view tunnel_name) {
   return tag;
 }
 
+namespace {
+std::array<std::uint8_t, 32> expand(byte_view key, std::string_view label) {
+  auto hkdf = Botan::KDF::create_or_throw("HKDF-Expand(SHA-256)");
+  auto v = hkdf->derive_key(32, key.data(), key.size(), nullptr, 0, reinterpret_cast<const std::uint8_t*>(label.data()),
+                            label.size());
+  std::array<std::uint8_t, 32> out{};
+  std::copy_n(v.begin(), out.size(), out.begin());
+  return out;
+}
+}  // namespace
+
+resumption_keys split_resumption_export(byte_view exported) {
+  resumption_keys r;
+  std::copy_n(exported.begin(), r.session_id.size(), r.session_id.begin());
+  std::copy_n(exported.begin() + static_cast<std::ptrdiff_t>(r.session_id.size()), r.key.size(), r.key.begin());
+  return r;
+}
+
+pairing_id resume_pairing_id(const resumption_keys& r) { return expand(r.key, "lstp/1 resume pairing id"); }
+
+std::array<std::uint8_t, 32> resume_psk(const std::array<std::uint8_t, 32>& psk, const resumption_keys& r) {
+  std::array<std::uint8_t, 64> both{};
+  std::copy(psk.begin(), psk.end(), both.begin());
+  std::copy(r.key.begin(), r.key.end(), both.begin() + 32);
+  return expand(both, "lstp/1 resume psk");
+}
+
 std::string short_id(const pairing_id& id) { return Botan::hex_encode(id.data(), 4, false); }
 
 }  // namespace lstp

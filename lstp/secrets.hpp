@@ -23,6 +23,21 @@ tunnel_keys derive_tunnel_keys(std::string_view tunnel_name, std::string_view se
 // credential to some tunnels by name.
 tunnel_tag tag_of(std::string_view tunnel_name);
 
+// Resumption (PROTOCOL.md 3.8): what both ends export from the first TLS
+// session of a tunnel, and what a resumption hop is keyed with.
+struct resumption_keys {
+  std::array<std::uint8_t, 16> session_id{};
+  std::array<std::uint8_t, 32> key{};
+};
+inline constexpr const char* resumption_export_label = "EXPORTER-lstp/1 resumption";
+inline constexpr std::size_t resumption_export_size = 48;
+// From the 48 exported bytes: the session id, then the key.
+resumption_keys split_resumption_export(byte_view exported);
+// The resumption hop's pairing id, and the PSK of its handshake: only an
+// end that holds both the tunnel's PSK and the resumption key completes it.
+pairing_id resume_pairing_id(const resumption_keys& r);
+std::array<std::uint8_t, 32> resume_psk(const std::array<std::uint8_t, 32>& psk, const resumption_keys& r);
+
 // Short hex prefix of a pairing id, safe to log: it names a tunnel at a
 // middle without revealing anything about the secret.
 std::string short_id(const pairing_id& id);

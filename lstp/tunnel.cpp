@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include <botan/rng.h>
+
 #include <algorithm>
 
 namespace lstp {
@@ -21,7 +23,8 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, clock::t
   if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
   if (params_.limits.credit_windows) params_.self.features |= feature_credit_windows;
   if (params_.limits.resumption) params_.self.features |= feature_resumption;
-  our_setup_ = make_setup(params_.self, {hop_kind_of(params_.self.role), params_.self.name, ""});
+  link_self_ = params_.self;
+  our_setup_ = make_setup(link_self_, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = hop_opening(our_setup_, params_.access);
 }
 
@@ -93,6 +96,8 @@ void dispatch_events(tunnel& t, tunnel_handler& h) {
       case event_type::pause: h.on_pause(e->channel); break;
       case event_type::resume: h.on_resume(e->channel); break;
       case event_type::channel_freed: h.on_channel_freed(e->channel, e->error); break;
+      case event_type::hop_lost: h.on_hop_lost(e->error); break;
+      case event_type::resumed: h.on_resumed(e->amount); break;
       case event_type::closed: h.on_closed(e->error); break;
     }
   }
@@ -163,7 +168,8 @@ bool tunnel::advance() {
     auto rec = opener_->open_next();
     if (rec.state == record_opener::status::need_more) return false;
     if (rec.state == record_opener::status::failed) {
-      fail(rec.error.code, rec.error.reason);
+      // A middle that alters bytes costs a new hop, never corrupted data.
+      link_failed(rec.error.code, rec.error.reason);
       return true;
     }
     plain_in_.feed_borrowed(rec.plaintext);
@@ -205,20 +211,33 @@ void tunnel::handle_setup(clock::time_point now) {
   auto r = setup_reader_.next();
   switch (r.state) {
     case setup_reader::status::need_more: return;
-    case setup_reader::status::invalid: return fail(r.error, "bad setup from the middle proxy: " + r.reason);
+    case setup_reader::status::invalid: return link_failed(r.error, "bad setup from the middle proxy: " + r.reason);
     case setup_reader::status::peer_error:
+      if (resuming_) return link_failed(r.error, "the middle proxy refused the setup: " + r.reason);
       return finish({r.error, "the middle proxy refused the setup: " + r.reason});
     case setup_reader::status::done: break;
   }
   auto& peer = setup_reader_.setup();
-  if (peer.info.pairing != params_.self.pairing || peer.info.tag != params_.self.tag)
-    return fail(wire_error::setup_mismatch, "the middle proxy paired us with a different tunnel");
-  if (peer.info.nonce == params_.self.nonce)
-    return fail(wire_error::setup_mismatch, "the peer's nonce equals ours: a loop or a replayed setup");
+  if (peer.info.pairing != link_self_.pairing || peer.info.tag != link_self_.tag)
+    return link_failed(wire_error::setup_mismatch, "the middle proxy paired us with a different tunnel");
+  if (peer.info.nonce == link_self_.nonce)
+    return link_failed(wire_error::setup_mismatch, "the peer's nonce equals ours: a loop or a replayed setup");
   info_.peer = peer.info;
-  info_.master = is_master(params_.self.nonce, peer.info.nonce);
+  info_.master = is_master(link_self_.nonce, peer.info.nonce);
   info_.path = path_view(our_setup_.topology.front(), peer.topology);
   peer_clear_info_frame_ = peer.info_frame;
+  if (resuming_) {
+    // The same tunnel goes on: the peer must still speak what it spoke.
+    const std::uint32_t needed = feature_record_layer | feature_resumption | (windows_negotiated_ ? feature_credit_windows : 0);
+    if ((peer.info.features & needed) != needed)
+      return fail(wire_error::setup_mismatch, "the peer resumed without the features the tunnel uses");
+    state_ = tunnel_state::tls_handshake;
+    handshake_deadline_ = std::min(now + params_.limits.handshake_timeout, resume_deadline_);
+    tls_in_.assign(setup_reader_.unread().begin(), setup_reader_.unread().end());
+    tls_at_ = 0;
+    tls_ = std::make_unique<tls_engine>(info_.master, resume_psk(params_.psk, *resumption_), rng_, *this);
+    return;
+  }
   records_negotiated_ =
       (params_.self.features & feature_record_layer) != 0 && (peer.info.features & feature_record_layer) != 0;
   windows_negotiated_ = (params_.self.features & feature_credit_windows) != 0 &&
@@ -226,7 +245,8 @@ void tunnel::handle_setup(clock::time_point now) {
   // Replayed frames go into LSTP records: resumption needs the record layer.
   resumption_negotiated_ = records_negotiated_ && (params_.self.features & feature_resumption) != 0 &&
                            (peer.info.features & feature_resumption) != 0;
-  next_own_id_ = info_.master ? 1 : 2;
+  ids_master_ = info_.master;
+  next_own_id_ = ids_master_ ? 1 : 2;
   state_ = tunnel_state::tls_handshake;
   handshake_deadline_ = now + params_.limits.handshake_timeout;
   // Bytes after the setup are already TLS records from the peer.
@@ -258,7 +278,7 @@ void tunnel::tls_activated(std::string_view cipher) {
                         {"max_payload", std::to_string(max_data_payload)},
                         {"high_watermark", std::to_string(params_.limits.high_watermark)},
                         {"pause_slack", std::to_string(params_.limits.pause_slack)}});
-  send_plain(b);
+  send_link(b);
   if (records_negotiated_ && state_ != tunnel_state::closed) {
     // Our last TLS record is out: from now on we send LSTP records.
     auto exported = tls_->export_keying_material(record_export_label, record_export_size);
@@ -268,6 +288,23 @@ void tunnel::tls_activated(std::string_view cipher) {
     sealer_ = std::make_unique<record_sealer>(out_keys);
     in_keys_ = in_keys;
   }
+  if (resumption_negotiated_ && !resumption_ && state_ != tunnel_state::closed) {
+    // The first hop: the session id and resumption key, from this TLS session.
+    auto exported = tls_->export_keying_material(resumption_export_label, resumption_export_size);
+    if (!exported || exported->size() != resumption_export_size)
+      return fail(wire_error::protocol_error, "cannot export the resumption keys from TLS");
+    resumption_ = split_resumption_export(*exported);
+  }
+  if (resuming_ && sealer_ && state_ != tunnel_state::closed) {
+    // RESUME goes first on the new hop: what we handled of the peer's frames.
+    scratch_.clear();
+    write_header(scratch_, {frame_type::resume, 0, 0, 16 + 8});
+    wire_writer w(scratch_);
+    w.raw(resumption_->session_id);
+    w.u64(handled_);
+    sealer_->seal(out_, scratch_);
+    acked_sent_ = handled_;
+  }
 }
 
 void tunnel::tls_closed() {
@@ -275,8 +312,18 @@ void tunnel::tls_closed() {
 }
 
 void tunnel::send_plain(const bytes& frame) {
+  if (state_ == tunnel_state::closed) return;
+  if (resumption_negotiated_ && (state_ == tunnel_state::up || resuming_)) {
+    keep_reliable(frame);
+    // Without a hop, or before the peer's RESUME: reliable frames wait in
+    // the replay buffer and go out with it; the rest are dropped.
+    if (resuming_) return;
+  }
+  send_link(frame);
+}
+
+void tunnel::send_link(const bytes& frame) {
   if (!tls_ || state_ == tunnel_state::closed) return;
-  if (resumption_negotiated_ && state_ == tunnel_state::up) keep_reliable(frame);
   if (sealer_) {
     byte_view rest(frame);
     while (!rest.empty()) {
@@ -338,6 +385,11 @@ void tunnel::handle_verifying(const frame_view& f) {
     case 2:
       if (!decode_properties(f.payload, info_.peer_properties, why)) return fail(wire_error::protocol_error, why);
       state_ = tunnel_state::up;
+      if (resuming_) {
+        // The peer's RESUME comes next, within the handshake's time.
+        awaiting_resume_ = true;
+        return;
+      }
       handshake_deadline_ = clock::time_point::max();
       send_ping(last_rx_);  // the first of rtt_probes round trips: credit windows grow against them
       emit(event_type::up);
@@ -348,6 +400,16 @@ void tunnel::handle_verifying(const frame_view& f) {
 
 void tunnel::handle_up(const frame_view& f) {
   std::string why;
+  if (awaiting_resume_) {
+    if (f.header.type == frame_type::resume) return handle_resume(f);
+    if (f.header.type == frame_type::error) {
+      error_info e;
+      if (!decode_error_info(f.payload, e, why)) return fail(wire_error::protocol_error, why);
+      return finish({e.code, "the peer refused to resume: " + e.reason});
+    }
+    return fail(wire_error::unexpected_message,
+                std::string("expected RESUME first on a resumed tunnel, got ") + std::string(to_string(f.header.type)));
+  }
   switch (f.header.type) {
     case frame_type::ping: {
       std::array<std::uint8_t, 8> token{};
@@ -691,7 +753,7 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
     const bool last = sent + n == allowed;
     const frame_header h{frame_type::service_data, static_cast<std::uint8_t>(last && fin ? flag_fin : 0), id,
                          static_cast<std::uint32_t>(n)};
-    if (sealer_ && state_ != tunnel_state::closed) {
+    if (sealer_ && !resuming_ && state_ != tunnel_state::closed) {
       // Header and payload go straight into the record: no frame is built.
       const auto head = header_bytes(h);
       if (resumption_negotiated_ && state_ == tunnel_state::up) {
@@ -910,7 +972,7 @@ void tunnel::fail(wire_error code, std::string reason) {
   if (state_ == tunnel_state::setup) {
     out_.insert(out_.end(), scratch_.begin(), scratch_.end());  // still in the clear
   } else if (sealer_ || (tls_ && tls_->active())) {
-    send_plain(scratch_);
+    send_link(scratch_);
     close_tls();
   }
   finish({code, std::move(reason)});
@@ -928,28 +990,39 @@ void tunnel::finish(const error_info& why) {
 }
 
 clock::time_point tunnel::next_deadline() const {
-  switch (state_) {
-    case tunnel_state::setup: return setup_deadline_;
-    case tunnel_state::closed: return clock::time_point::max();
-    case tunnel_state::tls_handshake:
-    case tunnel_state::verifying: return handshake_deadline_;
-    case tunnel_state::up:
-      return std::min({std::max(last_rx_, last_ping_) + params_.limits.keepalive, last_rx_ + params_.limits.dead_after,
-                       shutdown_deadline_, ack_deadline_});
-  }
-  return clock::time_point::max();
+  const auto per_state = [&] {
+    switch (state_) {
+      case tunnel_state::setup: return setup_deadline_;
+      case tunnel_state::closed: return clock::time_point::max();
+      case tunnel_state::tls_handshake:
+      case tunnel_state::verifying: return handshake_deadline_;
+      case tunnel_state::up:
+        if (awaiting_resume_) return handshake_deadline_;
+        return std::min({std::max(last_rx_, last_ping_) + params_.limits.keepalive,
+                         last_rx_ + params_.limits.dead_after, shutdown_deadline_, ack_deadline_});
+    }
+    return clock::time_point::max();
+  }();
+  return resuming_ ? std::min(per_state, resume_deadline_) : per_state;
 }
 
 void tunnel::on_timer(clock::time_point now) {
   pending_signal signal(*this);
+  if (resuming_ && now >= resume_deadline_) {
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(params_.limits.resume_window).count();
+    fail(wire_error::timeout, "the tunnel could not be resumed within " + std::to_string(secs) + " s");
+    return;
+  }
   if (state_ == tunnel_state::setup) {
     if (now >= setup_deadline_)
       fail(wire_error::setup_timeout, "no peer setup arrived through the middle proxy in time");
     return;
   }
-  if (state_ == tunnel_state::tls_handshake || state_ == tunnel_state::verifying) {
-    if (now >= handshake_deadline_)
+  if (state_ == tunnel_state::tls_handshake || state_ == tunnel_state::verifying || awaiting_resume_) {
+    if (now >= handshake_deadline_) {
+      if (resuming_) return void(lose_hop("the resumption handshake did not finish in time", now));
       fail(wire_error::setup_timeout, "the TLS handshake with the peer did not finish in time");
+    }
     return;
   }
   if (state_ != tunnel_state::up) return;
@@ -958,11 +1031,96 @@ void tunnel::on_timer(clock::time_point now) {
     return;
   }
   if (now >= last_rx_ + params_.limits.dead_after) {
+    // With resumption a silent hop is a lost hop: another may reach the peer.
+    if (lose_hop("nothing heard from the peer for too long", now)) return;
     fail(wire_error::timeout, "nothing heard from the peer for too long: the tunnel is dead");
     return;
   }
   if (now >= std::max(last_rx_, last_ping_) + params_.limits.keepalive) send_ping(now);
   if (now >= ack_deadline_) send_ack();
+}
+
+void tunnel::hop_lost(std::string why, clock::time_point now) {
+  pending_signal signal(*this);
+  if (state_ == tunnel_state::closed) return;
+  if (!lose_hop(why, now)) fail(wire_error::general, std::move(why));
+}
+
+void tunnel::link_failed(wire_error code, std::string reason) {
+  if (lose_hop(reason, last_rx_)) return;
+  fail(code, std::move(reason));
+}
+
+bool tunnel::lose_hop(std::string why, clock::time_point now) {
+  if (!can_resume() || state_ == tunnel_state::closed) return false;
+  if (!resuming_) {
+    resuming_ = true;
+    lost_at_ = now;
+    resume_deadline_ = now + params_.limits.resume_window;
+  }
+  start_link(now);
+  emit_error(event_type::hop_lost, 0, {wire_error::general, std::move(why)});
+  return true;
+}
+
+// A fresh hop for the same tunnel: a new setup whose pairing id comes from
+// the resumption key (a middle cannot link it to the first), a fresh nonce,
+// and everything of the old hop's byte stream forgotten.
+void tunnel::start_link(clock::time_point now) {
+  tls_.reset();
+  sealer_.reset();
+  opener_.reset();
+  in_keys_.reset();
+  tls_in_.clear();
+  tls_at_ = 0;
+  plain_in_ = frame_decoder{};
+  space_in_opener_ = false;
+  setup_reader_ = setup_reader{};
+  setup_fed_ = false;
+  secure_step_ = 0;
+  peer_clear_info_frame_.clear();
+  awaiting_resume_ = false;
+  unacked_bytes_ = 0;
+  ack_deadline_ = clock::time_point::max();
+  out_.clear();  // what was meant for the lost hop; reliable frames are in the replay buffer
+  state_ = tunnel_state::setup;
+  link_self_ = params_.self;
+  link_self_.pairing = resume_pairing_id(*resumption_);
+  rng_.randomize(link_self_.nonce.data(), link_self_.nonce.size());
+  our_setup_ = make_setup(link_self_, {hop_kind_of(params_.self.role), params_.self.name, ""});
+  out_ = hop_opening(our_setup_, params_.access);
+  last_rx_ = now;
+  setup_deadline_ = resume_deadline_;
+  handshake_deadline_ = clock::time_point::max();
+}
+
+void tunnel::handle_resume(const frame_view& f) {
+  std::array<std::uint8_t, 16> session{};
+  std::uint64_t handled = 0;
+  wire_reader r(f.payload);
+  if (!r.fixed(session) || !r.u64(handled) || !r.done()) return fail(wire_error::protocol_error, "RESUME payload malformed");
+  if (session != resumption_->session_id) return fail(wire_error::setup_mismatch, "RESUME names another session");
+  if (handled < peer_acked_ || handled > sent_reliable_)
+    return fail(wire_error::protocol_error, "the peer resumed having handled " + std::to_string(handled) +
+                                                " frames, but " + std::to_string(peer_acked_) + " were acknowledged and " +
+                                                std::to_string(sent_reliable_) + " sent: the counts disagree");
+  replay_.drop(handled - peer_acked_);
+  peer_acked_ = handled;
+  awaiting_resume_ = false;
+  resuming_ = false;
+  handshake_deadline_ = clock::time_point::max();
+  resume_deadline_ = clock::time_point::max();
+  // What the peer lacks, in order, then whatever comes next.
+  const auto again = replay_.contents();
+  for (std::size_t at = 0; at < again.size(); at += max_record_plaintext)
+    sealer_->seal(out_, again.subspan(at, std::min(max_record_plaintext, again.size() - at)));
+  ++resumptions_;
+  tunnel_event e;
+  e.type = event_type::resumed;
+  e.amount = again.size();
+  events_.push_back(std::move(e));
+  last_ping_ = last_rx_;
+  update_replay_full();
 }
 
 void tunnel::keep_reliable(byte_view frames) {
@@ -994,7 +1152,7 @@ void tunnel::note_handled(const frame_view& f) {
 }
 
 void tunnel::send_ack() {
-  if (!sealer_ || state_ == tunnel_state::closed) return;
+  if (!sealer_ || resuming_ || state_ == tunnel_state::closed) return;
   scratch_ack_.clear();
   write_header(scratch_ack_, {frame_type::ack, 0, 0, 8});
   wire_writer(scratch_ack_).u64(handled_);

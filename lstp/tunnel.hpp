@@ -30,6 +30,7 @@
 #include "lstp/messages.hpp"
 #include "lstp/record_layer.hpp"
 #include "lstp/replay_buffer.hpp"
+#include "lstp/secrets.hpp"
 #include "lstp/setup.hpp"
 #include "lstp/tls_engine.hpp"
 #include "lstp/tunnel_limits.hpp"
@@ -88,6 +89,8 @@ enum class event_type : std::uint8_t {
   pause,             // stop sending on the channel (PAUSE, or its credit is spent)
   resume,            // sending may go on
   channel_freed,     // the peer ended the channel or the protocol aborted it; the tunnel forgot it
+  hop_lost,          // resumption: the hop is gone, the tunnel and its channels wait; bring a new hop
+  resumed,           // resumption: the tunnel goes on over the new hop; `amount` bytes were replayed
   closed,            // the tunnel is closed; the last event
 };
 
@@ -99,7 +102,8 @@ struct tunnel_event {
   byte_view data;
   address where;               // channel_accepted: where the far end is bound; bind_peer: the peer
   connection_request request;  // channel_request
-  error_info error;            // channel_rejected, channel_freed, closed
+  error_info error;            // channel_rejected, channel_freed, hop_lost, closed
+  std::uint64_t amount = 0;    // resumed: bytes sent again
 };
 
 // Polls every waiting event of `t` and hands each to the matching call, for
@@ -123,6 +127,10 @@ class tunnel_handler {
   // Not called for channels the application freed nor for the normal end
   // after FIN both ways.
   virtual void on_channel_freed(std::uint32_t id, const error_info& why) = 0;
+  // Resumption (PROTOCOL.md 3.8): the hop is gone and the tunnel waits for
+  // a new one; then it went on over it, `replayed` bytes sent again.
+  virtual void on_hop_lost(const error_info& why) { (void)why; }
+  virtual void on_resumed(std::uint64_t replayed) { (void)replayed; }
   virtual void on_closed(const error_info& why) = 0;
 };
 
@@ -168,6 +176,13 @@ class tunnel final : public tls_sink {
   void on_pending(std::function<void()> signal) { on_pending_ = std::move(signal); }
 
   // --- hop side ---
+  // The hop ended or failed. With resumption, a tunnel that was up keeps
+  // its channels, reports hop_lost, and its output() now holds the setup
+  // for a new hop (PROTOCOL.md 3.8); otherwise it closes with `why`.
+  void hop_lost(std::string why, clock::time_point now);
+  // Waiting for a new hop, or on one whose resumption is not complete.
+  bool resuming() const { return resuming_; }
+  std::uint64_t resumptions() const { return resumptions_; }
   // Input is kept and handled as events are polled.
   void receive(byte_view bytes, clock::time_point now);
   // The same without a copy: read at most `want` bytes from the hop into
@@ -299,6 +314,17 @@ class tunnel final : public tls_sink {
   void tls_closed() override;
 
   void handle_setup(clock::time_point now);
+  // Resumption: the hop is lost; the tunnel waits for a new one, on which
+  // start_link has put a fresh setup. False when it cannot resume (then
+  // the caller fails as before).
+  bool lose_hop(std::string why, clock::time_point now);
+  void start_link(clock::time_point now);
+  bool can_resume() const { return resumption_negotiated_ && resumption_ && (resuming_ || state_ == tunnel_state::up); }
+  // A failure of the hop or its handshake: a lost hop if it can resume, else the end.
+  void link_failed(wire_error code, std::string reason);
+  void handle_resume(const frame_view& f);
+  // Frames for the hop as they are: TLS or LSTP records (no counting).
+  void send_link(const bytes& frames);
   bool switch_to_records_in();
   void handle_frame(const frame_view& f);
   void handle_verifying(const frame_view& f);
@@ -331,7 +357,9 @@ class tunnel final : public tls_sink {
   void update_replay_full();
   void begin_shutdown(clock::time_point now);
   void maybe_end_shutdown();
-  bool is_own_id(std::uint32_t id) const { return (id % 2 == 1) == info_.master; }
+  // Channel ids keep the parity of the first election, whatever later
+  // hops of a resumed tunnel elect.
+  bool is_own_id(std::uint32_t id) const { return (id % 2 == 1) == ids_master_; }
   bool was_used(std::uint32_t id) const;
 
   tunnel_params params_;
@@ -360,6 +388,14 @@ class tunnel final : public tls_sink {
   clock::time_point ack_deadline_ = clock::time_point::max();
   replay_buffer replay_;
   bytes scratch_ack_;  // send_ack's frame: others may be in scratch_ meanwhile
+  std::optional<resumption_keys> resumption_;  // exported at the first up
+  common_unique_info link_self_;               // our setup's info on the current hop
+  bool ids_master_ = false;
+  bool resuming_ = false;         // from a lost hop until the peer's RESUME
+  bool awaiting_resume_ = false;  // the new hop is verified; its first frame must be RESUME
+  clock::time_point resume_deadline_ = clock::time_point::max();
+  clock::time_point lost_at_{};
+  std::uint64_t resumptions_ = 0;
   bool replay_full_ = false;  // channels are held until ACKs free room
   clock::duration min_rtt_{0};
   clock::time_point rtt_ping_sent_{};  // when the PING with rtt_ping_token_ left

@@ -42,6 +42,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto st = p.client->state();
     if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed) __builtin_trap();
     if (p.client->reliable_acked() > p.client->reliable_sent()) __builtin_trap();
+    // The hop is lost after whatever the peer sent: the tunnel resumes on a
+    // new one, or it had closed.
+    if (st == lstp::tunnel_state::up && p.server->state() == lstp::tunnel_state::up) {
+      p.cut();
+      p.pump();
+      if (p.client->state() != lstp::tunnel_state::closed && p.client_events.resumed.size() != 1) __builtin_trap();
+    }
   }
   return 0;
 }

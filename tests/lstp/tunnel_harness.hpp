@@ -33,6 +33,8 @@ struct recorder : tunnel_handler {
   std::vector<std::uint32_t> pauses, resumes;
   std::map<std::uint32_t, error_info> freed;
   std::optional<error_info> closed;
+  std::vector<error_info> hops_lost;
+  std::vector<std::uint64_t> resumed;  // bytes replayed, per resumption
   std::function<void(std::uint32_t, const connection_request&)> on_request;
   std::function<void(std::uint32_t)> on_pause_hook;  // called from on_pause
 
@@ -56,6 +58,8 @@ struct recorder : tunnel_handler {
   }
   void on_resume(std::uint32_t id) override { resumes.push_back(id); }
   void on_channel_freed(std::uint32_t id, const error_info& e) override { freed[id] = e; }
+  void on_hop_lost(const error_info& e) override { hops_lost.push_back(e); }
+  void on_resumed(std::uint64_t replayed) override { resumed.push_back(replayed); }
   void on_closed(const error_info& e) override { closed = e; }
 };
 
@@ -162,6 +166,33 @@ struct tunnel_pair {
   }
 
   bool both_up() const { return client_events.up && server_events.up; }
+
+  // The middle dies (PROTOCOL.md 3.8): what is in flight is lost, each end
+  // hears its hop end, and the next pump pairs their new setups as a new
+  // middle would.
+  void cut() {
+    client->output().clear();
+    server->output().clear();
+    client->hop_lost("the hop was cut", now);
+    server->hop_lost("the hop was cut", now);
+    repair();
+  }
+  // Forget the old pairing: the next setups pass through the middle anew.
+  void repair() {
+    paired = false;
+    from_client = setup_reader{setup_reader::access_frame::accepted};
+    from_server = setup_reader{setup_reader::access_frame::accepted};
+    dispatch();
+  }
+  // Lets time pass so that deadlines (ACKs) fire, and moves what they send.
+  void settle(int rounds = 3) {
+    for (int i = 0; i < rounds; ++i) {
+      now += ack_delay;
+      client->on_timer(now);
+      server->on_timer(now);
+      pump();
+    }
+  }
 
   // Opens a channel from the client and accepts it at the server.
   std::uint32_t open_and_begin() {

@@ -1,0 +1,228 @@
+// Resumption (PROTOCOL.md 3.8) in the sans-I/O core: a tunnel whose hop is
+// lost goes on over a new one, every reliable frame handled exactly once.
+#include <catch2/catch.hpp>
+
+#include "lstp/tunnel_harness.hpp"
+
+using namespace lstp_test;
+
+namespace {
+
+tunnel_limits resuming() {
+  tunnel_limits l;
+  l.resumption = true;
+  return l;
+}
+
+bytes pattern(std::size_t n, std::uint8_t seed) {
+  bytes b(n);
+  for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * 31 + seed + i / 257);
+  return b;
+}
+
+// The apps take whatever arrives, so credit keeps flowing.
+void take_all(tunnel_pair& p, std::uint32_t id) {
+  if (p.client->buffered(id)) p.client->consumed(id, p.client->buffered(id), p.now);
+  if (p.server->buffered(id)) p.server->consumed(id, p.server->buffered(id), p.now);
+}
+
+}  // namespace
+
+TEST_CASE("resumption: a cut hop is replaced and the channel's bytes arrive once, in order",
+          "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming());
+  p.pump();
+  REQUIRE(p.both_up());
+  auto id = p.open_and_begin();
+  const auto up = pattern(200 * 1024, 1), down = pattern(150 * 1024, 2);
+  CHECK(p.client->send_data(id, byte_view(up).first(100 * 1024)) == 100 * 1024);
+  CHECK(p.server->send_data(id, down, true) == down.size());
+  // Half of it crosses, then the middle dies with the rest in flight.
+  bytes c2s, s2c;
+  std::swap(c2s, p.client->output());
+  std::swap(s2c, p.server->output());
+  p.give(*p.server, bytes(c2s.begin(), c2s.begin() + static_cast<std::ptrdiff_t>(c2s.size() / 2)));
+  p.cut();
+  CHECK(p.client->resuming());
+  CHECK(p.client_events.hops_lost.size() == 1);
+  CHECK_FALSE(p.client_events.closed);
+  // The app keeps writing meanwhile: kept for the new hop.
+  CHECK(p.client->send_data(id, byte_view(up).subspan(100 * 1024), true) == 100 * 1024);
+  p.pump();
+  REQUIRE(p.client_events.resumed.size() == 1);
+  REQUIRE(p.server_events.resumed.size() == 1);
+  CHECK(p.client_events.resumed[0] > 0);  // what the server lacked was sent again
+  CHECK_FALSE(p.client->resuming());
+  p.settle();
+  take_all(p, id);
+  p.settle();
+  CHECK(p.server_events.data[id] == up);
+  CHECK(p.client_events.data[id] == down);
+  CHECK(p.server_events.fins == std::vector<std::uint32_t>{id});
+  CHECK(p.client_events.fins == std::vector<std::uint32_t>{id});
+  CHECK(p.client->state() == tunnel_state::up);
+  CHECK(p.client->resumptions() == 1);
+  CHECK(p.client->reliable_acked() == p.client->reliable_sent());
+}
+
+TEST_CASE("resumption: the hop lost at every point of an exchange, each byte arrives exactly once",
+          "[lstp][tunnel][resume]") {
+  // One scripted exchange, its byte stream toward the server cut after k
+  // bytes (before, inside and after each frame and record), for every k in
+  // steps; the other direction cut at the same fraction.
+  const auto up = pattern(70 * 1024, 3), down = pattern(20 * 1024, 4);
+  std::size_t total = 0;
+  {
+    tunnel_pair probe(resuming());
+    probe.pump();
+    auto id = probe.open_and_begin();
+    probe.client->send_data(id, up, true);
+    total = probe.client->output().size();
+  }
+  REQUIRE(total > 70 * 1024);
+  std::size_t checked = 0;
+  for (std::size_t k = 0; k <= total; k += k < 200 ? 7 : 997) {
+    INFO("cut after " << k << " of " << total << " bytes");
+    tunnel_pair p(resuming());
+    p.pump();
+    auto id = p.open_and_begin();
+    p.client->send_data(id, up, true);
+    p.server->send_data(id, down);
+    bytes c2s, s2c;
+    std::swap(c2s, p.client->output());
+    std::swap(s2c, p.server->output());
+    p.give(*p.server, bytes(c2s.begin(), c2s.begin() + static_cast<std::ptrdiff_t>(std::min(k, c2s.size()))));
+    const auto back = s2c.size() * k / total;
+    p.give(*p.client, bytes(s2c.begin(), s2c.begin() + static_cast<std::ptrdiff_t>(std::min(back, s2c.size()))));
+    p.dispatch();
+    p.cut();
+    p.pump();
+    REQUIRE(p.client_events.resumed.size() == 1);
+    p.server->send_data(id, {}, true);
+    p.settle();
+    take_all(p, id);
+    p.settle();
+    CHECK(p.server_events.data[id] == up);
+    CHECK(p.client_events.data[id] == down);
+    CHECK(p.server_events.fins.size() == 1);
+    CHECK(p.client_events.fins.size() == 1);
+    CHECK_FALSE(p.client_events.closed);
+    CHECK_FALSE(p.server_events.closed);
+    ++checked;
+  }
+  CHECK(checked > 30);
+}
+
+TEST_CASE("resumption: channels opened and freed across a cut keep their state", "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming());
+  p.pump();
+  auto a = p.open_and_begin();
+  p.cut();
+  // Opened while no hop carries the tunnel: no new channel until it resumes.
+  CHECK_FALSE(p.client->open_channel({}));
+  p.client->free_channel(a, {wire_error::general, "the app went away"});
+  p.pump();
+  REQUIRE(p.client_events.resumed.size() == 1);
+  // The FREE sent while the hop was down arrived with the replay.
+  REQUIRE(p.server_events.freed.count(a));
+  CHECK(p.server_events.freed[a].reason == "the app went away");
+  // A new channel after the resumption keeps the first election's parity.
+  auto b = p.open_and_begin();
+  CHECK(b % 2 == a % 2);
+  CHECK(b > a);
+  p.client->send_data(b, bytes{1, 2, 3}, true);
+  p.pump();
+  CHECK(p.server_events.data[b] == bytes{1, 2, 3});
+}
+
+TEST_CASE("resumption: two cuts in a row, the second during the first resumption", "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming());
+  p.pump();
+  auto id = p.open_and_begin();
+  const auto up = pattern(50 * 1024, 5);
+  p.client->send_data(id, up, true);
+  p.cut();
+  // The new hop's setups pair, then it is cut again before TLS is done.
+  p.pump(2);
+  p.cut();
+  p.pump();
+  REQUIRE(p.client_events.resumed.size() == 1);
+  CHECK(p.client_events.hops_lost.size() == 2);
+  p.settle();
+  CHECK(p.server_events.data[id] == up);
+}
+
+TEST_CASE("resumption: a record altered on the way costs the hop, never the data", "[lstp][tunnel][resume]") {
+  tunnel_pair p(resuming());
+  p.pump();
+  auto id = p.open_and_begin();
+  bool flipped = false;
+  p.tamper = [&](bytes& b, bool to_server) {
+    if (flipped) return b.clear();  // then the middle is gone
+    if (to_server && b.size() > 100) {
+      b[b.size() / 2] ^= 0x40;
+      flipped = true;
+    }
+  };
+  const auto up = pattern(30 * 1024, 6);
+  p.client->send_data(id, up, true);
+  p.pump();
+  REQUIRE(flipped);
+  p.tamper = nullptr;
+  // The server saw the forged record: its hop is lost, not the tunnel.
+  REQUIRE(p.server_events.hops_lost.size() == 1);
+  CHECK_FALSE(p.server_events.closed);
+  // The client hears its hop end when the server drops it; both dial anew.
+  p.cut();
+  p.pump();
+  REQUIRE(p.server_events.resumed.size() == 1);
+  p.settle();
+  CHECK(p.server_events.data[id] == up);
+  CHECK(p.server_events.fins.size() == 1);
+}
+
+TEST_CASE("resumption: no new hop within resume_window closes the tunnel", "[lstp][tunnel][resume]") {
+  auto limits = resuming();
+  limits.resume_window = std::chrono::seconds(60);
+  tunnel_pair p(limits);
+  p.pump();
+  p.open_and_begin();
+  p.client->hop_lost("the middle went away", p.now);
+  p.dispatch();
+  CHECK(p.client->next_deadline() <= p.now + std::chrono::seconds(60));
+  p.now += std::chrono::seconds(59);
+  p.client->on_timer(p.now);
+  p.dispatch();
+  CHECK_FALSE(p.client_events.closed);
+  p.now += std::chrono::seconds(1);
+  p.client->on_timer(p.now);
+  p.dispatch();
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->code == wire_error::timeout);
+  CHECK(p.client_events.closed->reason == "the tunnel could not be resumed within 60 s");
+}
+
+TEST_CASE("resumption: a silent hop is lost, not the tunnel", "[lstp][tunnel][resume]") {
+  auto limits = resuming();
+  limits.keepalive = std::chrono::seconds(20);
+  limits.dead_after = std::chrono::seconds(60);
+  tunnel_pair p(limits);
+  p.pump();
+  p.now += std::chrono::seconds(61);
+  p.client->on_timer(p.now);
+  p.dispatch();
+  CHECK_FALSE(p.client_events.closed);
+  REQUIRE(p.client_events.hops_lost.size() == 1);
+  CHECK(p.client->resuming());
+}
+
+TEST_CASE("without resumption a lost hop closes the tunnel as before", "[lstp][tunnel][resume]") {
+  tunnel_pair p;
+  p.pump();
+  p.open_and_begin();
+  p.client->hop_lost("the hop to the middle proxy was closed", p.now);
+  p.dispatch();
+  REQUIRE(p.client_events.closed);
+  CHECK(p.client_events.closed->reason == "the hop to the middle proxy was closed");
+  CHECK(p.client_events.hops_lost.empty());
+}
