@@ -73,6 +73,11 @@ struct limits {
   std::chrono::milliseconds keepalive = as_ms(lstp::default_tunnel_limits.keepalive);
   std::chrono::milliseconds dead_after = as_ms(lstp::default_tunnel_limits.dead_after);
   std::chrono::milliseconds handshake_timeout = as_ms(lstp::default_tunnel_limits.handshake_timeout);
+  // end: resumption (PROTOCOL.md 3.8): a tunnel whose hop is lost keeps its
+  // channels and waits this long for a new hop; unacknowledged bytes kept
+  bool resumption = lstp::default_tunnel_limits.resumption;
+  std::chrono::milliseconds resume_window = as_ms(lstp::default_tunnel_limits.resume_window);
+  std::size_t replay_buffer = lstp::default_tunnel_limits.replay_buffer;
   std::chrono::milliseconds connect_timeout{10000};    // server end: connecting to a destination
   std::chrono::milliseconds bind_timeout{120000};      // server end: a BIND waits this long for its peer
   std::chrono::milliseconds socks_timeout{10000};      // client end: greeting and request

@@ -161,7 +161,7 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   const section l = sub_section(src, lf,
                                 {"high_watermark", "low_watermark", "pause_slack", "max_channels", "max_connections",
                                  "max_openings", "max_tunnel_buffer", "keepalive", "dead_after", "handshake_timeout",
-                                 "shutdown_grace"});
+                                 "shutdown_grace", "resumption", "resume_window", "replay_buffer"});
   const field* high = l.find("high_watermark");
   const field* low = l.find("low_watermark");
   if (high) lim.high_watermark = read_size(*high);
@@ -180,6 +180,13 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   if (dead_after) lim.dead_after = read_duration(*dead_after);
   if (const field* f = l.find("handshake_timeout")) lim.handshake_timeout = read_duration(*f);
   if (const field* f = l.find("shutdown_grace")) lim.shutdown_grace = read_shutdown_grace(*f);
+  if (const field* f = l.find("resumption"))
+    lim.resumption = read_choice<bool>(*f, {{"on", true}, {"off", false}, {"true", true}, {"false", false}});
+  if (const field* f = l.find("resume_window")) lim.resume_window = read_duration(*f);
+  if (const field* f = l.find("replay_buffer")) {
+    lim.replay_buffer = read_size(*f);
+    if (lim.replay_buffer < 1024 * 1024) f->fail("must be at least 1MiB (the bytes of one credit window and more)");
+  }
 
   // Either key may be the one that was mistyped; blame one that was given.
   if (lim.low_watermark >= lim.high_watermark) {

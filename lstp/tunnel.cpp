@@ -33,8 +33,13 @@ tunnel::~tunnel() { *anchor_ = nullptr; }
 // Commands end by telling the driver when output or events wait.
 struct tunnel::pending_signal {
   tunnel& t;
-  explicit pending_signal(tunnel& owner) : t(owner) {}
-  ~pending_signal() { t.signal_pending(); }
+  std::size_t out_before, events_before;
+  explicit pending_signal(tunnel& owner) : t(owner), out_before(owner.out_.size()), events_before(owner.events_.size()) {}
+  // Only what this command added: a writer that waits for a new hop must
+  // not be woken again and again by output it cannot write yet.
+  ~pending_signal() {
+    if (t.out_.size() > out_before || t.events_.size() > events_before) t.signal_pending();
+  }
   pending_signal(const pending_signal&) = delete;
   pending_signal& operator=(const pending_signal&) = delete;
 };
@@ -71,10 +76,11 @@ void tunnel::emit_error(event_type type, std::uint32_t id, error_info why) {
 }
 
 std::optional<tunnel_event> tunnel::poll_event() {
+  const auto out_before = out_.size();
   while (events_.empty() && advance()) {
   }
   if (events_.empty()) {
-    signal_pending();  // handling input may have left output
+    if (out_.size() != out_before) signal_pending();  // handling input left output
     return std::nullopt;
   }
   auto e = std::move(events_.front());
@@ -83,23 +89,25 @@ std::optional<tunnel_event> tunnel::poll_event() {
 }
 
 void dispatch_events(tunnel& t, tunnel_handler& h) {
-  while (auto e = t.poll_event()) {
-    switch (e->type) {
-      case event_type::up: h.on_up(t.info()); break;
-      case event_type::channel_request: h.on_channel_request(e->channel, e->request); break;
-      case event_type::channel_accepted: h.on_channel_accepted(e->channel, e->where); break;
-      case event_type::bind_peer: h.on_bind_peer(e->channel, e->where); break;
-      case event_type::channel_rejected: h.on_channel_rejected(e->channel, e->error); break;
-      case event_type::service_begin: h.on_service_begin(e->channel); break;
-      case event_type::data: h.on_data(e->channel, e->data); break;
-      case event_type::peer_fin: h.on_peer_fin(e->channel); break;
-      case event_type::pause: h.on_pause(e->channel); break;
-      case event_type::resume: h.on_resume(e->channel); break;
-      case event_type::channel_freed: h.on_channel_freed(e->channel, e->error); break;
-      case event_type::hop_lost: h.on_hop_lost(e->error); break;
-      case event_type::resumed: h.on_resumed(e->amount); break;
-      case event_type::closed: h.on_closed(e->error); break;
-    }
+  while (auto e = t.poll_event()) deliver_event(t, h, *e);
+}
+
+void deliver_event(tunnel& t, tunnel_handler& h, const tunnel_event& e) {
+  switch (e.type) {
+    case event_type::up: return h.on_up(t.info());
+    case event_type::channel_request: return h.on_channel_request(e.channel, e.request);
+    case event_type::channel_accepted: return h.on_channel_accepted(e.channel, e.where);
+    case event_type::bind_peer: return h.on_bind_peer(e.channel, e.where);
+    case event_type::channel_rejected: return h.on_channel_rejected(e.channel, e.error);
+    case event_type::service_begin: return h.on_service_begin(e.channel);
+    case event_type::data: return h.on_data(e.channel, e.data);
+    case event_type::peer_fin: return h.on_peer_fin(e.channel);
+    case event_type::pause: return h.on_pause(e.channel);
+    case event_type::resume: return h.on_resume(e.channel);
+    case event_type::channel_freed: return h.on_channel_freed(e.channel, e.error);
+    case event_type::hop_lost: return h.on_hop_lost(e.error);
+    case event_type::resumed: return h.on_resumed(e.amount);
+    case event_type::closed: return h.on_closed(e.error);
   }
 }
 
@@ -213,6 +221,10 @@ void tunnel::handle_setup(clock::time_point now) {
     case setup_reader::status::need_more: return;
     case setup_reader::status::invalid: return link_failed(r.error, "bad setup from the middle proxy: " + r.reason);
     case setup_reader::status::peer_error:
+      // A fresh setup of this tunnel waits there: the peer started anew (it
+      // restarted, or gave up resuming), so this tunnel cannot go on.
+      if (resuming_ && r.error == wire_error::auth_failed)
+        return finish({wire_error::general, "the peer started a new tunnel: this one cannot be resumed"});
       if (resuming_) return link_failed(r.error, "the middle proxy refused the setup: " + r.reason);
       return finish({r.error, "the middle proxy refused the setup: " + r.reason});
     case setup_reader::status::done: break;
@@ -1014,8 +1026,11 @@ void tunnel::on_timer(clock::time_point now) {
     return;
   }
   if (state_ == tunnel_state::setup) {
-    if (now >= setup_deadline_)
+    if (now >= setup_deadline_) {
+      // A resumption hop whose middle the peer did not reach: try another.
+      if (resuming_) return void(lose_hop("the peer did not come to this middle proxy in time", now));
       fail(wire_error::setup_timeout, "no peer setup arrived through the middle proxy in time");
+    }
     return;
   }
   if (state_ == tunnel_state::tls_handshake || state_ == tunnel_state::verifying || awaiting_resume_) {
@@ -1090,7 +1105,10 @@ void tunnel::start_link(clock::time_point now) {
   our_setup_ = make_setup(link_self_, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = hop_opening(our_setup_, params_.access);
   last_rx_ = now;
-  setup_deadline_ = resume_deadline_;
+  // Each hop gets a handshake's time to meet the peer at its middle: both
+  // ends try the middles in the same order, so they meet at the first one
+  // both reach.
+  setup_deadline_ = std::min(now + params_.limits.handshake_timeout, resume_deadline_);
   handshake_deadline_ = clock::time_point::max();
 }
 

@@ -440,5 +440,7 @@ class tunnel final : public tls_sink {
 
 // Hands every waiting event of `t` to `h` (see tunnel_handler).
 void dispatch_events(tunnel& t, tunnel_handler& h);
+// Hands one polled event to `h`.
+void deliver_event(tunnel& t, tunnel_handler& h, const tunnel_event& e);
 
 }  // namespace lstp

@@ -35,6 +35,7 @@ end_tunnel::end_tunnel(const config::end_config& cfg, const config::tunnel_confi
       policy_(cfg.allow, cfg.deny),
       on_state_change_(std::move(on_state_change)),
       own_nonce_(params.self.nonce),
+      resume_step_(hop->get_executor()),
       tasks_(hop->get_executor(), [this](std::string_view task, std::string_view what) {
         // The task's channel is refused or freed by its failure handler;
         // the tunnel and its other channels go on.
@@ -297,10 +298,45 @@ void end_tunnel::on_channel_freed(std::uint32_t id, const lstp::error_info& why)
   on_channel_rejected(id, why);
 }
 
+void end_tunnel::on_hop_lost(const lstp::error_info& why) {
+  ++hops_lost_;
+  if (!resuming_) {
+    resuming_ = true;
+    lost_at_ = std::chrono::steady_clock::now();
+    up_ = false;  // new requests wait (within socks.timeout); open channels just pause
+    log_info(component, "tunnel ", tun_.name, ": hop lost (", why.reason, "); resuming within ",
+             std::chrono::duration_cast<std::chrono::seconds>(cfg_.limit.resume_window).count(), " s, ",
+             channels_.size() + datagrams_.size(), " channels held");
+  } else {
+    runtime::log_debug(component, "tunnel ", tun_.name, ": resumption hop lost: ", why.reason);
+  }
+  resume_step_.notify();
+  if (on_state_change_) on_state_change_();
+}
+
+void end_tunnel::on_resumed(std::uint64_t replayed) {
+  resuming_ = false;
+  up_ = true;
+  const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - lost_at_).count();
+  const auto& path = proto().info().path;
+  std::string via = "no middle";
+  if (path.size() > 2) via = "middle \"" + path[1].name + "\" (" + path[1].address + ")";
+  char mib[32];
+  std::snprintf(mib, sizeof mib, "%.1f", static_cast<double>(replayed) / (1024.0 * 1024.0));
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f", secs);
+  log_info(component, "tunnel ", tun_.name, " resumed after ", took, " s via ", via,
+           resuming_via_.empty() ? "" : " by " + resuming_via_, ", ", mib, " MiB replayed");
+  resume_step_.notify();
+  if (on_state_change_) on_state_change_();
+}
+
 void end_tunnel::on_closed(const lstp::error_info& why) {
   closed_ = true;
-  was_up_ = up_;
+  was_up_ = up_ || resuming_;
   up_ = false;
+  resuming_ = false;
+  resume_step_.notify();
   close_reason_ = why;
   auto pending = std::move(pending_);
   for (auto& [id, p] : second_replies_) pending.emplace(id, p);

@@ -54,6 +54,14 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
 
   boost::asio::awaitable<void> run();
   bool is_up() const { return up_; }
+  // Resumption (PROTOCOL.md 3.8): the hop is lost and the tunnel, with its
+  // channels, waits for a new one (the keeper brings it).
+  bool resuming() const { return resuming_; }
+  std::uint64_t hops_lost() const { return hops_lost_; }
+  // Notified when the tunnel loses a hop, resumes, or closes.
+  runtime::notifier& resume_step() { return resume_step_; }
+  // For the log line of a resumption: the way the new hop took.
+  void resuming_via(std::string way) { resuming_via_ = std::move(way); }
   bool was_up() const { return was_up_; }
   // Waiting at the middle for the other end (not paired yet).
   bool waiting_for_partner() { return !closed_ && driver_->proto().state() == lstp::tunnel_state::setup; }
@@ -119,6 +127,8 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   void on_pause(std::uint32_t id) override;
   void on_resume(std::uint32_t id) override;
   void on_channel_freed(std::uint32_t id, const lstp::error_info& why) override;
+  void on_hop_lost(const lstp::error_info& why) override;
+  void on_resumed(std::uint64_t replayed) override;
   void on_closed(const lstp::error_info& why) override;
 
  private:
@@ -149,9 +159,14 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool up_ = false;
   bool was_up_ = false;
+  bool resuming_ = false;
+  std::uint64_t hops_lost_ = 0;
+  std::chrono::steady_clock::time_point lost_at_{};
+  std::string resuming_via_;
   lstp::error_info close_reason_;
   std::string path_key_;
   std::array<std::uint8_t, 16> own_nonce_{};
+  runtime::notifier resume_step_;
   bool closed_ = false;
   // The server side's connects and BIND listeners, one task per channel.
   runtime::task_group tasks_;

@@ -136,6 +136,9 @@ lstp::tunnel_params tunnel_keeper::make_params() {
   p.limits.keepalive = cfg_.limit.keepalive;
   p.limits.dead_after = cfg_.limit.dead_after;
   p.limits.handshake_timeout = cfg_.limit.handshake_timeout;
+  p.limits.resumption = cfg_.limit.resumption;
+  p.limits.resume_window = cfg_.limit.resume_window;
+  p.limits.replay_buffer = cfg_.limit.replay_buffer;
   if (tun_.access) {
     // Wall-clock time: the middle bounds a proof's age with its own clock.
     const auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -434,6 +437,14 @@ void tunnel_keeper::on_tunnel_change() {
     move_when_idle_ = false;
     remember(best->how);  // a way counts as working once a tunnel came up over it
   }
+  if (tunnel_ && tunnel_->resuming() && !resume_running_ && !stopping_) {
+    resume_running_ = true;
+    tasks_.spawn(
+        "resumption of tunnel " + tun_.name, [self = shared_from_this(), t = tunnel_] { return self->resume(t); },
+        [weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->resume_running_ = false;
+        });
+  }
   if (tunnel_ && tunnel_->is_up()) {
     if (auto rs = round_.lock()) rs->released = true;
     for (auto& a : attempts_) {
@@ -450,6 +461,48 @@ void tunnel_keeper::on_tunnel_change() {
     }
   }
   tunnel_changed_.cancel();
+}
+
+asio::awaitable<void> tunnel_keeper::resume(std::shared_ptr<end_tunnel> t) {
+  struct running_flag {
+    bool& flag;
+    ~running_flag() { flag = false; }
+  } running{resume_running_};
+  unsigned failed_tries = 0;
+  const auto give_up = [this, t] { return stopping_ || !t->resuming(); };
+  while (!give_up()) {
+    // Every middle and way, in the plan's order (the one that worked last
+    // first), at once: the first try waits for nothing.
+    const auto cands = plan();
+    std::size_t next = 0;
+    std::vector<std::string> failures;
+    // (No co_await inside a conditional expression: GCC 12 mishandles its temporaries.)
+    std::optional<race_result> won;
+    if (!cands.empty()) won = co_await race(cands, next, failures, give_up);
+    if (give_up()) {
+      if (won) won->hop->close();
+      break;
+    }
+    if (!won) {
+      std::string text;
+      for (std::size_t i = 0; i < failures.size(); ++i) text += (i ? "; " : "") + failures[i];
+      runtime::log_debug(component, "tunnel ", tun_.name, ": no middle proxy reachable to resume: ", text);
+      asio::steady_timer nap(io_);
+      nap.expires_after(std::min(backoff(failed_tries++), std::chrono::milliseconds(2000)));
+      boost::system::error_code ec;
+      co_await nap.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    failed_tries = 0;
+    const auto& c = cands[won->index];
+    t->resuming_via(c.way.to_string());
+    const auto lost_before = t->hops_lost();
+    if (!t->driver().replace_hop(std::move(won->hop))) break;
+    current_ = c;
+    // This hop resumes the tunnel, or is lost in turn (the peer went to
+    // another middle, the handshake stalled): then the next one.
+    while (!give_up() && t->hops_lost() == lost_before) co_await t->resume_step().wait();
+  }
 }
 
 void tunnel_keeper::log_closed(end_tunnel& t) {

@@ -86,6 +86,10 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
                                                           const std::function<bool()>& give_up);
   boost::asio::awaitable<transport::hop_ptr> dial(const uplink::candidate& c, std::string& why);
   boost::asio::awaitable<void> reprobe_loop();
+  // Resumption (PROTOCOL.md 3.8): brings `t`, which lost its hop, a new one
+  // through any middle and way, again after each hop it loses, until it
+  // resumed or closed.
+  boost::asio::awaitable<void> resume(std::shared_ptr<end_tunnel> t);
   std::vector<uplink::candidate> plan() const;
   void remember(const uplink::candidate& c);
   std::chrono::milliseconds backoff(unsigned failed_rounds);
@@ -108,6 +112,7 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   bool move_when_idle_ = false;                  // a cheaper way works: move once no channel is open
   boost::asio::steady_timer reprobe_timer_;
   bool stopping_ = false;
+  bool resume_running_ = false;  // resume() is bringing the tunnel a new hop
   // What the last attempt failed with, so a refusal repeated at every retry
   // is logged once ("cannot reach..." when no middle could be reached).
   std::string last_failure_;

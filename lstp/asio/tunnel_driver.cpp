@@ -18,6 +18,7 @@ tunnel_driver::tunnel_driver(transport::hop_ptr hop, tunnel_params params, Botan
       tunnel_(std::move(params), rng, clock::now()),
       writer_wake_(hop_->get_executor()),
       output_drained_(hop_->get_executor()),
+      hop_changed_(hop_->get_executor()),
       timer_(hop_->get_executor()),
       tasks_(hop_->get_executor(), [this](std::string_view task, std::string_view what) { task_failed(task, what); }) {
   hop_->tune_socket();
@@ -41,8 +42,39 @@ bool tunnel_driver::replace_hop(transport::hop_ptr hop) {
   auto old = std::exchange(hop_, std::move(next));
   ++hops_used_;
   old->close();  // the loops see their operation on it end, and take the new hop
+  hop_dead_ = false;
   writer_wake_.notify();
+  hop_changed_.notify();
+  timer_.cancel();  // a new hop's setup has its own deadline
   return true;
+}
+
+void tunnel_driver::dispatch() {
+  while (auto e = tunnel_.poll_event()) {
+    if (e->type == event_type::hop_lost && !hop_dead_) {
+      // Nothing more goes to or comes from that hop; closing it also tells
+      // the middle to free the pair.
+      runtime::log_info("tunnel", label_, ": hop lost: ", e->error.reason);
+      hop_dead_ = true;
+      hop_->close();
+      timer_.cancel();  // the deadlines are the resumption's now
+    }
+    // Channels that became ready while the tunnel was not up wait for it.
+    if (e->type == event_type::resumed || e->type == event_type::up) writer_wake_.notify();
+    if (e->type == event_type::closed) {
+      hop_changed_.notify();  // a reader waiting for a new hop ends
+      writer_wake_.notify();
+      timer_.cancel();        // the flush deadline
+    }
+    deliver_event(tunnel_, handler_, *e);
+  }
+}
+
+void tunnel_driver::hop_failed(std::string why) {
+  if (tunnel_.state() == tunnel_state::closed) return;
+  tunnel_.hop_lost(std::move(why), clock::now());
+  dispatch();
+  if (tunnel_.state() == tunnel_state::closed) timer_.cancel();  // start the flush deadline
 }
 
 void tunnel_driver::close(const error_info& why) {
@@ -94,6 +126,10 @@ asio::awaitable<void> tunnel_driver::read_loop() {
     while (tunnel_.output().size() > read_pause_output && tunnel_.state() != tunnel_state::closed)
       co_await output_drained_.wait();
     if (tunnel_.state() == tunnel_state::closed) break;
+    if (hop_dead_) {
+      co_await hop_changed_.wait();  // a new hop, or the tunnel closed
+      continue;
+    }
     boost::system::error_code ec;
     // Straight into the tunnel's buffer: records are opened where they land.
     auto space = tunnel_.receive_space(read_size);
@@ -101,11 +137,10 @@ asio::awaitable<void> tunnel_driver::read_loop() {
     auto n = co_await hop->read_some(asio::buffer(space.data(), space.size()), ec);
     if (ec && hop != hop_ && tunnel_.state() != tunnel_state::closed) continue;  // replaced: read the new one
     if (ec) {
-      if (tunnel_.state() != tunnel_state::closed)
-        tunnel_.close({wire_error::general, ec == asio::error::eof ? "the hop to the middle proxy was closed"
-                                                                   : "the hop to the middle proxy failed: " + ec.message()});
-      timer_.cancel();  // start the flush deadline
-      break;
+      if (hop_dead_) continue;  // lost already (the tunnel said so): wait for the next
+      hop_failed(ec == asio::error::eof ? "the hop to the middle proxy was closed"
+                                        : "the hop to the middle proxy failed: " + ec.message());
+      continue;  // closed: the loop ends; resuming: it waits for a new hop
     }
     bytes_in_ += n;
     tunnel_.received(n, clock::now());
@@ -122,6 +157,12 @@ asio::awaitable<void> tunnel_driver::write_loop() {
   for (;;) {
     // Events left by commands (a pause, the tunnel closed).
     dispatch();
+    if (hop_dead_) {
+      // The output (a resumption hop's setup) waits for the new hop.
+      if (tunnel_.state() == tunnel_state::closed) break;
+      co_await writer_wake_.wait();
+      continue;
+    }
     // Round robin: one chunk per ready channel per turn, while the hop keeps up.
     while (tunnel_.output().size() < output_limit && !ready_.empty() && tunnel_.state() == tunnel_state::up) {
       auto source = std::move(ready_.front());
@@ -144,9 +185,9 @@ asio::awaitable<void> tunnel_driver::write_loop() {
     output_drained_.notify();
     if (ec && hop != hop_ && tunnel_.state() != tunnel_state::closed) continue;  // replaced: write on the new one
     if (ec) {
-      if (tunnel_.state() != tunnel_state::closed)
-        tunnel_.close({wire_error::general, "writing to the middle proxy failed: " + ec.message()});
-      break;
+      if (!hop_dead_) hop_failed("writing to the middle proxy failed: " + ec.message());
+      if (tunnel_.state() == tunnel_state::closed) break;
+      continue;  // resuming: the next hop gets the output
     }
   }
   hop_->close();

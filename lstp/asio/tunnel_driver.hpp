@@ -68,9 +68,10 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   // Carries the tunnel on `hop` from now on (same executor): the current
   // hop is closed, its pending read and write end, and the reader and
   // writer go on with the new one. Bytes the old hop had not delivered are
-  // lost to the byte stream; the protocol above must replay them (a
-  // resumed tunnel does). False, and `hop` closed, once the tunnel is
-  // closed.
+  // lost to the byte stream; the protocol above must replay them: after a
+  // hop_lost event the tunnel's output holds the setup of a resumption
+  // hop (PROTOCOL.md 3.8), and nothing is read or written until the new
+  // hop comes. False, and `hop` closed, once the tunnel is closed.
   bool replace_hop(transport::hop_ptr hop);
   // How many hops have carried this tunnel (1 until replace_hop).
   std::size_t hops_used() const { return hops_used_; }
@@ -85,8 +86,11 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   boost::asio::awaitable<void> timer_loop();
   // A task of the driver failed: the tunnel ends with it, nothing else.
   void task_failed(std::string_view task, std::string_view what);
-  // Hands every waiting event to the handler.
-  void dispatch() { dispatch_events(tunnel_, handler_); }
+  // Hands every waiting event to the handler; a lost hop is closed first.
+  void dispatch();
+  // The hop failed under the reader or writer: the tunnel decides whether
+  // it waits for a new one (resumption) or closes.
+  void hop_failed(std::string why);
 
   std::string label_;
   tunnel_handler& handler_;
@@ -97,6 +101,9 @@ class tunnel_driver : public std::enable_shared_from_this<tunnel_driver> {
   tunnel tunnel_;
   runtime::notifier writer_wake_;
   runtime::notifier output_drained_;
+  // The hop was lost (resumption): the loops wait for replace_hop.
+  bool hop_dead_ = false;
+  runtime::notifier hop_changed_;  // the reader's wake-up for a new hop
   bool writer_finished_ = false;
   boost::asio::steady_timer timer_;
   std::deque<std::shared_ptr<data_source>> ready_;

@@ -22,8 +22,9 @@ using asio::ip::tcp;
 
 namespace {
 
-std::shared_ptr<const config::end_config> end_config(config::end_role role) {
+std::shared_ptr<const config::end_config> end_config(config::end_role role, bool resumption = false) {
   auto c = std::make_shared<config::end_config>();
+  c->limit.resumption = resumption;
   c->name = role == config::end_role::client ? "c" : "s";
   c->role = role;
   auto& t = c->tunnels.emplace_back();
@@ -146,10 +147,10 @@ struct two_ends {
   std::shared_ptr<transport::fail_count> first_hop;
   int client_dials = 0;
 
-  two_ends(world& world_, std::shared_ptr<transport::fail_count> first_hop_count = nullptr)
+  two_ends(world& world_, std::shared_ptr<transport::fail_count> first_hop_count = nullptr, bool resumption = false)
       : w(world_), first_hop(std::move(first_hop_count)) {
-    client = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::client), 0);
-    server = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::server), 0);
+    client = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::client, resumption), 0);
+    server = std::make_shared<endproxy::tunnel_keeper>(w.io, end_config(config::end_role::server, resumption), 0);
     client->set_dialer([this](const uplink::candidate&, std::string& why) -> asio::awaitable<transport::hop_ptr> {
       boost::system::error_code ec;
       if (dials->fail(ec)) {
@@ -339,4 +340,55 @@ TEST_CASE("end proxies: a channel in flight when an end stops runs to its end wi
     CHECK(end == asio::error::eof);
     CHECK(echoed.size() == 2000);
   }
+}
+
+TEST_CASE("end proxies with resumption: each read and write of the client's hop failed in turn, the app never notices") {
+  quiet_logs quiet;
+  std::size_t total = 0;
+  {
+    world w;
+    echo_server echo(w.io);
+    auto count = std::make_shared<transport::fail_count>();
+    two_ends e(w, count, true);
+    REQUIRE(w.run_until([&] { return e.up(); }));
+    auto r = app(w, e, echo, 300 * 1024);
+    REQUIRE(r.clean());
+    total = count->counted();
+  }
+  REQUIRE(total > 10);
+  std::size_t resumed = 0;
+  const auto only = std::getenv("LSTP_TEST_ONLY_N") ? std::strtoul(std::getenv("LSTP_TEST_ONLY_N"), nullptr, 10) : 0;
+  for (std::size_t n = 1; n <= total; ++n) {
+    if (only && n != only) continue;
+    INFO("failing operation " << n << " of " << total);
+    world w;
+    echo_server echo(w.io);
+    auto count = std::make_shared<transport::fail_count>(n);
+    two_ends e(w, count, true);
+    REQUIRE(w.run_until([&] { return e.up(); }, std::chrono::seconds(20)));
+    app_result r;
+    asio::co_spawn(w.io, run_app(w.io, e.client, echo.port(), 300 * 1024, r), [](std::exception_ptr ex) {
+      if (ex) std::rethrow_exception(ex);
+    });
+    if (!w.run_until([&] { return r.done; }, std::chrono::seconds(20))) {
+      for (auto* k : {e.client.get(), e.server.get()}) {
+        auto t = k->current_tunnel();
+        if (!t) { WARN("no tunnel"); continue; }
+        auto& p = t->proto();
+        WARN("resuming " << p.resuming() << " sent " << p.reliable_sent() << " acked " << p.reliable_acked()
+             << " handled " << p.reliable_handled() << " replay " << p.replay_bytes() << " channels "
+             << p.channel_count() << " allow1 " << p.send_allowance(1) << " buffered1 " << p.buffered(1)
+             << " paused " << p.paused_by_peer(1) << " out " << p.output().size());
+      }
+      FAIL("the app did not finish");
+    }
+    // Before the tunnel was up, a failure costs a reconnect; after, a
+    // resumption: either way the app's stream is whole and ends cleanly.
+    CHECK(r.opened);
+    CHECK(r.clean());
+    CHECK(r.echoed.size() == 300 * 1024);
+    if (auto t = e.client->current_tunnel(); t && t->proto().resumptions() > 0) ++resumed;
+  }
+  // Most operations of the hop come after the tunnel is up.
+  CHECK(resumed * 2 > total);
 }

@@ -1027,3 +1027,25 @@ TEST_CASE("hardening limits refuse values that would break the tunnel") {
                                         "access_window: 500ms\n");
   CHECK_THAT(error_from([&] { config::load_middle(path); }), Contains("access_window: must be at least 1s"));
 }
+
+TEST_CASE("resumption limits: on or off, a window, a replay buffer of at least 1 MiB") {
+  temp_dir dir;
+  dir.write("t.secret", "0123456789abcdef0123\n");
+  const auto end_path = [&](const std::string& limits) {
+    return dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: t\n"
+                               "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
+  };
+  const auto defaults = config::load_end(end_path("  keepalive: 20s\n"));
+  CHECK_FALSE(defaults.limit.resumption);
+  CHECK(defaults.limit.resume_window == std::chrono::seconds(60));
+  CHECK(defaults.limit.replay_buffer == 16 * 1024 * 1024);
+  const auto c = config::load_end(end_path("  resumption: on\n  resume_window: 30s\n  replay_buffer: 8MiB\n"));
+  CHECK(c.limit.resumption);
+  CHECK(c.limit.resume_window == std::chrono::seconds(30));
+  CHECK(c.limit.replay_buffer == 8 * 1024 * 1024);
+  const auto p1 = end_path("  resumption: maybe\n");
+  CHECK_THAT(error_from([&] { config::load_end(p1); }),
+             Contains("limits.resumption: expected one of on, off, true, false, got \"maybe\""));
+  const auto p2 = end_path("  replay_buffer: 512KiB\n");
+  CHECK_THAT(error_from([&] { config::load_end(p2); }), Contains("limits.replay_buffer: must be at least 1MiB"));
+}
