@@ -1,6 +1,5 @@
 """Resumption (PROTOCOL.md 3.8) with the real binaries: a tunnel outlives
 the middle proxy it rides on, and the apps never notice."""
-import hashlib
 import os
 import signal
 import subprocess
@@ -11,6 +10,25 @@ import unittest
 from lstp_world import World, recv_exact, sha256_file, socks_connect
 
 RESUME = "limits:\n  resumption: on\n  resume_window: 30s\n"
+
+
+def echo_through_tunnel(test, w, limits):
+    """A middle, two ends with `limits`, and an echo connection through them
+    that has carried one byte: (middle port, middle, client end, socket)."""
+    mport, m, _ = w.middle("m1", log="info")
+    w.end("srv", "server", mport, extra=limits, log="info")
+    sport, cli, _ = w.end("cli", "client", mport, extra=limits, log="info")
+    cli.wait_for_log("tunnel it up")
+    s, _ = socks_connect(sport, "127.0.0.1", w.servers.echo())
+    s.sendall(b"x")
+    test.assertEqual(recv_exact(s, 1), b"x")
+    return mport, m, cli, s
+
+
+def kill(w, proc):
+    proc.proc.send_signal(signal.SIGKILL)
+    proc.proc.wait()
+    w.procs.remove(proc)
 
 
 class ResumptionTest(unittest.TestCase):
@@ -32,10 +50,8 @@ class ResumptionTest(unittest.TestCase):
                                      f"127.0.0.1:{sport}", "-o", out, f"http://127.0.0.1:{http}/payload.bin"])
             time.sleep(1.0)
             self.assertIsNone(curl.poll(), "the download ended before the middle was killed")
-            m.proc.send_signal(signal.SIGKILL)
-            m.proc.wait()
-            w.procs.remove(m)
-            _, m2, _ = w.middle("m1", port=mport, log="info")
+            kill(w, m)
+            w.middle("m1", port=mport, log="info")
             self.assertEqual(curl.wait(timeout=90), 0)
             self.assertEqual(sha256_file(out), sha256_file(payload))
             cli.wait_for_log(r"tunnel it resumed after [0-9.]+ s via middle \"m1\"")
@@ -46,21 +62,12 @@ class ResumptionTest(unittest.TestCase):
         # An echo connection that stays open across the failure answers
         # afterwards, byte for byte, and nothing was reset.
         with World() as w:
-            mport, m, _ = w.middle("m1", log="info")
-            w.end("srv", "server", mport, extra=RESUME, log="info")
-            sport, cli, _ = w.end("cli", "client", mport, extra=RESUME, log="info")
-            cli.wait_for_log("tunnel it up")
-            echo = w.servers.echo()
-            s, _ = socks_connect(sport, "127.0.0.1", echo)
-            s.sendall(b"before")
-            self.assertEqual(recv_exact(s, 6), b"before")
-            m.proc.send_signal(signal.SIGKILL)
-            m.proc.wait()
-            w.procs.remove(m)
+            mport, m, cli, s = echo_through_tunnel(self, w, RESUME)
+            kill(w, m)
             # Written while no middle runs: kept, and delivered after.
             s.sendall(b"during")
             time.sleep(0.5)
-            _, m2, _ = w.middle("m1", port=mport, log="info")
+            w.middle("m1", port=mport, log="info")
             s.settimeout(30)
             self.assertEqual(recv_exact(s, 6), b"during")
             s.sendall(b"after")
@@ -70,18 +77,8 @@ class ResumptionTest(unittest.TestCase):
 
     def test_when_the_window_passes_the_apps_see_a_reset_not_an_end(self):
         with World() as w:
-            mport, m, _ = w.middle("m1", log="info")
-            short = "limits:\n  resumption: on\n  resume_window: 2s\n"
-            w.end("srv", "server", mport, extra=short, log="info")
-            sport, cli, _ = w.end("cli", "client", mport, extra=short, log="info")
-            cli.wait_for_log("tunnel it up")
-            echo = w.servers.echo()
-            s, _ = socks_connect(sport, "127.0.0.1", echo)
-            s.sendall(b"x")
-            self.assertEqual(recv_exact(s, 1), b"x")
-            m.proc.send_signal(signal.SIGKILL)
-            m.proc.wait()
-            w.procs.remove(m)
+            _, m, cli, s = echo_through_tunnel(self, w, "limits:\n  resumption: on\n  resume_window: 2s\n")
+            kill(w, m)
             cli.wait_for_log("could not be resumed within 2 s", timeout=20)
             s.settimeout(10)
             with self.assertRaises(ConnectionResetError):
