@@ -152,6 +152,9 @@ class World:
         if exc_type is not None or problems:
             for p in self.procs:
                 print(f"----- {p.name} log -----\n{p.log()}")
+            # Also when a test already failed: a process that died says why.
+            for problem in problems:
+                print(f"----- problem: {problem}")
         shutil.rmtree(self.dir, ignore_errors=True)
         if problems and exc_type is None:
             raise AssertionError("; ".join(problems))
