@@ -8,6 +8,8 @@ and with three middle proxies, side by side in one run on loopback.
   python3 bench/run.py --rounds 3           repeat every scenario, report medians
   python3 bench/run.py --scenarios direct,lstp-1 --out /tmp/r.md
   python3 bench/run.py --reference /tmp/old/build/bin   the same run with an older build beside
+  python3 bench/run.py --scenarios lstp-1-resumption-on,lstp-1-resumption-off --only-throughput --rounds 5
+                                            the cost of resumption's acknowledgements
 
 Every scenario starts its own processes (binaries from build/bin, sshd and
 ssh from Debian with throwaway keys), bounds its loops and stops what it
@@ -24,6 +26,7 @@ import datetime
 import getpass
 import os
 import platform
+import re
 import resource
 import selectors
 import shutil
@@ -269,11 +272,13 @@ class Lstp(Scenario):
     """`bin_dir`: the binaries to run (default build/bin); a reference build
     runs as lstp-N-ref beside the current one."""
 
-    def __init__(self, middles, echo_port, bin_dir=None):
+    def __init__(self, middles, echo_port, bin_dir=None, resumption=None):
         self.middles = middles
-        self.name = f"lstp-{middles}" + ("-ref" if bin_dir else "")
+        self.name = (f"lstp-{middles}" + (f"-resumption-{resumption}" if resumption else "")
+                     + ("-ref" if bin_dir else ""))
         self.echo_port = echo_port
         self.bin_dir = bin_dir
+        self.resumption = resumption
 
     def __enter__(self):
         self.saved_bin = lstp_world.BIN
@@ -294,6 +299,8 @@ class Lstp(Scenario):
             ports.insert(0, port)
             nxt = port
         limits = "limits:\n  max_connections: 40000\n"
+        if self.resumption:
+            limits += f"  resumption: {self.resumption}\n"
         self.w.end("srv", "server", ports[-1], log="warn", tunnel_extra="  ways: tcp\n", extra=limits)
         self.sport, _, _ = self.w.end("cli", "client", ports[0], log="warn", tunnel_extra="  ways: tcp\n",
                                       extra=limits)
@@ -599,8 +606,8 @@ def run_scenario(name, args, files, servers):
         sc = Direct()
     elif name == "ssh-jump":
         sc = SshJump(echo.port)
-    elif name.startswith("lstp-"):
-        sc = Lstp(int(name.split("-")[1]), echo.port, args.reference if name.endswith("-ref") else None)
+    elif (m := re.fullmatch(r"lstp-(\d+)(?:-resumption-(on|off))?(-ref)?", name)):
+        sc = Lstp(int(m.group(1)), echo.port, args.reference if m.group(3) else None, m.group(2))
     else:
         raise SystemExit(f"unknown scenario {name}")
     out = {}
@@ -609,6 +616,8 @@ def run_scenario(name, args, files, servers):
             out["setup_ms"] = sc.setup_ms()
         single_stream(sc, files, out)
         parallel_streams(sc, files, out, args.streams)
+        if args.only_throughput:
+            return {k: v for k, v in out.items() if not k.startswith("_")}
         connect_request_response(sc, rr.port, out, args.connects)
         close_to_eof(sc, watcher, out, args.closes)
         echo_rtt(sc, echo.port, out, args.echoes)
@@ -687,6 +696,8 @@ def main():
     ap.add_argument("--reference", default=None, metavar="BIN_DIR",
                     help="also run each lstp-N scenario with the binaries in BIN_DIR (an older build), as lstp-N-ref, "
                          "interleaved with the current build's")
+    ap.add_argument("--only-throughput", action="store_true",
+                    help="measure 1 stream, parallel streams and CPU per GiB only (the cost of a feature)")
     ap.add_argument("--out", default=None, help="Markdown report (default bench/RESULTS.md; smoke: none)")
     ap.add_argument("--single-mib", type=int, default=1024)
     ap.add_argument("--parallel-mib", type=int, default=256)

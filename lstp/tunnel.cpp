@@ -1129,13 +1129,14 @@ void tunnel::handle_resume(const frame_view& f) {
   handshake_deadline_ = clock::time_point::max();
   resume_deadline_ = clock::time_point::max();
   // What the peer lacks, in order, then whatever comes next.
-  const auto again = replay_.contents();
-  for (std::size_t at = 0; at < again.size(); at += max_record_plaintext)
-    sealer_->seal(out_, again.subspan(at, std::min(max_record_plaintext, again.size() - at)));
+  replay_.for_each_span([this](byte_view again) {
+    for (std::size_t at = 0; at < again.size(); at += max_record_plaintext)
+      sealer_->seal(out_, again.subspan(at, std::min(max_record_plaintext, again.size() - at)));
+  });
   ++resumptions_;
   tunnel_event e;
   e.type = event_type::resumed;
-  e.amount = again.size();
+  e.amount = replay_.bytes_kept();
   events_.push_back(std::move(e));
   last_ping_ = last_rx_;
   update_replay_full();
