@@ -968,8 +968,10 @@ void tunnel::begin_shutdown(clock::time_point now) {
 
 void tunnel::maybe_end_shutdown() {
   if (state_ != tunnel_state::up || !shutting_down() || !channels_.empty()) return;
-  close_tls();
-  finish({wire_error::shutting_down, shutdown_reason_});
+  // Said in an ERROR, not only by closing the hop: with resumption a hop
+  // that just ends is a lost hop, and the peer would wait to resume a
+  // tunnel that is gone (PROTOCOL.md 3.8).
+  fail(wire_error::shutting_down, shutdown_reason_);
 }
 
 void tunnel::close(const error_info& why) {

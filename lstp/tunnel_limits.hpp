@@ -39,9 +39,10 @@ struct tunnel_limits {
   // their apps. Past it, the channel holding the most is aborted. Grown
   // windows together stay within half of it.
   std::size_t max_tunnel_buffered = 256 * 1024 * 1024;
-  // Offer resumption (PROTOCOL.md 3.8); used when both ends do. Off until
-  // the ends reconnect a lost hop into the same tunnel.
-  bool resumption = false;
+  // Offer resumption (PROTOCOL.md 3.8); used when both ends do. Its
+  // acknowledgements and replay copy cost no measurable throughput or CPU
+  // (bench/feature_cost.py), so it is on unless turned off.
+  bool resumption = true;
   // Reliable frames sent and not yet acknowledged are kept up to this many
   // bytes; past it, no new channel data is taken from the apps.
   std::size_t replay_buffer = 16 * 1024 * 1024;

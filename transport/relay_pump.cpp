@@ -28,10 +28,11 @@ asio::awaitable<void> relay_one_way(hop_stream& from, hop_stream& to, std::uint6
   auto* to_socket = to.plain_socket();
   if (from_socket && to_socket) {
     boost::system::error_code ec;
-    co_await splice_one_way(*from_socket, *to_socket, count, ec);
+    bool writing = false;
+    co_await splice_one_way(*from_socket, *to_socket, count, ec, writing);
     if (ec == asio::error::eof) {
       to.shutdown_send();
-    } else {
+    } else if (!writing) {
       reset_hop(from);
       reset_hop(to);
     }
@@ -45,12 +46,13 @@ asio::awaitable<void> relay_one_way(hop_stream& from, hop_stream& to, std::uint6
       to.shutdown_send();
       co_return;
     }
-    if (!ec) co_await to.write(asio::buffer(buf.data(), n), ec);
     if (ec) {
       reset_hop(from);
       reset_hop(to);
       co_return;
     }
+    co_await to.write(asio::buffer(buf.data(), n), ec);
+    if (ec) co_return;  // `to` is gone: the other direction ends both (see the header)
     count += n;
   }
 }

@@ -15,10 +15,15 @@
 namespace transport {
 
 // Until `from` ends. A clean end (eof) is passed on as a half-close of `to`
-// and the other direction goes on. An error ends both hops; those on a
-// plain TCP connection are reset (SO_LINGER 0), so that their peer never
-// takes the failure for an end of stream. `count` grows by the bytes
-// delivered.
+// and the other direction goes on. An error reading `from` ends both hops;
+// those on a plain TCP connection are reset (SO_LINGER 0), so that their
+// peer never takes the failure for an end of stream. An error writing to
+// `to` ends this direction only and touches neither hop: `to` is gone, but
+// what it sent before it went may still be on its way the other way (an
+// end's last ERROR or SHUTDOWN, which tells the peer the tunnel ended
+// rather than its hop), and that direction, reading `to`, then ends both.
+// The caller must run both directions and close both hops when they have
+// ended. `count` grows by the bytes delivered.
 boost::asio::awaitable<void> relay_one_way(hop_stream& from, hop_stream& to, std::uint64_t& count);
 
 // Ends a hop with a reset where it is a plain TCP connection, else closes it.

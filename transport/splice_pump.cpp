@@ -29,8 +29,9 @@ boost::system::error_code last_error() { return {errno, boost::system::system_ca
 }  // namespace
 
 asio::awaitable<void> splice_one_way(tcp::socket& from, tcp::socket& to, std::uint64_t& count,
-                                     boost::system::error_code& ec) {
+                                     boost::system::error_code& ec, bool& writing) {
   ec = {};
+  writing = false;
   pipe_pair p;
   if (::pipe2(p.fd, O_NONBLOCK | O_CLOEXEC) != 0) {
     ec = last_error();
@@ -73,10 +74,12 @@ asio::awaitable<void> splice_one_way(tcp::socket& from, tcp::socket& to, std::ui
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
         co_await to.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+        writing = static_cast<bool>(ec);
         if (ec) co_return;
         continue;
       }
       ec = n == 0 ? asio::error::broken_pipe : last_error();
+      writing = true;
       co_return;
     }
   }

@@ -211,13 +211,17 @@ asio::awaitable<void> tunnel_driver::timer_loop() {
   // Closed: the writer flushes the last bytes (ERROR, close_notify), but a
   // hop that does not drain must not keep this tunnel (and its reconnect)
   // waiting, so cut it after the grace time.
-  if (writer_finished_) co_return;
-  timer_.expires_after(flush_grace);
-  boost::system::error_code ec;
-  co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  if (!writer_finished_) {
-    hop_->close();  // aborts the pending read and write
+  // Other paths cancel the timer to wake the loop above; here a cancel only
+  // means "look again": the writer's end, or the grace really passing, ends
+  // the wait (a cancel once cut the flush short, and the peer lost the
+  // ERROR that says the tunnel ended, not its hop).
+  const auto deadline = clock::now() + flush_grace;
+  while (!writer_finished_ && clock::now() < deadline) {
+    timer_.expires_at(deadline);
+    boost::system::error_code ec;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+  if (!writer_finished_) hop_->close();  // aborts the pending read and write
 }
 
 }  // namespace lstp::asio_edge

@@ -1036,11 +1036,11 @@ TEST_CASE("resumption limits: on or off, a window, a replay buffer of at least 1
                                "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
   };
   const auto defaults = config::load_end(end_path("  keepalive: 20s\n"));
-  CHECK_FALSE(defaults.limit.resumption);
+  CHECK(defaults.limit.resumption);  // on by default
   CHECK(defaults.limit.resume_window == std::chrono::seconds(60));
   CHECK(defaults.limit.replay_buffer == 16 * 1024 * 1024);
-  const auto c = config::load_end(end_path("  resumption: on\n  resume_window: 30s\n  replay_buffer: 8MiB\n"));
-  CHECK(c.limit.resumption);
+  const auto c = config::load_end(end_path("  resumption: off\n  resume_window: 30s\n  replay_buffer: 8MiB\n"));
+  CHECK_FALSE(c.limit.resumption);
   CHECK(c.limit.resume_window == std::chrono::seconds(30));
   CHECK(c.limit.replay_buffer == 8 * 1024 * 1024);
   const auto p1 = end_path("  resumption: maybe\n");

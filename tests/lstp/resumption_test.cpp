@@ -217,7 +217,9 @@ TEST_CASE("resumption: a silent hop is lost, not the tunnel", "[lstp][tunnel][re
 }
 
 TEST_CASE("without resumption a lost hop closes the tunnel as before", "[lstp][tunnel][resume]") {
-  tunnel_pair p;
+  tunnel_limits without;
+  without.resumption = false;
+  tunnel_pair p(without);
   p.pump();
   p.open_and_begin();
   p.client->hop_lost("the hop to the middle proxy was closed", p.now);

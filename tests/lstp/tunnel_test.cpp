@@ -99,7 +99,10 @@ TEST_CASE("a middle that lies about the path is caught inside TLS", "[lstp][tunn
 }
 
 TEST_CASE("a middle that flips a byte after pairing breaks the session, never the data", "[lstp][tunnel]") {
-  tunnel_pair p;
+  // Without resumption; with it, the hop is lost instead (resumption_test).
+  tunnel_limits without;
+  without.resumption = false;
+  tunnel_pair p(without);
   p.pump();
   REQUIRE(p.both_up());
   auto id = p.open_and_begin();
@@ -273,6 +276,7 @@ TEST_CASE("keepalive pings an idle tunnel and a silent peer is declared dead", "
   tunnel_limits limits;
   limits.keepalive = std::chrono::seconds(20);
   limits.dead_after = std::chrono::seconds(60);
+  limits.resumption = false;  // with it, a silent hop is a lost hop (resumption_test)
   tunnel_pair p(limits);
   p.pump();
   REQUIRE(p.both_up());
@@ -700,6 +704,7 @@ TEST_CASE("a window doubles while its app drains it within four round trips, up 
 TEST_CASE("without credit windows at one end, PAUSE and RESUME alone hold the flow", "[lstp][tunnel][flow]") {
   tunnel_limits old;
   old.credit_windows = false;
+  old.resumption = false;  // an end from before both
   tunnel_pair p(old, test_keys());
   p.client = std::make_unique<tunnel>(
       tunnel_params{make_info(end_role::client, "c", test_keys(), 1), test_keys().psk, tunnel_limits{}}, p.rng,
@@ -1094,8 +1099,10 @@ TEST_CASE("resumption: an ACK for frames never sent, or going back, ends the tun
 
 TEST_CASE("resumption is used only when both ends offer it, and an ACK without it is refused", "[lstp][tunnel][resume]") {
   tunnel_pair p(resuming_limits());
+  tunnel_limits without;
+  without.resumption = false;
   p.server = std::make_unique<tunnel>(
-      tunnel_params{make_info(end_role::server, "s", test_keys(), 2), test_keys().psk, tunnel_limits{}}, p.rng, p.now);
+      tunnel_params{make_info(end_role::server, "s", test_keys(), 2), test_keys().psk, without}, p.rng, p.now);
   p.pump();
   REQUIRE(p.both_up());
   CHECK_FALSE(p.client->resumption_active());

@@ -250,3 +250,31 @@ TEST_CASE("relay pump: a failure on one side ends both directions") {
   });
   CHECK(count->failed());
 }
+
+TEST_CASE("relay pump: a failed write leaves the other direction to deliver the gone side's last bytes") {
+  // The far side sent its last words ("bye", like an end's ERROR) and
+  // closed; the near side writes towards it at the same moment. The
+  // write fails, and the bytes still in flight from the far side reach the
+  // near side all the same, then its end. (Resetting both hops on the failed
+  // write lost them: a peer then took a tunnel's end for a lost hop.)
+  asio::io_context io;
+  auto [app, near] = transport::make_memory_hop_pair(io.get_executor());
+  auto [far, dest] = transport::make_memory_hop_pair(io.get_executor());
+  std::uint64_t up = 0, down = 0;
+  run(io, [&, &app = app, &dest = dest]() -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    co_await dest->write(asio::buffer(std::string("bye")), ec);
+    dest->close();
+    co_await app->write(asio::buffer(std::string("x")), ec);
+  });
+  asio::co_spawn(io, transport::relay_one_way(*near, *far, up), [](std::exception_ptr) {});
+  asio::co_spawn(io, transport::relay_one_way(*far, *near, down), [](std::exception_ptr) {});
+  run(io, [&, &app = app]() -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    auto got = co_await read_all(*app, ec);
+    CHECK(got == "bye");
+    CHECK(ec == asio::error::eof);
+  });
+  CHECK(up == 0);
+  CHECK(down == 3);
+}
