@@ -246,12 +246,13 @@ class World:
         wait_for_port(port)
         return port, p
 
-    def tunnel(self, secret_server=SECRET):
-        """A whole tunnel: middle, server end, client end. Returns the SOCKS port."""
+    def tunnel(self, secret_server=SECRET, extra=""):
+        """A whole tunnel: middle, server end, client end (both ends get
+        `extra` in their config). Returns the SOCKS port."""
         mport, mproc, _ = self.middle("m1")
         self.mport = mport
-        _, sproc, _ = self.end("srv", "server", mport, secret=secret_server)
-        sport, cproc, _ = self.end("cli", "client", mport)
+        _, sproc, _ = self.end("srv", "server", mport, secret=secret_server, extra=extra)
+        sport, cproc, _ = self.end("cli", "client", mport, extra=extra)
         self.m, self.s, self.c = mproc, sproc, cproc
         if secret_server == SECRET:
             cproc.wait_for_log(r"tunnel it up")

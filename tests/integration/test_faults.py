@@ -11,11 +11,45 @@ FAST_LIVENESS = "limits:\n  keepalive: 1s\n  dead_after: 3s\n"
 
 
 class FaultTest(unittest.TestCase):
-    def test_a_frozen_end_is_declared_dead_and_the_pairing_freed(self):
+    def test_a_frozen_end_is_a_lost_hop_and_the_tunnel_resumes_when_it_thaws(self):
+        # A suspended laptop, a stopped VM: with resumption (the default) the
+        # silence costs the hop, not the tunnel; thawed within resume_window,
+        # the end resumes and the app's connection carries on, every byte.
         with World() as w:
             mport, m, _ = w.middle("m1")
             _, srv, _ = w.end("srv", "server", mport, extra=FAST_LIVENESS)
             sport, cli, _ = w.end("cli", "client", mport, extra=FAST_LIVENESS)
+            cli.wait_for_log("tunnel it up")
+            s, _ = socks_connect(sport, "127.0.0.1", w.servers.echo())
+            s.sendall(b"x")
+            self.assertEqual(recv_exact(s, 1), b"x")
+            srv.proc.send_signal(signal.SIGSTOP)
+            try:
+                cli.wait_for_log("tunnel it: hop lost: .*nothing heard", timeout=15)
+                s.sendall(b"while frozen")
+                # The middle frees the half-dead pair; the client end's
+                # resumption setup waits there for its partner.
+                m.wait_for_log("pair closed", timeout=15)
+                time.sleep(1)
+            finally:
+                srv.proc.send_signal(signal.SIGCONT)
+            cli.wait_for_log("tunnel it resumed after", timeout=30)
+            srv.wait_for_log("tunnel it resumed after", timeout=30)
+            s.settimeout(20)
+            self.assertEqual(recv_exact(s, 12), b"while frozen")
+            s.sendall(b"after")
+            self.assertEqual(recv_exact(s, 5), b"after")
+            s.close()
+            self.assertEqual(cli.log().count("tunnel it up ("), 1)
+
+    def test_a_frozen_end_is_declared_dead_and_the_pairing_freed(self):
+        # Without resumption: the tunnel closes, its apps are reset, and a
+        # new tunnel forms once the end thaws.
+        liveness = FAST_LIVENESS + "  resumption: off\n"
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            _, srv, _ = w.end("srv", "server", mport, extra=liveness)
+            sport, cli, _ = w.end("cli", "client", mport, extra=liveness)
             cli.wait_for_log("tunnel it up")
             echo = w.servers.echo()
             s, _ = socks_connect(sport, "127.0.0.1", echo)
@@ -79,15 +113,22 @@ class FaultTest(unittest.TestCase):
             w.procs = [p for p in w.procs if p.proc.returncode not in (-signal.SIGKILL,)]
 
     def test_a_restarted_middle_is_rejoined(self):
+        # Stopped (SIGTERM) and started again: the ends resume the same
+        # tunnel through it, and a connection opened before carries on.
         with World() as w:
             sport = w.tunnel()
+            echo = w.servers.echo()
+            before, _ = socks_connect(sport, "127.0.0.1", echo)
             self.assertEqual(w.m.stop(), [])
-            w.c.wait_for_log("tunnel it closed")
+            w.c.wait_for_log("tunnel it: hop lost")
             # Same configuration, same port: both ends find it again by themselves.
             w.procs.append(w.start("m1-again", ["middleproxy", "-c", os.path.join(w.dir, "m1.yaml")]))
-            w.c.wait_for_log("tunnel it up", count=2, timeout=30)
-            w.s.wait_for_log("tunnel it up", count=2, timeout=30)
-            echo = w.servers.echo()
+            w.c.wait_for_log("tunnel it resumed after", timeout=30)
+            w.s.wait_for_log("tunnel it resumed after", timeout=30)
+            before.sendall(b"same")
+            before.settimeout(20)
+            self.assertEqual(recv_exact(before, 4), b"same")
+            before.close()
             s, _ = socks_connect(sport, "127.0.0.1", echo)
             s.sendall(b"back")
             self.assertEqual(recv_exact(s, 4), b"back")

@@ -113,23 +113,53 @@ class HostileTest(unittest.TestCase):
             for (a, b), stream in middle.items():
                 self.assertNotIn(marker, stream, f"the marker crossed {a} -> {b} in the clear")
 
-    def test_a_middle_that_flips_one_byte_breaks_the_tunnel_never_the_data(self):
+    @staticmethod
+    def _flip_once_at(at):
+        flipped = []
+
+        def flip_one(to_middle, offset, data):
+            if to_middle and not flipped and offset + len(data) > at:
+                i = at - offset
+                data = data[:i] + bytes([data[i] ^ 0x20]) + data[i + 1:]
+                flipped.append(at)
+            return data
+        return flipped, flip_one
+
+    def test_a_middle_that_flips_one_byte_costs_the_hop_never_the_data(self):
+        # With resumption (the default): the altered record is refused, the
+        # hop is dropped, the ends resume, and the download goes on intact.
         with World() as w:
             mport, w.m, _ = w.middle("m1")
-            at = 2 * 1024 * 1024  # well after pairing, the handshake and the verification
-            flipped = []
-
-            def flip_one(to_middle, offset, data):
-                if to_middle and not flipped and offset + len(data) > at:
-                    i = at - offset
-                    data = data[:i] + bytes([data[i] ^ 0x20]) + data[i + 1:]
-                    flipped.append(at)
-                return data
-
+            flipped, flip_one = self._flip_once_at(2 * 1024 * 1024)
             relay = Relay(mport, tamper=flip_one)  # the server end's hop passes through it
             try:
                 _, w.s, _ = w.end("srv", "server", relay.port)
                 sport, w.c, _ = w.end("cli", "client", mport)
+                w.c.wait_for_log(r"tunnel it up")
+                s, _ = socks_connect(sport, "127.0.0.1", w.servers.firehose("flip"))
+                s.settimeout(30)
+                want = 8 * 1024 * 1024
+                got = recv_exact(s, want)
+                s.close()
+                self.assertTrue(flipped, "the download ended before the flip")
+                self.assertEqual(got, pattern_prefix(want))
+                w.c.wait_for_log(r"a record failed authentication \(altered on the way\?\)")
+                w.c.wait_for_log(r"tunnel it resumed after")
+                self.assertEqual(w.c.log().count("tunnel it up ("), 1)
+            finally:
+                relay.close()
+
+    def test_a_middle_that_flips_one_byte_breaks_the_tunnel_never_the_data(self):
+        # Without resumption: the tunnel closes, the app is reset, and a new
+        # tunnel comes up.
+        off = "limits:\n  resumption: off\n"
+        with World() as w:
+            mport, w.m, _ = w.middle("m1")
+            flipped, flip_one = self._flip_once_at(2 * 1024 * 1024)
+            relay = Relay(mport, tamper=flip_one)  # the server end's hop passes through it
+            try:
+                _, w.s, _ = w.end("srv", "server", relay.port, extra=off)
+                sport, w.c, _ = w.end("cli", "client", mport, extra=off)
                 w.c.wait_for_log(r"tunnel it up")
                 s, _ = socks_connect(sport, "127.0.0.1", w.servers.firehose("flip"))
                 got, how = read_until_closed(s)
