@@ -211,7 +211,13 @@ bool tunnel::advance_tls() {
   if (avail < tls_header + length) return false;
   const byte_view record(tls_in_.data() + tls_at_, tls_header + length);
   tls_at_ += tls_header + length;
-  if (auto err = tls_->received(record)) fail(err->code, err->reason);
+  if (auto err = tls_->received(record)) {
+    // On a resumption hop a failed handshake is that hop's fault (a middle
+    // replaying an earlier hop, or altering this one), not the tunnel's: it
+    // costs the hop, and the window goes on.
+    if (resuming_) link_failed(err->code, "the resumption handshake failed: " + err->reason);
+    else fail(err->code, err->reason);
+  }
   return true;
 }
 

@@ -181,6 +181,61 @@ TEST_CASE("resumption: a record altered on the way costs the hop, never the data
   CHECK(p.server_events.fins.size() == 1);
 }
 
+TEST_CASE("resumption: a middle replaying an earlier resumption hop gets nowhere", "[lstp][tunnel][resume]") {
+  // A middle keeps everything it passed to the server end on the first
+  // resumption hop (setup, handshake, RESUME, replayed frames) and plays it
+  // back after the second cut. The resumption pairing id is the same for
+  // the tunnel's life, so the setup is accepted; the handshake is not (the
+  // server's ECDHE share is fresh), so nothing of it is handled: no byte
+  // delivered twice, the tunnel kept, and the real resumption goes on.
+  tunnel_pair p(resuming());
+  p.pump();
+  auto id = p.open_and_begin();
+  const auto up = pattern(40 * 1024, 8);
+  p.client->send_data(id, byte_view(up).first(10 * 1024));
+  p.settle();
+  bytes first_resumption;
+  p.cut();
+  p.server_record = &first_resumption;
+  p.client->send_data(id, byte_view(up).subspan(10 * 1024, 10 * 1024));
+  p.pump();
+  p.server_record = nullptr;
+  REQUIRE(p.server_events.resumed.size() == 1);
+  p.settle();
+  REQUIRE(p.server_events.data[id] == bytes(up.begin(), up.begin() + 20 * 1024));
+
+  p.cut();
+  bytes client_setup;
+  std::swap(client_setup, p.client->output());  // the real one waits
+  p.server->output().clear();
+  p.give(*p.server, first_resumption);
+  p.dispatch();
+  CHECK(p.server_events.resumed.size() == 1);  // not resumed by the replay
+  INFO((p.server_events.closed ? p.server_events.closed->reason : std::string("not closed")));
+  CHECK_FALSE(p.server_events.closed);
+  CHECK(p.server->resuming());
+  CHECK(p.server_events.data[id] == bytes(up.begin(), up.begin() + 20 * 1024));  // nothing twice
+  // The replay cost the server that hop (its third lost); the real ends
+  // then meet.
+  REQUIRE(p.server_events.hops_lost.size() == 3);
+  CHECK_THAT(p.server_events.hops_lost.back().reason, Catch::Contains("the resumption handshake failed"));
+  p.server->output().clear();
+  p.server->hop_lost("the middle closed the hop", p.now);
+  bytes server_setup;
+  std::swap(server_setup, p.server->output());
+  p.repair();
+  p.client->output() = client_setup;
+  p.server->output() = server_setup;
+  p.client->send_data(id, byte_view(up).subspan(20 * 1024), true);
+  p.pump();
+  REQUIRE(p.server_events.resumed.size() == 2);
+  p.settle();
+  take_all(p, id);
+  p.settle();
+  CHECK(p.server_events.data[id] == up);
+  CHECK(p.server_events.fins.size() == 1);
+}
+
 TEST_CASE("resumption: no new hop within resume_window closes the tunnel", "[lstp][tunnel][resume]") {
   auto limits = resuming();
   limits.resume_window = std::chrono::seconds(60);

@@ -91,6 +91,9 @@ struct tunnel_pair {
   // Non-zero: after pairing, bytes go in through receive_space()/received()
   // at most this many at a time, as the Asio driver reads a hop.
   std::size_t read_size = 0;
+  // Set: every byte handed to the server end is appended here too (what a
+  // middle sent it, setups included), for tests that replay it.
+  bytes* server_record = nullptr;
   // How long each round of pump() takes on the clock (zero: time stands still).
   clock::duration step{};
   topology_entry middle{hop_kind::middle, "m", "192.0.2.1:443"};
@@ -131,6 +134,7 @@ struct tunnel_pair {
           to_server.insert(to_server.end(), from_client.unread().begin(), from_client.unread().end());
           bytes to_client = relay_setup(from_server.setup(), middle);
           to_client.insert(to_client.end(), from_server.unread().begin(), from_server.unread().end());
+          if (server_record) server_record->insert(server_record->end(), to_server.begin(), to_server.end());
           server->receive(to_server, now);
           client->receive(to_client, now);
           dispatch();
@@ -151,6 +155,7 @@ struct tunnel_pair {
 
   void give(tunnel& t, const bytes& in) {
     auto& events = &t == client.get() ? client_events : server_events;
+    if (server_record && &t == server.get()) server_record->insert(server_record->end(), in.begin(), in.end());
     if (read_size == 0) {
       t.receive(in, now);
       return dispatch_events(t, events);
