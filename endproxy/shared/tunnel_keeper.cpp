@@ -470,10 +470,17 @@ asio::awaitable<void> tunnel_keeper::resume(std::shared_ptr<end_tunnel> t) {
   } running{resume_running_};
   unsigned failed_tries = 0;
   const auto give_up = [this, t] { return stopping_ || !t->resuming(); };
+  // The middle the hop was lost through goes last: a middle that died,
+  // was cut off or altered a record would otherwise win the race again (it
+  // is the plan's first), and a tampering one would cost hop after hop. The
+  // peer lost the same hop and does the same, so both meet at the next.
+  std::string lost_through = current_ ? current_->middle.to_string() : std::string();
   while (!give_up()) {
     // Every middle and way, in the plan's order (the one that worked last
-    // first), at once: the first try waits for nothing.
-    const auto cands = plan();
+    // first, the one just lost last), at once: the first try waits for nothing.
+    auto cands = plan();
+    std::stable_partition(cands.begin(), cands.end(),
+                          [&](const uplink::candidate& c) { return c.middle.to_string() != lost_through; });
     std::size_t next = 0;
     std::vector<std::string> failures;
     // (No co_await inside a conditional expression: GCC 12 mishandles its temporaries.)
@@ -502,6 +509,7 @@ asio::awaitable<void> tunnel_keeper::resume(std::shared_ptr<end_tunnel> t) {
     // This hop resumes the tunnel, or is lost in turn (the peer went to
     // another middle, the handshake stalled): then the next one.
     while (!give_up() && t->hops_lost() == lost_before) co_await t->resume_step().wait();
+    lost_through = c.middle.to_string();
   }
 }
 

@@ -1,13 +1,14 @@
 """Resumption (PROTOCOL.md 3.8) with the real binaries: a tunnel outlives
 the middle proxy it rides on, and the apps never notice."""
 import os
+import re
 import signal
 import subprocess
 import tempfile
 import time
 import unittest
 
-from lstp_world import World, recv_exact, sha256_file, socks_connect
+from lstp_world import Relay, World, free_port, recv_exact, sha256_file, socks_connect
 
 RESUME = "limits:\n  resumption: on\n  resume_window: 30s\n"
 
@@ -28,6 +29,7 @@ def echo_through_tunnel(test, w, limits):
 def kill(w, proc):
     proc.proc.send_signal(signal.SIGKILL)
     proc.proc.wait()
+    proc.log_file.close()
     w.procs.remove(proc)
 
 
@@ -108,6 +110,73 @@ class ResumptionTest(unittest.TestCase):
             self.assertEqual(curl.wait(timeout=90), 0)
             self.assertEqual(sha256_file(out), sha256_file(payload))
             cli.wait_for_log(f'tunnel it resumed after [0-9.]+ s via middle "{other}"')
+
+    def download_across(self, w, d, sport, size_mib, fault, after=0.7):
+        """curl fetches `size_mib` MiB at 16 MiB/s through the tunnel;
+        `after` seconds in, `fault()` runs. The download completes intact."""
+        payload = os.path.join(d, "payload.bin")
+        with open(payload, "wb") as f:
+            f.write(os.urandom(size_mib * 1024 * 1024))
+        http = w.servers.http_dir(d)
+        out = os.path.join(d, "got.bin")
+        curl = subprocess.Popen(["curl", "-sS", "--max-time", "60", "--limit-rate", "16M", "--socks5-hostname",
+                                 f"127.0.0.1:{sport}", "-o", out, f"http://127.0.0.1:{http}/payload.bin"])
+        time.sleep(after)
+        self.assertIsNone(curl.poll(), "the download ended before the fault")
+        fault()
+        self.assertEqual(curl.wait(timeout=90), 0)
+        self.assertEqual(sha256_file(out), sha256_file(payload))
+
+    def test_a_middle_of_a_three_middle_cascade_restarted_mid_transfer(self):
+        # client end -> m1 -> m2 -> m3 <- server end; m2 is killed with
+        # SIGKILL and started again: m1 and m3 lose their next hop and drop
+        # the ends' hops, the ends resume along the whole chain again.
+        with World() as w, tempfile.TemporaryDirectory() as d:
+            p3, _, _ = w.middle("m3", log="info")
+            p2, m2, _ = w.middle("m2", next_hop=p3, log="info")
+            p1, _, _ = w.middle("m1", next_hop=p2, log="info")
+            w.end("srv", "server", p3, log="info")
+            sport, cli, _ = w.end("cli", "client", p1, log="info")
+            cli.wait_for_log("tunnel it up")
+
+            def restart_m2():
+                kill(w, m2)
+                time.sleep(0.3)
+                w.middle("m2", port=p2, next_hop=p3, log="info")
+            self.download_across(w, d, sport, 32, restart_m2)
+            cli.wait_for_log(r'tunnel it resumed after [0-9.]+ s via middle "m1"')
+            self.assertEqual(cli.log().count("tunnel it up ("), 1)
+
+    def test_a_byte_flipping_relay_in_front_of_one_of_two_middles(self):
+        # Every connection through the relay in front of m1 gets one byte
+        # flipped after 512 KiB. The tunnel comes up through m1 (m2 starts
+        # later); each altered record costs a hop, never data, and the
+        # download completes intact, through m2 or through m1 again.
+        at = 512 * 1024
+
+        def flip_each(to_middle, offset, data):
+            if to_middle and offset <= at < offset + len(data):
+                i = at - offset
+                data = data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:]
+            return data
+        with World() as w, tempfile.TemporaryDirectory() as d:
+            p1, _, _ = w.middle("m1", log="info")
+            p2 = free_port()
+            relay = Relay(p1, tamper=flip_each)  # the server end's way to m1
+            try:
+                w.end("srv", "server", [relay.port, p2], log="info")
+                sport, cli, _ = w.end("cli", "client", [p1, p2], log="info")
+                cli.wait_for_log('tunnel it up .*middle "m1"')
+                w.middle("m2", port=p2, log="info")
+                self.download_across(w, d, sport, 32, lambda: None, after=0.2)
+            finally:
+                relay.close()
+            log = cli.log()
+            self.assertIn("a record failed authentication", log)
+            resumed = re.findall(r'tunnel it resumed after .* via middle "(m\d)"', log)
+            self.assertTrue(resumed)
+            print(f"\nresumptions: {len(resumed)}, through m1 {resumed.count('m1')}, m2 {resumed.count('m2')}")
+            self.assertEqual(log.count("tunnel it up ("), 1)
 
     def test_a_restarted_peer_cannot_resume_and_the_app_sees_a_reset(self):
         # The server end is killed and started again: it knows nothing of
