@@ -225,6 +225,50 @@ class FirewallTest(unittest.TestCase):
                   file=sys.stderr)
             self.assertEqual(f.curl_from_b().stdout.encode(), PAGE)
 
+    def test_the_client_ends_way_out_changes_mid_transfer(self):
+        # B's client end goes out by tcp through the gateway's SOCKS proxy;
+        # mid-download the gateway starts dropping SOCKS (both ways, the
+        # connection in use included). The hop goes silent, is lost, and the
+        # tunnel resumes by the next way, wss through the HTTP proxy: the
+        # download completes intact.
+        liveness = "limits:\n  keepalive: 1s\n  dead_after: 3s\n"
+        with Firewalled(self) as f:
+            f.company_a_servers()
+            f.company_b_gateway()
+            f.middle()
+            payload = os.urandom(24 * 1024 * 1024)
+            with open(os.path.join(f.w.dir, "www", "big.bin"), "wb") as fh:
+                fh.write(payload)
+            srv, _ = f.end("srv", "server", f.n.a, f"{PUBLIC}:443", extra=liveness)
+            ways = f"  ways: [\"tcp via socks5://{B_GATEWAY}:1080\", \"wss via http://{B_GATEWAY}:8888\"]\n"
+            cli, _ = f.end("cli", "client", f.n.b, f"{PUBLIC}:443", tunnel_extra=ways, extra=liveness)
+            cli.wait_for_log("tunnel t up", timeout=20)
+            self.assertRegex(cli.log(), rf"connected to middle proxy .* by tcp via socks5://{B_GATEWAY}:1080")
+            out = os.path.join(f.w.dir, "got.bin")
+            curl = subprocess.Popen(["ip", "netns", "exec", f.n.b, "curl", "-sS", "--max-time", "60", "--limit-rate",
+                                     "8M", "--socks5-hostname", "127.0.0.1:1080", "-o", out,
+                                     f"http://{A_HOST}:8080/big.bin"])
+            try:
+                time.sleep(1.0)
+                self.assertIsNone(curl.poll(), "the download ended before the way was blocked")
+                f.n.nft(f.n.gw, """
+table inet block_socks {
+  chain input { type filter hook input priority -10; policy accept; tcp dport 1080 drop; }
+  chain output { type filter hook output priority -10; policy accept; tcp sport 1080 drop; }
+}""")
+                self.assertEqual(curl.wait(timeout=90), 0)
+            finally:
+                if curl.poll() is None:
+                    curl.kill()
+                    curl.wait()
+            with open(out, "rb") as fh:
+                self.assertTrue(fh.read() == payload, "the download arrived altered")
+            resumed = re.findall(r"tunnel t resumed after .*", cli.log())
+            self.assertTrue(resumed)
+            self.assertRegex(resumed[-1], rf"by wss via http://{B_GATEWAY}:8888")
+            print(f"\nway change: {resumed[-1]}", file=sys.stderr)
+            self.assertEqual(cli.log().count("tunnel t up ("), 1)
+
     def sshd_in_a(self, f):
         """Debian's sshd on A_HOST:22 with throwaway keys; returns the ssh
         command line for B (through the tunnel, as ProxyCommand)."""
