@@ -134,7 +134,9 @@ asio::awaitable<void> end_channel::read_loop() {
   auto self = shared_from_this();
   bool readable = true;  // worth a read without waiting first
   for (;;) {
-    while ((queued_ || paused_) && !aborted_) co_await reader_wake_.wait();
+    // Not while bytes read earlier wait to be sent (the tunnel took part of
+    // them): a read would land on them. set_paused(false) sends them first.
+    while ((queued_ || paused_ || from_local_len_ > 0) && !aborted_) co_await reader_wake_.wait();
     if (aborted_ || local_eof_) break;
     boost::system::error_code ec;
     if (!readable) {

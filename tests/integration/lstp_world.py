@@ -350,6 +350,13 @@ class Relay:
 
     def __init__(self, target_port, delay=0.0, tamper=None):
         self.target_port, self.delay, self.tamper = target_port, delay, tamper
+        # Set: nothing is read either way (a stalled path: TCP's windows
+        # fill and the senders block, nothing is lost).
+        self.hold = threading.Event()
+        # Set: everything is read and kept, nothing passed on (a path that
+        # swallows bytes, like a middle with deep buffers whose far side is
+        # gone); cleared, what was kept goes on, in order.
+        self.keep = threading.Event()
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -374,6 +381,8 @@ class Relay:
     def _read(self, src, q, cond, to_target):
         offset = 0
         while True:
+            while self.hold.is_set():
+                time.sleep(0.01)
             try:
                 data = src.recv(1 << 20)
             except OSError:
@@ -390,6 +399,8 @@ class Relay:
 
     def _write(self, dst, q, cond):
         while True:
+            while self.keep.is_set():
+                time.sleep(0.01)
             with cond:
                 while not q:
                     cond.wait()

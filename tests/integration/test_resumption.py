@@ -1,10 +1,13 @@
 """Resumption (PROTOCOL.md 3.8) with the real binaries: a tunnel outlives
 the middle proxy it rides on, and the apps never notice."""
+import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -177,6 +180,67 @@ class ResumptionTest(unittest.TestCase):
             self.assertTrue(resumed)
             print(f"\nresumptions: {len(resumed)}, through m1 {resumed.count('m1')}, m2 {resumed.count('m2')}")
             self.assertEqual(log.count("tunnel it up ("), 1)
+
+    def test_a_stalled_hop_holds_the_client_end_within_its_replay_buffer(self):
+        # The hop stalls: it takes every byte and passes none on, so
+        # nothing is acknowledged. 64 apps then upload as fast as they can:
+        # their channels' first credit alone is 16 MiB, but the client end
+        # stops reading them once limits.replay_buffer (4 MiB) is
+        # unacknowledged, so its memory grows by about that much, not by
+        # what the apps offer. The stall ends: every byte arrives, once.
+        limits = os.environ.get("LSTP_TEST_LIMITS", "limits:\n  replay_buffer: 4MiB\n")
+        with World() as w:
+            mport, _, _ = w.middle("m1", log="info")
+            relay = Relay(mport)
+            try:
+                w.end("srv", "server", mport, extra=limits, log="info")
+                sport, cli, _ = w.end("cli", "client", relay.port, extra=limits, log="info")
+                cli.wait_for_log("tunnel it up")
+                sink = w.servers.sink()
+                stop = threading.Event()
+                sent = [0] * 64
+                hashes = [hashlib.sha256() for _ in sent]
+                socks = [socks_connect(sport, "127.0.0.1", sink)[0] for _ in sent]
+                block = os.urandom(64 * 1024)
+                time.sleep(0.5)
+                rss_before = cli.rss_kib()
+                relay.keep.set()
+
+                def upload(i):
+                    s = socks[i]
+                    s.settimeout(0.2)
+                    while not stop.is_set():
+                        try:
+                            n = s.send(block[sent[i] % 4096:])
+                            hashes[i].update(block[sent[i] % 4096:][:n])
+                            sent[i] += n
+                        except socket.timeout:
+                            pass
+                threads = [threading.Thread(target=upload, args=(i,)) for i in range(len(sent))]
+                for t in threads:
+                    t.start()
+                time.sleep(3)
+                rss_stalled = cli.rss_kib()
+                relay.keep.clear()
+                stop.set()
+                for t in threads:
+                    t.join()
+                grew = (rss_stalled - rss_before) / 1024
+                print(f"\nstalled hop, 64 apps uploading: the client end's RSS {rss_before / 1024:.1f} -> "
+                      f"{rss_stalled / 1024:.1f} MiB (+{grew:.1f}); the apps wrote {sum(sent) / 2**20:.1f} MiB "
+                      "(the rest waits in their sockets)")
+                # The replay buffer (4 MiB) plus each channel's read buffer
+                # holding what the tunnel could not take yet (64 x 64 KiB),
+                # and some slack; with a 256 MiB replay buffer it grew by 20.
+                self.assertLess(grew, 4 + 4 + 3)
+                for i, s in enumerate(socks):
+                    s.settimeout(60)
+                    s.shutdown(socket.SHUT_WR)
+                    reply = s.makefile().readline().split()
+                    self.assertEqual((int(reply[1]), reply[0]), (sent[i], hashes[i].hexdigest()), f"upload {i}")
+                    s.close()
+            finally:
+                relay.close()
 
     def test_a_restarted_peer_cannot_resume_and_the_app_sees_a_reset(self):
         # The server end is killed and started again: it knows nothing of
