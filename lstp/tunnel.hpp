@@ -53,6 +53,12 @@ inline constexpr std::uint32_t feature_resumption = 0x4;
 // reliable frame arrived, and at once when this many bytes of them wait.
 inline constexpr clock::duration ack_delay = std::chrono::milliseconds(50);
 inline constexpr std::size_t ack_every = 256 * 1024;
+// An ACK rides along with a frame going out anyway only once this much is
+// unacknowledged: piggybacking on every frame sent a record per credit
+// frame (a download's credit grants one way, data the other), which cost
+// more than the acknowledgements themselves. Below it, the 50 ms deadline
+// acknowledges.
+inline constexpr std::size_t ack_piggyback_min = 64 * 1024;
 
 struct tunnel_params {
   common_unique_info self;  // pairing id and a fresh random nonce filled in
