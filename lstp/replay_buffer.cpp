@@ -8,7 +8,14 @@ void replay_buffer::append(byte_view b) {
   while (!b.empty()) {
     // The tail chunk ends where the kept bytes end.
     if (head_ + kept_ == chunks_.size() * chunk_size)  // every chunk full (or none yet)
-      chunks_.push_back(spare_ ? std::move(spare_) : std::make_unique_for_overwrite<std::uint8_t[]>(chunk_size));
+    {
+      if (spares_.empty()) {
+        chunks_.push_back(std::make_unique_for_overwrite<std::uint8_t[]>(chunk_size));
+      } else {
+        chunks_.push_back(std::move(spares_.back()));
+        spares_.pop_back();
+      }
+    }
     const std::size_t used = (head_ + kept_) % chunk_size;
     const std::size_t n = std::min(b.size(), chunk_size - used);
     std::memcpy(chunks_.back().get() + used, b.data(), n);
@@ -32,11 +39,14 @@ void replay_buffer::drop(std::uint64_t n) {
   // Whole chunks before the oldest kept byte are free; when nothing is
   // kept, the last chunk is too.
   while (!chunks_.empty() && (head_ >= chunk_size || kept_ == 0)) {
-    spare_ = std::move(chunks_.front());
+    spares_.push_back(std::move(chunks_.front()));
     chunks_.pop_front();
     head_ = head_ >= chunk_size ? head_ - chunk_size : 0;
   }
-  if (kept_ == 0) head_ = 0;
+  if (kept_ == 0) {
+    head_ = 0;
+    if (spares_.size() > 1) spares_.resize(1);  // an idle tunnel holds one chunk
+  }
 }
 
 }  // namespace lstp
