@@ -324,7 +324,7 @@ void end_tunnel::on_resumed(std::uint64_t replayed) {
   char mib[32];
   std::snprintf(mib, sizeof mib, "%.1f", static_cast<double>(replayed) / (1024.0 * 1024.0));
   char took[32];
-  std::snprintf(took, sizeof took, "%.1f", secs);
+  std::snprintf(took, sizeof took, secs < 10 ? "%.3f" : "%.1f", secs);  // most take milliseconds
   log_info(component, "tunnel ", tun_.name, " resumed after ", took, " s via ", via,
            resuming_via_.empty() ? "" : " by " + resuming_via_, ", ", mib, " MiB replayed");
   resume_step_.notify();

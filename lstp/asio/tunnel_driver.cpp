@@ -54,7 +54,8 @@ void tunnel_driver::dispatch() {
     if (e->type == event_type::hop_lost && !hop_dead_) {
       // Nothing more goes to or comes from that hop; closing it also tells
       // the middle to free the pair.
-      runtime::log_info("tunnel", label_, ": hop lost: ", e->error.reason);
+      // The end's handler logs the loss for operators (one line per event).
+      runtime::log_debug("tunnel", label_, ": hop lost: ", e->error.reason);
       hop_dead_ = true;
       hop_->close();
       timer_.cancel();  // the deadlines are the resumption's now

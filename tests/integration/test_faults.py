@@ -25,7 +25,7 @@ class FaultTest(unittest.TestCase):
             self.assertEqual(recv_exact(s, 1), b"x")
             srv.proc.send_signal(signal.SIGSTOP)
             try:
-                cli.wait_for_log("tunnel it: hop lost: .*nothing heard", timeout=15)
+                cli.wait_for_log(r"tunnel it: hop lost \(nothing heard", timeout=15)
                 s.sendall(b"while frozen")
                 # The middle frees the half-dead pair; the client end's
                 # resumption setup waits there for its partner.
