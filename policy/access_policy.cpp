@@ -165,14 +165,109 @@ verdict access_policy::check_name(std::string_view host_in, std::uint16_t port) 
   return {false, true, "no allow rule matches"};
 }
 
-verdict access_policy::check(std::optional<std::string_view> name_in, bool is_v6, const std::uint8_t* address,
-                             std::uint16_t port) const {
-  const auto name = name_in ? std::optional(lower(*name_in)) : std::nullopt;
+namespace {
+
+// Destinations that are this host, its link or a group rather than one
+// far machine: reached only where a rule names their network.
+struct special_range {
+  bool v6;
+  std::array<std::uint8_t, 16> net;
+  unsigned prefix;
+  const char* what;
+};
+
+const special_range specials[] = {
+    {false, {0, 0, 0, 0}, 8, "unspecified (0.0.0.0/8)"},
+    {false, {127, 0, 0, 0}, 8, "loopback"},
+    {false, {169, 254, 0, 0}, 16, "link-local"},
+    {false, {224, 0, 0, 0}, 4, "multicast"},
+    {false, {255, 255, 255, 255}, 32, "broadcast"},
+    {true, {}, 128, "unspecified (::)"},
+    {true, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback"},
+    {true, {0xfe, 0x80}, 10, "link-local"},
+    {true, {0xff}, 8, "multicast"},
+};
+
+const special_range* special(bool is_v6, const std::uint8_t* address) {
+  for (const auto& sp : specials) {
+    rule r;
+    r.what = rule::kind::network;
+    r.v6 = sp.v6;
+    r.net = sp.net;
+    r.prefix = sp.prefix;
+    if (r.matches_address(is_v6, address)) return &sp;
+  }
+  return nullptr;
+}
+
+// IPv6 addresses that carry an IPv4 address: what they embed and how.
+enum class embedding { none, mapped, nat64, six_to_four };
+
+embedding embedded_v4(const std::uint8_t* a, std::uint8_t* v4) {
+  static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static constexpr std::uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::equal(mapped, mapped + 12, a)) {
+    std::copy(a + 12, a + 16, v4);
+    return embedding::mapped;
+  }
+  if (std::equal(nat64, nat64 + 12, a)) {
+    std::copy(a + 12, a + 16, v4);
+    return embedding::nat64;
+  }
+  if (a[0] == 0x20 && a[1] == 0x02) {
+    std::copy(a + 2, a + 6, v4);
+    return embedding::six_to_four;
+  }
+  return embedding::none;
+}
+
+}  // namespace
+
+std::optional<std::string> access_policy::refusal(const std::optional<std::string>& name, bool is_v6,
+                                                  const std::uint8_t* address, std::uint16_t port) const {
   for (auto& r : deny_) {
     if (!r.matches_port(port)) continue;
     if (r.matches_address(is_v6, address) || (name && r.what == rule::kind::name && r.matches_name(*name)))
-      return {false, true, quoted(r, "deny")};
+      return quoted(r, "deny");
   }
+  if (const auto* sp = special(is_v6, address)) {
+    // Only a network rule inside that range names it: "*", a name or
+    // 0.0.0.0/0 do not.
+    bool any_allows = false;
+    for (auto& r : allow_) {
+      if (!r.matches_port(port)) continue;
+      if (r.what == rule::kind::network && r.prefix >= sp->prefix && r.matches_address(is_v6, address))
+        return std::nullopt;
+      any_allows = any_allows || r.matches_address(is_v6, address) ||
+                   (name && r.what == rule::kind::name && r.matches_name(*name));
+    }
+    // Said when a broader rule would have let it through.
+    if (!any_allows) return std::string("no allow rule matches");
+    return std::string(sp->what) + " addresses are reached only where an allow rule names their network";
+  }
+  return std::nullopt;
+}
+
+verdict access_policy::check(std::optional<std::string_view> name_in, bool is_v6, const std::uint8_t* address,
+                             std::uint16_t port) const {
+  const auto name = name_in ? std::optional(lower(*name_in)) : std::nullopt;
+  if (is_v6) {
+    std::array<std::uint8_t, 4> v4{};
+    switch (embedded_v4(address, v4.data())) {
+      case embedding::mapped:
+        // ::ffff:a.b.c.d is that IPv4 address: its rules decide.
+        return check(name_in, false, v4.data(), port);
+      case embedding::nat64:
+      case embedding::six_to_four:
+        // A gateway would carry it on to the IPv4 address it embeds: that
+        // address must not be refused by the IPv4 rules.
+        if (auto why = refusal(name, false, v4.data(), port))
+          return {false, true, *why + " (embedded in the IPv6 address)"};
+        break;
+      case embedding::none: break;
+    }
+  }
+  if (auto why = refusal(name, is_v6, address, port)) return {false, true, *why};
   for (auto& r : allow_) {
     if (!r.matches_port(port)) continue;
     if (r.matches_address(is_v6, address) || (name && r.what == rule::kind::name && r.matches_name(*name)))

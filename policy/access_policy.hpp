@@ -12,6 +12,10 @@
 //                          fd00::/8 means all ports)
 //   intranet.corp.example  that name exactly (any letter case)
 //   *.corp.example         every name under corp.example (not itself)
+//
+// Loopback, link-local, multicast, broadcast and unspecified destinations
+// are reached only where a network rule names them (127.0.0.0/8, [::1]...),
+// whatever "*" or a name rule says: see check().
 #pragma once
 
 #include <array>
@@ -72,7 +76,12 @@ class access_policy {
   verdict check_name(std::string_view host, std::uint16_t port) const;
   // The address a connection would go to; `name` is what the request asked
   // for, if it was a name. Denied when a deny rule matches the address or
-  // the name; allowed when an allow rule matches either.
+  // the name; allowed when an allow rule matches either. Special addresses
+  // (unspecified, loopback, link-local, multicast, broadcast) are refused
+  // unless an allow rule names their network (a network rule inside the
+  // range: "*" or a name does not). An IPv4-mapped IPv6 address is checked
+  // as the IPv4 address it is; a NAT64 (64:ff9b::/96) or 6to4 (2002::/16)
+  // address is refused when the IPv4 address it embeds is.
   verdict check(std::optional<std::string_view> name, bool is_v6, const std::uint8_t* address,
                 std::uint16_t port) const;
 
@@ -80,6 +89,11 @@ class access_policy {
   const std::vector<rule>& deny_rules() const { return deny_; }
 
  private:
+  // Why this address is refused whatever the allow rules say (a deny rule,
+  // or a special address no rule names), or nothing.
+  std::optional<std::string> refusal(const std::optional<std::string>& name, bool is_v6, const std::uint8_t* address,
+                                     std::uint16_t port) const;
+
   std::vector<rule> allow_;
   std::vector<rule> deny_;
 };

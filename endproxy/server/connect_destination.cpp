@@ -25,12 +25,8 @@ constexpr std::string_view component = "end";
 policy::verdict end_tunnel::permits(const asio::ip::address& a, std::uint16_t port,
                                     std::optional<std::string_view> name) const {
   if (a.is_v6()) {
-    const auto v6 = a.to_v6();
-    if (v6.is_v4_mapped()) {
-      const auto b = asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_bytes();
-      return policy_.check(name, false, b.data(), port);
-    }
-    const auto b = v6.to_bytes();
+    // IPv4-mapped and other embedded IPv4 addresses: the policy unwraps them.
+    const auto b = a.to_v6().to_bytes();
     return policy_.check(name, true, b.data(), port);
   }
   const auto b = a.to_v4().to_bytes();

@@ -33,9 +33,11 @@ class PolicyTest(unittest.TestCase):
             s.sendall(b"ok")
             self.assertEqual(recv_exact(s, 2), b"ok")
             s.close()
-            # Allowed by name and port (resolved at the server end).
-            s, _ = socks_connect(sport, "localhost", other)
-            s.close()
+            # Allowed by name and port, but the name resolves to loopback,
+            # which only a network rule opens (here for another port).
+            self.assertEqual(refusal(sport, "localhost", other), 2)
+            srv.wait_for_log(rf"\(localhost:{other}\): refused by policy \(127\.0\.0\.1: loopback addresses are "
+                             r"reached only where an allow rule names their network\)")
             # Another port: nothing allows it.
             self.assertEqual(refusal(sport, "127.0.0.1", other), 2)
             srv.wait_for_log(rf"channel \d+ \(127\.0\.0\.1:{other}\): refused by policy \(no allow rule matches\)")
@@ -50,6 +52,26 @@ class PolicyTest(unittest.TestCase):
             self.assertEqual(refusal(sport, "localhost", echo), 0)
             # The client end's log says why too.
             cli.wait_for_log(r"the server end's policy refuses 127\.0\.0\.2")
+
+    def test_allow_everything_but_loopback_cannot_be_walked_around(self):
+        # allow "*" with loopback denied: no other spelling of this host (or
+        # of the far network's own services) gets through; reply 0x02 each.
+        with World() as w:
+            echo = w.servers.echo()  # listens on 127.0.0.1: what the spellings below would reach
+            mport, _, _ = w.middle("m1")
+            _, srv, _ = w.end("srv", "server", mport,
+                              server_extra="  allow: \"*\"\n  deny:\n    - 127.0.0.0/8\n    - \"::1\"\n")
+            sport, cli, _ = w.end("cli", "client", mport)
+            cli.wait_for_log("tunnel it up")
+            for host in ("0.0.0.0", "::", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "localhost",
+                         "169.254.169.254", "127.0.0.1"):
+                with self.subTest(host=host):
+                    self.assertEqual(refusal(sport, host, echo), 2)
+            log = srv.log()
+            self.assertIn("unspecified (0.0.0.0/8) addresses are reached only where an allow rule names their "
+                          "network", log)
+            self.assertIn('deny rule "127.0.0.0/8" (embedded in the IPv6 address)', log)
+            self.assertNotRegex(log, r"channel \d+ \([^)]*\): connected")
 
     def test_a_server_end_without_allow_rules_refuses_everything(self):
         with World() as w:

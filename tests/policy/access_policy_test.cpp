@@ -97,3 +97,44 @@ TEST_CASE("without network rules an unmatched name is refused before resolution"
   auto v = p.check_name("evil.example", 80);
   CHECK((v.decided && !v.allowed));
 }
+
+TEST_CASE("special addresses are reached only where a network rule names them") {
+  // The case: "allow everything but loopback" must not be walked
+  // around by another spelling of loopback, nor reach the host itself.
+  auto p = make({"*"}, {"127.0.0.0/8", "::1"});
+  for (const char* ip : {"0.0.0.0", "::", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "127.0.0.1",
+                         "169.254.169.254", "224.0.0.1", "255.255.255.255", "fe80::1", "ff02::1", "0.1.2.3"}) {
+    INFO(ip);
+    CHECK_FALSE(at(p, ip, 80).allowed);
+  }
+  CHECK(at(p, "::ffff:127.0.0.1", 80).why == "deny rule \"127.0.0.0/8\"");
+  CHECK(at(p, "64:ff9b::7f00:1", 80).why == "deny rule \"127.0.0.0/8\" (embedded in the IPv6 address)");
+  CHECK(at(p, "0.0.0.0", 80).why ==
+        "unspecified (0.0.0.0/8) addresses are reached only where an allow rule names their network");
+  CHECK(at(p, "169.254.169.254", 80).why ==
+        "link-local addresses are reached only where an allow rule names their network");
+  // A name that resolves to one is checked by its address.
+  CHECK_FALSE(at(p, "127.0.0.1", 80, "localhost").allowed);
+  CHECK(at(p, "192.0.2.7", 80, "www.example").allowed);  // an ordinary address stays allowed
+  // Ordinary destinations, however spelled, stay allowed.
+  CHECK(at(p, "192.0.2.1", 80).allowed);
+  CHECK(at(p, "2001:db8::1", 80).allowed);
+  CHECK(at(p, "64:ff9b::c000:201", 80).allowed);  // NAT64 of 192.0.2.1
+  CHECK(at(p, "::ffff:192.0.2.1", 80).allowed);
+}
+
+TEST_CASE("a network rule inside a special range names it, and \"*\", 0.0.0.0/0 or a name do not") {
+  auto loop = make({"127.0.0.0/8:80", "[::1]"});
+  CHECK(at(loop, "127.0.0.1", 80).allowed);
+  CHECK(at(loop, "::ffff:127.0.0.1", 80).allowed);  // the same IPv4 address
+  CHECK_FALSE(at(loop, "127.0.0.1", 81).allowed);   // its port only
+  CHECK(at(loop, "::1", 443).allowed);
+  CHECK(at(loop, "127.0.0.1", 80, "localhost").allowed);
+  CHECK_FALSE(at(make({"0.0.0.0/0"}), "127.0.0.1", 80).allowed);
+  CHECK(at(make({"0.0.0.0/0"}), "192.0.2.1", 80).allowed);
+  CHECK_FALSE(at(make({"localhost"}), "127.0.0.1", 80, "localhost").allowed);
+  CHECK(at(make({"169.254.169.254"}), "169.254.169.254", 80).allowed);
+  CHECK_FALSE(at(make({"169.254.169.254"}), "169.254.169.253", 80).allowed);
+  // A mapped address is the IPv4 address: allowed by the IPv4 rule.
+  CHECK(at(make({"10.0.0.0/8"}), "::ffff:10.1.2.3", 22).allowed);
+}
