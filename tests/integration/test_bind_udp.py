@@ -6,6 +6,7 @@ import os
 import socket
 import struct
 import threading
+import time
 import unittest
 
 from lstp_world import World, read_socks5_reply, recv_exact, ipv6_loopback_works
@@ -308,6 +309,32 @@ class UdpAssociateTest(unittest.TestCase):
                 _, _, payload = parse_udp_header(u.recvfrom(4096)[0])
                 self.assertEqual(dns_answer_a(payload)[0], 10)
                 self.assertEqual(len(dns.queries), 2)
+                ctl.close()
+                u.close()
+            finally:
+                dns.close()
+
+    def test_udp_to_another_spelling_of_this_host_is_refused(self):
+        # allow "*" with loopback denied (issue 15, point 4): a datagram to
+        # 0.0.0.0 (which would reach this host), to loopback mapped into
+        # IPv6 or inside a NAT64 address, is dropped and logged; nothing
+        # reaches the DNS server listening on loopback.
+        with World() as w:
+            mport, w.m, _ = w.middle("m1")
+            _, w.s, _ = w.end("srv", "server", mport,
+                              server_extra="  allow: \"*\"\n  deny:\n    - 127.0.0.0/8\n    - \"::1\"\n")
+            sport, w.c, _ = w.end("cli", "client", mport)
+            w.c.wait_for_log("tunnel it up")
+            dns = DnsServer({"a.corp": "10.0.0.1"})
+            try:
+                ctl, u, relay = self.associate(sport)
+                for i, host in enumerate(("0.0.0.0", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "127.0.0.1")):
+                    u.sendto(udp_header(host, dns.port) + dns_query("a.corp", 20 + i), relay)
+                w.s.wait_for_log(r"datagram to 0\.0\.0\.0:\d+ refused by policy \(unspecified \(0\.0\.0\.0/8\) addresses")
+                w.s.wait_for_log(r"refused by policy \(deny rule \"127\.0\.0\.0/8\" \(embedded in the IPv6 address\)\)")
+                w.s.wait_for_log(r"refused by policy \(deny rule \"127\.0\.0\.0/8\"\)", count=2)
+                time.sleep(0.5)
+                self.assertEqual(len(dns.queries), 0)
                 ctl.close()
                 u.close()
             finally:
