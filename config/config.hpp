@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "lstp/secrets.hpp"
 #include "lstp/tunnel_limits.hpp"
 #include "uplink/ways.hpp"
 #include "policy/access_policy.hpp"
@@ -37,8 +38,9 @@ using uplink::way;
 // (PROTOCOL.md 3.6): distinct from any tunnel's secret.
 struct access_credential {
   std::string name;
-  std::string token;         // never logged
-  std::string token_source;  // "file ..." or "environment ...", for messages
+  lstp::parsed_secret token;      // never logged
+  std::string token_source;       // "file ..." or "environment ...", for messages
+  std::string token_environment;  // the variable it came from, if one: removed at start
   bool operator==(const access_credential&) const = default;
 };
 
@@ -121,8 +123,9 @@ enum class end_role { client, server, both };
 // One tunnel of an end: its secret, its middles and how to reach them.
 struct tunnel_config {
   std::string name;
-  std::string secret;  // loaded from secret_file or secret_env; never logged
-  std::string secret_source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET", for messages
+  lstp::parsed_secret secret;  // loaded from secret_file or secret_env; never logged
+  std::string secret_source;   // "file /etc/lstp/secret" or "environment LSTP_SECRET", for messages
+  std::string secret_environment;  // the variable it came from, if one: removed at start
   std::optional<access_credential> access;  // shown to the middles of this tunnel
   std::vector<endpoint> middles;  // tried in order of measured latency, failing over along the list
   // Ways out, tried in this order; empty: automatic (every carrier, directly
@@ -179,5 +182,18 @@ way parse_way(const std::string& text);
 
 middle_config load_middle(const std::string& path);
 end_config load_end(const std::string& path);
+
+// The environment variables a configuration took secrets from: a process
+// removes them once loaded (runtime::forget_environment_variable).
+std::vector<std::string> secret_environment_variables(const end_config& cfg);
+std::vector<std::string> secret_environment_variables(const middle_config& cfg);
+
+// `--new-secret FILE` / `--new-token FILE`: writes a new generated key
+// (lstp/secrets.hpp) to `path` with mode 0600. Never overwrites a file.
+// Throws config::error saying why it could not.
+void write_new_key_file(const std::string& path, lstp::key_use use);
+// The command around it: writes, says what to do with the key (or why it
+// failed, prefixed by `program`), and returns the exit code.
+int new_key_command(std::string_view program, lstp::key_use use, const std::string& path);
 
 }  // namespace config

@@ -75,11 +75,17 @@ void load_tunnel(const source& src, const field& tf, tunnel_config& cfg, const s
   if (cfg.name == routing::direct || cfg.name == routing::refuse)
     t.require("name").fail("a tunnel may not be called \"" + cfg.name + "\" (a word of the routes)");
 
-  const auto secret = read_secret(src, t, "secret", "secret_file", "secret_env",
-                                  "head -c 32 /dev/urandom | base64");
-  cfg.secret = secret.value;
-  cfg.secret_source = secret.source;
-  if (const field* f = t.find("access")) cfg.access = read_access_credential(src, *f);
+  auto secret = read_secret(src, t, lstp::key_use::tunnel_secret, "secret_file", "secret_env");
+  cfg.secret = std::move(secret.value);
+  cfg.secret_source = std::move(secret.source);
+  cfg.secret_environment = std::move(secret.environment);
+  if (const field* f = t.find("access")) {
+    cfg.access = read_access_credential(src, *f);
+    // A middle's operator holds the token: it must tell them nothing of the tunnel.
+    if (cfg.access->token.bytes == cfg.secret.bytes)
+      f->fail("the access token equals the tunnel's secret: the middle proxy's operator would hold the secret; "
+              "use a separate token (middleproxy --new-token FILE)");
+  }
 
   cfg.middles = read_endpoints(src, t.require("middle"));
   if (const field* f = t.find("ways")) {

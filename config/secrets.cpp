@@ -2,9 +2,15 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace config::reader {
 
@@ -12,23 +18,39 @@ namespace config::reader {
 // instead of hanging or eating memory.
 constexpr std::size_t max_secret_file = 64 * 1024;
 
-std::string read_secret_file(const field& f, const std::filesystem::path& resolved) {
+namespace {
+
+std::string mode_text(unsigned mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777U);
+  return buf;
+}
+
+}  // namespace
+
+lstp::secret_bytes read_secret_file(const field& f, const std::filesystem::path& resolved) {
   std::error_code ec;
   if (std::filesystem::is_directory(resolved, ec)) f.fail("cannot read " + quote(resolved.string()) + ": is a directory");
+  // As OpenSSH does for private keys: a secret others can read is no secret.
+  struct stat st {};
+  if (::stat(resolved.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+    f.fail(quote(resolved.string()) + " may be read by group or others (mode " + mode_text(st.st_mode) +
+           "): run chmod 600 " + resolved.string());
+  }
   errno = 0;
   std::ifstream in(resolved, std::ios::binary);
   if (!in) {
     f.fail("cannot read " + quote(resolved.string()) + ": " + (errno != 0 ? std::strerror(errno) : "cannot open"));
   }
-  std::string secret(max_secret_file + 1, '\0');
-  in.read(secret.data(), static_cast<std::streamsize>(secret.size()));
+  lstp::secret_bytes secret(max_secret_file + 1, 0);
+  in.read(reinterpret_cast<char*>(secret.data()), static_cast<std::streamsize>(secret.size()));
   if (in.bad()) f.fail("cannot read " + quote(resolved.string()) + ": read error");
   secret.resize(static_cast<std::size_t>(in.gcount()));
   if (secret.size() > max_secret_file) f.fail("the secret file is larger than 64 KiB; expected a short secret");
   return secret;
 }
 
-void strip_trailing_space(std::string& s) {
+void strip_trailing_space(lstp::secret_bytes& s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n' ||
                         s.back() == '\v' || s.back() == '\f')) {
     s.pop_back();
@@ -36,23 +58,28 @@ void strip_trailing_space(std::string& s) {
 }
 
 // A secret read from a file (relative to the YAML file) or an environment
-// variable, trailing white space removed, at least 16 bytes. Messages give
-// its length and where it came from, never the secret.
-secret_value read_secret(const source& src, const section& t, std::string_view what, std::string_view file_key,
-                         std::string_view env_key, std::string_view how_to_make) {
+// variable, trailing white space removed: a generated key (lstp/secrets.hpp)
+// or a passphrase of at least 16 bytes. Messages give its length and where
+// it came from, never the secret.
+secret_value read_secret(const source& src, const section& t, lstp::key_use use, std::string_view file_key,
+                         std::string_view env_key) {
+  const std::string what = use == lstp::key_use::tunnel_secret ? "secret" : "token";
+  const std::string how_to_make =
+      use == lstp::key_use::tunnel_secret ? "endproxy --new-secret FILE" : "middleproxy --new-token FILE";
   const field* file_f = t.find(file_key);
   const field* env_f = t.find(env_key);
   if (file_f && env_f) t.fail("give only one of " + std::string(file_key) + " and " + std::string(env_key));
   if (!file_f && !env_f) t.fail("missing key \"" + std::string(file_key) + "\" or \"" + std::string(env_key) + "\"");
   const field& secret_f = file_f ? *file_f : *env_f;
   secret_value out;
+  lstp::secret_bytes text;
   if (file_f) {
     const std::string name = read_string(*file_f);
     if (name.empty()) file_f->fail("expected a file name, got \"\"");
     std::filesystem::path p(name);
     // Relative to the YAML file so that a config directory can be moved as a whole.
     if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
-    out.value = read_secret_file(*file_f, p);
+    text = read_secret_file(*file_f, p);
     out.source = "file " + p.string();
   } else {
     const std::string name = read_string(*env_f);
@@ -62,14 +89,17 @@ secret_value read_secret(const source& src, const section& t, std::string_view w
     const char* value = std::getenv(name.c_str());
     if (value == nullptr) env_f->fail("the environment variable " + name + " is not set");
     if (*value == '\0') env_f->fail("the environment variable " + name + " is empty");
-    out.value = value;
+    text.assign(value, value + std::strlen(value));
     out.source = "environment " + name;
+    out.environment = name;
   }
-  strip_trailing_space(out.value);
-  if (out.value.size() < 16) {
+  strip_trailing_space(text);
+  out.value = lstp::parse_secret(use, text);
+  if (!out.value.problem.empty()) secret_f.fail("the " + what + " from " + out.source + " is unusable: " + out.value.problem);
+  if (!out.value.is_key && out.value.bytes.size() < lstp::min_secret_size) {
     // The length only: the secret itself must never reach a message or a log.
-    secret_f.fail("the " + std::string(what) + " is " + std::to_string(out.value.size()) +
-                  " bytes; use at least 16 (e.g. " + std::string(how_to_make) + ")");
+    secret_f.fail("the " + what + " is " + std::to_string(out.value.bytes.size()) +
+                  " bytes; use at least 16, or better a generated key (" + how_to_make + ")");
   }
   return out;
 }
@@ -79,9 +109,10 @@ secret_value read_secret(const source& src, const section& t, std::string_view w
 access_credential credential_from(const source& src, const section& a) {
   access_credential c;
   c.name = read_name(a.require("name"));
-  auto token = read_secret(src, a, "token", "token_file", "token_env", "head -c 32 /dev/urandom | base64");
+  auto token = read_secret(src, a, lstp::key_use::access_token, "token_file", "token_env");
   c.token = std::move(token.value);
   c.token_source = std::move(token.source);
+  c.token_environment = std::move(token.environment);
   return c;
 }
 
@@ -104,3 +135,69 @@ access_grant read_access_grant(const source& src, const field& item) {
 }
 
 }  // namespace config::reader
+
+namespace config {
+
+std::vector<std::string> secret_environment_variables(const end_config& cfg) {
+  std::vector<std::string> names;
+  for (auto& t : cfg.tunnels) {
+    if (!t.secret_environment.empty()) names.push_back(t.secret_environment);
+    if (t.access && !t.access->token_environment.empty()) names.push_back(t.access->token_environment);
+  }
+  return names;
+}
+
+std::vector<std::string> secret_environment_variables(const middle_config& cfg) {
+  std::vector<std::string> names;
+  for (auto& g : cfg.access)
+    if (!g.credential.token_environment.empty()) names.push_back(g.credential.token_environment);
+  if (cfg.next_hop_access && !cfg.next_hop_access->token_environment.empty())
+    names.push_back(cfg.next_hop_access->token_environment);
+  return names;
+}
+
+void write_new_key_file(const std::string& path, lstp::key_use use) {
+  // O_EXCL: a key in use is never replaced by accident; O_NOFOLLOW: nor is
+  // a file a symbolic link points to.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == EEXIST)
+      throw error(path + " already exists: not overwritten (a key in use would be lost); remove it first or "
+                         "choose another name");
+    throw error("cannot create " + path + ": " + std::strerror(e));
+  }
+  const std::string text = lstp::new_key_text(use) + "\n";
+  bool ok = ::fchmod(fd, 0600) == 0;
+  std::size_t done = 0;
+  while (ok && done < text.size()) {
+    const auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int e = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    throw error("cannot write " + path + ": " + std::strerror(e));
+  }
+}
+
+int new_key_command(std::string_view program, lstp::key_use use, const std::string& path) {
+  try {
+    write_new_key_file(path, use);
+  } catch (const error& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 1;
+  }
+  const bool secret = use == lstp::key_use::tunnel_secret;
+  std::cout << "wrote a new " << (secret ? "tunnel secret" : "access token") << " to " << path << " (mode 0600); "
+            << (secret ? "copy it to the other end of the tunnel (secret_file)"
+                       : "list it in the middle proxy's access and give a copy to whoever may use it (token_file)")
+            << ", over a channel you trust\n";
+  return 0;
+}
+
+}  // namespace config

@@ -1,6 +1,7 @@
 // Secrets and access credentials read from a configuration: a file
 // (relative to the YAML file, bounded in size) or an environment variable,
-// at least 16 bytes; messages give a secret's length and where it came
+// a generated key or a passphrase of at least 16 bytes, never readable by
+// others; messages give a secret's length and where it came
 // from, never the secret. Internal to config/.
 #pragma once
 
@@ -8,17 +9,19 @@
 #include <string_view>
 
 #include "config/reader.hpp"
+#include "lstp/secrets.hpp"
 
 namespace config::reader {
 
 struct secret_value {
-  std::string value;
-  std::string source;  // "file /etc/lstp/secret" or "environment LSTP_SECRET"
+  lstp::parsed_secret value;
+  std::string source;       // "file /etc/lstp/secret" or "environment LSTP_SECRET"
+  std::string environment;  // the variable's name, when read from one
 };
-// `what` names it in messages ("secret", "token"); `how_to_make` is the
-// command a message suggests for making a good one.
-secret_value read_secret(const source& src, const section& t, std::string_view what, std::string_view file_key,
-                         std::string_view env_key, std::string_view how_to_make);
+// `use` says what it is for: messages name it, and a generated key must be
+// one made for that use.
+secret_value read_secret(const source& src, const section& t, lstp::key_use use, std::string_view file_key,
+                         std::string_view env_key);
 // {name, token_file | token_env} from a section that allows those keys.
 access_credential credential_from(const source& src, const section& a);
 // {name, token_file | token_env}: what an end, or a middle for its next hop, shows.

@@ -7,9 +7,11 @@
 #include "runtime/cli.hpp"
 #include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
+#include "runtime/process_hardening.hpp"
 
 namespace {
 constexpr std::string_view help = R"(usage: endproxy -c FILE.yaml [--check]
+       endproxy --new-secret FILE
 
 Runs an lstp end proxy. It connects out to its middle proxy, pairs with the
 other end of its tunnel, and runs TLS end to end with it (authenticated by the
@@ -27,10 +29,15 @@ to one of them (`routes:`, `default_route:`); see the README.
   -c, --config FILE   the YAML configuration (see conf/quickstart/client.yaml
                       and conf/quickstart/server.yaml)
       --check         validate the configuration and exit (0 when valid)
+      --new-secret FILE  write a new tunnel secret to FILE (mode 0600, never
+                      overwriting) and exit; both ends need the same one
+      --new-token FILE   the same for a middle proxy's access token
   -h, --help          this text
 
-The secret comes from `tunnel.secret_file` or `tunnel.secret_env`; it is
-never logged.
+The secret comes from `tunnel.secret_file` (mode 0600) or `tunnel.secret_env`
+(removed from the environment at start); it is never logged. A generated
+one (--new-secret) cannot be guessed; anything else is a passphrase, slowed
+down with Argon2id, with a warning.
 )";
 }
 
@@ -39,6 +46,11 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   auto opts = runtime::parse_cli(argc, argv, "endproxy", help, exit_code);
   if (!opts) return exit_code;
+  if (opts->make_key != runtime::cli_options::new_key::none)
+    return config::new_key_command("endproxy", opts->make_key == runtime::cli_options::new_key::secret
+                                                      ? lstp::key_use::tunnel_secret
+                                                      : lstp::key_use::access_token,
+                                   opts->key_file);
   config::end_config cfg;
   try {
     cfg = config::load_end(opts->config_file);
@@ -54,6 +66,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
+  // Secrets are loaded: keep them out of core dumps, debuggers and children.
+  if (auto why = runtime::make_undumpable(); !why.empty())
+    runtime::log_warn("main", "cannot make the process undumpable: ", why);
+  for (auto& name : config::secret_environment_variables(cfg)) runtime::forget_environment_variable(name);
   try {
     // Declared first, destroyed last: coroutines still suspended when the
     // loop stops are destroyed with `io`, and they hold (shared) what they use.

@@ -9,9 +9,9 @@ namespace lstp {
 
 namespace {
 
-access_mac compute_mac(std::string_view name, std::string_view token, std::uint64_t time, const setup_message& setup) {
+access_mac compute_mac(std::string_view name, const secret_bytes& key, std::uint64_t time, const setup_message& setup) {
   auto hmac = Botan::MessageAuthenticationCode::create_or_throw("HMAC(SHA-256)");
-  hmac->set_key(reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
+  hmac->set_key(key);
   bytes input;
   wire_writer w(input);
   w.raw(std::string_view("lstp/1 access"));
@@ -28,19 +28,19 @@ access_mac compute_mac(std::string_view name, std::string_view token, std::uint6
 
 }  // namespace
 
-access_proof make_access_proof(std::string_view name, std::string_view token, std::uint64_t unix_time,
+access_proof make_access_proof(std::string_view name, const secret_bytes& key, std::uint64_t unix_time,
                                const setup_message& setup) {
-  return {std::string(name), unix_time, compute_mac(name, token, unix_time, setup)};
+  return {std::string(name), unix_time, compute_mac(name, key, unix_time, setup)};
 }
 
-bool verify_access_proof(const access_proof& proof, std::string_view token, const setup_message& setup) {
-  const auto expected = compute_mac(proof.name, token, proof.time, setup);
+bool verify_access_proof(const access_proof& proof, const secret_bytes& key, const setup_message& setup) {
+  const auto expected = compute_mac(proof.name, key, proof.time, setup);
   return Botan::constant_time_compare(expected.data(), proof.mac.data(), expected.size());
 }
 
 bytes hop_opening(const setup_message& setup, const std::optional<middle_access>& access) {
   bytes out;
-  if (access) encode_access(out, make_access_proof(access->name, access->token, access->unix_time, setup));
+  if (access) encode_access(out, make_access_proof(access->name, access->key, access->unix_time, setup));
   const auto frames = encode_setup(setup);
   out.insert(out.end(), frames.begin(), frames.end());
   return out;

@@ -12,23 +12,25 @@
 #include <string_view>
 
 #include "lstp/frame.hpp"
+#include "lstp/secrets.hpp"
 #include "lstp/setup.hpp"
 
 namespace lstp {
 
-// The MAC is HMAC-SHA256(token, "lstp/1 access" | str8 name | u64 time |
+// `key` is the credential's HMAC key: lstp::access_key() of its token.
+// The MAC is HMAC-SHA256(key, "lstp/1 access" | str8 name | u64 time |
 // setup frames) over the COMMON_UNIQUE_INFO and TOPOLOGY_EXCHANGE frames sent
 // right after the ACCESS frame on the same hop: it binds the proof to that one
 // setup (its nonce), so it cannot be moved to another.
-access_proof make_access_proof(std::string_view name, std::string_view token, std::uint64_t unix_time,
+access_proof make_access_proof(std::string_view name, const secret_bytes& key, std::uint64_t unix_time,
                                const setup_message& setup);
 // Constant time in the MAC: a wrong guess learns nothing from timing.
-bool verify_access_proof(const access_proof& proof, std::string_view token, const setup_message& setup);
+bool verify_access_proof(const access_proof& proof, const secret_bytes& key, const setup_message& setup);
 
 // A credential for the middle a hop goes to (PROTOCOL.md 3.6).
 struct middle_access {
   std::string name;
-  std::string token;            // never logged
+  secret_bytes key;             // lstp::access_key() of the token; never logged
   std::uint64_t unix_time = 0;  // now, as the wall clock says: the proof's time
 };
 

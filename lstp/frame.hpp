@@ -19,6 +19,7 @@ enum class frame_type : std::uint8_t {
   topology_exchange = 0x02,
   property_exchange = 0x03,
   access = 0x04,  // a hop's access proof to its middle (3.6); never relayed
+  pairing_notice = 0x05,  // from a middle to a waiting setup: another id of its tunnel name waits (3.1)
   connection_request = 0x10,
   connection_ack = 0x11,
   connection_nack = 0x12,

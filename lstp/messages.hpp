@@ -21,6 +21,10 @@ inline constexpr std::size_t max_topology_entries = 32;
 
 using pairing_id = std::array<std::uint8_t, 32>;
 using tunnel_tag = std::array<std::uint8_t, 16>;
+// What a middle tells a waiting setup of another pairing id under its tunnel
+// name (PAIRING_NOTICE, PROTOCOL.md 3.1): a hash, so that it gives away no
+// pairing id to whoever knows the name.
+using pairing_hint = std::array<std::uint8_t, 32>;
 using nonce = std::array<std::uint8_t, 16>;
 
 enum class end_role : std::uint8_t { client = 1, server = 2, both = 3 };

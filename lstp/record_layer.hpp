@@ -16,6 +16,7 @@
 
 #include "lstp/messages.hpp"
 
+#include <botan/mem_ops.h>
 #include <botan/secmem.h>
 
 namespace Botan {
@@ -40,6 +41,11 @@ inline constexpr std::size_t record_export_size = 2 * 16 + 2 * 12;
 struct record_keys {
   std::array<std::uint8_t, 16> key{};
   std::array<std::uint8_t, 12> iv{};
+  record_keys() = default;
+  record_keys(const record_keys&) = default;
+  record_keys& operator=(const record_keys&) = default;
+  // Keys are wiped where they were held, not left behind in freed memory.
+  ~record_keys() { Botan::secure_scrub_memory(key.data(), key.size()); }
 };
 
 // Splits exported key material into (ours to send, ours to receive).

@@ -39,6 +39,13 @@ setup_reader::result setup_reader::next() {
       if (!decode_error_info(f.payload, e, why)) return {status::invalid, wire_error::protocol_error, why};
       return {status::peer_error, e.code, e.reason};
     }
+    if (!have_info_ && notices_allowed_ && f.header.type == frame_type::pairing_notice) {
+      if (f.payload.size() != hint_.size())
+        return {status::invalid, wire_error::protocol_error,
+                "PAIRING_NOTICE of " + std::to_string(f.payload.size()) + " bytes, expected 32"};
+      std::copy(f.payload.begin(), f.payload.end(), hint_.begin());
+      return {status::notice, wire_error::ok, {}};
+    }
     if (!have_info_ && !access_ && access_allowed_ && f.header.type == frame_type::access) {
       access_proof p;
       if (!decode_access(f.payload, p, why)) return {status::invalid, wire_error::protocol_error, why};

@@ -38,9 +38,15 @@ class setup_reader {
   // one ACCESS frame first (3.6); an end, and a middle reading the reply of
   // its next hop, never expect one.
   enum class access_frame { refused, accepted };
-  explicit setup_reader(access_frame a = access_frame::refused) : access_allowed_(a == access_frame::accepted) {}
+  // An end, and a middle reading its next hop's reply, take PAIRING_NOTICE
+  // frames before the setup (3.1); a middle reading an end never does.
+  enum class notices { refused, accepted };
+  explicit setup_reader(access_frame a = access_frame::refused, notices n = notices::accepted)
+      : access_allowed_(a == access_frame::accepted), notices_allowed_(n == notices::accepted) {}
 
-  enum class status { need_more, done, invalid, peer_error };
+  // notice: a PAIRING_NOTICE came (its hint in notice_hint()); call next()
+  // again for what follows.
+  enum class status { need_more, done, invalid, peer_error, notice };
   struct result {
     status state = status::need_more;
     wire_error error = wire_error::ok;
@@ -54,12 +60,15 @@ class setup_reader {
   byte_view unread() const { return decoder_.unread(); }
   // The ACCESS frame that came before the setup, if any.
   const std::optional<access_proof>& access() const { return access_; }
+  const pairing_hint& notice_hint() const { return hint_; }
 
  private:
   frame_decoder decoder_{max_setup_payload};
   setup_message setup_;
   std::optional<access_proof> access_;
   bool access_allowed_ = false;
+  bool notices_allowed_ = true;
+  pairing_hint hint_{};
   bool have_info_ = false;
   bool done_ = false;
 };

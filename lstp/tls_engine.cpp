@@ -37,7 +37,7 @@ class psk_policy final : public Botan::TLS::Policy {
 
 class psk_credentials final : public Botan::Credentials_Manager {
  public:
-  explicit psk_credentials(const std::array<std::uint8_t, 32>& psk) : psk_(psk.begin(), psk.end()) {}
+  explicit psk_credentials(const secret_bytes& psk) : psk_(psk) {}
   std::string psk_identity_hint(const std::string&, const std::string&) override { return psk_identity_name; }
   std::string psk_identity(const std::string&, const std::string&, const std::string&) override {
     return psk_identity_name;
@@ -55,7 +55,7 @@ class psk_credentials final : public Botan::Credentials_Manager {
 }  // namespace
 
 struct tls_engine::impl final : Botan::TLS::Callbacks {
-  impl(tls_sink& s, const std::array<std::uint8_t, 32>& psk) : sink(s), creds(psk) {}
+  impl(tls_sink& s, const secret_bytes& psk) : sink(s), creds(psk) {}
 
   void tls_emit_data(const std::uint8_t data[], std::size_t size) override { sink.tls_ciphertext({data, size}); }
   void tls_record_received(std::uint64_t, const std::uint8_t data[], std::size_t size) override {
@@ -96,7 +96,7 @@ struct tls_engine::impl final : Botan::TLS::Callbacks {
   std::string cipher;
 };
 
-tls_engine::tls_engine(bool client, const std::array<std::uint8_t, 32>& psk, Botan::RandomNumberGenerator& rng,
+tls_engine::tls_engine(bool client, const secret_bytes& psk, Botan::RandomNumberGenerator& rng,
                        tls_sink& sink)
     : impl_(std::make_unique<impl>(sink, psk)) {
   if (client) {
@@ -134,11 +134,10 @@ std::optional<error_info> tls_engine::send(byte_view plaintext) {
   return std::nullopt;
 }
 
-std::optional<bytes> tls_engine::export_keying_material(const std::string& label, std::size_t length) const {
+std::optional<secret_bytes> tls_engine::export_keying_material(const std::string& label, std::size_t length) const {
   if (!impl_->channel->is_active()) return std::nullopt;
   try {
-    auto k = impl_->channel->key_material_export(label, "", length);
-    return bytes(k.begin(), k.end());
+    return impl_->channel->key_material_export(label, "", length).bits_of();
   } catch (const std::exception&) {
     return std::nullopt;
   }

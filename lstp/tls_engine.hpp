@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "lstp/messages.hpp"
+#include "lstp/secrets.hpp"
 
 namespace Botan {
 class RandomNumberGenerator;
@@ -30,7 +31,7 @@ class tls_sink {
 class tls_engine {
  public:
   // The client (the elected master) sends its ClientHello from the constructor.
-  tls_engine(bool client, const std::array<std::uint8_t, 32>& psk, Botan::RandomNumberGenerator& rng, tls_sink& sink);
+  tls_engine(bool client, const secret_bytes& psk, Botan::RandomNumberGenerator& rng, tls_sink& sink);
   ~tls_engine();
   tls_engine(const tls_engine&) = delete;
   tls_engine& operator=(const tls_engine&) = delete;
@@ -43,7 +44,7 @@ class tls_engine {
   void close();
   bool active() const;
   // RFC 5705 keying material from the active session (nullopt before).
-  std::optional<bytes> export_keying_material(const std::string& label, std::size_t length) const;
+  std::optional<secret_bytes> export_keying_material(const std::string& label, std::size_t length) const;
 
  private:
   struct impl;

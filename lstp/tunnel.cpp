@@ -16,7 +16,7 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, clock::t
     : params_(std::move(params)),
       rng_(rng),
       anchor_(std::make_shared<tunnel*>(this)),
-      setup_deadline_(now + params_.limits.setup_wait),
+      setup_deadline_(now + (refresh_first() ? params_.limits.setup_refresh : params_.limits.setup_wait)),
       last_rx_(now),
       last_ping_(now) {
   if (params_.self.software.empty()) params_.self.software = std::string(software_name);
@@ -225,6 +225,14 @@ void tunnel::handle_setup(clock::time_point now) {
   auto r = setup_reader_.next();
   switch (r.state) {
     case setup_reader::status::need_more: return;
+    case setup_reader::status::notice:
+      // A fresh setup of this tunnel waits at the middle while we resume:
+      // the peer started anew (it restarted, or never saw the tunnel up),
+      // so this tunnel cannot go on. Only our own secret makes a matching
+      // hint, so a stranger's setup never ends a resumption.
+      if (resuming_ && params_.is_fresh_peer_setup && params_.is_fresh_peer_setup(setup_reader_.notice_hint()))
+        return finish({wire_error::general, "the peer started a new tunnel: this one cannot be resumed"});
+      return handle_setup(now);
     case setup_reader::status::invalid: return link_failed(r.error, "bad setup from the middle proxy: " + r.reason);
     case setup_reader::status::peer_error:
       // A fresh setup of this tunnel waits there: the peer started anew (it
@@ -240,6 +248,25 @@ void tunnel::handle_setup(clock::time_point now) {
     return link_failed(wire_error::setup_mismatch, "the middle proxy paired us with a different tunnel");
   if (peer.info.nonce == link_self_.nonce)
     return link_failed(wire_error::setup_mismatch, "the peer's nonce equals ours: a loop or a replayed setup");
+  // Our own setup, met through another of our attempts (or relayed back by a
+  // middle): a tunnel with ourselves would carry nothing anywhere.
+  if (peer.info.name == link_self_.name || (params_.is_own_nonce && params_.is_own_nonce(peer.info.nonce)))
+    return link_failed(wire_error::setup_mismatch, "the middle proxy paired this end with itself (the peer's " +
+                                                       std::string(peer.info.name == link_self_.name ? "name" : "nonce") +
+                                                       " is this end's own)");
+  // Roles are in COMMON_UNIQUE_INFO, which the peer repeats inside TLS
+  // (3.4), so a middle cannot change them: a tunnel needs one end that
+  // opens connections and one whose apps use them.
+  if (!resuming_) {
+    const auto opens = [](end_role role) { return role != end_role::client; };
+    const auto uses = [](end_role role) { return role != end_role::server; };
+    const auto mine = link_self_.role, theirs = peer.info.role;
+    if (!((uses(mine) && opens(theirs)) || (uses(theirs) && opens(mine))))
+      return fail(wire_error::setup_mismatch,
+                  std::string("both ends are ") + (mine == end_role::client ? "client" : "server") +
+                      " ends: a tunnel needs a server end (role: server or both) on one side and a client end "
+                      "(role: client or both) on the other");
+  }
   info_.peer = peer.info;
   info_.master = is_master(link_self_.nonce, peer.info.nonce);
   info_.path = path_view(our_setup_.topology.front(), peer.topology);
@@ -493,6 +520,7 @@ void tunnel::handle_up(const frame_view& f) {
     case frame_type::topology_exchange:
     case frame_type::property_exchange:
     case frame_type::access:
+    case frame_type::pairing_notice:
       return fail(wire_error::unexpected_message, std::string(to_string(f.header.type)) + " after the tunnel was up");
   }
   if (f.header.type == frame_type::ack)
@@ -1037,6 +1065,8 @@ void tunnel::on_timer(clock::time_point now) {
     if (now >= setup_deadline_) {
       // A resumption hop whose middle the peer did not reach: try another.
       if (resuming_) return void(lose_hop("the peer did not come to this middle proxy in time", now));
+      // Not a failure: the owner sets up again at once with the new pairing id.
+      if (refresh_first()) return finish({wire_error::setup_timeout, std::string(epoch_turned_reason)});
       fail(wire_error::setup_timeout, "no peer setup arrived through the middle proxy in time");
     }
     return;

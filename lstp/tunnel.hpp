@@ -60,11 +60,21 @@ inline constexpr std::size_t ack_every = 256 * 1024;
 // acknowledges.
 inline constexpr std::size_t ack_piggyback_min = 64 * 1024;
 
+// Why a setup ended that waited into the next pairing epoch (tunnel_limits::
+// setup_refresh): its owner sets up again at once, with the new pairing id.
+inline constexpr std::string_view epoch_turned_reason = "the pairing epoch turned: setting up again with the new pairing id";
+
 struct tunnel_params {
   common_unique_info self;  // pairing id and a fresh random nonce filled in
-  std::array<std::uint8_t, 32> psk{};
+  secret_bytes psk;          // 32 bytes
   tunnel_limits limits;
   std::optional<middle_access> access;  // sent as ACCESS before the setup
+  // Whether a nonce is one of this end's own live attempts (an end never
+  // pairs with itself); absent: only this tunnel's own nonce counts.
+  std::function<bool(const nonce&)> is_own_nonce;
+  // Whether a PAIRING_NOTICE's hint is that of a fresh setup of this tunnel
+  // (its pairing id for this epoch or the ones next to it).
+  std::function<bool(const pairing_hint&)> is_fresh_peer_setup;
 };
 
 enum class tunnel_state {
@@ -434,6 +444,9 @@ class tunnel final : public tls_sink {
   // time
   clock::time_point handshake_deadline_ = clock::time_point::max();
   clock::time_point setup_deadline_;
+  bool refresh_first() const {
+    return params_.limits.setup_refresh > clock::duration::zero() && params_.limits.setup_refresh < params_.limits.setup_wait;
+  }
   clock::time_point shutdown_deadline_ = clock::time_point::max();
   std::string shutdown_reason_;
   bool shutting_down_ = false;       // we sent SHUTDOWN

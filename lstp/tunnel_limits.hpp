@@ -26,6 +26,10 @@ struct tunnel_limits {
   // an unpaired setup (10 min by default), so normally the middle ends the
   // wait; this bound catches a middle or NAT that silently went away.
   clock::duration setup_wait = std::chrono::minutes(15);
+  // When the pairing id this setup carries expires (the epoch turns,
+  // PROTOCOL.md 4): a setup still waiting then ends (epoch_turned_reason)
+  // so that its owner sets up again with the next id. Zero: never.
+  clock::duration setup_refresh = clock::duration::zero();
   // After SHUTDOWN (sent or received), how long channels may take to end.
   clock::duration shutdown_grace = std::chrono::seconds(30);
   // Offer the LSTP record layer (PROTOCOL.md 3.5); used when both ends do.

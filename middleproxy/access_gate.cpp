@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <botan/auto_rng.h>
+
 #include "lstp/access.hpp"
 #include "lstp/secrets.hpp"
 
@@ -13,17 +15,23 @@ setup_refusal denied(std::string reason) { return {lstp::wire_error::access_deni
 
 access_gate::access_gate(std::vector<access_key> keys, std::chrono::seconds window) : window_(window) {
   for (auto& k : keys) {
-    key entry{std::move(k), {}};
+    key entry{std::move(k), {}, 0};
     for (auto& t : entry.config.tunnels) entry.tags.push_back(lstp::tag_of(t));
     keys_.push_back(std::move(entry));
   }
+  Botan::AutoSeeded_RNG rng;
+  decoy_ = rng.random_vec(lstp::key_size);
+  if (!keys_.empty()) share_ = std::max(min_share, max_remembered / keys_.size());
 }
 
 void access_gate::forget_old(std::int64_t unix_now) {
   // A proof older than the window is refused as stale anyway.
   const auto oldest = unix_now - 2 * window_.count();
   while (!seen_by_time_.empty() && seen_by_time_.begin()->first < oldest) {
-    seen_.erase(seen_by_time_.begin()->second);
+    if (auto it = seen_.find(seen_by_time_.begin()->second); it != seen_.end()) {
+      --keys_[it->second].remembered;
+      seen_.erase(it);
+    }
     seen_by_time_.erase(seen_by_time_.begin());
   }
 }
@@ -37,10 +45,12 @@ access_gate::verdict access_gate::check(const std::optional<lstp::access_proof>&
   // The same answer for an unknown name and a wrong token: a stranger learns
   // neither which names exist nor anything about a token.
   const auto it = std::find_if(keys_.begin(), keys_.end(), [&](const key& k) { return k.config.name == proof->name; });
-  if (it == keys_.end())
+  if (it == keys_.end()) {
+    (void)lstp::verify_access_proof(*proof, decoy_, setup);
     return {denied("access denied: unknown credential or wrong token"), "unknown credential \"" + proof->name + "\"",
             {}};
-  if (!lstp::verify_access_proof(*proof, it->config.token, setup))
+  }
+  if (!lstp::verify_access_proof(*proof, it->config.key, setup))
     return {denied("access denied: unknown credential or wrong token"),
             "wrong token for credential \"" + proof->name + "\"", {}};
   // From here the sender holds the token: it may be told precisely.
@@ -59,10 +69,13 @@ access_gate::verdict access_gate::check(const std::optional<lstp::access_proof>&
   if (seen_.count(proof->mac))
     return {denied("access proof already used: a replayed setup"),
             "replayed proof of credential \"" + proof->name + "\"", proof->name};
-  if (seen_.size() >= max_remembered)
-    return {setup_refusal{lstp::wire_error::too_many_waiting, "too many setups in the access window; try later"},
-            "replay cache full", proof->name};
-  seen_.insert(proof->mac);
+  if (it->remembered >= share_)
+    return {setup_refusal{lstp::wire_error::too_many_waiting,
+                          "too many setups with this credential in the access window (" + std::to_string(share_) +
+                              "); try later"},
+            "replay cache share of credential \"" + proof->name + "\" full", proof->name};
+  seen_.emplace(proof->mac, static_cast<std::size_t>(it - keys_.begin()));
+  ++it->remembered;
   seen_by_time_.emplace(static_cast<std::int64_t>(proof->time), proof->mac);
   return {std::nullopt, {}, proof->name};
 }

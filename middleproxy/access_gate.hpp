@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lstp/messages.hpp"
+#include "lstp/secrets.hpp"
 #include "lstp/setup.hpp"
 #include "middleproxy/setup_check.hpp"
 
@@ -22,15 +23,18 @@ namespace middleproxy {
 
 struct access_key {
   std::string name;
-  std::string token;                  // never logged
+  lstp::secret_bytes key;             // lstp::access_key() of the token; never logged
   std::vector<std::string> tunnels;   // tunnel names it may serve; empty: any
 };
 
 class access_gate {
  public:
   // At most this many proofs are remembered (each for twice the window): a
-  // holder of a valid credential cannot grow the cache without bound.
+  // holder of a valid credential cannot grow the cache without bound. Each
+  // credential has its share (at least min_share), so one holder filling
+  // its share locks out only itself.
   static constexpr std::size_t max_remembered = 100000;
+  static constexpr std::size_t min_share = 1000;
 
   access_gate() = default;
   access_gate(std::vector<access_key> keys, std::chrono::seconds window);
@@ -49,13 +53,19 @@ class access_gate {
   struct key {
     access_key config;
     std::vector<lstp::tunnel_tag> tags;
+    std::size_t remembered = 0;  // proofs of this credential in seen_
   };
   void forget_old(std::int64_t unix_now);
 
   std::vector<key> keys_;
+  // An unknown name is checked against this (random) key, so that it costs
+  // the same HMAC as a known one: timing tells no stranger which names exist.
+  lstp::secret_bytes decoy_;
+  std::size_t share_ = max_remembered;
   std::chrono::seconds window_{300};
-  // Proofs seen, by MAC and by time (to forget those older than the window).
-  std::set<lstp::access_mac> seen_;
+  // Proofs seen, by MAC and by time (to forget those older than the window),
+  // with the index of the credential that made them.
+  std::map<lstp::access_mac, std::size_t> seen_;
   std::multimap<std::int64_t, lstp::access_mac> seen_by_time_;
 };
 

@@ -6,9 +6,11 @@
 #include "runtime/cli.hpp"
 #include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
+#include "runtime/process_hardening.hpp"
 
 namespace {
 constexpr std::string_view help = R"(usage: middleproxy -c FILE.yaml [--check]
+       middleproxy --new-token FILE
 
 Runs an lstp middle proxy: it accepts hops from end proxies (and from other
 middle proxies), pairs the two hops of each tunnel by its pairing id, and then
@@ -18,6 +20,8 @@ to the next middle proxy, so tunnels can cross several firewalls.
 
   -c, --config FILE   the YAML configuration (see conf/quickstart/middle.yaml)
       --check         validate the configuration and exit (0 when valid)
+      --new-token FILE   write a new access token to FILE (mode 0600, never
+                      overwriting) and exit; list it under `access`
   -h, --help          this text
 )";
 }
@@ -27,6 +31,11 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   auto opts = runtime::parse_cli(argc, argv, "middleproxy", help, exit_code);
   if (!opts) return exit_code;
+  if (opts->make_key != runtime::cli_options::new_key::none)
+    return config::new_key_command("middleproxy", opts->make_key == runtime::cli_options::new_key::secret
+                                                      ? lstp::key_use::tunnel_secret
+                                                      : lstp::key_use::access_token,
+                                   opts->key_file);
   config::middle_config cfg;
   try {
     cfg = config::load_middle(opts->config_file);
@@ -39,6 +48,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
+  // Secrets are loaded: keep them out of core dumps, debuggers and children.
+  if (auto why = runtime::make_undumpable(); !why.empty())
+    runtime::log_warn("main", "cannot make the process undumpable: ", why);
+  for (auto& name : config::secret_environment_variables(cfg)) runtime::forget_environment_variable(name);
   try {
     // Declared first, destroyed last: coroutines still suspended when the
     // loop stops are destroyed with `io`, and they hold (shared) what they use.

@@ -61,6 +61,8 @@ struct middle_server::hop {
   std::string tunnel;  // short pairing id, for logs
   std::string credential;  // the access credential it proved, if any (its name)
   bool taken = false;  // another coroutine paired this hop and owns it now
+  bool beside_seen = false;     // a setup of the same tunnel name with another pairing id waited with it
+  bool writing_notice = false;  // a PAIRING_NOTICE is being written to it (send_notices)
   bool gone = false;   // it closed while waiting
   std::shared_ptr<transport::hop_stream> upstream;  // the hop to the next middle, when forwarded
   asio::steady_timer wait_timer;
@@ -69,6 +71,15 @@ struct middle_server::hop {
   // hop would leave it unusable for the pair).
   runtime::task_group watch;
 };
+
+namespace {
+void warn_if_passphrase(const config::access_credential& c) {
+  if (c.token.is_key) return;
+  log_warn(component, "access credential \"", c.name, "\": the token from ", c.token_source,
+           " is a passphrase, stretched with Argon2id; a generated key cannot be guessed: make one with "
+           "middleproxy --new-token FILE");
+}
+}  // namespace
 
 middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
     : io_(io),
@@ -80,9 +91,17 @@ middle_server::middle_server(asio::io_context& io, config::middle_config cfg)
         runtime::log_error(component, task, ": internal error: ", what);
       }) {
   acceptor_options_.websocket_path = cfg_.websocket_path;
+  // Slow for passphrases on purpose (Argon2id): once per credential, here.
   std::vector<access_key> keys;
-  for (auto& g : cfg_.access) keys.push_back({g.credential.name, g.credential.token, g.tunnels});
+  for (auto& g : cfg_.access) {
+    warn_if_passphrase(g.credential);
+    keys.push_back({g.credential.name, lstp::access_key(g.credential.name, g.credential.token), g.tunnels});
+  }
   access_ = access_gate(std::move(keys), cfg_.access_window);
+  if (cfg_.next_hop_access) {
+    warn_if_passphrase(*cfg_.next_hop_access);
+    next_hop_key_ = lstp::access_key(cfg_.next_hop_access->name, cfg_.next_hop_access->token);
+  }
 }
 
 namespace {
@@ -237,12 +256,15 @@ asio::awaitable<void> middle_server::handle_served(hop_ptr h) {
 }
 
 asio::awaitable<bool> middle_server::read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
-                                                lstp::wire_error& code, bool& peer_error) {
+                                                lstp::wire_error& code, bool& peer_error, hop_ptr relay_notices_to) {
   std::vector<std::uint8_t> buf(16 * 1024);
   for (;;) {
     auto r = reader.next();
     switch (r.state) {
       case lstp::setup_reader::status::done: co_return true;
+      case lstp::setup_reader::status::notice:
+        if (relay_notices_to) co_await send_notices(relay_notices_to, std::vector<lstp::pairing_hint>(1, reader.notice_hint()));
+        continue;
       case lstp::setup_reader::status::invalid:
         why = r.reason;
         code = r.error;
@@ -272,6 +294,7 @@ lstp::topology_entry middle_server::self_entry(const hop_ptr& h) const {
 }
 
 asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail) {
+  co_await wait_for_notices(h);
   // An end refused for a lasting reason retries every second or so: its
   // first refusal per tunnel and reason is a warning, repeats within a
   // minute are debug lines. Strangers sending setups with ever new ids get
@@ -293,7 +316,7 @@ asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, st
 }
 
 asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_slots::ticket opening) {
-  lstp::setup_reader reader(lstp::setup_reader::access_frame::accepted);
+  lstp::setup_reader reader(lstp::setup_reader::access_frame::accepted, lstp::setup_reader::notices::refused);
   std::string why;
   auto code = lstp::wire_error::ok;
   bool peer_error = false;
@@ -313,7 +336,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
   }
   h->setup = std::move(reader.setup());
   h->unread.assign(reader.unread().begin(), reader.unread().end());
-  h->tunnel = lstp::short_id(h->setup.info.pairing);
+  h->tunnel = lstp::short_tag(h->setup.info.tag);
   // Who may use this middle is settled before anything is kept for the hop.
   auto access = access_.check(reader.access(), h->setup, unix_now());
   if (access.refusal) {
@@ -326,6 +349,16 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
     co_return;
   }
 
+  // Setups of this tunnel name with other pairing ids wait here: the
+  // newcomer hears of each (a hash of its id) before it is listed, so that
+  // a resuming end learns its peer started anew (PROTOCOL.md 3.1).
+  if (!table_.is_waiting(h->setup.info.pairing)) {
+    std::vector<lstp::pairing_hint> hints;
+    for (auto& other : table_.waiting_beside(h->setup.info.tag, h->setup.info.pairing))
+      hints.push_back(lstp::hint_of(other->setup.info.pairing));
+    if (!hints.empty()) co_await send_notices(h, hints);
+    if (h->gone) co_return;
+  }
   auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h, h->source);
   switch (admitted.result) {
     case admit_result::already_paired:
@@ -334,19 +367,10 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
     case admit_result::replay:
       co_await refuse(h, lstp::wire_error::setup_mismatch, "a setup with the same nonce is already waiting (replay?)");
       co_return;
-    case admit_result::secret_mismatch: {
-      // Both ends of the tunnel are here, but their pairing ids (derived from
-      // the secret) differ: tell both, so both operators see why.
-      auto partner = *admitted.partner;
-      take_over(partner);
-      std::string reason = "an end of the same tunnel name with a different secret came here: "
-                        "the two ends do not share the same secret";
-      tasks_.spawn("hop " + partner->peer, [self = shared_from_this(), partner, reason] {
-        return self->refuse(partner, lstp::wire_error::auth_failed, reason);
-      });
-      co_await refuse(h, lstp::wire_error::auth_failed, reason);
+    case admit_result::name_full:
+      co_await refuse(h, lstp::wire_error::too_many_waiting,
+                      "too many setups with different pairing ids wait for this tunnel name here");
       co_return;
-    }
     case admit_result::table_full:
       co_await refuse(h, lstp::wire_error::too_many_waiting,
                       "too many setups waiting here (" + std::to_string(cfg_.limit.max_waiting) + ")");
@@ -356,9 +380,26 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
                       "too many setups waiting from " + h->source + " (" +
                           std::to_string(cfg_.limit.max_waiting_per_source) + ")");
       co_return;
+    case admit_result::wait_beside:
+      // Neither is refused: a stranger who knows the tunnel's name (every
+      // setup shows its tag) must not be able to evict or block its ends.
+      // Each is told when its wait ends.
+      // Each older one hears of the newcomer too (its hash), as the
+      // newcomer heard of them.
+      h->beside_seen = true;
+      for (auto& other : table_.waiting_beside(h->setup.info.tag, h->setup.info.pairing)) {
+        other->beside_seen = true;
+        co_await send_notices(other, std::vector<lstp::pairing_hint>(1, lstp::hint_of(h->setup.info.pairing)));
+      }
+      log_warn(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
+               (h->credential.empty() ? "" : " (credential " + h->credential + ")"),
+               " waits beside an end of the same tunnel name with another pairing id: the two ends' secrets "
+               "differ, or someone who knows the name is probing (possible attack)");
+      [[fallthrough]];
     case admit_result::wait:
-      log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
-               (h->credential.empty() ? "" : " (credential " + h->credential + ")"), " waits for its partner");
+      if (admitted.result == admit_result::wait)
+        log_info(component, "tunnel ", h->tunnel, ": ", describe(h->setup), " from ", h->peer,
+                 (h->credential.empty() ? "" : " (credential " + h->credential + ")"), " waits for its partner");
       if (cfg_.next_hop)
         co_await forward_to_next_hop(h);
       else
@@ -370,6 +411,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
   // A partner was waiting: pair the two hops here.
   auto partner = *admitted.partner;
   take_over(partner);
+  co_await wait_for_notices(partner);
   auto self = self_entry(partner);
   log_info(component, "tunnel ", h->tunnel, ": paired ", describe(partner->setup), " (", partner->peer, ") with ",
            describe(h->setup), " (", h->peer, ")");
@@ -379,6 +421,36 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
   to_new.insert(to_new.end(), partner->unread.begin(), partner->unread.end());
   auto new_sock = std::shared_ptr<transport::hop_stream>(h, h->stream.get());
   co_await join(partner, std::move(to_partner), new_sock, std::move(to_new), h->peer, h->tunnel);
+}
+
+// PAIRING_NOTICE frames to a hop that waits (or is about to): never while
+// another coroutine owns the hop, and a pair waits for one under way
+// (wait_for_notices) so that their bytes never mix.
+asio::awaitable<void> middle_server::send_notices(hop_ptr h, std::vector<lstp::pairing_hint> hints) {
+  co_await wait_for_notices(h);
+  if (h->taken || h->gone) co_return;
+  lstp::bytes out;
+  for (auto& hint : hints) lstp::write_frame(out, lstp::frame_type::pairing_notice, 0, hint);
+  h->writing_notice = true;
+  boost::system::error_code ec;
+  {
+    runtime::watchdog guard(*h->stream, std::chrono::seconds(2));
+    co_await h->stream->write(asio::buffer(out), ec);
+  }
+  h->writing_notice = false;
+  if (ec) {
+    h->gone = true;
+    h->stream->close();
+  }
+}
+
+asio::awaitable<void> middle_server::wait_for_notices(const hop_ptr& h) {
+  asio::steady_timer pause(h->stream->get_executor());
+  while (h->writing_notice) {
+    pause.expires_after(std::chrono::milliseconds(1));
+    boost::system::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
 }
 
 // The waiting hop now belongs to the coroutine that paired it: stop
@@ -418,7 +490,13 @@ asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
   if (h->taken || h->gone) co_return;
   table_.forget_waiting(h->setup.info.pairing, h);
   h->watch.cancel();
-  co_await refuse(h, lstp::wire_error::setup_timeout, "no partner arrived in time");
+  // Built first: GCC 12 miscompiles a temporary of a conditional expression
+  // inside a co_await (a double free).
+  std::string why = "no partner arrived in time";
+  if (h->beside_seen)
+    why += ", but another end of this tunnel name waited here with a different pairing id: check that both ends use "
+           "the same secret";
+  co_await refuse(h, lstp::wire_error::setup_timeout, why);
 }
 
 asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
@@ -451,7 +529,7 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
       // This middle's own credential for the next, if any: the end's stays here.
       std::optional<lstp::middle_access> access;
       if (cfg_.next_hop_access)
-        access = lstp::middle_access{cfg_.next_hop_access->name, cfg_.next_hop_access->token,
+        access = lstp::middle_access{cfg_.next_hop_access->name, next_hop_key_,
                                      static_cast<std::uint64_t>(unix_now())};
       auto out = lstp::hop_opening(lstp::appended(h->setup, self_entry(h)), access);
       out.insert(out.end(), h->unread.begin(), h->unread.end());
@@ -479,7 +557,7 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   bool ok = false;
   {
     runtime::watchdog deadline(*up, cfg_.limit.waiting_timeout);
-    ok = co_await read_setup(*up, reader, why, code, peer_error);
+    ok = co_await read_setup(*up, reader, why, code, peer_error, h);
   }
   if (h->taken || h->gone) co_return;
   table_.forget_waiting(h->setup.info.pairing, h);

@@ -55,8 +55,12 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   boost::asio::awaitable<void> handle_connection(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_served(hop_ptr h);
   boost::asio::awaitable<void> handle_hop(hop_ptr h, runtime::handshake_slots::ticket opening);
+  boost::asio::awaitable<void> send_notices(hop_ptr h, std::vector<lstp::pairing_hint> hints);
+  boost::asio::awaitable<void> wait_for_notices(const hop_ptr& h);
+  // `relay_notices_to`: where PAIRING_NOTICE frames read are passed on (the
+  // hop a setup was forwarded for); null: none are expected.
   boost::asio::awaitable<bool> read_setup(transport::hop_stream& s, lstp::setup_reader& reader, std::string& why,
-                                          lstp::wire_error& code, bool& peer_error);
+                                          lstp::wire_error& code, bool& peer_error, hop_ptr relay_notices_to = {});
   boost::asio::awaitable<void> wait_for_partner(hop_ptr h);
   boost::asio::awaitable<void> forward_to_next_hop(hop_ptr h);
   boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
@@ -74,6 +78,7 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   transport::acceptor_options acceptor_options_;
   pairing_table<hop_ptr> table_;
   access_gate access_;
+  lstp::secret_bytes next_hop_key_;  // HMAC key of cfg_.next_hop_access
   runtime::handshake_slots openings_;  // hops not yet through their setup
   runtime::log_throttle quiet_;        // lines a flood would repeat
   runtime::log_throttle repeated_refusals_{std::chrono::minutes(1), 4096};  // per tunnel and reason

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "lstp/messages.hpp"
 
@@ -18,9 +19,10 @@ enum class admit_result {
   pair,            // a partner was waiting: it is returned and removed
   already_paired,  // this id is paired here now: refuse, leave the pair alone
   replay,          // same nonce as the waiting setup: refuse
-  secret_mismatch, // an end of the same tunnel name waits with another pairing id:
-                   // the two ends' secrets differ; the waiting one is returned
-                   // (and removed) so both can be told
+  wait_beside,     // stored, beside a setup of the same tunnel name with another
+                   // pairing id: the secrets (or epochs) differ, or a stranger
+                   // who knows the name probes; neither evicts the other
+  name_full,       // too many pairing ids wait under this tunnel name: refuse
   table_full,      // too many waiting setups: refuse
   source_full,     // too many waiting setups from this source address: refuse
 };
@@ -30,8 +32,13 @@ class pairing_table {
  public:
   // `max_per_source`: waiting setups one source address may hold, so one
   // host cannot fill the table for everyone.
-  explicit pairing_table(std::size_t max_waiting, std::size_t max_per_source = static_cast<std::size_t>(-1))
-      : max_waiting_(max_waiting), max_per_source_(max_per_source) {}
+  // `max_per_tag`: pairing ids that may wait under one tunnel name. A
+  // newcomer never evicts a waiting setup (a stranger who knows only the
+  // name, which every setup shows, could otherwise keep a tunnel from
+  // forming), so this bounds what one name can hold.
+  explicit pairing_table(std::size_t max_waiting, std::size_t max_per_source = static_cast<std::size_t>(-1),
+                         std::size_t max_per_tag = 8)
+      : max_waiting_(max_waiting), max_per_source_(max_per_source), max_per_tag_(max_per_tag) {}
 
   struct admitted {
     admit_result result;
@@ -42,15 +49,6 @@ class pairing_table {
                  const std::string& source = {}) {
     if (paired_.count(id)) return {admit_result::already_paired, std::nullopt};
     auto it = waiting_.find(id);
-    if (it == waiting_.end()) {
-      auto same_name = by_tag_.find(tag);
-      if (same_name != by_tag_.end() && same_name->second != id) {
-        auto other = waiting_.find(same_name->second);
-        auto partner = std::move(other->second.hop);
-        erase(other);
-        return {admit_result::secret_mismatch, std::move(partner)};
-      }
-    }
     if (it != waiting_.end()) {
       if (it->second.nonce == n) return {admit_result::replay, std::nullopt};
       auto partner = std::move(it->second.hop);
@@ -60,10 +58,12 @@ class pairing_table {
     }
     if (waiting_.size() >= max_waiting_) return {admit_result::table_full, std::nullopt};
     if (!source.empty() && waiting_from(source) >= max_per_source_) return {admit_result::source_full, std::nullopt};
+    const auto beside = by_tag_.count(tag);
+    if (beside >= max_per_tag_) return {admit_result::name_full, std::nullopt};
     waiting_.emplace(id, entry{n, tag, std::move(hop), source});
     if (!source.empty()) ++per_source_[source];
     by_tag_.emplace(tag, id);
-    return {admit_result::wait, std::nullopt};
+    return {beside > 0 ? admit_result::wait_beside : admit_result::wait, std::nullopt};
   }
 
   // The waiting hop went away (closed, timed out, or its forwarded setup was
@@ -80,6 +80,13 @@ class pairing_table {
   void unpair(const lstp::pairing_id& id) { paired_.erase(id); }
 
   bool is_waiting(const lstp::pairing_id& id) const { return waiting_.count(id) != 0; }
+  // The hops waiting under `tag` with a pairing id other than `id`.
+  std::vector<Hop> waiting_beside(const lstp::tunnel_tag& tag, const lstp::pairing_id& id) const {
+    std::vector<Hop> hops;
+    for (auto [a, b] = by_tag_.equal_range(tag); a != b; ++a)
+      if (a->second != id) hops.push_back(waiting_.at(a->second).hop);
+    return hops;
+  }
   bool is_paired(const lstp::pairing_id& id) const { return paired_.count(id) != 0; }
   std::size_t waiting() const { return waiting_.size(); }
   std::size_t waiting_from(const std::string& source) const {
@@ -97,16 +104,21 @@ class pairing_table {
   };
   std::size_t max_waiting_;
   std::size_t max_per_source_;
+  std::size_t max_per_tag_;
   void erase(typename std::map<lstp::pairing_id, entry>::iterator it) {
-    auto t = by_tag_.find(it->second.tag);
-    if (t != by_tag_.end() && t->second == it->first) by_tag_.erase(t);
+    for (auto [a, b] = by_tag_.equal_range(it->second.tag); a != b; ++a) {
+      if (a->second == it->first) {
+        by_tag_.erase(a);
+        break;
+      }
+    }
     if (auto s = per_source_.find(it->second.source); s != per_source_.end() && --s->second == 0) per_source_.erase(s);
     waiting_.erase(it);
   }
 
   std::map<lstp::pairing_id, entry> waiting_;
-  // One waiting setup per tunnel name is enough to notice differing secrets.
-  std::map<lstp::tunnel_tag, lstp::pairing_id> by_tag_;
+  // The pairing ids waiting under each tunnel name.
+  std::multimap<lstp::tunnel_tag, lstp::pairing_id> by_tag_;
   std::set<lstp::pairing_id> paired_;
   std::map<std::string, std::size_t> per_source_;
 };

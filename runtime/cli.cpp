@@ -26,12 +26,16 @@ std::optional<cli_options> parse_cli(int argc, char** argv, std::string_view pro
       o.check_only = true;
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       o.config_file = argv[++i];
+    } else if ((a == "--new-secret" || a == "--new-token") && i + 1 < argc) {
+      o.make_key = a == "--new-secret" ? cli_options::new_key::secret : cli_options::new_key::token;
+      o.key_file = argv[++i];
     } else {
       std::cerr << program << ": unknown argument \"" << a << "\" (try --help)\n";
       exit_code = 2;
       return std::nullopt;
     }
   }
+  if (o.make_key != cli_options::new_key::none) return o;
   if (o.config_file.empty()) {
     std::cerr << program << ": no configuration given: use -c FILE.yaml (try --help)\n";
     exit_code = 2;

@@ -13,6 +13,9 @@ namespace runtime {
 struct cli_options {
   std::string config_file;
   bool check_only = false;
+  // --new-secret FILE or --new-token FILE: write a generated key and exit.
+  enum class new_key { none, secret, token } make_key = new_key::none;
+  std::string key_file;
 };
 
 // Parses argv. Prints help or an error itself; returns nullopt with `exit_code`

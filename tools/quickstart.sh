@@ -22,6 +22,8 @@ start() {  # name, command...
   "$@" >"$logs/$name.log" 2>&1 &
   pids+=($!)
 }
+# The tunnel's secret is made here, once (keys are never shipped).
+[ -e conf/quickstart/quickstart.secret ] || build/bin/endproxy --new-secret conf/quickstart/quickstart.secret
 start middle build/bin/middleproxy -c conf/quickstart/middle.yaml
 start server build/bin/endproxy -c conf/quickstart/server.yaml
 start client build/bin/endproxy -c conf/quickstart/client.yaml

@@ -106,6 +106,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
 
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
   std::chrono::steady_clock::time_point started() const { return started_; }
+  const std::array<std::uint8_t, 16>& own_nonce() const { return own_nonce_; }
   lstp::tunnel& proto() { return driver_->proto(); }
   void forget(std::uint32_t id);
   // A pool of channel read buffers (end_channel::read_chunk bytes each), so

@@ -65,15 +65,24 @@ tunnel_keeper::tunnel_keeper(asio::io_context& io, std::shared_ptr<const config:
 tunnel_keeper::~tunnel_keeper() = default;
 
 void tunnel_keeper::start() {
-  // Slow on purpose (PBKDF2): once per process.
+  // Slow on purpose for a passphrase (Argon2id): once per process.
   keys_ = lstp::derive_tunnel_keys(tun_.name, tun_.secret);
+  if (tun_.access) access_key_ = lstp::access_key(tun_.access->name, tun_.access->token);
   log_info(component, "\"", cfg_.name, "\" (", (cfg_.role == config::end_role::client   ? "client end"
                                                 : cfg_.role == config::end_role::server ? "server end"
                                                                                         : "client and server end"),
-           "), tunnel ", tun_.name, " (id ", lstp::short_id(keys_.pairing_id), ", secret from ", tun_.secret_source,
+           "), tunnel ", tun_.name, " (tag ", lstp::short_tag(keys_.tag), ", secret from ", tun_.secret_source,
            "), middle proxy ", middles_text(tun_.middles), ", ways: ",
            tun_.ways.empty() ? std::string("automatic") : ways_text(tun_.ways),
            tun_.state_file.empty() ? std::string(", no state file") : ", state in " + tun_.state_file);
+  if (!tun_.secret.is_key)
+    log_warn(component, "tunnel ", tun_.name, ": the secret from ", tun_.secret_source,
+             " is a passphrase: it is stretched with Argon2id, but a middle proxy that sees the pairing id can still "
+             "test guesses offline; a generated key cannot be guessed: make one with endproxy --new-secret FILE "
+             "(on both ends)");
+  if (tun_.access && !tun_.access->token.is_key)
+    log_warn(component, "tunnel ", tun_.name, ": the access token from ", tun_.access->token_source,
+             " is a passphrase; make a key with middleproxy --new-token FILE");
   if (cfg_.role != config::end_role::client) {
     auto list = [](const std::vector<policy::rule>& rules) {
       std::string t;
@@ -122,12 +131,34 @@ void tunnel_keeper::reset() {
 
 lstp::tunnel_params tunnel_keeper::make_params() {
   lstp::tunnel_params p;
-  p.self.pairing = keys_.pairing_id;
+  // The pairing id of this epoch (PROTOCOL.md 4). A setup still waiting
+  // when the epoch turns is made again with the next id (setup_refresh).
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  p.self.pairing = keys_.pairing_at(lstp::pairing_epoch(unix_now));
+  p.limits.setup_refresh = std::chrono::seconds(lstp::pairing_epoch_seconds - unix_now % lstp::pairing_epoch_seconds);
   p.self.tag = keys_.tag;
   p.self.role = wire_role(cfg_.role);
   p.self.name = cfg_.name;
   rng_.randomize(p.self.nonce.data(), p.self.nonce.size());
   p.psk = keys_.psk;
+  p.is_fresh_peer_setup = [weak = weak_from_this()](const lstp::pairing_hint& hint) {
+    auto self = weak.lock();
+    if (!self) return false;
+    const auto epoch = lstp::pairing_epoch(std::chrono::duration_cast<std::chrono::seconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
+    for (auto e : {epoch - 1, epoch, epoch + 1})
+      if (lstp::hint_of(self->keys_.pairing_at(e)) == hint) return true;
+    return false;
+  };
+  // Two of our own attempts may meet at one middle (two ways to it racing,
+  // or one middle listed under two names): never a tunnel with ourselves.
+  p.is_own_nonce = [weak = weak_from_this()](const lstp::nonce& n) {
+    auto self = weak.lock();
+    return self && std::any_of(self->attempts_.begin(), self->attempts_.end(),
+                               [&](const attempt& a) { return a.tunnel->own_nonce() == n; });
+  };
   p.limits.high_watermark = cfg_.limit.high_watermark;
   p.limits.low_watermark = cfg_.limit.low_watermark;
   p.limits.pause_slack = cfg_.limit.pause_slack;
@@ -142,7 +173,7 @@ lstp::tunnel_params tunnel_keeper::make_params() {
   if (tun_.access) {
     // Wall-clock time: the middle bounds a proof's age with its own clock.
     const auto now = std::chrono::system_clock::now().time_since_epoch();
-    p.access = lstp::middle_access{tun_.access->name, tun_.access->token,
+    p.access = lstp::middle_access{tun_.access->name, access_key_,
                                    static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count())};
   }
   return p;
@@ -368,6 +399,13 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
           move_when_idle_ = false;
         }
         tunnel_changed_.cancel();
+        if (!t->was_up() && !give_up() && t->close_reason().reason == lstp::epoch_turned_reason) {
+          // Our setup waited into the next pairing epoch: the same way again,
+          // at once, with the new pairing id.
+          runtime::log_debug(component, "tunnel ", tun_.name, ": ", lstp::epoch_turned_reason);
+          next = won->index;
+          continue;
+        }
         log_closed(*t);
         if (t->was_up()) {
           served = true;

@@ -100,6 +100,7 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   const config::end_config& cfg_;     // the end's settings
   const config::tunnel_config& tun_;  // this tunnel's
   lstp::tunnel_keys keys_;
+  lstp::secret_bytes access_key_;  // HMAC key of tun_.access, if any
   Botan::AutoSeeded_RNG rng_;
   std::shared_ptr<end_tunnel> tunnel_;
   boost::asio::steady_timer tunnel_changed_;  // cancelled whenever the tunnel comes up or goes down

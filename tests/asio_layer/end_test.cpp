@@ -29,7 +29,9 @@ std::shared_ptr<const config::end_config> end_config(config::end_role role, bool
   c->role = role;
   auto& t = c->tunnels.emplace_back();
   t.name = "t";
-  t.secret = "the secret of tunnel t, long enough";
+  // A generated key: no Argon2id at each keeper's start.
+  t.secret.is_key = true;
+  t.secret.bytes = lstp::secret_bytes(lstp::key_size, 0x5a);
   t.secret_source = "test";
   t.middles = {{"m.example", 443}};
   t.ways = {config::way{}};

@@ -23,6 +23,9 @@ namespace {
 constexpr const char* good_secret = "0123456789abcdef0123456789abcdef";
 
 // A directory of its own per test, removed afterwards.
+// A loaded secret or token, as text (a passphrase's bytes).
+std::string text_of(const lstp::parsed_secret& s) { return std::string(s.bytes.begin(), s.bytes.end()); }
+
 class temp_dir {
  public:
   temp_dir() {
@@ -45,8 +48,12 @@ class temp_dir {
   std::string write(const std::string& name, const std::string& content) const {
     const fs::path p = dir_ / name;
     fs::create_directories(p.parent_path());
-    std::ofstream out(p, std::ios::binary);
-    out << content;
+    {
+      std::ofstream out(p, std::ios::binary);
+      out << content;
+    }
+    // As secret files must be: readable by their owner only.
+    fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
     return p.string();
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
@@ -358,7 +365,7 @@ log_level: warn
   CHECK(c.name == "b-laptop");
   CHECK(c.role == config::end_role::both);
   CHECK(c.tunnels[0].name == "quickstart");
-  CHECK(c.tunnels[0].secret == good_secret);  // trailing whitespace stripped
+  CHECK(text_of(c.tunnels[0].secret) == good_secret);  // trailing whitespace stripped
   CHECK(c.tunnels[0].secret_source == "file " + d.path("conf/secret.txt"));
   CHECK(c.tunnels[0].middles.front() == config::endpoint{"127.0.0.1", 7000});
   CHECK(c.tunnels[0].retry_interval == 250ms);
@@ -390,7 +397,7 @@ TEST_CASE("load_end: minimal client with defaults and a relative secret_file", "
   const std::string file = d.write("client.yaml", client_yaml());
   const auto c = config::load_end(file);
   CHECK(c.role == config::end_role::client);
-  CHECK(c.tunnels[0].secret == good_secret);
+  CHECK(text_of(c.tunnels[0].secret) == good_secret);
   CHECK(c.tunnels[0].secret_source == "file " + d.path("secret.txt"));
   REQUIRE(c.socks_listen.size() == 1);
   CHECK(c.socks_listen[0] == config::endpoint{"127.0.0.1", 1080});
@@ -417,7 +424,7 @@ tunnel:
 )");
   const auto c = config::load_end(file);
   CHECK(c.role == config::end_role::server);
-  CHECK(c.tunnels[0].secret == good_secret);
+  CHECK(text_of(c.tunnels[0].secret) == good_secret);
   CHECK(c.tunnels[0].secret_source == "environment LSTP_CONFIG_TEST_SECRET");
   CHECK(c.tunnels[0].middles.front() == config::endpoint{"::1", 7000});
   CHECK(c.socks_listen.empty());
@@ -547,9 +554,54 @@ tunnel:
   middle: h:1
 )");
     const std::string msg = error_from([&] { config::load_end(file); });
-    CHECK(msg == file + ":5: tunnel.secret_file: the secret is 14 bytes; use at least 16 (e.g. head -c 32 "
-                        "/dev/urandom | base64)");
+    CHECK(msg == file + ":5: tunnel.secret_file: the secret is 14 bytes; use at least 16, or better a generated "
+                        "key (endproxy --new-secret FILE)");
     CHECK_THAT(msg, !Contains("hunter2"));
+  }
+  const auto tunnel_with = [&](const std::string& secret_file, const std::string& extra = "") {
+    return d.write("k.yaml", "name: b\nrole: server\ntunnel:\n  name: t\n  secret_file: " + secret_file +
+                                 "\n  middle: h:1\n" + extra);
+  };
+  SECTION("a secret file others may read is refused, naming its mode") {
+    const auto secret = d.write("open.secret", "a long enough passphrase here\n");
+    fs::permissions(secret, fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+    const std::string msg = error_from([&] { config::load_end(tunnel_with("open.secret")); });
+    CHECK_THAT(msg, Contains("tunnel.secret_file: \"" + secret + "\" may be read by group or others (mode 0644): run "
+                             "chmod 600 " + secret));
+    fs::permissions(secret, fs::perms::others_read, fs::perm_options::remove);
+    CHECK_THAT(error_from([&] { config::load_end(tunnel_with("open.secret")); }), Contains("(mode 0640)"));
+    fs::permissions(secret, fs::perms::group_read, fs::perm_options::remove);
+    CHECK(config::load_end(tunnel_with("open.secret")).tunnels[0].secret.bytes.size() == 29);
+  }
+  SECTION("a generated key is taken as a key; one cut short, mistyped or made for tokens is refused") {
+    const auto key = lstp::new_key_text(lstp::key_use::tunnel_secret);
+    REQUIRE(key.size() == std::string("lstp-secret-").size() + 48);
+    d.write("good.secret", key + "\n");
+    const auto cfg = config::load_end(tunnel_with("good.secret"));
+    CHECK(cfg.tunnels[0].secret.is_key);
+    CHECK(cfg.tunnels[0].secret.bytes.size() == lstp::key_size);
+    d.write("cut.secret", key.substr(0, key.size() - 1));
+    CHECK_THAT(error_from([&] { config::load_end(tunnel_with("cut.secret")); }),
+               Contains("unusable: it starts like a generated key (lstp-secret-...) but has 47 characters after the "
+                        "prefix, not 48: was it cut short or mistyped?"));
+    auto typo = key;
+    typo[20] = typo[20] == 'A' ? 'B' : 'A';
+    d.write("typo.secret", typo);
+    CHECK_THAT(error_from([&] { config::load_end(tunnel_with("typo.secret")); }),
+               Contains("its checksum does not match"));
+    d.write("token.secret", lstp::new_key_text(lstp::key_use::access_token));
+    CHECK_THAT(error_from([&] { config::load_end(tunnel_with("token.secret")); }),
+               Contains("this is an access token (made by middleproxy --new-token), not a tunnel secret"));
+    // No message holds any of the key's characters after the prefix.
+    CHECK_THAT(error_from([&] { config::load_end(tunnel_with("typo.secret")); }), !Contains(typo.substr(12, 8)));
+  }
+  SECTION("an access token equal to the tunnel's secret is refused") {
+    d.write("same.secret", "the very same words for both\n");
+    d.write("same.token", "the very same words for both\n");
+    CHECK_THAT(error_from([&] {
+                 config::load_end(tunnel_with("same.secret", "  access: {name: alice, token_file: same.token}\n"));
+               }),
+               Contains("tunnel.access: the access token equals the tunnel's secret"));
   }
   SECTION("short secret from the environment") {
     ::setenv("LSTP_CONFIG_TEST_SHORT", "tiny-secret", 1);
@@ -899,9 +951,9 @@ TEST_CASE("several tunnels with routes: each tunnel a config of its own") {
   const auto& corp = c.tunnels[0];
   const auto& lab = c.tunnels[1];
   CHECK(corp.name == "corp-a");
-  CHECK(corp.secret == "0123456789abcdef0123");
+  CHECK(text_of(corp.secret) == "0123456789abcdef0123");
   CHECK(lab.name == "lab-c");
-  CHECK(lab.secret == "another secret of 32 bytes......");
+  CHECK(text_of(lab.secret) == "another secret of 32 bytes......");
   CHECK(lab.middles.size() == 2);
   CHECK(lab.way_timeout == std::chrono::seconds(2));
   CHECK(corp.way_timeout == std::chrono::seconds(5));  // each tunnel keeps its own settings
@@ -962,7 +1014,7 @@ TEST_CASE("access credentials: an end's for its middles, a middle's list and its
   CHECK_FALSE(e.tunnels[0].access);  // corp-a has none
   REQUIRE(e.tunnels[1].access);
   CHECK(e.tunnels[1].access->name == "bob");
-  CHECK(e.tunnels[1].access->token == "bob-token-0123456789abcdef");
+  CHECK(text_of(e.tunnels[1].access->token) == "bob-token-0123456789abcdef");
   CHECK(e.tunnels[1].access->token_source == "environment LSTP_CONFIG_TEST_BOB");
   // The first tunnel's credential is its own.
   auto first = config::load_end(dir.write(
@@ -971,7 +1023,7 @@ TEST_CASE("access credentials: an end's for its middles, a middle's list and its
                    "    access: {name: alice, token_file: alice.token}\n"
                    "  - name: lab-c\n    secret_file: t.secret\n    middle: m2:443\n"));
   REQUIRE(first.tunnels[0].access);
-  CHECK(first.tunnels[0].access->token == "alice-token-0123456789abcdef");
+  CHECK(text_of(first.tunnels[0].access->token) == "alice-token-0123456789abcdef");
   CHECK_FALSE(first.tunnels[1].access);
 
   auto m = config::load_middle(dir.write(
@@ -985,7 +1037,7 @@ TEST_CASE("access credentials: an end's for its middles, a middle's list and its
   CHECK(m.access[1].tunnels == std::vector<std::string>{"lab-c", "corp-b"});
   CHECK(m.access_window == std::chrono::seconds(120));
   REQUIRE(m.next_hop_access);
-  CHECK(m.next_hop_access->token == "m1-token-for-m2-0123456789");
+  CHECK(text_of(m.next_hop_access->token) == "m1-token-for-m2-0123456789");
   CHECK(config::load_middle(dir.write("open.yaml", "name: m\nlisten: 0.0.0.0:443\n")).access.empty());
 
   const auto err = [&](const std::string& name, const std::string& text) {

@@ -22,7 +22,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("LSTP_BIN", os.path.join(REPO, "build", "bin"))
-SECRET = "integration-test-secret-0123456789"
+# A generated key (endproxy --new-secret): public, for tests only. Keys skip
+# the Argon2id a passphrase costs at every start.
+SECRET = "lstp-secret-c9M9LxeXOUGpFrxECt49_3vhPwT3WOJiznPbPF1QjjRpAWCA"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 # Set by CMake when the binaries are built with sanitizers (slower, bigger).
 SANITIZED = os.environ.get("LSTP_SANITIZED") == "1"
@@ -161,8 +163,11 @@ class World:
         return False
 
     def _write(self, name, text):
+        """A file in the world, readable by its owner only (as secret files
+        must be)."""
         path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(text)
         return path
 

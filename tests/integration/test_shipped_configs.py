@@ -1,12 +1,14 @@
 """The configurations we ship run as they are: the quickstart tunnel and the
 three-middle cascade, each serving SOCKS5 on 127.0.0.1:1080."""
 import os
+import re
+import shutil
 import socket
 import subprocess
 import time
 import unittest
 
-from lstp_world import REPO, World, sha256_file
+from lstp_world import BIN, REPO, World, sha256_file
 
 
 def port_free(port):
@@ -26,10 +28,26 @@ class ShippedConfigTest(unittest.TestCase):
         if busy:
             self.skipTest(f"ports {busy} are in use on this machine")
         with World() as w:
+            # Keys are not shipped: make the ones the folder's files name, as
+            # a user does, in a copy of the folder.
+            here = os.path.join(w.dir, "conf")
+            shutil.copytree(os.path.join(REPO, "conf", folder), here)
+            names = set()
+            for f in files:
+                with open(os.path.join(here, f)) as text:
+                    for line in text:
+                        if line.lstrip().startswith("#"):
+                            continue
+                        names.update(re.findall(r"(secret|token)_file:\s*([^\s,}#]+)", line))
+            for kind, name in sorted(names):
+                if not os.path.exists(os.path.join(here, name)):
+                    r = subprocess.run([os.path.join(BIN, "endproxy"), f"--new-{kind}", os.path.join(here, name)],
+                                       capture_output=True, text=True)
+                    self.assertEqual(r.returncode, 0, r.stderr)
             procs = []
             for f in files:
                 binary = "middleproxy" if os.path.basename(f).startswith("middle") else "endproxy"
-                procs.append(w.start(f, [binary, "-c", os.path.join(REPO, "conf", folder, f)]))
+                procs.append(w.start(f, [binary, "-c", os.path.join(here, f)]))
             client = procs[-1]
             client.wait_for_log("up .*client-end")
             www = os.path.join(w.dir, "www")

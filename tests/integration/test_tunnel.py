@@ -9,7 +9,8 @@ import threading
 import time
 import unittest
 
-from lstp_world import World, SocksError, socks_connect, recv_exact, sha256_file, free_port, ipv6_loopback_works
+from lstp_world import (SECRET, World, SocksError, socks_connect, recv_exact, sha256_file, free_port,
+                        ipv6_loopback_works, echo_once)
 
 
 def curl(socks_port, url, out, mode="--socks5-hostname"):
@@ -178,16 +179,69 @@ class TunnelTest(unittest.TestCase):
             c.wait_for_log(r"bad login message")
             self.assertNotIn("wonderland", c.log())
 
-    def test_wrong_secret_is_refused_on_both_ends(self):
+    def test_ends_with_different_secrets_never_pair_and_are_told_why(self):
         with World() as w:
-            sport = w.tunnel(secret_server="a-different-secret-0123456789")
-            for p in (w.c, w.s):
-                p.wait_for_log("the two ends do not share the same secret")
-                self.assertNotIn("integration-test-secret", p.log())
+            mport, m, _ = w.middle("m1", extra="limits:\n  waiting_timeout: 3s\n")
+            _, srv, _ = w.end("srv", "server", mport, secret="a-different-secret-0123456789")
+            sport, cli, _ = w.end("cli", "client", mport)
+            # The middle says so at once, and evicts neither.
+            m.wait_for_log(r"waits beside an end of the same tunnel name with another pairing id: the two ends' "
+                           r"secrets differ, or someone who knows the name is probing \(possible attack\)")
+            # Each end is told when its wait ends, and tries again.
+            for p in (cli, srv):
+                p.wait_for_log("another end of this tunnel name waited here with a different pairing id: check that "
+                               "both ends use the same secret", timeout=20)
                 self.assertNotIn("a-different-secret", p.log())
+                self.assertNotIn(SECRET[12:], p.log())
+            # The passphrase end is warned that a key would be better.
+            srv.wait_for_log(r"is a passphrase: .* make one with endproxy --new-secret FILE")
+            self.assertNotIn("tunnel it up", cli.log())
             with self.assertRaises(SocksError) as e:
                 socks_connect(sport, "127.0.0.1", 9)
             self.assertEqual(e.exception.code, 1)
+
+    def test_a_stranger_who_knows_the_tunnel_name_cannot_block_it(self):
+        # A setup with the tunnel's (public) tag and a made-up pairing id
+        # waits at the middle first; the real ends pair anyway, and the
+        # stranger's hop is not the one evicted either.
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            tag = hashlib.sha256(b"lstp/1 tunnel tag it").digest()[:16]
+            name = b"stranger"
+            info = (b"LSTP" + bytes([1]) + os.urandom(32) + tag + bytes([2, len(name)]) + name + bytes([0]) +
+                    os.urandom(16) + struct.pack(">I", 0))
+            topo = bytes([1, 2, len(name)]) + name + bytes([0])
+            setup = (struct.pack(">BBHII", 1, 0, 0, 0, len(info)) + info +
+                     struct.pack(">BBHII", 2, 0, 0, 0, len(topo)) + topo)
+            stranger = socket.create_connection(("127.0.0.1", mport), timeout=5)
+            stranger.sendall(setup)
+            m.wait_for_log(r'server-end "stranger" from .* waits for its partner')
+            _, srv, _ = w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport)
+            cli.wait_for_log("tunnel it up")
+            m.wait_for_log("possible attack")
+            echo_once(self, w, sport)
+            # The stranger still waits: it heard only PAIRING_NOTICE frames
+            # (hashes, no pairing id), no setup and no ERROR.
+            stranger.settimeout(0.5)
+            heard = b""
+            try:
+                while True:
+                    chunk = stranger.recv(4096)
+                    if not chunk:
+                        break
+                    heard += chunk
+            except socket.timeout:
+                pass
+            self.assertTrue(heard, "the stranger was closed or told nothing")
+            pos = 0
+            while pos < len(heard):
+                self.assertEqual(heard[pos], 0x05, "only PAIRING_NOTICE frames")
+                length = struct.unpack(">I", heard[pos + 8:pos + 12])[0]
+                self.assertEqual(length, 32)
+                pos += 12 + length
+            self.assertEqual(pos, len(heard))
+            stranger.close()
 
     def test_ends_started_in_any_order(self):
         orders = [("middle", "server", "client"), ("client", "server", "middle"), ("server", "middle", "client"),

@@ -13,7 +13,8 @@ lstp::setup_message a_setup(std::uint8_t nonce_byte) {
   info.nonce.fill(nonce_byte);
   return lstp::make_setup(info, {lstp::hop_kind::client_end, "laptop", ""});
 }
-constexpr std::string_view token = "alice-token-0123456789abcdef";
+lstp::secret_bytes key_of(std::string_view text) { return lstp::secret_bytes(text.begin(), text.end()); }
+const lstp::secret_bytes token = key_of("alice-token-0123456789abcdef");
 }  // namespace
 
 TEST_CASE("an access proof holds only for its token and its own setup", "[lstp][access][hostile]") {
@@ -22,7 +23,7 @@ TEST_CASE("an access proof holds only for its token and its own setup", "[lstp][
   CHECK(proof.name == "alice");
   CHECK(proof.time == 1'800'000'000);
   CHECK(lstp::verify_access_proof(proof, token, setup));
-  CHECK_FALSE(lstp::verify_access_proof(proof, "alice-token-0123456789abcdeF", setup));
+  CHECK_FALSE(lstp::verify_access_proof(proof, key_of("alice-token-0123456789abcdeF"), setup));
   // Moved to another setup (another nonce), it fails.
   CHECK_FALSE(lstp::verify_access_proof(proof, token, a_setup(2)));
   // Another time or name under the same MAC fails.
@@ -105,7 +106,7 @@ TEST_CASE("an end with a credential opens its hop with ACCESS, proven over its o
   using namespace lstp_test;
   tunnel_pair pair;
   tunnel_params params{make_info(end_role::client, "c", test_keys(), 5), test_keys().psk, {}};
-  params.access = middle_access{"alice", std::string(token), 1'800'000'123};
+  params.access = middle_access{"alice", token, 1'800'000'123};
   tunnel with_access(params, pair.rng, pair.now);
   lstp::setup_reader middle(lstp::setup_reader::access_frame::accepted);
   middle.feed(with_access.output());

@@ -65,7 +65,7 @@ struct recorder : tunnel_handler {
 
 inline common_unique_info make_info(end_role role, std::string name, const tunnel_keys& k, std::uint8_t nonce_byte) {
   common_unique_info i;
-  i.pairing = k.pairing_id;
+  i.pairing = k.pairing_at(0);
   i.tag = k.tag;
   i.role = role;
   i.name = std::move(name);
@@ -102,7 +102,10 @@ struct tunnel_pair {
                        std::uint8_t client_nonce = 1, std::uint8_t server_nonce = 2) {
     tunnel_params cp{make_info(end_role::client, "c", test_keys(), client_nonce), test_keys().psk, limits};
     tunnel_params sp{make_info(end_role::server, "s", server_keys, server_nonce), server_keys.psk, limits};
-    sp.self.pairing = test_keys().pairing_id;  // the middle pairs them even if the secrets differ
+    sp.self.pairing = test_keys().pairing_at(0);  // the middle pairs them even if the secrets differ
+    // Epoch 0 is "now" here: a notice with its hint is a fresh setup of the peer.
+    cp.is_fresh_peer_setup = [](const pairing_hint& h) { return h == hint_of(test_keys().pairing_at(0)); };
+    sp.is_fresh_peer_setup = [k = server_keys.pairing_at(0)](const pairing_hint& h) { return h == hint_of(k); };
     client = std::make_unique<tunnel>(cp, rng, now);
     server = std::make_unique<tunnel>(sp, rng, now);
   }

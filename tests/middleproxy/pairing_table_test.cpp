@@ -44,16 +44,39 @@ TEST_CASE("a setup replayed with the waiting one's nonce is refused", "[middlepr
   CHECK(t.is_waiting(id(1)));  // the original keeps waiting
 }
 
-TEST_CASE("the same tunnel name with another pairing id means different secrets", "[middleproxy][pairing]") {
+TEST_CASE("a setup of the same tunnel name with another pairing id waits beside, evicting nobody",
+          "[middleproxy][pairing][hostile]") {
   pairing_table<int> t(10);
-  t.admit(id(1), tag(9), nonce(1), 1);
-  auto r = t.admit(id(2), tag(9), nonce(2), 2);
-  REQUIRE(r.result == admit_result::secret_mismatch);
+  // A stranger who knows only the tunnel's name (its tag is in every setup)
+  // arrives first with a made-up pairing id...
+  CHECK(t.admit(id(66), tag(9), nonce(1), 66).result == admit_result::wait);
+  // ...and the real ends still pair: the first waits beside it, the second pairs.
+  CHECK(t.admit(id(1), tag(9), nonce(2), 1).result == admit_result::wait_beside);
+  CHECK(t.waiting_beside(tag(9), id(1)) == std::vector<int>{66});
+  auto r = t.admit(id(1), tag(9), nonce(3), 2);
+  REQUIRE(r.result == admit_result::pair);
   CHECK(*r.partner == 1);
-  CHECK(t.waiting() == 0);
-  // Other names are unaffected.
-  CHECK(t.admit(id(3), tag(3), nonce(1), 3).result == admit_result::wait);
-  CHECK(t.admit(id(4), tag(4), nonce(1), 4).result == admit_result::wait);
+  // The stranger arriving second evicts no one either.
+  CHECK(t.admit(id(2), tag(7), nonce(1), 3).result == admit_result::wait);
+  CHECK(t.admit(id(67), tag(7), nonce(2), 67).result == admit_result::wait_beside);
+  CHECK(t.is_waiting(id(2)));
+  CHECK(t.admit(id(2), tag(7), nonce(4), 4).result == admit_result::pair);
+  // Forgetting one entry of a name leaves the others listed under it.
+  CHECK(t.forget_waiting(id(66), 66));
+  CHECK(t.waiting_beside(tag(9), id(1)).empty());
+  CHECK(t.waiting_beside(tag(7), id(2)) == std::vector<int>{67});
+}
+
+TEST_CASE("one tunnel name holds a bounded number of pairing ids", "[middleproxy][pairing][limits]") {
+  pairing_table<int> t(100, 100, 3);
+  CHECK(t.admit(id(1), tag(9), nonce(1), 1).result == admit_result::wait);
+  CHECK(t.admit(id(2), tag(9), nonce(1), 2).result == admit_result::wait_beside);
+  CHECK(t.admit(id(3), tag(9), nonce(1), 3).result == admit_result::wait_beside);
+  CHECK(t.admit(id(4), tag(9), nonce(1), 4).result == admit_result::name_full);
+  // A partner of a waiting one still pairs, and other names are unaffected.
+  CHECK(t.admit(id(2), tag(9), nonce(2), 5).result == admit_result::pair);
+  CHECK(t.admit(id(4), tag(9), nonce(1), 4).result == admit_result::wait_beside);
+  CHECK(t.admit(id(5), tag(5), nonce(1), 6).result == admit_result::wait);
 }
 
 TEST_CASE("the waiting list is capped and entries leave only for their own hop", "[middleproxy][pairing]") {
