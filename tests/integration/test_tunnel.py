@@ -386,5 +386,80 @@ class CommandLineTest(unittest.TestCase):
                 self.assertNotIn("integration-test-secret", p.log())
 
 
+
+class SecretsTest(unittest.TestCase):
+    def run_bin(self, *args, **kw):
+        import lstp_world
+        return subprocess.run([os.path.join(lstp_world.BIN, args[0])] + list(args[1:]), capture_output=True,
+                              text=True, timeout=30, **kw)
+
+    def test_new_keys_are_private_checked_and_never_overwritten(self):
+        with World() as w:
+            path = os.path.join(w.dir, "made.secret")
+            r = self.run_bin("endproxy", "--new-secret", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("wrote a new tunnel secret to " + path + " (mode 0600)", r.stdout)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+            with open(path) as f:
+                key = f.read()
+            self.assertRegex(key, r"^lstp-secret-[A-Za-z0-9_-]{48}\n$")
+            r = self.run_bin("endproxy", "--new-secret", path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("already exists: not overwritten", r.stderr)
+            with open(path) as f:
+                self.assertEqual(f.read(), key)
+            token = os.path.join(w.dir, "made.token")
+            r = self.run_bin("middleproxy", "--new-token", token)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(token) as f:
+                self.assertRegex(f.read(), r"^lstp-token-[A-Za-z0-9_-]{48}\n$")
+            # A made key serves a tunnel; opened to others, it is refused.
+            _, _, cfg = w.end("e", "server", 9, start=False,
+                              tunnel_extra="")
+            with open(cfg) as f:
+                text = f.read().replace(os.path.join(w.dir, "e.secret"), path)
+            cfg = w._write("e2.yaml", text)
+            r = self.run_bin("endproxy", "--check", "-c", cfg)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            os.chmod(path, 0o644)
+            r = self.run_bin("endproxy", "--check", "-c", cfg)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f'may be read by group or others (mode 0644): run chmod 600 {path}', r.stderr)
+            self.assertNotIn(key.strip()[12:], r.stderr)
+
+    def test_a_secret_from_the_environment_leaves_no_trace_and_the_process_is_not_dumpable(self):
+        # The client end runs as nobody (a process of root's is root's in
+        # /proc anyway), with its secret in the environment.
+        with World() as w:
+            mport, _, _ = w.middle("m1")
+            _, srv, _ = w.end("srv", "server", mport)
+            sport, _, cfg = w.end("cli", "client", mport, start=False)
+            with open(cfg) as f:
+                text = f.read().replace("secret_file: " + os.path.join(w.dir, "cli.secret"),
+                                        "secret_env: LSTP_IT_SECRET")
+            cfg = w._write("cli-env.yaml", text)
+            os.chown(cfg, 65534, 65534)
+            os.chmod(w.dir, 0o711)
+            env = dict(os.environ, LSTP_IT_SECRET=SECRET, LSTP_IT_OTHER="stays",
+                       XDG_STATE_HOME=os.path.join(w.dir, "state"))
+            import lstp_world
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    os.path.join(lstp_world.BIN, "endproxy"), "-c", cfg]
+            cli = lstp_world.Proc("cli-nobody", argv, os.path.join(w.dir, "cli-nobody.log"), env=env)
+            w.procs.append(cli)
+            cli.wait_for_log("tunnel it up")
+            pid = cli.proc.pid
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+            self.assertNotIn(SECRET.encode(), environ)
+            self.assertNotIn(SECRET[12:24].encode(), environ)
+            self.assertNotIn(b"LSTP_IT_SECRET=lstp", environ)
+            self.assertIn(b"LSTP_IT_OTHER=stays", environ)  # the rest of the environment is untouched
+            # Non-dumpable: its /proc files belong to root, not to the user it runs as.
+            self.assertEqual(os.stat(f"/proc/{pid}/environ").st_uid, 0)
+            self.assertEqual(os.stat(f"/proc/{pid}").st_uid, 65534)
+            echo_once(self, w, sport)
+
+
 if __name__ == "__main__":
     unittest.main()
