@@ -164,6 +164,9 @@ struct end_config {
   std::vector<endpoint> socks_listen;
   std::vector<forward> forwards;
   std::vector<socks_user> socks_users;
+  // Networks SOCKS clients may connect from (empty: any). Required for a
+  // listener on a non-loopback address without users.
+  std::vector<policy::rule> socks_allow_from;
   // client role: which tunnel each request takes (routing/route_table.hpp)
   std::vector<routing::route> routes;
   std::string default_route;  // a tunnel name, "direct" or "refuse"

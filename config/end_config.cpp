@@ -131,8 +131,16 @@ void load_tunnel(const source& src, const field& tf, tunnel_config& cfg, const s
 }
 
 void load_socks(const source& src, const field& sf, end_config& cfg) {
-  const section s = sub_section(src, sf, {"listen", "users", "timeout"});
-  cfg.socks_listen = read_endpoints(src, s.require("listen"));
+  const section s = sub_section(src, sf, {"listen", "users", "timeout", "allow_from"});
+  const field& listen_f = s.require("listen");
+  cfg.socks_listen = read_endpoints(src, listen_f);
+  if (const field* af = s.find("allow_from")) {
+    for (auto& r : read_rules(src, *af)) {
+      if (r.what != policy::rule::kind::network || !r.ports.empty())
+        af->fail("expected networks (like 192.168.1.0/24 or 10.0.0.7), got " + quote(r.text));
+      cfg.socks_allow_from.push_back(std::move(r));
+    }
+  }
   if (const field* uf = s.find("users")) {
     if (!uf->value.IsSequence()) uf->fail(std::string("expected a list of username/password pairs, got ") + describe(uf->value));
     if (uf->value.size() == 0) uf->fail("expected at least one user (leave \"users\" out to allow connections without a password)");
@@ -161,6 +169,16 @@ void load_socks(const source& src, const field& sf, end_config& cfg) {
     }
   }
   if (const field* f = s.find("timeout")) cfg.limit.socks_timeout = read_duration(*f);
+  // Anyone who reaches an open SOCKS port uses the tunnel, and through it
+  // the far network: off loopback, a login or a list of networks is needed.
+  if (cfg.socks_users.empty() && cfg.socks_allow_from.empty()) {
+    for (auto& ep : cfg.socks_listen) {
+      if (!is_loopback_host(ep.host))
+        listen_f.fail(ep.to_string() + " is not a loopback address: anyone who reaches it could use the tunnel; "
+                      "add socks.users (a login) or socks.allow_from (the networks that may connect, e.g. "
+                      "192.168.1.0/24)");
+    }
+  }
 }
 
 void load_end_limits(const source& src, const field& lf, limits& lim) {

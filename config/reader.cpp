@@ -20,6 +20,14 @@ bool is_ip_address(const std::string& s) {
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
+bool is_loopback_host(const std::string& s) {
+  if (s == "localhost") return true;
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, s.c_str(), buf) == 1) return buf[0] == 127;
+  static const unsigned char v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return ::inet_pton(AF_INET6, s.c_str(), buf) == 1 && std::equal(buf, buf + 16, v6_loopback);
+}
+
 std::string quote(std::string_view s) { return uplink::quote(s); }
 
 bool all_digits(std::string_view s) {

@@ -31,6 +31,8 @@ const char* describe(const YAML::Node& n);
 std::string join_path(const std::string& parent, std::string_view child);
 
 bool is_ip_address(const std::string& s);
+// 127.0.0.0/8, ::1 or "localhost": only this host reaches a listener there.
+bool is_loopback_host(const std::string& s);
 
 bool all_digits(std::string_view s);
 

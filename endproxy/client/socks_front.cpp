@@ -40,8 +40,25 @@ void front::on_socks_client(tcp::socket sock) {
     return;
   }
   boost::system::error_code ec;
+  const auto peer = sock.remote_endpoint(ec);
+  if (!cfg_.socks_allow_from.empty()) {
+    // socks.allow_from: a host outside these networks is closed at once.
+    // An IPv4-mapped peer (a dual-stack listener) is matched as the IPv6
+    // address it is: list its ::ffff:a.b.c.d network to let it in.
+    const auto addr = to_lstp(peer);
+    const bool v6 = addr.type == lstp::address::kind::ipv6;
+    const bool allowed = !ec && std::any_of(cfg_.socks_allow_from.begin(), cfg_.socks_allow_from.end(),
+                                            [&](const policy::rule& r) { return r.matches_address(v6, addr.ip.data()); });
+    if (!allowed) {
+      if (auto left_out = quiet_.allow("allow_from " + peer.address().to_string(), std::chrono::steady_clock::now()))
+        log_warn(component, "refusing SOCKS client ", peer, ": not in socks.allow_from",
+                 runtime::log_throttle::left_out_text(*left_out));
+      sock.close(ec);
+      return;
+    }
+  }
   std::ostringstream who;
-  who << "SOCKS client " << sock.remote_endpoint(ec);
+  who << "SOCKS client " << peer;
   tasks_.spawn(who.str(), [self = shared_from_this(), sock = std::move(sock)]() mutable {
     return self->socks_session(std::move(sock));
   });
@@ -152,10 +169,13 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
       co_await refuse(socks::reply_code::general_failure);
       co_return;
     }
-    // DST in the request is where the app will send from; 0 means unknown.
+    // DST in the request is where the app will send from (RFC 1928 7): its
+    // port is held to when the address is the app's own or unspecified; port
+    // 0 means unknown, and the first datagram from the app's host fixes it.
     // Only the control connection's host may use the relay in any case.
     asio::ip::udp::endpoint client(peer.address(), 0);
-    if (auto declared = literal_endpoint(to_lstp(dst)); declared && declared->address() == peer.address())
+    if (auto declared = literal_endpoint(to_lstp(dst));
+        declared && (declared->address() == peer.address() || declared->address().is_unspecified()))
       client.port(declared->port());
     // Each datagram is routed on its own destination. The default route's
     // tunnel (with one tunnel: that tunnel) is asked at once, so a server

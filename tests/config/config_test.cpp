@@ -595,6 +595,30 @@ tunnel:
     // No message holds any of the key's characters after the prefix.
     CHECK_THAT(error_from([&] { config::load_end(tunnel_with("typo.secret")); }), !Contains(typo.substr(12, 8)));
   }
+  SECTION("a SOCKS listener off loopback needs users or allow_from") {
+    d.write("s.secret", "a long enough passphrase here\n");
+    const auto client = [&](const std::string& socks) {
+      return d.write("sx.yaml", "name: b\nrole: client\ntunnel:\n  name: t\n  secret_file: s.secret\n  middle: h:1\n"
+                                "socks:\n" + socks);
+    };
+    CHECK_THAT(error_from([&] { config::load_end(client("  listen: [127.0.0.1:1080, 0.0.0.0:1080]\n")); }),
+               Contains(":8: socks.listen: 0.0.0.0:1080 is not a loopback address: anyone who reaches it could use "
+                        "the tunnel; add socks.users (a login) or socks.allow_from"));
+    CHECK_THAT(error_from([&] { config::load_end(client("  listen: \"[::]:1080\"\n")); }),
+               Contains("is not a loopback address"));
+    CHECK_THAT(error_from([&] { config::load_end(client("  listen: lan-host:1080\n")); }),
+               Contains("is not a loopback address"));
+    CHECK(config::load_end(client("  listen: [127.0.0.2:1080, \"[::1]:1080\", localhost:1081]\n")).socks_listen.size() == 3);
+    auto with_users = config::load_end(client("  listen: 0.0.0.0:1080\n  users: [{username: a, password: b}]\n"));
+    CHECK(with_users.socks_allow_from.empty());
+    auto with_nets = config::load_end(client("  listen: 0.0.0.0:1080\n  allow_from: [192.168.1.0/24, \"fd00::/8\"]\n"));
+    REQUIRE(with_nets.socks_allow_from.size() == 2);
+    CHECK(with_nets.socks_allow_from[0].text == "192.168.1.0/24");
+    CHECK_THAT(error_from([&] { config::load_end(client("  listen: 0.0.0.0:1080\n  allow_from: [\"*.corp\"]\n")); }),
+               Contains("socks.allow_from: expected networks (like 192.168.1.0/24 or 10.0.0.7), got \"*.corp\""));
+    CHECK_THAT(error_from([&] { config::load_end(client("  listen: 0.0.0.0:1080\n  allow_from: [10.0.0.0/8:22]\n")); }),
+               Contains("expected networks"));
+  }
   SECTION("an access token equal to the tunnel's secret is refused") {
     d.write("same.secret", "the very same words for both\n");
     d.write("same.token", "the very same words for both\n");

@@ -264,6 +264,36 @@ class UdpAssociateTest(unittest.TestCase):
             finally:
                 dns.close()
 
+    def test_the_relay_takes_datagrams_only_from_the_declared_port(self):
+        # RFC 1928 7: DST of UDP ASSOCIATE is where the app will send from.
+        # Declared as 0.0.0.0:P (the app's own host, port P), a datagram from
+        # any other port of that host is dropped.
+        with World() as w:
+            sport = w.tunnel()
+            dns = DnsServer({"intranet.corp": "10.1.2.3"})
+            try:
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.bind(("127.0.0.1", 0))
+                u.settimeout(10)
+                ctl, (rep, host, port) = socks5_request(sport, 3, "0.0.0.0", u.getsockname()[1])
+                self.assertEqual(rep, 0)
+                relay = (host, port)
+                other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                other.settimeout(1)
+                other.sendto(udp_header("127.0.0.1", dns.port) + dns_query("intranet.corp", 7), relay)
+                with self.assertRaises(socket.timeout):
+                    other.recvfrom(4096)
+                u.sendto(udp_header("127.0.0.1", dns.port) + dns_query("intranet.corp", 8), relay)
+                _, _, payload = parse_udp_header(u.recvfrom(4096)[0])
+                self.assertEqual(dns_answer_a(payload), (8, "10.1.2.3"))
+                self.assertEqual([q[0] for q in dns.queries], ["intranet.corp"])  # only the declared port's query
+                ctl.close()
+                w.c.wait_for_log(r"UDP association ended .*datagrams out 1, back 1, dropped 1")
+                u.close()
+                other.close()
+            finally:
+                dns.close()
+
     @unittest.skipUnless(ipv6_loopback_works(), "needs IPv6 on loopback")
     def test_dns_over_ipv6(self):
         with World() as w:

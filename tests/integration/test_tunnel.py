@@ -243,6 +243,42 @@ class TunnelTest(unittest.TestCase):
             self.assertEqual(pos, len(heard))
             stranger.close()
 
+    def test_a_socks_port_off_loopback_serves_only_the_networks_it_lists(self):
+        with World() as w:
+            mport, _, _ = w.middle("m1")
+            _, srv, _ = w.end("srv", "server", mport)
+            sport, _, cfg = w.end("cli", "client", mport, start=False)
+            with open(cfg) as f:
+                text = f.read()
+            # Without users or allow_from it does not start.
+            w._write("cli.yaml", text.replace(f"listen: 127.0.0.1:{sport}", f"listen: 0.0.0.0:{sport}"))
+            import lstp_world
+            r = subprocess.run([os.path.join(lstp_world.BIN, "endproxy"), "-c", cfg], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"0.0.0.0:{sport} is not a loopback address", r.stderr)
+            w._write("cli.yaml", text.replace(f"listen: 127.0.0.1:{sport}",
+                                              f"listen: 0.0.0.0:{sport}\n  allow_from: [127.0.0.2]"))
+            cli = w.start("cli", ["endproxy", "-c", cfg])
+            cli.wait_for_log("tunnel it up")
+            # 127.0.0.2 is let in...
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(10)
+            s.connect(("127.0.0.1", sport))
+            s.sendall(b"\x05\x01\x00")
+            self.assertEqual(recv_exact(s, 2), b"\x05\x00")
+            s.close()
+            # ...127.0.0.1 is closed at once, and the log says why.
+            s = socket.create_connection(("127.0.0.1", sport), timeout=10)
+            try:
+                s.sendall(b"\x05\x01\x00")
+                self.assertEqual(s.recv(16), b"")  # closed without a word...
+            except ConnectionResetError:
+                pass  # ...or reset, as the greeting came after the close
+            s.close()
+            cli.wait_for_log(r"refusing SOCKS client 127\.0\.0\.1:\d+: not in socks.allow_from")
+
     def test_ends_started_in_any_order(self):
         orders = [("middle", "server", "client"), ("client", "server", "middle"), ("server", "middle", "client"),
                   ("client", "middle", "server")]
