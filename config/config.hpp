@@ -80,6 +80,10 @@ struct limits {
   bool resumption = lstp::default_tunnel_limits.resumption;
   std::chrono::milliseconds resume_window = as_ms(lstp::default_tunnel_limits.resume_window);
   std::size_t replay_buffer = lstp::default_tunnel_limits.replay_buffer;
+  // end: record keys are updated after this many bytes or this long (PROTOCOL.md 3.5).
+  bool key_updates = lstp::default_tunnel_limits.key_updates;
+  std::size_t key_update_after = static_cast<std::size_t>(lstp::default_tunnel_limits.key_update_bytes);
+  std::chrono::milliseconds key_update_interval = as_ms(lstp::default_tunnel_limits.key_update_interval);
   std::chrono::milliseconds connect_timeout{10000};    // server end: connecting to a destination
   std::chrono::milliseconds bind_timeout{120000};      // server end: a BIND waits this long for its peer
   std::chrono::milliseconds socks_timeout{10000};      // client end: greeting and request

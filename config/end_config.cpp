@@ -185,7 +185,8 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   const section l = sub_section(src, lf,
                                 {"high_watermark", "low_watermark", "pause_slack", "max_channels", "max_connections",
                                  "max_openings", "max_tunnel_buffer", "keepalive", "dead_after", "handshake_timeout",
-                                 "shutdown_grace", "resumption", "resume_window", "replay_buffer"});
+                                 "shutdown_grace", "resumption", "resume_window", "replay_buffer", "key_updates",
+                                 "key_update_after", "key_update_interval"});
   const field* high = l.find("high_watermark");
   const field* low = l.find("low_watermark");
   if (high) lim.high_watermark = read_size(*high);
@@ -210,6 +211,19 @@ void load_end_limits(const source& src, const field& lf, limits& lim) {
   if (const field* f = l.find("replay_buffer")) {
     lim.replay_buffer = read_size(*f);
     if (lim.replay_buffer < 1024 * 1024) f->fail("must be at least 1MiB (the bytes of one credit window and more)");
+  }
+  if (const field* f = l.find("key_updates"))
+    lim.key_updates = read_choice<bool>(*f, {{"on", true}, {"off", false}, {"true", true}, {"false", false}});
+  if (const field* f = l.find("key_update_after")) {
+    // Sooner is allowed; later would leave AES-GCM's comfortable margin.
+    lim.key_update_after = read_size(*f);
+    if (lim.key_update_after < 64 * 1024 || lim.key_update_after > (std::size_t{1} << 34))
+      f->fail("must be between 64KiB and 16GiB");
+  }
+  if (const field* f = l.find("key_update_interval")) {
+    lim.key_update_interval = read_duration(*f);
+    if (lim.key_update_interval < std::chrono::seconds(1) || lim.key_update_interval > std::chrono::hours(1))
+      f->fail("must be between 1s and 1h");
   }
 
   // Either key may be the one that was mistyped; blame one that was given.

@@ -11,6 +11,7 @@ std::string_view to_string(frame_type t) {
     case frame_type::property_exchange: return "PROPERTY_EXCHANGE";
     case frame_type::access: return "ACCESS";
     case frame_type::pairing_notice: return "PAIRING_NOTICE";
+    case frame_type::key_update: return "KEY_UPDATE";
     case frame_type::connection_request: return "CONNECTION_REQUEST";
     case frame_type::connection_ack: return "CONNECTION_ACK";
     case frame_type::connection_nack: return "CONNECTION_NACK";

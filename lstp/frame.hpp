@@ -38,6 +38,7 @@ enum class frame_type : std::uint8_t {
   pong = 0x33,
   ack = 0x34,     // resumption (feature 0x4): reliable frames handled
   resume = 0x35,  // resumption: the first frame on a resumed tunnel
+  key_update = 0x36,  // key updates (feature 0x8): records after this one use the next keys
 };
 
 bool is_known(frame_type t);
@@ -46,7 +47,7 @@ bool is_known(frame_type t);
 // once the tunnel is up.
 inline bool is_reliable(frame_type t) {
   return t != frame_type::ping && t != frame_type::pong && t != frame_type::ack && t != frame_type::resume &&
-         t != frame_type::error;
+         t != frame_type::error && t != frame_type::key_update;
 }
 std::string_view to_string(frame_type t);
 

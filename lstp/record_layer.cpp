@@ -1,7 +1,10 @@
 #include "lstp/record_layer.hpp"
 
+#include "lstp/secrets.hpp"
+
 #include <botan/aead.h>
 #include <botan/exceptn.h>
+#include <botan/kdf.h>
 
 #include <cstring>
 
@@ -40,7 +43,27 @@ std::pair<record_keys, record_keys> split_record_keys(byte_view exported, bool m
   return master ? std::pair{m, s} : std::pair{s, m};
 }
 
-record_sealer::record_sealer(const record_keys& k) : aead_(make_aead(k, Botan::ENCRYPTION)), iv_(k.iv) {}
+record_keys next_record_keys(const record_keys& k) {
+  secret_bytes both(k.key.begin(), k.key.end());
+  both.insert(both.end(), k.iv.begin(), k.iv.end());
+  auto hkdf = Botan::KDF::create_or_throw("HKDF-Expand(SHA-256)");
+  constexpr std::string_view label = "lstp/1 key update";
+  const auto v = hkdf->derive_key(k.key.size() + k.iv.size(), both.data(), both.size(), nullptr, 0,
+                                  reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
+  record_keys next;
+  std::copy_n(v.begin(), next.key.size(), next.key.begin());
+  std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(next.key.size()), next.iv.size(), next.iv.begin());
+  return next;
+}
+
+record_sealer::record_sealer(const record_keys& k) : keys_(k), aead_(make_aead(k, Botan::ENCRYPTION)), iv_(k.iv) {}
+
+void record_sealer::update_keys() {
+  keys_ = next_record_keys(keys_);
+  aead_ = make_aead(keys_, Botan::ENCRYPTION);
+  iv_ = keys_.iv;
+  under_key_ = 0;
+}
 record_sealer::~record_sealer() = default;
 
 void record_sealer::seal(bytes& out, byte_view head, byte_view body) {
@@ -52,6 +75,7 @@ void record_sealer::seal(bytes& out, byte_view head, byte_view body) {
   out.insert(out.end(), head.begin(), head.end());
   out.insert(out.end(), body.begin(), body.end());
   const auto nonce = nonce_for(iv_, seq_++);
+  under_key_ += text;
   // The length is authenticated: a middle cannot cut or splice records.
   aead_->set_associated_data(out.data() + start, record_header_size);
   aead_->start(nonce.data(), nonce.size());
@@ -67,7 +91,13 @@ void record_sealer::seal(bytes& out, byte_view head, byte_view body) {
   out.insert(out.end(), tail_.begin(), tail_.end());
 }
 
-record_opener::record_opener(const record_keys& k) : aead_(make_aead(k, Botan::DECRYPTION)), iv_(k.iv) {}
+record_opener::record_opener(const record_keys& k) : keys_(k), aead_(make_aead(k, Botan::DECRYPTION)), iv_(k.iv) {}
+
+void record_opener::update_keys() {
+  keys_ = next_record_keys(keys_);
+  aead_ = make_aead(keys_, Botan::DECRYPTION);
+  iv_ = keys_.iv;
+}
 record_opener::~record_opener() = default;
 
 std::span<std::uint8_t> record_opener::space(std::size_t want) {
@@ -88,10 +118,15 @@ std::span<std::uint8_t> record_opener::space(std::size_t want) {
 }
 
 void record_opener::append(byte_view in) {
-  if (in.empty() || failed_) return;
-  auto room = space(in.size());
-  std::memcpy(room.data(), in.data(), in.size());
-  end_ += in.size();
+  if (failed_) return;
+  // space() promises only min(want, 64 KiB) of room: copy in pieces.
+  while (!in.empty()) {
+    auto room = space(in.size());
+    const auto n = std::min(room.size(), in.size());
+    std::memcpy(room.data(), in.data(), n);
+    end_ += n;
+    in = in.subspan(n);
+  }
 }
 
 record_opener::opened record_opener::open_next() {

@@ -50,6 +50,9 @@ struct record_keys {
 
 // Splits exported key material into (ours to send, ours to receive).
 std::pair<record_keys, record_keys> split_record_keys(byte_view exported, bool master);
+// The keys after a KEY_UPDATE (PROTOCOL.md 3.5): 28 bytes of
+// HKDF-SHA256-Expand(key || iv, "lstp/1 key update"), the new key then IV.
+record_keys next_record_keys(const record_keys& k);
 
 class record_sealer {
  public:
@@ -59,11 +62,18 @@ class record_sealer {
   // max_record_plaintext): a frame's header and payload go straight from
   // where they are into the record, with no frame assembled first.
   void seal(bytes& out, byte_view head, byte_view body = {});
+  // Moves to the next keys (next_record_keys): for the records after the
+  // one that carried a KEY_UPDATE.
+  void update_keys();
+  // Plaintext bytes sealed under the current keys.
+  std::uint64_t sealed_under_key() const { return under_key_; }
 
  private:
+  record_keys keys_;
   std::unique_ptr<Botan::AEAD_Mode> aead_;
   std::array<std::uint8_t, 12> iv_;
   std::uint64_t seq_ = 0;
+  std::uint64_t under_key_ = 0;
   Botan::secure_vector<std::uint8_t> tail_;  // the last partial block and the tag; reused
 };
 
@@ -89,6 +99,8 @@ class record_opener {
   // Opens the next whole record in place, if one has arrived. After a
   // failure nothing more is ever opened.
   opened open_next();
+  // The peer's KEY_UPDATE was opened: records after it use the next keys.
+  void update_keys();
 
   // Conveniences for tests and fuzzing: commit() or append(), then every
   // record that opens goes to `plaintext` (it returns false to stop).
@@ -99,6 +111,7 @@ class record_opener {
  private:
   std::optional<error_info> open_all(const std::function<bool(byte_view)>& plaintext);
 
+  record_keys keys_;
   std::unique_ptr<Botan::AEAD_Mode> aead_;
   std::array<std::uint8_t, 12> iv_;
   std::uint64_t seq_ = 0;

@@ -23,6 +23,7 @@ tunnel::tunnel(tunnel_params params, Botan::RandomNumberGenerator& rng, clock::t
   if (params_.limits.record_layer) params_.self.features |= feature_record_layer;
   if (params_.limits.credit_windows) params_.self.features |= feature_credit_windows;
   if (params_.limits.resumption) params_.self.features |= feature_resumption;
+  if (params_.limits.key_updates) params_.self.features |= feature_key_update;
   link_self_ = params_.self;
   our_setup_ = make_setup(link_self_, {hop_kind_of(params_.self.role), params_.self.name, ""});
   out_ = hop_opening(our_setup_, params_.access);
@@ -290,6 +291,8 @@ void tunnel::handle_setup(clock::time_point now) {
   // Replayed frames go into LSTP records: resumption needs the record layer.
   resumption_negotiated_ = records_negotiated_ && (params_.self.features & feature_resumption) != 0 &&
                            (peer.info.features & feature_resumption) != 0;
+  key_updates_negotiated_ = records_negotiated_ && (params_.self.features & feature_key_update) != 0 &&
+                            (peer.info.features & feature_key_update) != 0;
   ids_master_ = info_.master;
   next_own_id_ = ids_master_ ? 1 : 2;
   state_ = tunnel_state::tls_handshake;
@@ -332,6 +335,8 @@ void tunnel::tls_activated(std::string_view cipher) {
     auto [out_keys, in_keys] = split_record_keys(*exported, info_.master);
     sealer_ = std::make_unique<record_sealer>(out_keys);
     in_keys_ = in_keys;
+    // Each hop starts on fresh keys from its own TLS session.
+    if (key_updates_negotiated_) key_update_at_ = last_rx_ + params_.limits.key_update_interval;
   }
   if (resumption_negotiated_ && !resumption_ && state_ != tunnel_state::closed) {
     // The first hop: the session id and resumption key, from this TLS session.
@@ -347,9 +352,32 @@ void tunnel::tls_activated(std::string_view cipher) {
     wire_writer w(scratch_);
     w.raw(resumption_->session_id);
     w.u64(handled_);
-    sealer_->seal(out_, scratch_);
+    seal(scratch_);
     acked_sent_ = handled_;
   }
+}
+
+void tunnel::seal(byte_view head, byte_view body, bool frame_boundary) {
+  sealer_->seal(out_, head, body);
+  if (frame_boundary) maybe_update_keys();
+}
+
+void tunnel::maybe_update_keys() {
+  if (key_updates_negotiated_ && sealer_ && sealer_->sealed_under_key() >= params_.limits.key_update_bytes)
+    update_send_keys(last_rx_);
+}
+
+void tunnel::update_send_keys(clock::time_point now) {
+  // The KEY_UPDATE is the last record under the old keys; the peer moves
+  // to the next ones once it has handled it. Only ever between frames: a
+  // record that ends inside a frame (a replayed one) is continued by the
+  // next, and a KEY_UPDATE there would be read as part of that frame.
+  bytes frame;
+  write_header(frame, {frame_type::key_update, 0, 0, 0});
+  sealer_->seal(out_, frame);
+  sealer_->update_keys();
+  ++key_updates_sent_;
+  key_update_at_ = now + params_.limits.key_update_interval;
 }
 
 void tunnel::tls_closed() {
@@ -373,7 +401,7 @@ void tunnel::send_link(const bytes& frame) {
     byte_view rest(frame);
     while (!rest.empty()) {
       const auto n = std::min(rest.size(), max_record_plaintext);
-      sealer_->seal(out_, rest.first(n));
+      seal(rest.first(n), {}, n == rest.size());
       rest = rest.subspan(n);
     }
     return;
@@ -516,6 +544,14 @@ void tunnel::handle_up(const frame_view& f) {
     case frame_type::service_data_resume:
     case frame_type::service_data_credit:
     case frame_type::service_free_request: return handle_channel_frame(f);
+    case frame_type::key_update:
+      // The record that carried it was the last under the old keys.
+      if (!key_updates_negotiated_ || !opener_)
+        return fail(wire_error::unexpected_message, "KEY_UPDATE on a tunnel without key updates");
+      if (!f.payload.empty()) return fail(wire_error::protocol_error, "KEY_UPDATE with a payload");
+      opener_->update_keys();
+      ++key_updates_received_;
+      return;
     case frame_type::common_unique_info:
     case frame_type::topology_exchange:
     case frame_type::property_exchange:
@@ -807,7 +843,7 @@ std::size_t tunnel::send_data(std::uint32_t id, byte_view data, bool fin) {
         replay_.push(head, data.subspan(sent, n));
         ++sent_reliable_;
       }
-      sealer_->seal(out_, head, data.subspan(sent, n));
+      seal(head, data.subspan(sent, n));
     } else {
       scratch_.clear();
       write_header(scratch_, h);
@@ -1047,7 +1083,8 @@ clock::time_point tunnel::next_deadline() const {
       case tunnel_state::up:
         if (awaiting_resume_) return handshake_deadline_;
         return std::min({std::max(last_rx_, last_ping_) + params_.limits.keepalive,
-                         last_rx_ + params_.limits.dead_after, shutdown_deadline_, ack_deadline_});
+                         last_rx_ + params_.limits.dead_after, shutdown_deadline_, ack_deadline_,
+                         resuming_ ? clock::time_point::max() : key_update_at_});
     }
     return clock::time_point::max();
   }();
@@ -1090,6 +1127,7 @@ void tunnel::on_timer(clock::time_point now) {
     return;
   }
   if (now >= std::max(last_rx_, last_ping_) + params_.limits.keepalive) send_ping(now);
+  if (now >= key_update_at_ && sealer_ && !resuming_) update_send_keys(now);
   if (now >= ack_deadline_) {
     ack_deadline_ = clock::time_point::max();
     if (handled_ > acked_sent_) send_ack();
@@ -1170,10 +1208,13 @@ void tunnel::handle_resume(const frame_view& f) {
   handshake_deadline_ = clock::time_point::max();
   resume_deadline_ = clock::time_point::max();
   // What the peer lacks, in order, then whatever comes next.
+  // Records here end wherever the replay buffer's chunks do, inside frames:
+  // a key update waits until the last replayed frame is whole.
   replay_.for_each_span([this](byte_view again) {
     for (std::size_t at = 0; at < again.size(); at += max_record_plaintext)
-      sealer_->seal(out_, again.subspan(at, std::min(max_record_plaintext, again.size() - at)));
+      seal(again.subspan(at, std::min(max_record_plaintext, again.size() - at)), {}, false);
   });
+  maybe_update_keys();
   ++resumptions_;
   tunnel_event e;
   e.type = event_type::resumed;
@@ -1217,7 +1258,7 @@ void tunnel::send_ack() {
   write_header(scratch_ack_, {frame_type::ack, 0, 0, 8});
   wire_writer(scratch_ack_).u64(handled_);
   // Straight into a record: an ACK is not itself reliable.
-  sealer_->seal(out_, scratch_ack_);
+  seal(scratch_ack_);
   acked_sent_ = handled_;
   unacked_bytes_ = 0;
   // The 50 ms deadline stays: when it comes, it acknowledges what came

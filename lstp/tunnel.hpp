@@ -49,6 +49,8 @@ inline constexpr std::size_t max_credit = std::size_t{1} << 30;
 inline constexpr std::uint32_t feature_credit_windows = 0x2;
 // COMMON_UNIQUE_INFO `features` bit: this end resumes tunnels (PROTOCOL.md 3.8).
 inline constexpr std::uint32_t feature_resumption = 0x4;
+// COMMON_UNIQUE_INFO `features` bit: this end updates record keys (KEY_UPDATE, PROTOCOL.md 3.5).
+inline constexpr std::uint32_t feature_key_update = 0x8;
 // A receiver acknowledges at the latest this long after an unacknowledged
 // reliable frame arrived, and at once when this many bytes of them wait.
 inline constexpr clock::duration ack_delay = std::chrono::milliseconds(50);
@@ -268,6 +270,9 @@ class tunnel final : public tls_sink {
   bool credit_windows_active() const { return windows_negotiated_; }
   // Both ends count, acknowledge and keep reliable frames (PROTOCOL.md 3.8).
   bool resumption_active() const { return resumption_negotiated_; }
+  bool key_updates_active() const { return key_updates_negotiated_; }
+  std::uint64_t key_updates_sent() const { return key_updates_sent_; }
+  std::uint64_t key_updates_received() const { return key_updates_received_; }
   // Reliable frames: sent, acknowledged by the peer, and the peer's handled here.
   std::uint64_t reliable_sent() const { return sent_reliable_; }
   std::uint64_t reliable_acked() const { return peer_acked_; }
@@ -396,6 +401,16 @@ class tunnel final : public tls_sink {
   bool windows_negotiated_ = false;
   // Resumption (PROTOCOL.md 3.8).
   bool resumption_negotiated_ = false;
+  bool key_updates_negotiated_ = false;
+  clock::time_point key_update_at_ = clock::time_point::max();  // the time-based KEY_UPDATE
+  std::uint64_t key_updates_sent_ = 0, key_updates_received_ = 0;
+  // Seals into a record and, with key updates, sends KEY_UPDATE and moves to
+  // the next keys once key_update_bytes went under the current ones.
+  // `frame_boundary`: the record ends where a frame does (only there may a
+  // KEY_UPDATE follow).
+  void seal(byte_view head, byte_view body = {}, bool frame_boundary = true);
+  void maybe_update_keys();
+  void update_send_keys(clock::time_point now);
   std::uint64_t sent_reliable_ = 0;  // reliable frames we sent
   std::uint64_t peer_acked_ = 0;     // of those, what the peer acknowledged
   std::uint64_t handled_ = 0;        // the peer's reliable frames we handled

@@ -52,6 +52,12 @@ struct tunnel_limits {
   std::size_t replay_buffer = 16 * 1024 * 1024;
   // How long a tunnel whose hop was lost waits to be resumed.
   clock::duration resume_window = std::chrono::seconds(60);
+  // Record keys are updated (KEY_UPDATE, PROTOCOL.md 3.5) after this many
+  // bytes or this long under one key, whichever comes first: far inside
+  // AES-128-GCM's limits (2^34 bytes is 2^20 full records).
+  bool key_updates = true;
+  std::uint64_t key_update_bytes = std::uint64_t{1} << 34;
+  clock::duration key_update_interval = std::chrono::hours(1);
 };
 
 // The defaults, for whoever needs them outside a tunnel (the config).

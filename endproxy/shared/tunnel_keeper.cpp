@@ -170,6 +170,9 @@ lstp::tunnel_params tunnel_keeper::make_params() {
   p.limits.resumption = cfg_.limit.resumption;
   p.limits.resume_window = cfg_.limit.resume_window;
   p.limits.replay_buffer = cfg_.limit.replay_buffer;
+  p.limits.key_updates = cfg_.limit.key_updates;
+  p.limits.key_update_bytes = cfg_.limit.key_update_after;
+  p.limits.key_update_interval = cfg_.limit.key_update_interval;
   if (tun_.access) {
     // Wall-clock time: the middle bounds a proof's age with its own clock.
     const auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -562,9 +565,16 @@ void tunnel_keeper::log_closed(end_tunnel& t) {
     auto level = why.code == lstp::wire_error::ok || why.code == lstp::wire_error::shutting_down
                      ? runtime::log_level::info
                      : runtime::log_level::warn;
+    const auto& proto = t.proto();
+    const std::string keys =
+        proto.key_updates_sent() + proto.key_updates_received() == 0
+            ? std::string()
+            : "; record keys updated " + std::to_string(proto.key_updates_sent()) + " times sending, " +
+                  std::to_string(proto.key_updates_received()) + " receiving";
     runtime::log(level, component, "tunnel ", tun_.name, " closed: ",
                  level == runtime::log_level::info ? why.reason : text, " (after ", secs, " s; ",
-                 t.driver().bytes_out(), " bytes sent, ", t.driver().bytes_in(), " bytes received on the hop)");
+                 t.driver().bytes_out(), " bytes sent, ", t.driver().bytes_in(), " bytes received on the hop", keys,
+                 ")");
   } else {
     runtime::log_debug(component, "tunnel ", tun_.name, " closed again: ", text);
   }

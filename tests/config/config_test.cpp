@@ -1125,3 +1125,26 @@ TEST_CASE("resumption limits: on or off, a window, a replay buffer of at least 1
   const auto p2 = end_path("  replay_buffer: 512KiB\n");
   CHECK_THAT(error_from([&] { config::load_end(p2); }), Contains("limits.replay_buffer: must be at least 1MiB"));
 }
+
+TEST_CASE("key update limits: on by default, sooner allowed, later refused") {
+  temp_dir dir;
+  dir.write("t.secret", "0123456789abcdef0123\n");
+  const auto end_path = [&](const std::string& limits) {
+    return dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: t\n"
+                               "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
+  };
+  const auto defaults = config::load_end(end_path("  keepalive: 20s\n"));
+  CHECK(defaults.limit.key_updates);
+  CHECK(defaults.limit.key_update_after == (std::size_t{1} << 34));
+  CHECK(defaults.limit.key_update_interval == std::chrono::hours(1));
+  const auto c = config::load_end(end_path("  key_updates: off\n  key_update_after: 1GiB\n  key_update_interval: 10m\n"));
+  CHECK_FALSE(c.limit.key_updates);
+  CHECK(c.limit.key_update_after == std::size_t{1} << 30);
+  CHECK(c.limit.key_update_interval == std::chrono::minutes(10));
+  CHECK_THAT(error_from([&] { config::load_end(end_path("  key_update_after: 32GiB\n")); }),
+             Contains("limits.key_update_after: must be between 64KiB and 16GiB"));
+  CHECK_THAT(error_from([&] { config::load_end(end_path("  key_update_after: 1KiB\n")); }),
+             Contains("must be between 64KiB and 16GiB"));
+  CHECK_THAT(error_from([&] { config::load_end(end_path("  key_update_interval: 2h\n")); }),
+             Contains("limits.key_update_interval: must be between 1s and 1h"));
+}

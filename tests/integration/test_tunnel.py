@@ -2,6 +2,7 @@
 loopback, driven by curl and by a small SOCKS5 client."""
 import hashlib
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -178,6 +179,32 @@ class TunnelTest(unittest.TestCase):
             bad.close()
             c.wait_for_log(r"bad login message")
             self.assertNotIn("wonderland", c.log())
+
+    def test_record_keys_update_many_times_during_a_long_transfer(self):
+        # A tiny key_update_after (256 KiB instead of 16 GiB): a 32 MiB
+        # download crosses about 128 updates one way, and arrives intact.
+        with World() as w:
+            sport = w.tunnel(extra="limits:\n  key_update_after: 256KiB\n  key_update_interval: 2s\n")
+            www = os.path.join(w.dir, "www")
+            os.mkdir(www)
+            with open(os.path.join(www, "big.bin"), "wb") as f:
+                f.write(os.urandom(32 * 1024 * 1024))
+            hport = w.servers.http_dir(www)
+            out = os.path.join(w.dir, "out.bin")
+            rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out)
+            self.assertEqual((rc, code), (0, "200"), err)
+            self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            time.sleep(2.5)  # an idle tunnel updates its keys when the interval is over
+            echo_once(self, w, sport)
+            for p in (w.s, w.c):
+                self.assertEqual(p.stop(), [])
+            m = re.search(r"record keys updated (\d+) times sending, (\d+) receiving", w.s.log())
+            self.assertIsNotNone(m, "the server end logged no key update")
+            self.assertGreaterEqual(int(m.group(1)), 100)  # 32 MiB / 256 KiB, and the idle one
+            m2 = re.search(r"record keys updated (\d+) times sending, (\d+) receiving", w.c.log())
+            self.assertEqual(m2.group(2), m.group(1))  # every update sent was received, in order
+            self.assertEqual(m.group(2), m2.group(1))
+            self.assertGreaterEqual(int(m2.group(1)), 1)
 
     def test_ends_with_different_secrets_never_pair_and_are_told_why(self):
         with World() as w:

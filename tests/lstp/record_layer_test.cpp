@@ -180,3 +180,88 @@ TEST_CASE("both ends switch to the record layer once verified, either end may de
     CHECK(p.client_events.data[id] == pattern(3000));
   }
 }
+
+TEST_CASE("after a key update records open only under the next keys, in order", "[lstp][records][hostile]") {
+  const auto next = next_record_keys(keys(1));
+  CHECK(next.key != keys(1).key);
+  CHECK(next.iv != keys(1).iv);
+  CHECK(next_record_keys(keys(1)).key == next.key);  // both ends derive the same
+  // The sender: one record, the one that carries the update, one under the next keys.
+  record_sealer seal(keys(1));
+  bytes r1, update, r2;
+  seal.seal(r1, pattern(100));
+  seal.seal(update, pattern(12));
+  CHECK(seal.sealed_under_key() == 112);
+  seal.update_keys();
+  CHECK(seal.sealed_under_key() == 0);
+  seal.seal(r2, pattern(200));
+  const auto open_all = [](record_opener& o, const std::vector<const bytes*>& records, bool update_after_second) {
+    std::vector<std::size_t> sizes;
+    std::optional<error_info> err;
+    int n = 0;
+    for (auto* r : records) {
+      err = o.receive(*r, [&](byte_view p) {
+        sizes.push_back(p.size());
+        return true;
+      });
+      if (err) break;
+      if (++n == 2 && update_after_second) o.update_keys();
+    }
+    return std::pair{sizes, err};
+  };
+  SECTION("in order, the receiver moving on when it reads the update") {
+    record_opener o(keys(1));
+    auto [sizes, err] = open_all(o, {&r1, &update, &r2}, true);
+    CHECK_FALSE(err);
+    CHECK(sizes == std::vector<std::size_t>{100, 12, 200});
+  }
+  SECTION("a middle that drops the update: the next record fails, nothing of it is used") {
+    record_opener o(keys(1));
+    auto [sizes, err] = open_all(o, {&r1, &r2}, false);
+    REQUIRE(err);
+    CHECK(err->reason == "a record failed authentication (altered on the way?)");
+    CHECK(sizes == std::vector<std::size_t>{100});
+  }
+  SECTION("a middle that replays the update: the copy fails") {
+    record_opener o(keys(1));
+    auto [sizes, err] = open_all(o, {&r1, &update, &update, &r2}, true);
+    REQUIRE(err);
+    CHECK(sizes == std::vector<std::size_t>{100, 12});
+  }
+  SECTION("a receiver that does not move on cannot open what follows") {
+    record_opener o(keys(1));
+    auto [sizes, err] = open_all(o, {&r1, &update, &r2}, false);
+    REQUIRE(err);
+    CHECK(sizes == std::vector<std::size_t>{100, 12});
+  }
+}
+
+TEST_CASE("a chunk larger than the room left in the buffer is copied in whole", "[lstp][records]") {
+  // Regression: append() took space() for a promise of `want` bytes of
+  // room, but it promises min(want, 64 KiB): a 120 KiB chunk with 110 KiB
+  // left overflowed the buffer.
+  record_sealer seal(keys(3));
+  bytes wire;
+  const auto a = pattern(60 * 1024), b = pattern(250 * 1024);
+  seal.seal(wire, a);
+  const auto r1 = wire.size();
+  seal.seal(wire, b);
+  record_opener open(keys(3));
+  std::vector<bytes> got;
+  const auto take = [&](std::size_t from, std::size_t n) {
+    auto err = open.receive(byte_view(wire).subspan(from, n), [&](byte_view p) {
+      got.emplace_back(p.begin(), p.end());
+      return true;
+    });
+    REQUIRE_FALSE(err);
+    return from + n;
+  };
+  auto at = take(0, r1 + 10);
+  at = take(at, 100 * 1024);
+  at = take(at, 30 * 1024);
+  at = take(at, 120 * 1024);
+  take(at, wire.size() - at);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0] == a);
+  CHECK(got[1] == b);
+}
