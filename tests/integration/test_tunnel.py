@@ -446,7 +446,8 @@ class CommandLineTest(unittest.TestCase):
         with World() as w:
             w.tunnel()
             for p in w.procs:
-                self.assertNotIn("integration-test-secret", p.log())
+                self.assertNotIn(SECRET[len("lstp-secret-"):], p.log())
+                self.assertNotIn(SECRET[len("lstp-secret-"):][:8], p.log())
 
 
 
