@@ -1,5 +1,6 @@
 """End-to-end tests of one tunnel: real middleproxy and endproxy processes on
 loopback, driven by curl and by a small SOCKS5 client."""
+import base64
 import hashlib
 import os
 import re
@@ -490,6 +491,45 @@ class SecretsTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn(f'may be read by group or others (mode 0644): run chmod 600 {path}', r.stderr)
             self.assertNotIn(key.strip()[12:], r.stderr)
+
+    def test_the_pairing_id_is_what_protocol_md_4_says_and_never_logged(self):
+        # An independent derivation (PROTOCOL.md 4, here with Python's hmac)
+        # must give the pairing id an end sends in its setup; no byte of it
+        # may reach the end's log.
+        import hmac
+        key_text = SECRET[len("lstp-secret-"):]
+        raw = base64.urlsafe_b64decode(key_text + "=" * (-len(key_text) % 4))
+        key, check = raw[:32], raw[32:]
+        self.assertEqual(hashlib.sha256(b"lstp key checksum lstp-secret-" + key).digest()[:4], check)
+        root = hmac.new(b"lstp/2 tunnel it", key, hashlib.sha256).digest()  # HKDF-Extract(salt, key)
+        pairing_key = hmac.new(root, b"lstp/2 pairing key" + b"\x01", hashlib.sha256).digest()  # HKDF-Expand, 32 bytes
+
+        def pairing_id(epoch):
+            return hmac.new(pairing_key, b"lstp/2 pairing id " + struct.pack(">Q", epoch), hashlib.sha256).digest()
+
+        with World() as w:
+            fake = socket.socket()
+            fake.bind(("127.0.0.1", 0))
+            fake.listen(1)
+            fake.settimeout(15)
+            _, cli, _ = w.end("cli", "client", fake.getsockname()[1], tunnel_extra="  ways: tcp\n")
+            conn, _ = fake.accept()
+            conn.settimeout(10)
+            head = recv_exact(conn, 12)
+            self.assertEqual(head[0], 0x01)  # COMMON_UNIQUE_INFO first: no access credential here
+            info = recv_exact(conn, struct.unpack(">I", head[8:12])[0])
+            self.assertEqual(info[:5], b"LSTP\x01")
+            sent = info[5:37]
+            epoch = int(time.time()) // 3600
+            self.assertIn(sent, (pairing_id(epoch), pairing_id(epoch - 1), pairing_id(epoch + 1)))
+            self.assertEqual(info[37:53], hashlib.sha256(b"lstp/1 tunnel tag it").digest()[:16])
+            conn.close()
+            fake.close()
+            cli.wait_for_log("tunnel it")
+            for p in w.procs:
+                for pid in (pairing_id(epoch), pairing_id(epoch - 1), pairing_id(epoch + 1)):
+                    self.assertNotIn(pid.hex()[:8], p.log())
+                self.assertNotIn(key_text[:12], p.log())
 
     def test_a_secret_from_the_environment_leaves_no_trace_and_the_process_is_not_dumpable(self):
         # The client end runs as nobody (a process of root's is root's in
