@@ -15,6 +15,17 @@ from lstp_world import (SECRET, World, SocksError, socks_connect, recv_exact, sh
                         ipv6_loopback_works, echo_once)
 
 
+def serve_random_file(w, size):
+    """A web server in the world with one file of `size` random bytes:
+    returns its port and the file's path."""
+    www = os.path.join(w.dir, "www")
+    os.makedirs(www, exist_ok=True)
+    path = os.path.join(www, "big.bin")
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    return w.servers.http_dir(www), path
+
+
 def curl(socks_port, url, out, mode="--socks5-hostname"):
     r = subprocess.run(["curl", "-sS", "--max-time", "120", mode, f"127.0.0.1:{socks_port}", url, "-o", out,
                         "-w", "%{http_code}"], capture_output=True, text=True)
@@ -25,20 +36,16 @@ class TunnelTest(unittest.TestCase):
     def test_curl_socks5_hostname_and_64mib_download(self):
         with World() as w:
             sport = w.tunnel()
-            www = os.path.join(w.dir, "www")
-            os.mkdir(www)
-            with open(os.path.join(www, "big.bin"), "wb") as f:
-                f.write(os.urandom(64 * 1024 * 1024))
-            hport = w.servers.http_dir(www)
+            hport, big = serve_random_file(w, 64 * 1024 * 1024)
             out = os.path.join(w.dir, "out.bin")
             # "localhost" is resolved by the server end, not by curl.
             rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out)
             self.assertEqual((rc, code), (0, "200"), err)
-            self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            self.assertEqual(sha256_file(out), sha256_file(big))
             # curl --socks5 resolves the name itself and sends an address.
             rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out, mode="--socks5")
             self.assertEqual((rc, code), (0, "200"), err)
-            self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            self.assertEqual(sha256_file(out), sha256_file(big))
             w.c.wait_for_log(rf"SOCKS5 CONNECT from .* ok", count=2)
             self.assertRegex(w.s.log(), rf"channel \d+ \((127\.0\.0\.1|\[::1\]):{hport}\): connected")
             # The hop map, in one line, on both ends.
@@ -186,15 +193,11 @@ class TunnelTest(unittest.TestCase):
         # download crosses about 128 updates one way, and arrives intact.
         with World() as w:
             sport = w.tunnel(extra="limits:\n  key_update_after: 256KiB\n  key_update_interval: 2s\n")
-            www = os.path.join(w.dir, "www")
-            os.mkdir(www)
-            with open(os.path.join(www, "big.bin"), "wb") as f:
-                f.write(os.urandom(32 * 1024 * 1024))
-            hport = w.servers.http_dir(www)
+            hport, big = serve_random_file(w, 32 * 1024 * 1024)
             out = os.path.join(w.dir, "out.bin")
             rc, code, err = curl(sport, f"http://localhost:{hport}/big.bin", out)
             self.assertEqual((rc, code), (0, "200"), err)
-            self.assertEqual(sha256_file(out), sha256_file(os.path.join(www, "big.bin")))
+            self.assertEqual(sha256_file(out), sha256_file(big))
             time.sleep(2.5)  # an idle tunnel updates its keys when the interval is over
             echo_once(self, w, sport)
             for p in (w.s, w.c):
