@@ -16,11 +16,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (reader.next().state != lstp::setup_reader::status::done) return 0;
   const auto& setup = reader.setup();
   // The gate never lets a proof through that was not made with the token.
-  static middleproxy::access_gate gate({{"alice", "alice-token-0123456789abcdef", {}}}, std::chrono::seconds(300));
+  static const std::string_view token = "alice-token-0123456789abcdef";
+  static const lstp::secret_bytes key(token.begin(), token.end());
+  static middleproxy::access_gate gate({{"alice", key, {}}}, std::chrono::seconds(300));
   const std::int64_t now = 1'800'000'000;
   auto verdict = gate.check(reader.access(), setup, now);
-  if (!verdict.refusal && !lstp::verify_access_proof(*reader.access(), "alice-token-0123456789abcdef", setup))
-    __builtin_trap();
+  if (!verdict.refusal && !lstp::verify_access_proof(*reader.access(), key, setup)) __builtin_trap();
   if (middleproxy::check_setup(setup, "fuzz-middle")) return 0;
   const lstp::topology_entry self{lstp::hop_kind::middle, "fuzz-middle", "192.0.2.9:443"};
   const auto relayed = lstp::relay_setup(setup, self);
