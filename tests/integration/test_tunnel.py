@@ -15,6 +15,17 @@ from lstp_world import (SECRET, World, SocksError, socks_connect, recv_exact, sh
                         ipv6_loopback_works, echo_once)
 
 
+def pairing_id_of(key_text, tunnel, epoch):
+    """PROTOCOL.md 4, derived here with Python's hmac: the pairing id of a
+    tunnel whose secret is the generated key `key_text`, for `epoch`."""
+    import hmac
+    body = key_text[len("lstp-secret-"):]
+    key = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))[:32]
+    root = hmac.new(b"lstp/2 tunnel " + tunnel.encode(), key, hashlib.sha256).digest()  # HKDF-Extract
+    pairing_key = hmac.new(root, b"lstp/2 pairing key\x01", hashlib.sha256).digest()  # HKDF-Expand, 32 bytes
+    return hmac.new(pairing_key, b"lstp/2 pairing id " + struct.pack(">Q", epoch), hashlib.sha256).digest()
+
+
 def serve_random_file(w, size):
     """A web server in the world with one file of `size` random bytes:
     returns its port and the file's path."""
@@ -499,16 +510,12 @@ class SecretsTest(unittest.TestCase):
         # An independent derivation (PROTOCOL.md 4, here with Python's hmac)
         # must give the pairing id an end sends in its setup; no byte of it
         # may reach the end's log.
-        import hmac
         key_text = SECRET[len("lstp-secret-"):]
         raw = base64.urlsafe_b64decode(key_text + "=" * (-len(key_text) % 4))
-        key, check = raw[:32], raw[32:]
-        self.assertEqual(hashlib.sha256(b"lstp key checksum lstp-secret-" + key).digest()[:4], check)
-        root = hmac.new(b"lstp/2 tunnel it", key, hashlib.sha256).digest()  # HKDF-Extract(salt, key)
-        pairing_key = hmac.new(root, b"lstp/2 pairing key" + b"\x01", hashlib.sha256).digest()  # HKDF-Expand, 32 bytes
+        self.assertEqual(hashlib.sha256(b"lstp key checksum lstp-secret-" + raw[:32]).digest()[:4], raw[32:])
 
         def pairing_id(epoch):
-            return hmac.new(pairing_key, b"lstp/2 pairing id " + struct.pack(">Q", epoch), hashlib.sha256).digest()
+            return pairing_id_of(SECRET, "it", epoch)
 
         with World() as w:
             fake = socket.socket()
@@ -533,6 +540,30 @@ class SecretsTest(unittest.TestCase):
                 for pid in (pairing_id(epoch), pairing_id(epoch - 1), pairing_id(epoch + 1)):
                     self.assertNotIn(pid.hex()[:8], p.log())
                 self.assertNotIn(key_text[:12], p.log())
+
+    def test_an_impostor_holding_the_pairing_id_does_not_starve_the_real_ends(self):
+        # Someone who captured this hour's pairing id (on a tcp hop, say)
+        # takes the waiting slot first. The client end pairs with it, fails
+        # (no secret, no handshake), sets up again, and meets the real
+        # server end.
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            name = b"impostor"
+            pid = pairing_id_of(SECRET, "it", int(time.time()) // 3600)
+            tag = hashlib.sha256(b"lstp/1 tunnel tag it").digest()[:16]
+            info = (b"LSTP" + bytes([1]) + pid + tag + bytes([2, len(name)]) + name + bytes([0]) +
+                    b"\x00" * 16 + struct.pack(">I", 0xF))  # the smallest nonce: the impostor is master
+            topo = bytes([1, 2, len(name)]) + name + bytes([0])
+            imp = socket.create_connection(("127.0.0.1", mport), timeout=10)
+            imp.sendall(struct.pack(">BBHII", 1, 0, 0, 0, len(info)) + info +
+                        struct.pack(">BBHII", 2, 0, 0, 0, len(topo)) + topo)
+            m.wait_for_log(r'server-end "impostor" from .* waits for its partner')
+            sport, cli, _ = w.end("cli", "client", mport)
+            m.wait_for_log(r'paired server-end "impostor" .* with client-end "cli"')
+            imp.close()  # it cannot go on: no TLS without the secret
+            _, srv, _ = w.end("srv", "server", mport)
+            cli.wait_for_log("tunnel it up", timeout=20)
+            echo_once(self, w, sport)
 
     def test_a_secret_from_the_environment_leaves_no_trace_and_the_process_is_not_dumpable(self):
         # The client end runs as nobody (a process of root's is root's in
