@@ -26,6 +26,16 @@ def pairing_id_of(key_text, tunnel, epoch):
     return hmac.new(pairing_key, b"lstp/2 pairing id " + struct.pack(">Q", epoch), hashlib.sha256).digest()
 
 
+def server_end_setup(pairing_id, tag, name, nonce, features=0):
+    """The two setup frames (PROTOCOL.md 2.1, 2.2) a server end named `name`
+    sends first on a hop: COMMON_UNIQUE_INFO and TOPOLOGY_EXCHANGE."""
+    info = (b"LSTP" + bytes([1]) + pairing_id + tag + bytes([2, len(name)]) + name + bytes([0]) + nonce +
+            struct.pack(">I", features))
+    topo = bytes([1, 2, len(name)]) + name + bytes([0])
+    return (struct.pack(">BBHII", 1, 0, 0, 0, len(info)) + info +
+            struct.pack(">BBHII", 2, 0, 0, 0, len(topo)) + topo)
+
+
 def serve_random_file(w, size):
     """A web server in the world with one file of `size` random bytes:
     returns its port and the file's path."""
@@ -250,13 +260,8 @@ class TunnelTest(unittest.TestCase):
             mport, m, _ = w.middle("m1")
             tag = hashlib.sha256(b"lstp/1 tunnel tag it").digest()[:16]
             name = b"stranger"
-            info = (b"LSTP" + bytes([1]) + os.urandom(32) + tag + bytes([2, len(name)]) + name + bytes([0]) +
-                    os.urandom(16) + struct.pack(">I", 0))
-            topo = bytes([1, 2, len(name)]) + name + bytes([0])
-            setup = (struct.pack(">BBHII", 1, 0, 0, 0, len(info)) + info +
-                     struct.pack(">BBHII", 2, 0, 0, 0, len(topo)) + topo)
             stranger = socket.create_connection(("127.0.0.1", mport), timeout=5)
-            stranger.sendall(setup)
+            stranger.sendall(server_end_setup(os.urandom(32), tag, name, os.urandom(16)))
             m.wait_for_log(r'server-end "stranger" from .* waits for its partner')
             _, srv, _ = w.end("srv", "server", mport)
             sport, cli, _ = w.end("cli", "client", mport)
@@ -551,12 +556,9 @@ class SecretsTest(unittest.TestCase):
             name = b"impostor"
             pid = pairing_id_of(SECRET, "it", int(time.time()) // 3600)
             tag = hashlib.sha256(b"lstp/1 tunnel tag it").digest()[:16]
-            info = (b"LSTP" + bytes([1]) + pid + tag + bytes([2, len(name)]) + name + bytes([0]) +
-                    b"\x00" * 16 + struct.pack(">I", 0xF))  # the smallest nonce: the impostor is master
-            topo = bytes([1, 2, len(name)]) + name + bytes([0])
             imp = socket.create_connection(("127.0.0.1", mport), timeout=10)
-            imp.sendall(struct.pack(">BBHII", 1, 0, 0, 0, len(info)) + info +
-                        struct.pack(">BBHII", 2, 0, 0, 0, len(topo)) + topo)
+            # The smallest nonce: the impostor is master.
+            imp.sendall(server_end_setup(pid, tag, name, b"\x00" * 16, features=0xF))
             m.wait_for_log(r'server-end "impostor" from .* waits for its partner')
             sport, cli, _ = w.end("cli", "client", mport)
             m.wait_for_log(r'paired server-end "impostor" .* with client-end "cli"')
