@@ -488,6 +488,11 @@ asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
   boost::system::error_code ec;
   co_await h->wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (h->taken || h->gone) co_return;
+  co_await end_wait(h);
+}
+
+// The waiting timeout passed and no partner came: tell the end why.
+asio::awaitable<void> middle_server::end_wait(hop_ptr h) {
   table_.forget_waiting(h->setup.info.pairing, h);
   h->watch.cancel();
   // Built first: GCC 12 miscompiles a temporary of a conditional expression
@@ -499,54 +504,79 @@ asio::awaitable<void> middle_server::wait_for_partner(hop_ptr h) {
   co_await refuse(h, lstp::wire_error::setup_timeout, why);
 }
 
+// One attempt to pass the setup on to the next middle: on success the hop
+// has its upstream; ec and why say what failed.
+asio::awaitable<void> middle_server::send_to_next_hop(hop_ptr h, boost::system::error_code& ec, std::string& why) {
+  auto& next = *cfg_.next_hop;
+  uplink::dial_options options;
+  options.timeout = cfg_.limit.setup_timeout;
+  options.websocket_path = cfg_.websocket_path;
+  auto way = cfg_.next_hop_way.value_or(config::way{});
+  if (way.via == config::way::route::environment) {
+    // The proxy the environment names for the next hop, or none (direct).
+    auto env = uplink::proxy_from_environment(next.host, way.how == config::carrier::ws, ::getenv);
+    if (!env.problem.empty()) log_warn(component, "next hop: ignoring ", env.problem);
+    way.via = env.proxy ? config::way::route::proxy : config::way::route::direct;
+    way.through = env.proxy;
+  }
+  // A local partner may take the hop over while we dial: then the
+  // forwarded setup must not reach the next middle.
+  auto up = co_await uplink::dial(io_.get_executor(), way, next, options, why);
+  if (!up) {
+    ec = asio::error::host_unreachable;
+    co_return;
+  }
+  if (h->taken || h->gone) {
+    up->close();
+    co_return;
+  }
+  h->upstream = std::shared_ptr<transport::hop_stream>(std::move(up));
+  runtime::watchdog deadline(*h->upstream, cfg_.limit.setup_timeout);
+  // This middle's own credential for the next, if any: the end's stays here.
+  std::optional<lstp::middle_access> access;
+  if (cfg_.next_hop_access)
+    access = lstp::middle_access{cfg_.next_hop_access->name, next_hop_key_, static_cast<std::uint64_t>(unix_now())};
+  auto out = lstp::hop_opening(lstp::appended(h->setup, self_entry(h)), access);
+  out.insert(out.end(), h->unread.begin(), h->unread.end());
+  co_await h->upstream->write(asio::buffer(out), ec);
+  if (ec) why = ec.message();
+}
+
 asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
   auto& next = *cfg_.next_hop;
   start_watch(h);
+  const auto give_up_at = std::chrono::steady_clock::now() + cfg_.limit.waiting_timeout;
+  // A next hop that is down (restarting, or started after this one) is
+  // tried again while the setup waits here: the tunnel forms as soon as it
+  // is back, not one waiting timeout later.
+  std::chrono::milliseconds retry_after{250};
+  bool warned = false;
   boost::system::error_code ec;
   std::string why;
-  {
-    uplink::dial_options options;
-    options.timeout = cfg_.limit.setup_timeout;
-    options.websocket_path = cfg_.websocket_path;
-    auto way = cfg_.next_hop_way.value_or(config::way{});
-    if (way.via == config::way::route::environment) {
-      // The proxy the environment names for the next hop, or none (direct).
-      auto env = uplink::proxy_from_environment(next.host, way.how == config::carrier::ws, ::getenv);
-      if (!env.problem.empty()) log_warn(component, "next hop: ignoring ", env.problem);
-      way.via = env.proxy ? config::way::route::proxy : config::way::route::direct;
-      way.through = env.proxy;
+  for (;;) {
+    ec = {};
+    why.clear();
+    co_await send_to_next_hop(h, ec, why);
+    if (h->taken || h->gone) co_return;
+    if (!ec) break;
+    const auto left = give_up_at - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      co_await end_wait(h);
+      co_return;
     }
-    // A local partner may take the hop over while we dial: then the
-    // forwarded setup must not reach the next middle.
-    auto up = co_await uplink::dial(io_.get_executor(), way, next, options, why);
-    if (!up) {
-      ec = asio::error::host_unreachable;
-    } else if (h->taken || h->gone) {
-      up->close();
-    } else {
-      h->upstream = std::shared_ptr<transport::hop_stream>(std::move(up));
-      runtime::watchdog deadline(*h->upstream, cfg_.limit.setup_timeout);
-      // This middle's own credential for the next, if any: the end's stays here.
-      std::optional<lstp::middle_access> access;
-      if (cfg_.next_hop_access)
-        access = lstp::middle_access{cfg_.next_hop_access->name, next_hop_key_,
-                                     static_cast<std::uint64_t>(unix_now())};
-      auto out = lstp::hop_opening(lstp::appended(h->setup, self_entry(h)), access);
-      out.insert(out.end(), h->unread.begin(), h->unread.end());
-      co_await h->upstream->write(asio::buffer(out), ec);
-      if (ec) why = ec.message();
-    }
+    // The partner may still come here: keep waiting locally.
+    if (!warned)
+      log_warn(component, "tunnel ", h->tunnel, ": next hop ", next.to_string(), " unreachable (", why,
+               "); waiting here and trying it again");
+    warned = true;
+    h->upstream.reset();
+    h->wait_timer.expires_after(std::min<std::chrono::steady_clock::duration>(retry_after, left));
+    boost::system::error_code wait_ec;
+    co_await h->wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+    if (h->taken || h->gone) co_return;
+    retry_after = std::min(retry_after * 2, std::chrono::milliseconds(5000));
   }
   auto up = h->upstream;
-  if (h->taken || h->gone) co_return;
-  if (ec) {
-    // The partner may still come here: keep waiting locally.
-    log_warn(component, "tunnel ", h->tunnel, ": next hop ", next.to_string(), " unreachable (", why,
-             "); waiting here instead");
-    h->upstream.reset();
-    co_await wait_for_partner(h);
-    co_return;
-  }
   log_info(component, "tunnel ", h->tunnel, ": setup forwarded to next hop ", next.to_string(), " by ",
            cfg_.next_hop_way.value_or(config::way{}).to_string());
 

@@ -63,6 +63,8 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
                                           lstp::wire_error& code, bool& peer_error, hop_ptr relay_notices_to = {});
   boost::asio::awaitable<void> wait_for_partner(hop_ptr h);
   boost::asio::awaitable<void> forward_to_next_hop(hop_ptr h);
+  boost::asio::awaitable<void> send_to_next_hop(hop_ptr h, boost::system::error_code& ec, std::string& why);
+  boost::asio::awaitable<void> end_wait(hop_ptr h);
   boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
                                     lstp::bytes to_second, std::string second_name, std::string tunnel);
   // `detail`, if any, goes to the log only (e.g. which access check failed).

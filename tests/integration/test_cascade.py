@@ -58,6 +58,21 @@ class CascadeTest(unittest.TestCase):
             m2.wait_for_log("left before its partner came")  # m1 dropped the forwarded setup
             echo_through(self, w, sport)
 
+    def test_a_next_hop_that_starts_late_is_tried_again(self):
+        # The setup reaches m1 before m2 listens (a cascade started in any
+        # order, or m2 restarting): m1 keeps trying m2 while the setup waits,
+        # and the tunnel forms well inside the 10-minute waiting timeout.
+        with World() as w:
+            p2 = free_port()
+            p1, m1, _ = w.middle("m1", next_hop=p2)
+            sport, cli, _ = w.end("cli", "client", p1)
+            m1.wait_for_log("next hop .* unreachable .*trying it again")
+            w.middle("m2", port=p2)
+            _, srv, _ = w.end("srv", "server", p2)
+            cli.wait_for_log("tunnel it up", timeout=15)
+            m1.wait_for_log("setup forwarded to next hop")
+            echo_through(self, w, sport)
+
     def test_a_loop_of_middles_is_refused(self):
         with World() as w:
             p1 = free_port()
