@@ -25,6 +25,7 @@ class error : public std::runtime_error {
 };
 
 enum class log_level { debug, info, warn, error };
+enum class log_format { plain, json };
 
 // The ways out (endpoints, proxies, carriers) are uplink's vocabulary; the
 // configuration reads them.
@@ -48,6 +49,16 @@ struct access_credential {
 struct access_grant {
   access_credential credential;
   std::vector<std::string> tunnels;
+};
+
+// The admin server (README "Admin server"): absent listen, none.
+struct admin_config {
+  std::optional<endpoint> listen;
+  // The Bearer token actions (and, off loopback, every request) need:
+  // its text as the token file holds it. Never logged.
+  std::optional<std::string> token;
+  std::string token_source;       // "file ..." or "environment ...", for messages
+  std::string token_environment;  // the variable it came from, if one: removed at start
 };
 
 constexpr std::chrono::milliseconds as_ms(std::chrono::steady_clock::duration d) {
@@ -108,6 +119,8 @@ struct middle_config {
   std::string tls_private_key;
   limits limit;
   log_level log = log_level::info;
+  log_format format = log_format::plain;
+  admin_config admin;
 };
 
 // A fixed forward: a local listener whose every connection goes to one
@@ -176,6 +189,8 @@ struct end_config {
   std::string default_route;  // a tunnel name, "direct" or "refuse"
   limits limit;
   log_level log = log_level::info;
+  log_format format = log_format::plain;
+  admin_config admin;
 };
 
 // Parse a duration: "250ms", "10s", "2m", "1h" (a bare number means seconds).

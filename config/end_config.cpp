@@ -252,7 +252,7 @@ end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
   const source src{path};
   const section top(src, root, root.Mark(), "",
                     {"name", "role", "tunnel", "tunnels", "routes", "default_route", "socks", "forwards", "server",
-                     "limits", "log_level"});
+                     "limits", "log_level", "log_format", "admin"});
   end_config cfg;
   cfg.file = path;
   cfg.name = read_name(top.require("name"));
@@ -325,6 +325,8 @@ end_config end_from_yaml(const YAML::Node& root, const std::string& path) {
   }
   if (const field* lf = top.find("limits")) load_end_limits(src, *lf, cfg.limit);
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
+  if (const field* f = top.find("log_format")) cfg.format = read_log_format(*f);
+  if (const field* f = top.find("admin")) cfg.admin = read_admin(src, *f);
 
   // Routes name tunnels, so they come once every tunnel is known.
   std::vector<std::string> names;

@@ -20,7 +20,7 @@ middle_config middle_from_yaml(const YAML::Node& root, const std::string& path) 
   const source src{path};
   const section top(src, root, root.Mark(), "",
                     {"name", "listen", "public_address", "access", "access_window", "next_hop", "next_hop_way",
-                     "next_hop_access", "websocket_path", "tls_certificate", "tls_private_key", "limits", "log_level"});
+                     "next_hop_access", "websocket_path", "tls_certificate", "tls_private_key", "limits", "log_level", "log_format", "admin"});
   middle_config cfg;
   cfg.file = path;
   cfg.name = read_name(top.require("name"));
@@ -88,6 +88,8 @@ middle_config middle_from_yaml(const YAML::Node& root, const std::string& path) 
     if (const field* f = l.find("shutdown_grace")) cfg.limit.shutdown_grace = read_shutdown_grace(*f);
   }
   if (const field* f = top.find("log_level")) cfg.log = read_log_level(*f);
+  if (const field* f = top.find("log_format")) cfg.format = read_log_format(*f);
+  if (const field* f = top.find("admin")) cfg.admin = read_admin(src, *f);
   return cfg;
 }
 

@@ -128,6 +128,10 @@ log_level read_log_level(const field& f) {
                                     {"error", log_level::error}});
 }
 
+log_format read_log_format(const field& f) {
+  return read_choice<log_format>(f, {{"plain", log_format::plain}, {"json", log_format::json}});
+}
+
 const char* role_name(end_role r) {
   switch (r) {
     case end_role::client: return "client";

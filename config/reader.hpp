@@ -156,6 +156,7 @@ std::size_t read_size(const field& f);
 std::size_t read_count(const field& f);
 
 log_level read_log_level(const field& f);
+log_format read_log_format(const field& f);
 
 const char* role_name(end_role r);
 

@@ -134,6 +134,26 @@ access_grant read_access_grant(const source& src, const field& item) {
   return g;
 }
 
+admin_config read_admin(const source& src, const field& f) {
+  const section a = sub_section(src, f, {"listen", "token_file", "token_env"});
+  admin_config cfg;
+  const field& listen_f = a.require("listen");
+  cfg.listen = read_endpoint(listen_f);
+  if (a.find("token_file") || a.find("token_env")) {
+    auto token = read_secret(src, a, lstp::key_use::access_token, "token_file", "token_env");
+    // Compared with what a client sends: the text as the file holds it.
+    cfg.token = token.value.is_key ? lstp::key_text(lstp::key_use::access_token, token.value.bytes)
+                                   : std::string(token.value.bytes.begin(), token.value.bytes.end());
+    cfg.token_source = std::move(token.source);
+    cfg.token_environment = std::move(token.environment);
+  }
+  if (!cfg.token && !is_loopback_host(cfg.listen->host))
+    listen_f.fail(cfg.listen->to_string() +
+                  " is not a loopback address: an admin server reachable from elsewhere needs token_file (make one with "
+                  "endproxy --new-token FILE)");
+  return cfg;
+}
+
 }  // namespace config::reader
 
 namespace config {
@@ -144,6 +164,7 @@ std::vector<std::string> secret_environment_variables(const end_config& cfg) {
     if (!t.secret_environment.empty()) names.push_back(t.secret_environment);
     if (t.access && !t.access->token_environment.empty()) names.push_back(t.access->token_environment);
   }
+  if (!cfg.admin.token_environment.empty()) names.push_back(cfg.admin.token_environment);
   return names;
 }
 
@@ -153,6 +174,7 @@ std::vector<std::string> secret_environment_variables(const middle_config& cfg) 
     if (!g.credential.token_environment.empty()) names.push_back(g.credential.token_environment);
   if (cfg.next_hop_access && !cfg.next_hop_access->token_environment.empty())
     names.push_back(cfg.next_hop_access->token_environment);
+  if (!cfg.admin.token_environment.empty()) names.push_back(cfg.admin.token_environment);
   return names;
 }
 

@@ -30,4 +30,8 @@ access_credential read_access_credential(const source& src, const field& f);
 // tunnels it may serve.
 access_grant read_access_grant(const source& src, const field& item);
 
+// The `admin:` section: listen, token_file | token_env. A listener off
+// loopback needs a token (everything there asks for it).
+admin_config read_admin(const source& src, const field& f);
+
 }  // namespace config::reader

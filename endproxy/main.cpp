@@ -1,7 +1,9 @@
 // endproxy: one end of an lstp tunnel (client end, server end, or both).
 #include <iostream>
 
+#include "admin/admin_server.hpp"
 #include "config/config.hpp"
+#include "endproxy/shared/end_status.hpp"
 #include "endproxy/shared/tunnel_keeper.hpp"
 #include "endproxy/client/front.hpp"
 #include "runtime/cli.hpp"
@@ -31,7 +33,9 @@ to one of them (`routes:`, `default_route:`); see the README.
       --check         validate the configuration and exit (0 when valid)
       --new-secret FILE  write a new tunnel secret to FILE (mode 0600, never
                       overwriting) and exit; both ends need the same one
-      --new-token FILE   the same for a middle proxy's access token
+      --new-token FILE   the same for a middle proxy's access token (or the
+                      admin server's, admin.token_file)
+  -V, --version       the version
   -h, --help          this text
 
 The secret comes from `tunnel.secret_file` (mode 0600) or `tunnel.secret_env`
@@ -66,6 +70,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
+  runtime::set_log_format(cfg.format == config::log_format::json ? runtime::log_format::json
+                                                                  : runtime::log_format::plain);
   // Secrets are loaded: keep them out of core dumps, debuggers and children.
   if (auto why = runtime::make_undumpable(); !why.empty())
     runtime::log_warn("main", "cannot make the process undumpable: ", why);
@@ -83,11 +89,21 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < cfg.tunnels.size(); ++i)
       tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, shared_cfg, i));
     auto door = cfg.role == config::end_role::server ? nullptr : std::make_shared<endproxy::front>(io, cfg, tunnels);
+    std::shared_ptr<admin::admin_server> admin_server;
+    if (cfg.admin.listen) {
+      admin::admin_settings settings;
+      settings.host = cfg.admin.listen->host;
+      settings.port = cfg.admin.listen->port;
+      settings.token = cfg.admin.token;
+      admin_server = std::make_shared<admin::admin_server>(io, settings, std::make_shared<endproxy::end_status>(cfg, tunnels));
+    }
     for (auto& t : tunnels) t->start();
     if (door) door->start();
+    if (admin_server) admin_server->start();
     runtime::stop_plan plan;
     plan.grace = cfg.limit.shutdown_grace;
     plan.begin = [&] {
+      if (admin_server) admin_server->stop();
       if (door) door->stop();
       for (auto& t : tunnels) t->stop();
     };

@@ -1,7 +1,9 @@
 // middleproxy: pairs end proxies' hops and passes their bytes through blind.
 #include <iostream>
 
+#include "admin/admin_server.hpp"
 #include "config/config.hpp"
+#include "middleproxy/middle_status.hpp"
 #include "middleproxy/middle_server.hpp"
 #include "runtime/cli.hpp"
 #include "runtime/capacity.hpp"
@@ -22,6 +24,7 @@ to the next middle proxy, so tunnels can cross several firewalls.
       --check         validate the configuration and exit (0 when valid)
       --new-token FILE   write a new access token to FILE (mode 0600, never
                       overwriting) and exit; list it under `access`
+  -V, --version       the version
   -h, --help          this text
 )";
 }
@@ -48,6 +51,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   runtime::set_log_level(static_cast<runtime::log_level>(cfg.log));
+  runtime::set_log_format(cfg.format == config::log_format::json ? runtime::log_format::json
+                                                                  : runtime::log_format::plain);
   // Secrets are loaded: keep them out of core dumps, debuggers and children.
   if (auto why = runtime::make_undumpable(); !why.empty())
     runtime::log_warn("main", "cannot make the process undumpable: ", why);
@@ -62,9 +67,22 @@ int main(int argc, char** argv) {
     runtime::prepare_for_connections(io, process_tasks, cfg.limit.max_connections, cfg.limit.max_openings);
     auto server = std::make_shared<middleproxy::middle_server>(io, cfg);
     server->start();
+    std::shared_ptr<admin::admin_server> admin_server;
+    if (cfg.admin.listen) {
+      admin::admin_settings settings;
+      settings.host = cfg.admin.listen->host;
+      settings.port = cfg.admin.listen->port;
+      settings.token = cfg.admin.token;
+      admin_server =
+          std::make_shared<admin::admin_server>(io, settings, std::make_shared<middleproxy::middle_status>(server));
+      admin_server->start();
+    }
     runtime::stop_plan plan;
     plan.grace = cfg.limit.shutdown_grace;
-    plan.begin = [&] { server->stop(); };
+    plan.begin = [&] {
+      if (admin_server) admin_server->stop();
+      server->stop();
+    };
     plan.finished = [&] { return server->tasks().running() == 0; };
     plan.reset_rest = [&] { server->reset(); };
     runtime::run_until_signal(io, std::move(plan));

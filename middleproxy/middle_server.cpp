@@ -60,6 +60,7 @@ struct middle_server::hop {
   lstp::bytes unread;  // bytes that followed the setup
   std::string tunnel;  // short pairing id, for logs
   std::string credential;  // the access credential it proved, if any (its name)
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
   bool taken = false;  // another coroutine paired this hop and owns it now
   bool beside_seen = false;     // a setup of the same tunnel name with another pairing id waited with it
   bool writing_notice = false;  // a PAIRING_NOTICE is being written to it (send_notices)
@@ -165,6 +166,7 @@ void middle_server::on_accept(tcp::socket sock) {
       log_warn(component, "refusing hop from ", endpoint_text(sock.remote_endpoint(ec)), ": ", active_hops_,
                " hops open, the limit is ", cfg_.limit.max_connections, " (limits.max_connections)",
                runtime::log_throttle::left_out_text(*left_out));
+    count_refusal("connection limit");
     return;  // sock closes here
   }
   transport::configure_hop_socket(sock);
@@ -202,6 +204,7 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
       ::shutdown(fd, SHUT_RDWR);
   });
   if (!opening) {
+    count_refusal("source openings full");
     if (auto left_out = quiet_.allow("source full " + source, now))
       log_warn(component, "refusing connections from ", source, ": ", cfg_.limit.max_openings_per_source,
                " of its connections are still opening (limits.max_openings_per_source)",
@@ -216,6 +219,7 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   stream = co_await transport::accept_hop(std::move(sock), acceptor_options_, cfg_.limit.setup_timeout, why);
   if (!stream) {
     opening.release();
+    count_refusal("not a hop");
     // Strangers' garbage: one line per source, kind (the reason up to its
     // details in parentheses) and ten seconds is enough.
     const auto kind = why.substr(0, why.find('('));
@@ -293,7 +297,14 @@ lstp::topology_entry middle_server::self_entry(const hop_ptr& h) const {
   return {lstp::hop_kind::middle, cfg_.name, cfg_.public_address.empty() ? h->local : cfg_.public_address};
 }
 
+void middle_server::count_refusal(std::string_view reason) {
+  std::string word;
+  for (char c : reason) word.push_back(c == ' ' ? '_' : c);
+  ++refusals_[word];
+}
+
 asio::awaitable<void> middle_server::refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail) {
+  count_refusal(lstp::to_string(code));
   co_await wait_for_notices(h);
   // An end refused for a lasting reason retries every second or so: its
   // first refusal per tunnel and reason is a warning, repeats within a
@@ -334,6 +345,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
     co_await refuse(h, code, "bad setup: " + why);
     co_return;
   }
+  ++hops_seen_;
   h->setup = std::move(reader.setup());
   h->unread.assign(reader.unread().begin(), reader.unread().end());
   h->tunnel = lstp::short_tag(h->setup.info.tag);
@@ -344,6 +356,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
     co_return;
   }
   h->credential = access.who;
+  if (!h->credential.empty()) ++credentials_[h->credential].hops;
   if (auto refusal = check_setup(h->setup, cfg_.name)) {
     co_await refuse(h, refusal->code, refusal->reason);
     co_return;
@@ -420,7 +433,7 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
   auto to_new = lstp::relay_setup(partner->setup, self);
   to_new.insert(to_new.end(), partner->unread.begin(), partner->unread.end());
   auto new_sock = std::shared_ptr<transport::hop_stream>(h, h->stream.get());
-  co_await join(partner, std::move(to_partner), new_sock, std::move(to_new), h->peer, h->tunnel);
+  co_await join(partner, std::move(to_partner), new_sock, std::move(to_new), h->peer, describe(h->setup), h->tunnel);
 }
 
 // PAIRING_NOTICE frames to a hop that waits (or is about to): never while
@@ -609,12 +622,15 @@ asio::awaitable<void> middle_server::forward_to_next_hop(hop_ptr h) {
            describe(reply), " via next hop ", next.to_string());
   auto to_down = lstp::relay_setup(reply, self_entry(h));
   to_down.insert(to_down.end(), reader.unread().begin(), reader.unread().end());
-  co_await join(h, std::move(to_down), up, {}, "next hop " + next.to_string(), h->tunnel);
+  co_await join(h, std::move(to_down), up, {}, "next hop " + next.to_string(), describe(reply), h->tunnel);
 }
 
 asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
-                                          lstp::bytes to_second, std::string second_name, std::string tunnel) {
+                                          lstp::bytes to_second, std::string second_name, std::string second_end,
+                                          std::string tunnel) {
   auto started = std::chrono::steady_clock::now();
+  ++pairs_made_;
+  if (!first->credential.empty()) ++credentials_[first->credential].pairs;
   auto pairing = first->setup.info.pairing;
   ++active_hops_;  // the second hop of the pair (the first one counts in its handle_hop)
   boost::system::error_code ec;
@@ -633,13 +649,26 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
 
   // Counters and flags live in shared state: the copies run as their own
   // coroutines and may outlive a wait here by a moment.
-  struct pump_state {
+  struct pump_state : pair_counters {
     explicit pump_state(const asio::any_io_executor& ex) : done(ex) {}
     runtime::notifier done;
     int finished = 0;
-    std::uint64_t a_to_b = 0, b_to_a = 0;
   };
   auto st = std::make_shared<pump_state>(first->stream->get_executor());
+  // Listed while it lives (the admin page); its bytes as the copies count them.
+  const auto pair_number = next_pair_++;
+  pairs_[pair_number] = pair_info{tunnel, describe(first->setup), first->peer, second_end, second_name, started, st};
+  struct listed_guard {
+    std::map<std::uint64_t, pair_info>& pairs;
+    std::uint64_t number;
+    std::uint64_t& closed_bytes;
+    ~listed_guard() {
+      auto it = pairs.find(number);
+      if (it == pairs.end()) return;
+      closed_bytes += it->second.bytes->a_to_b + it->second.bytes->b_to_a;
+      pairs.erase(it);
+    }
+  } listed{pairs_, pair_number, bytes_of_closed_pairs_};
   // The two copies belong to this pair: a copy that fails ends the pair,
   // and the pair ends only once both copies have.
   runtime::task_group copies(first->stream->get_executor(), [tunnel](std::string_view task, std::string_view what) {
@@ -688,6 +717,94 @@ asio::awaitable<void> middle_server::join(hop_ptr first, lstp::bytes to_first, s
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log_info(component, "tunnel ", tunnel, ": pair closed after ", secs, " s; ", a_to_b, " bytes from ", first->peer,
            ", ", b_to_a, " bytes from ", second_name);
+}
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+boost::json::object middle_server::status() const {
+  boost::json::object o;
+  boost::json::array listeners;
+  for (auto& acc : acceptors_) {
+    boost::system::error_code ec;
+    auto ep = acc->local_endpoint(ec);
+    if (!ec && acc->is_open()) listeners.push_back(boost::json::string(endpoint_text(ep)));
+  }
+  o["listeners"] = std::move(listeners);
+  o["next_hop"] = cfg_.next_hop ? cfg_.next_hop->to_string() : std::string();
+  boost::json::array waiting;
+  table_.for_each_waiting([&](const hop_ptr& h) {
+    boost::json::object w;
+    w["tunnel"] = h->tunnel;
+    w["end"] = describe(h->setup);
+    w["source"] = h->peer;
+    w["credential"] = h->credential;
+    w["age_seconds"] = seconds_since(h->arrived);
+    w["forwarded"] = h->upstream != nullptr;
+    waiting.push_back(std::move(w));
+  });
+  o["waiting"] = std::move(waiting);
+  boost::json::array pairs;
+  std::uint64_t live_bytes = 0;
+  for (auto& [n, p] : pairs_) {
+    boost::json::object j;
+    j["tunnel"] = p.tunnel;
+    j["first"] = boost::json::object{{"end", p.first_end}, {"source", p.first_source}};
+    j["second"] = boost::json::object{{"end", p.second_end}, {"source", p.second_source}};
+    j["age_seconds"] = seconds_since(p.started);
+    j["bytes_first_to_second"] = p.bytes->a_to_b;
+    j["bytes_second_to_first"] = p.bytes->b_to_a;
+    j["bytes"] = p.bytes->a_to_b + p.bytes->b_to_a;
+    live_bytes += p.bytes->a_to_b + p.bytes->b_to_a;
+    pairs.push_back(std::move(j));
+  }
+  o["pairs"] = std::move(pairs);
+  boost::json::object refusals;
+  for (auto& [k, v] : refusals_) refusals[k] = v;
+  o["refusals"] = std::move(refusals);
+  boost::json::array credentials;
+  for (auto& g : cfg_.access) {
+    auto it = credentials_.find(g.credential.name);
+    boost::json::object c;
+    c["name"] = g.credential.name;
+    c["hops"] = it == credentials_.end() ? 0 : it->second.hops;
+    c["pairs"] = it == credentials_.end() ? 0 : it->second.pairs;
+    credentials.push_back(std::move(c));
+  }
+  o["credentials"] = std::move(credentials);
+  o["totals"] = boost::json::object{{"hops_accepted", hops_seen_},
+                                    {"pairs_made", pairs_made_},
+                                    {"hops_open", active_hops_},
+                                    {"bytes_relayed", bytes_of_closed_pairs_ + live_bytes}};
+  return o;
+}
+
+void middle_server::metrics(admin::metrics_text& m) const {
+  using admin::metric_type;
+  m.family("lstp_middle_pairs", metric_type::gauge, "Pairs of hops this middle relays now.");
+  m.sample(static_cast<double>(pairs_.size()));
+  m.family("lstp_middle_waiting", metric_type::gauge, "Setups waiting here for their partner.");
+  m.sample(static_cast<double>(table_.waiting()));
+  m.family("lstp_middle_hops_open", metric_type::gauge, "Hops open now (opening, waiting or paired).");
+  m.sample(static_cast<double>(active_hops_));
+  m.family("lstp_middle_hops_total", metric_type::counter, "Hops that delivered a setup.");
+  m.sample(static_cast<double>(hops_seen_));
+  m.family("lstp_middle_pairs_total", metric_type::counter, "Pairs made (here, or through the next hop).");
+  m.sample(static_cast<double>(pairs_made_));
+  m.family("lstp_middle_refusals_total", metric_type::counter, "Connections and setups refused, by reason.");
+  for (auto& [k, v] : refusals_) m.sample({{"reason", k}}, static_cast<double>(v));
+  std::uint64_t live = 0;
+  for (auto& [n, p] : pairs_) live += p.bytes->a_to_b + p.bytes->b_to_a;
+  m.family("lstp_middle_bytes_total", metric_type::counter, "Bytes relayed between the hops of pairs, both ways.");
+  m.sample(static_cast<double>(bytes_of_closed_pairs_ + live));
+  m.family("lstp_middle_credential_hops_total", metric_type::counter, "Hops that proved each access credential.");
+  for (auto& g : cfg_.access) {
+    auto it = credentials_.find(g.credential.name);
+    m.sample({{"credential", g.credential.name}}, static_cast<double>(it == credentials_.end() ? 0 : it->second.hops));
+  }
 }
 
 }  // namespace middleproxy

@@ -14,7 +14,10 @@
 #include <memory>
 #include <vector>
 
+#include "admin/prometheus.hpp"
 #include "config/config.hpp"
+
+#include <boost/json/object.hpp>
 #include "lstp/setup.hpp"
 #include "middleproxy/access_gate.hpp"
 #include "runtime/handshake_slots.hpp"
@@ -46,6 +49,13 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   // `source`) on `local`: its setup is read, and it is paired or refused.
   void serve(transport::hop_ptr stream, std::string peer, std::string source, std::string local);
 
+  // For the admin server: listeners, waiting setups, pairs, refusals and
+  // the use of each access credential; and the same as metrics.
+  boost::json::object status() const;
+  void metrics(admin::metrics_text& out) const;
+  bool listening() const { return !acceptors_.empty() && acceptors_.front()->is_open(); }
+  const config::middle_config& cfg() const { return cfg_; }
+
  private:
   struct hop;
   using hop_ptr = std::shared_ptr<hop>;
@@ -65,8 +75,12 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   boost::asio::awaitable<void> forward_to_next_hop(hop_ptr h);
   boost::asio::awaitable<void> send_to_next_hop(hop_ptr h, boost::system::error_code& ec, std::string& why);
   boost::asio::awaitable<void> end_wait(hop_ptr h);
+  // `second_name`: where the second hop comes from (its peer, or "next hop
+  // ..."); `second_end`: the end its setup names.
   boost::asio::awaitable<void> join(hop_ptr first, lstp::bytes to_first, std::shared_ptr<transport::hop_stream> second,
-                                    lstp::bytes to_second, std::string second_name, std::string tunnel);
+                                    lstp::bytes to_second, std::string second_name, std::string second_end,
+                                    std::string tunnel);
+  void count_refusal(std::string_view reason);
   // `detail`, if any, goes to the log only (e.g. which access check failed).
   boost::asio::awaitable<void> refuse(hop_ptr h, lstp::wire_error code, std::string reason, std::string detail = {});
   boost::asio::awaitable<void> watch_while_waiting(hop_ptr h);
@@ -85,6 +99,26 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   runtime::log_throttle quiet_;        // lines a flood would repeat
   runtime::log_throttle repeated_refusals_{std::chrono::minutes(1), 4096};  // per tunnel and reason
   std::size_t active_hops_ = 0;
+  // What the admin server shows.
+  struct pair_counters {
+    std::uint64_t a_to_b = 0, b_to_a = 0;
+  };
+  struct pair_info {
+    std::string tunnel;
+    std::string first_end, first_source, second_end, second_source;
+    std::chrono::steady_clock::time_point started;
+    std::shared_ptr<const pair_counters> bytes;
+  };
+  struct credential_use {
+    std::uint64_t hops = 0, pairs = 0;
+  };
+  std::map<std::uint64_t, pair_info> pairs_;  // live pairs, by a number of their own
+  std::uint64_t next_pair_ = 1;
+  std::uint64_t hops_seen_ = 0;     // hops that delivered a setup
+  std::uint64_t pairs_made_ = 0;
+  std::uint64_t bytes_of_closed_pairs_ = 0;
+  std::map<std::string, std::uint64_t> refusals_;  // by reason (a metric label word)
+  std::map<std::string, credential_use> credentials_;
   // Every hop: its opening, its wait, its pair and the pair's two copies.
   runtime::task_group tasks_;
 };

@@ -88,6 +88,11 @@ class pairing_table {
     return hops;
   }
   bool is_paired(const lstp::pairing_id& id) const { return paired_.count(id) != 0; }
+  // Every waiting hop, in pairing id order (for the admin page).
+  template <class F>
+  void for_each_waiting(F f) const {
+    for (auto& [id, e] : waiting_) f(e.hop);
+  }
   std::size_t waiting() const { return waiting_.size(); }
   std::size_t waiting_from(const std::string& source) const {
     auto it = per_source_.find(source);

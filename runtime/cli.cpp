@@ -1,4 +1,5 @@
 #include "runtime/cli.hpp"
+#include "runtime/version.hpp"
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +20,11 @@ std::optional<cli_options> parse_cli(int argc, char** argv, std::string_view pro
     std::string_view a = argv[i];
     if (a == "-h" || a == "--help") {
       std::cout << help;
+      exit_code = 0;
+      return std::nullopt;
+    }
+    if (a == "-V" || a == "--version") {
+      std::cout << program << " (lstp) " << version << "\n";
       exit_code = 0;
       return std::nullopt;
     }

@@ -1,4 +1,4 @@
-// The command line both executables share: `-c FILE`, `--check`, `--help`,
+// The command line both executables share: `-c FILE`, `--check`, `--help`, `--version`,
 // and running an io_context until SIGINT or SIGTERM.
 #pragma once
 

@@ -2,17 +2,34 @@
 
 #include <unistd.h>
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <mutex>
 
 namespace runtime {
 
 namespace {
 std::atomic<int> current_level{static_cast<int>(log_level::info)};
+std::atomic<int> current_format{static_cast<int>(log_format::plain)};
 
-const char* name(log_level l) {
+// The admin page's window on the log: the last lines at info and above.
+struct kept_events {
+  std::mutex lock;
+  std::deque<log_event> events;
+  std::uint64_t next = 1;
+};
+kept_events& kept() {
+  static kept_events k;
+  return k;
+}
+
+const char* padded_name(log_level l) {
   switch (l) {
     case log_level::debug: return "debug";
     case log_level::info: return "info ";
@@ -21,10 +38,69 @@ const char* name(log_level l) {
   }
   return "?";
 }
+
+bool ends_word(char c) { return c == ' ' || c == ':' || c == ',' || c == ';' || c == '(' || c == ')' || c == '"'; }
 }  // namespace
 
+std::string_view log_level_name(log_level l) {
+  switch (l) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warn: return "warn";
+    case log_level::error: return "error";
+  }
+  return "?";
+}
+
 void set_log_level(log_level level) { current_level = static_cast<int>(level); }
+void set_log_format(log_format format) { current_format = static_cast<int>(format); }
 bool log_enabled(log_level level) { return static_cast<int>(level) >= current_level; }
+
+log_subject subject_of(std::string_view m) {
+  log_subject s;
+  // The first "tunnel X" that starts the message or follows a space.
+  for (std::size_t at = m.find("tunnel "); at != std::string_view::npos; at = m.find("tunnel ", at + 1)) {
+    if (at != 0 && m[at - 1] != ' ') continue;
+    auto begin = at + 7;
+    auto end = begin;
+    while (end < m.size() && !ends_word(m[end])) ++end;
+    if (end > begin) s.tunnel = std::string(m.substr(begin, end - begin));
+    break;
+  }
+  for (std::size_t at = m.find("channel "); at != std::string_view::npos; at = m.find("channel ", at + 1)) {
+    if (at != 0 && m[at - 1] != ' ') continue;
+    auto begin = at + 8;
+    std::uint64_t v = 0;
+    auto end = begin;
+    while (end < m.size() && end - begin < 19 && m[end] >= '0' && m[end] <= '9') v = v * 10 + (m[end++] - '0');
+    if (end > begin && (end == m.size() || ends_word(m[end]))) {
+      s.channel = v;
+      break;
+    }
+  }
+  return s;
+}
+
+std::string json_log_line(const log_event& e) {
+  boost::json::object o;
+  o["time"] = e.time;
+  o["level"] = log_level_name(e.level);
+  o["component"] = e.component;
+  auto subject = subject_of(e.message);
+  if (subject.tunnel) o["tunnel"] = *subject.tunnel;
+  if (subject.channel) o["channel"] = *subject.channel;
+  o["message"] = e.message;
+  return boost::json::serialize(o);
+}
+
+std::vector<log_event> recent_log_events(std::uint64_t after) {
+  auto& k = kept();
+  std::lock_guard guard(k.lock);
+  std::vector<log_event> out;
+  for (auto& e : k.events)
+    if (e.number > after) out.push_back(e);
+  return out;
+}
 
 void log_line(log_level level, std::string_view component, std::string_view message) {
   using namespace std::chrono;
@@ -36,12 +112,28 @@ void log_line(log_level level, std::string_view component, std::string_view mess
   char stamp[64];
   std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  std::string line;
-  line.reserve(message.size() + 64);
-  line.append(stamp).append(" ").append(name(level)).append(" [").append(component).append("] ");
   // One event, one line: control characters from peers never split it.
-  for (char c : message) line.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
-  line.push_back('\n');
+  std::string clean;
+  clean.reserve(message.size());
+  for (char c : message) clean.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+
+  std::string line;
+  if (current_format == static_cast<int>(log_format::json) || level >= log_level::info) {
+    log_event e{0, stamp, level, std::string(component), clean};
+    if (current_format == static_cast<int>(log_format::json)) line = json_log_line(e) + "\n";
+    if (level >= log_level::info) {
+      auto& k = kept();
+      std::lock_guard guard(k.lock);
+      e.number = k.next++;
+      k.events.push_back(std::move(e));
+      if (k.events.size() > kept_log_events) k.events.pop_front();
+    }
+  }
+  if (line.empty()) {
+    line.reserve(clean.size() + 64);
+    line.append(stamp).append(" ").append(padded_name(level)).append(" [").append(component).append("] ");
+    line.append(clean).push_back('\n');
+  }
   // One write(2) per line so lines from several processes never interleave.
   auto rc = ::write(2, line.data(), line.size());
   (void)rc;  // nowhere to report a failing stderr

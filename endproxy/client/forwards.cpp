@@ -61,7 +61,7 @@ asio::awaitable<void> front::forward_session(tcp::socket sock, const config::for
   auto& result = routed.channel.result;
   auto label = tunnel->label(result.id, dest);
   runtime::log_info(component, label, ": forwarded from ", who.str());
-  tunnel->attach(std::move(result.channel), std::move(sock), label, {}, std::move(slot));
+  tunnel->attach(std::move(result.channel), std::move(sock), label, {}, std::move(slot), channel_facts{"CONNECT", dest});
 }
 
 }  // namespace endproxy

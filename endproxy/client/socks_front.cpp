@@ -246,7 +246,8 @@ asio::awaitable<void> front::socks_session(tcp::socket sock) {
     if (!co_await reply(peer_result.bound)) co_return give_up("the app went away");
     log_info(component, label, ": BIND peer ", peer_result.bound.to_string(), " connected");
   }
-  tunnel->attach(std::move(result.channel), std::move(sock), label, std::move(in), std::move(slot));
+  tunnel->attach(std::move(result.channel), std::move(sock), label, std::move(in), std::move(slot),
+                 channel_facts{verb, dest});
 }
 
 }  // namespace endproxy

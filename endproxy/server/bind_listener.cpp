@@ -172,7 +172,8 @@ asio::awaitable<void> end_tunnel::listen_for_peer(std::uint32_t id, lstp::connec
     listening_.erase(id);
     acceptor->close(ec);
     log_info(component, label, ": peer ", peer, " connected");
-    auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(peer_sock), label);
+    auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(peer_sock), label,
+                                          channel_facts{"BIND", request.destination.to_string()});
     channels_[id] = ch;
     proto().bind_peer(id, to_lstp(peer));
     co_return;

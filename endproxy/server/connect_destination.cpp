@@ -2,6 +2,7 @@
 // (inside the far network), every address checked, the connect with its
 // deadline, and the channel that takes the socket.
 #include "endproxy/shared/end_tunnel.hpp"
+#include "endproxy/shared/tunnel_stats.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -35,6 +36,7 @@ policy::verdict end_tunnel::permits(const asio::ip::address& a, std::uint16_t po
 
 void end_tunnel::refuse(std::uint32_t id, const std::string& label, const std::string& what, const std::string& why) {
   log_info(component, label, ": refused by policy (", why, ")");
+  if (stats_) stats_->count_open("not_allowed", std::chrono::steady_clock::duration::zero());
   if (closed_ || !proto().channel_exists(id)) return;
   proto().reject_channel(id, {lstp::wire_error::not_allowed, "the server end's policy refuses " + what + ": " + why});
 }
@@ -44,6 +46,7 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
   auto ex = driver_->executor();
   auto dest = request.destination.to_string();
   const auto label = this->label(id, dest);
+  const auto asked = std::chrono::steady_clock::now();
   const auto literal = literal_endpoint(request.destination);
   // Refused names are not even resolved.
   if (!literal) {
@@ -78,13 +81,16 @@ asio::awaitable<void> end_tunnel::connect_destination(std::uint32_t id, lstp::co
     auto code = connect_error_code(ec, timed_out);
     auto reason = "connect to " + dest + " failed: " + (timed_out ? std::string("timed out") : ec.message());
     log_info(component, label, ": ", reason);
+    if (stats_) stats_->count_open(lstp::to_string(code), std::chrono::steady_clock::now() - asked);
     proto().reject_channel(id, {code, reason});
     co_return;
   }
   boost::system::error_code local_ec;
   auto local = r.socket->local_endpoint(local_ec);
   log_info(component, label, ": connected from ", local);
-  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(*r.socket), label);
+  if (stats_) stats_->count_open("ok", std::chrono::steady_clock::now() - asked);
+  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(*r.socket), label,
+                                          channel_facts{"CONNECT", dest});
   channels_[id] = ch;
   proto().accept_channel(id, to_lstp(local));
 }

@@ -7,14 +7,23 @@
 #include "endproxy/shared/end_tunnel.hpp"
 #include "runtime/log.hpp"
 
+#include <atomic>
+#include <sstream>
+
 namespace endproxy {
 
 namespace asio = boost::asio;
 
+namespace {
+std::atomic<std::uint64_t> next_admin_id{1};
+}  // namespace
+
 end_channel::end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, asio::ip::tcp::socket socket,
-                         std::string label)
+                         std::string label, channel_facts facts)
     : owner_(std::move(owner)),
       id_(id),
+      admin_id_(next_admin_id++),
+      facts_(std::move(facts)),
       socket_(std::move(socket)),
       label_(std::move(label)),
       reader_wake_(socket_.get_executor()),
@@ -208,6 +217,33 @@ asio::awaitable<void> end_channel::write_loop() {
   }
   writer_done_ = true;
   maybe_finish();
+}
+
+channel_status end_channel::status() const {
+  channel_status s;
+  s.id = admin_id_;
+  s.channel = id_;
+  boost::system::error_code ec;
+  auto peer = socket_.remote_endpoint(ec);
+  if (!ec) {
+    std::ostringstream text;
+    text << peer;
+    s.local_peer = text.str();
+  }
+  s.facts = facts_;
+  s.age_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
+  s.bytes_sent = bytes_up_;
+  s.bytes_received = bytes_down_;
+  s.credit_window = std::max(window_, owner_->proto().receive_window(id_));
+  s.paused = paused_;
+  return s;
+}
+
+void end_channel::close_by_operator() {
+  if (aborted_ || finished_) return;
+  if (owner_->proto().channel_exists(id_))
+    owner_->proto().free_channel(id_, {lstp::wire_error::general, "closed by the operator"});
+  abort("closed by the operator");
 }
 
 void end_channel::local_failure(const std::string& why) {

@@ -24,12 +24,30 @@ namespace endproxy {
 
 class end_tunnel;
 
+// What the admin page shows of a channel besides its counters.
+struct channel_facts {
+  std::string command = "CONNECT";  // CONNECT or BIND
+  std::string destination;          // as asked for ("intranet:80")
+};
+
+// One channel as the admin server reports it.
+struct channel_status {
+  std::uint64_t id = 0;       // process-wide, for POST /api/v1/channels/{id}/close
+  std::uint32_t channel = 0;  // the channel's id inside its tunnel
+  std::string local_peer;     // the app (client end) or the destination (server end)
+  channel_facts facts;
+  double age_seconds = 0;
+  std::uint64_t bytes_sent = 0, bytes_received = 0;
+  std::size_t credit_window = 0;
+  bool paused = false;
+};
+
 class end_channel final : public lstp::asio_edge::data_source, public std::enable_shared_from_this<end_channel> {
  public:
   static constexpr std::size_t read_chunk = lstp::max_data_payload;
 
   end_channel(std::shared_ptr<end_tunnel> owner, std::uint32_t id, boost::asio::ip::tcp::socket socket,
-              std::string label);
+              std::string label, channel_facts facts = {});
 
   // Starts both loops. `early` holds app bytes that arrived with the SOCKS
   // request (sent first).
@@ -55,6 +73,12 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
   void produce(lstp::tunnel& t) override;
 
   std::uint32_t id() const { return id_; }
+  // Process-wide and never reused: what the admin API names a channel by.
+  std::uint64_t admin_id() const { return admin_id_; }
+  channel_status status() const;
+  // The operator closes it (admin API): freed at the peer, the local
+  // connection reset.
+  void close_by_operator();
   // Keeps `token` alive as long as this channel (e.g. a connection count).
   void hold(std::shared_ptr<void> token) { token_ = std::move(token); }
   // The opener's handle of this channel: kept as long as the channel, so
@@ -69,6 +93,8 @@ class end_channel final : public lstp::asio_edge::data_source, public std::enabl
 
   std::shared_ptr<end_tunnel> owner_;
   std::uint32_t id_;
+  std::uint64_t admin_id_;
+  channel_facts facts_;
   boost::asio::ip::tcp::socket socket_;
   std::string label_;  // "tunnel quickstart channel 5 (intranet:80)"
   // socket -> tunnel

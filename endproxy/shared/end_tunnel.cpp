@@ -89,8 +89,26 @@ asio::awaitable<open_result> end_tunnel::open(const lstp::connection_request& re
   co_return std::move(p->result);
 }
 
+std::vector<channel_status> end_tunnel::channel_statuses() const {
+  std::vector<channel_status> out;
+  out.reserve(channels_.size());
+  for (auto& [id, ch] : channels_) out.push_back(ch->status());
+  return out;
+}
+
+bool end_tunnel::close_channel(std::uint64_t admin_id) {
+  for (auto& [id, ch] : channels_) {
+    if (ch->admin_id() != admin_id) continue;
+    // Held: closing it may make the tunnel forget it.
+    auto keep = ch;
+    keep->close_by_operator();
+    return true;
+  }
+  return false;
+}
+
 void end_tunnel::attach(lstp::channel_handle channel, tcp::socket socket, std::string label, lstp::bytes early,
-                        std::shared_ptr<void> slot) {
+                        std::shared_ptr<void> slot, channel_facts facts) {
   const auto id = channel.id();
   if (closed_ || !proto().channel_exists(id)) {
     // The channel ended between the far end's answer and now: the app must
@@ -102,7 +120,7 @@ void end_tunnel::attach(lstp::channel_handle channel, tcp::socket socket, std::s
     socket.close(ignored);
     return;
   }
-  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(socket), std::move(label));
+  auto ch = std::make_shared<end_channel>(shared_from_this(), id, std::move(socket), std::move(label), std::move(facts));
   ch->hold(std::move(slot));
   ch->own(std::move(channel));
   channels_[id] = ch;
@@ -133,6 +151,8 @@ std::shared_ptr<end_channel> end_tunnel::find(std::uint32_t id) {
 void end_tunnel::on_up(const lstp::tunnel_info& info) {
   up_ = true;
   path_key_ = lstp::tunnel_choice_key(info.path, own_nonce_, info.peer.nonce);
+  path_ = lstp::readable_path(info.path);
+  up_since_ = std::chrono::system_clock::now();
   log_info(component, "tunnel ", tun_.name, " up (", info.master ? "master, TLS client" : "TLS server", ", ",
            info.cipher, "): ", lstp::format_path(lstp::readable_path(info.path)));
   if (on_state_change_) on_state_change_();
@@ -316,6 +336,8 @@ void end_tunnel::on_hop_lost(const lstp::error_info& why) {
 
 void end_tunnel::on_resumed(std::uint64_t replayed) {
   resuming_ = false;
+  ++resumptions_;
+  path_ = lstp::readable_path(proto().info().path);
   up_ = true;
   const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - lost_at_).count();
   const auto& path = proto().info().path;

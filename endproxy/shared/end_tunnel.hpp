@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "config/config.hpp"
+#include "endproxy/shared/end_channel.hpp"
 #include "lstp/asio/tunnel_driver.hpp"
 #include "runtime/notifier.hpp"
 #include "runtime/task_group.hpp"
@@ -21,6 +22,7 @@
 namespace endproxy {
 
 class end_channel;
+struct tunnel_stats;
 
 // A channel that carries datagrams (UDP associate, PROTOCOL.md 5.3) rather
 // than a byte stream: the SOCKS side at the client end, the relay socket at
@@ -77,7 +79,7 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   // Client side, after the SOCKS success reply: the channel takes the socket.
   // `slot` is held until the channel ends (the caller's connection count).
   void attach(lstp::channel_handle channel, boost::asio::ip::tcp::socket socket, std::string label, lstp::bytes early,
-              std::shared_ptr<void> slot = {});
+              std::shared_ptr<void> slot = {}, channel_facts facts = {});
 
   // Client side, BIND: after the first reply, waits for the second (the
   // peer that connected at the far end), or the far end's refusal, or
@@ -105,6 +107,18 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   }
 
   lstp::asio_edge::tunnel_driver& driver() { return *driver_; }
+  const lstp::asio_edge::tunnel_driver& driver() const { return *driver_; }
+  // For the admin server: the byte-stream channels it carries now, the
+  // path it came up on (empty before), how often it resumed, and closing
+  // one channel by its process-wide id.
+  std::vector<channel_status> channel_statuses() const;
+  bool close_channel(std::uint64_t admin_id);
+  const lstp::topology& path() const { return path_; }
+  std::uint64_t resumptions() const { return resumptions_; }
+  std::chrono::system_clock::time_point up_since() const { return up_since_; }
+  // The keeper's counters, where channel opens at the server side are counted.
+  void count_into(std::shared_ptr<tunnel_stats> stats) { stats_ = std::move(stats); }
+  tunnel_stats* stats() const { return stats_.get(); }
   std::chrono::steady_clock::time_point started() const { return started_; }
   const std::array<std::uint8_t, 16>& own_nonce() const { return own_nonce_; }
   lstp::tunnel& proto() { return driver_->proto(); }
@@ -166,6 +180,10 @@ class end_tunnel final : public lstp::tunnel_handler, public std::enable_shared_
   std::string resuming_via_;
   lstp::error_info close_reason_;
   std::string path_key_;
+  lstp::topology path_;  // readable, from this end to the peer, once up
+  std::chrono::system_clock::time_point up_since_{};
+  std::uint64_t resumptions_ = 0;
+  std::shared_ptr<tunnel_stats> stats_;
   std::array<std::uint8_t, 16> own_nonce_{};
   runtime::notifier resume_step_;
   bool closed_ = false;

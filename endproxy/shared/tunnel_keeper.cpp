@@ -385,6 +385,7 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
                      tun_.name, ": connected to middle proxy ", c.middle.to_string(), " by ",
                      c.way.to_string(), " in ", std::to_string(ms).substr(0, 6), " ms",
                      failures.empty() ? "" : " (failed first" + note + ")", ", waiting for the other end");
+        auto failed_first = std::move(failures);
         failures.clear();
         last_middle_failure_.erase(middle.to_string());
         const auto opened = std::chrono::steady_clock::now();
@@ -393,7 +394,8 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
                                               [weak = weak_from_this()] {
                                                 if (auto self = weak.lock()) self->on_tunnel_change();
                                               });
-        attempts_.push_back(attempt{t, c});
+        t->count_into(stats_);
+        attempts_.push_back(attempt{t, c, std::move(failed_first)});
         co_await t->run();
         std::erase_if(attempts_, [&](auto& a) { return a.tunnel == t; });
         if (tunnel_ == t) {
@@ -410,6 +412,9 @@ asio::awaitable<void> tunnel_keeper::attach(std::vector<uplink::candidate> cands
           continue;
         }
         log_closed(*t);
+        stats_->bytes_sent_before += t->driver().bytes_out();
+        stats_->bytes_received_before += t->driver().bytes_in();
+        stats_->resumptions_before += t->resumptions();
         if (t->was_up()) {
           served = true;
           rs->served = true;
@@ -475,6 +480,8 @@ void tunnel_keeper::on_tunnel_change() {
   if (best && best->tunnel != tunnel_) {
     tunnel_ = best->tunnel;
     current_ = best->how;
+    ++stats_->tunnels_up;
+    stats_->cheaper_ways_failed = best->failed_first;
     move_when_idle_ = false;
     remember(best->how);  // a way counts as working once a tunnel came up over it
   }
@@ -619,6 +626,20 @@ asio::awaitable<void> tunnel_keeper::reprobe_loop() {
   }
 }
 
+std::shared_ptr<end_tunnel> tunnel_keeper::newest_attempt() const {
+  if (tunnel_) return tunnel_;
+  return attempts_.empty() ? nullptr : attempts_.back().tunnel;
+}
+
+bool tunnel_keeper::drop(const std::string& why) {
+  if (!tunnel_ && attempts_.empty()) return false;
+  // A copy: closing may change the list.
+  auto all = attempts_;
+  for (auto& a : all) a.tunnel->close({lstp::wire_error::general, why});
+  if (tunnel_) tunnel_->close({lstp::wire_error::general, why});
+  return true;
+}
+
 asio::awaitable<std::shared_ptr<end_tunnel>> tunnel_keeper::wait_for_tunnel(std::chrono::steady_clock::time_point deadline) {
   while (!(tunnel_ && tunnel_->is_up())) {
     if (stopping_ || std::chrono::steady_clock::now() >= deadline) co_return nullptr;
@@ -639,8 +660,10 @@ asio::awaitable<tunnel_keeper::opened_channel> tunnel_keeper::open_channel(const
                                 : command == lstp::connect_command::udp_associate ? "UDP ASSOCIATE"
                                                                                   : "CONNECT";
   opened_channel out;
+  const auto asked = std::chrono::steady_clock::now();
   auto tunnel = co_await wait_for_tunnel(std::chrono::steady_clock::now() + cfg_.limit.socks_timeout);
   if (!tunnel) {
+    stats_->count_open("no_tunnel", std::chrono::steady_clock::now() - asked);
     runtime::log_warn(log_component, who, ": ", verb, " ", dest.to_string(), " refused: tunnel ", tun_.name,
                       " is not up");
     out.result.error = {lstp::wire_error::general, "the tunnel is not up"};
@@ -650,6 +673,8 @@ asio::awaitable<tunnel_keeper::opened_channel> tunnel_keeper::open_channel(const
   req.command = static_cast<std::uint8_t>(command);
   req.destination = dest;
   out.result = co_await tunnel->open(req);
+  stats_->count_open(out.result.accepted ? "ok" : lstp::to_string(out.result.error.code),
+                     std::chrono::steady_clock::now() - asked);
   if (!out.result.accepted) {
     runtime::log_info(log_component, who, ": ", verb, " ", dest.to_string(), " failed: ",
                       lstp::to_string(out.result.error.code),

@@ -20,6 +20,7 @@
 #include "config/config.hpp"
 #include "lstp/secrets.hpp"
 #include "endproxy/shared/end_tunnel.hpp"
+#include "endproxy/shared/tunnel_stats.hpp"
 #include "lstp/tunnel.hpp"
 #include "runtime/task_group.hpp"
 #include "transport/hop_stream.hpp"
@@ -58,6 +59,19 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   const config::end_config& cfg() const { return cfg_; }
   const config::tunnel_config& tunnel() const { return tun_; }
 
+  // For the admin server.
+  const tunnel_stats& stats() const { return *stats_; }
+  // The live tunnel, or the newest attempt still waiting or in its handshake.
+  std::shared_ptr<end_tunnel> newest_attempt() const;
+  // The way the live tunnel uses ("tcp to 1.2.3.4:443"), if any.
+  std::string way_in_use() const { return current_ ? current_->to_string() : std::string(); }
+  // What the last attempt failed with (empty after a tunnel came up).
+  const std::string& last_failure() const { return last_failure_; }
+  bool connected_to_a_middle() const { return !attempts_.empty(); }
+  // Drops the live tunnel and every attempt (the operator asked): channels
+  // are reset, and the keeper connects again. False when there was none.
+  bool drop(const std::string& why);
+
   struct opened_channel {
     std::shared_ptr<end_tunnel> tunnel;  // null when the channel could not be opened
     open_result result;
@@ -74,6 +88,7 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   struct attempt {
     std::shared_ptr<end_tunnel> tunnel;
     uplink::candidate how;
+    std::vector<std::string> failed_first;  // the cheaper ways that failed before this one
   };
   boost::asio::awaitable<void> keep_tunnel();
   boost::asio::awaitable<void> attach(std::vector<uplink::candidate> cands, std::shared_ptr<round_state> rs);
@@ -118,6 +133,7 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   // is logged once ("cannot reach..." when no middle could be reached).
   std::string last_failure_;
   dial_function dialer_;  // empty: uplink::dial
+  std::shared_ptr<tunnel_stats> stats_ = std::make_shared<tunnel_stats>();
   runtime::task_group tasks_;
 };
 
