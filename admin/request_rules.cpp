@@ -132,11 +132,12 @@ decision decide(const request_facts& r, const access_settings& s) {
     return out;
   }
 
+  if (action && !s.token)
+    return fail(403, "actions need an admin token: set admin.token_file (made by --new-token FILE)");
   const bool has_token = token_matches(r.authorization, s.token);
   if (!r.authorization.empty() && !has_token) return fail(401, "wrong admin token");
 
   if (action) {
-    if (!s.token) return fail(403, "actions need an admin token: set admin.token_file (made by --new-token FILE)");
     if (!has_token) return fail(401, "actions need the admin token (Authorization: Bearer ...)");
     // A browser names the page that makes it act: only the admin page's own.
     if (!r.fetch_site.empty() && r.fetch_site != "same-origin" && r.fetch_site != "none")
