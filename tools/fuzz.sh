@@ -2,13 +2,13 @@
 # Builds the libFuzzer targets with clang (AddressSanitizer and
 # UndefinedBehaviorSanitizer on) in build-fuzz/ and runs each for SECONDS
 # (default 30), starting from the seed corpus in tests/fuzz/corpus/.
-#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: frame tunnel socks5 config config_checks proxy_reply http_sniff setup records access_gate resumption
+#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: frame tunnel socks5 config config_checks proxy_reply http_sniff setup records access_gate resumption admin_request
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(frame tunnel socks5 config config_checks proxy_reply http_sniff setup records access_gate resumption)
+[ ${#targets[@]} -eq 0 ] && targets=(frame tunnel socks5 config config_checks proxy_reply http_sniff setup records access_gate resumption admin_request)
 
 bash tools/install-deps.sh
 if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "ok installed"; then
