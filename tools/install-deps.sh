@@ -15,6 +15,9 @@ packages=(
   xvfb x11-utils xauth
   # real clients through the tunnel: ssh (and an sshd to reach), proxychains
   openssh-server openssh-client proxychains4
+  # operating it: promtool checks /metrics, Chromium loads the admin pages
+  # (driven by playwright-core from npm, below), systemd units are verified
+  prometheus chromium nodejs libsystemd-dev systemd
 )
 
 missing=()
@@ -24,14 +27,30 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# playwright-core for the browser tests, from the npm registry, pinned by
+# tests/browser/package-lock.json (node_modules stays out of git).
+browser_modules() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  if [ ! -d "$dir/node_modules/playwright-core" ]; then
+    if ! command -v npm >/dev/null; then
+      $sudo apt-get install -y -q --no-install-recommends npm
+    fi
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  browser_modules
   exit 0
 fi
 
 echo "install-deps: installing ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+browser_modules
