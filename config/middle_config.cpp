@@ -66,7 +66,7 @@ middle_config middle_from_yaml(const YAML::Node& root, const std::string& path) 
   if ((cert_f == nullptr) != (key_f == nullptr)) top.fail("give both tls_certificate and tls_private_key, or neither");
   if (cert_f) {
     for (auto [f, out] : {std::pair{cert_f, &cfg.tls_certificate}, std::pair{key_f, &cfg.tls_private_key}}) {
-      std::filesystem::path p(read_string(*f));
+      std::filesystem::path p(with_credentials_directory(*f, read_string(*f)));
       if (p.empty()) f->fail("expected a PEM file name");
       if (p.is_relative()) p = std::filesystem::path(src.file).parent_path() / p;
       std::error_code ec;

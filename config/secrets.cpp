@@ -61,6 +61,16 @@ void strip_trailing_space(lstp::secret_bytes& s) {
 // variable, trailing white space removed: a generated key (lstp/secrets.hpp)
 // or a passphrase of at least 16 bytes. Messages give its length and where
 // it came from, never the secret.
+std::string with_credentials_directory(const field& f, std::string name) {
+  constexpr std::string_view credentials = "${CREDENTIALS_DIRECTORY}";
+  if (name.rfind(credentials, 0) != 0) return name;
+  const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+  if (dir == nullptr || *dir == '\0')
+    f.fail("CREDENTIALS_DIRECTORY is not set: " + std::string(credentials) +
+           " works when systemd passes the file with LoadCredential= (run --check with it set)");
+  return dir + name.substr(credentials.size());
+}
+
 secret_value read_secret(const source& src, const section& t, lstp::key_use use, std::string_view file_key,
                          std::string_view env_key) {
   const std::string what = use == lstp::key_use::tunnel_secret ? "secret" : "token";
@@ -74,7 +84,7 @@ secret_value read_secret(const source& src, const section& t, lstp::key_use use,
   secret_value out;
   lstp::secret_bytes text;
   if (file_f) {
-    const std::string name = read_string(*file_f);
+    const std::string name = with_credentials_directory(*file_f, read_string(*file_f));
     if (name.empty()) file_f->fail("expected a file name, got \"\"");
     std::filesystem::path p(name);
     // Relative to the YAML file so that a config directory can be moved as a whole.

@@ -13,6 +13,12 @@
 
 namespace config::reader {
 
+// Under systemd (packaging/systemd), key files come through LoadCredential=:
+// readable by the service's dynamic user alone, in the directory systemd
+// names. A file name starting with ${CREDENTIALS_DIRECTORY} is taken from
+// there; only this one variable is expanded.
+std::string with_credentials_directory(const field& f, std::string name);
+
 struct secret_value {
   lstp::parsed_secret value;
   std::string source;       // "file /etc/lstp/secret" or "environment LSTP_SECRET"

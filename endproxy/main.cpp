@@ -10,6 +10,7 @@
 #include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
 #include "runtime/process_hardening.hpp"
+#include "runtime/service_notify.hpp"
 
 namespace {
 constexpr std::string_view help = R"(usage: endproxy -c FILE.yaml [--check]
@@ -97,12 +98,32 @@ int main(int argc, char** argv) {
       settings.token = cfg.admin.token;
       admin_server = std::make_shared<admin::admin_server>(io, settings, std::make_shared<endproxy::end_status>(cfg, tunnels));
     }
+    // systemd (Type=notify): a client end is ready once a tunnel is up, a
+    // server end once it started; STATUS= says which tunnels are up.
+    const bool serves_apps = cfg.role != config::end_role::server;
+    bool told_ready = false;
+    const auto tell_systemd = [&] {
+      std::string up;
+      for (auto& t : tunnels)
+        if (t->current_tunnel()) up += (up.empty() ? "" : ", ") + t->tunnel().name;
+      const std::string status = up.empty() ? "no tunnel up" : "up: " + up;
+      if (!told_ready && (!serves_apps || !up.empty())) {
+        runtime::notify_ready(status);
+        told_ready = true;
+      } else {
+        runtime::notify_status(status);
+      }
+    };
+    for (auto& t : tunnels) t->on_change(tell_systemd);
     for (auto& t : tunnels) t->start();
     if (door) door->start();
     if (admin_server) admin_server->start();
+    tell_systemd();
     runtime::stop_plan plan;
     plan.grace = cfg.limit.shutdown_grace;
     plan.begin = [&] {
+      runtime::notify_stopping();
+      for (auto& t : tunnels) t->on_change({});
       if (admin_server) admin_server->stop();
       if (door) door->stop();
       for (auto& t : tunnels) t->stop();

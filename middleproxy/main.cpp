@@ -9,6 +9,7 @@
 #include "runtime/capacity.hpp"
 #include "runtime/log.hpp"
 #include "runtime/process_hardening.hpp"
+#include "runtime/service_notify.hpp"
 
 namespace {
 constexpr std::string_view help = R"(usage: middleproxy -c FILE.yaml [--check]
@@ -77,9 +78,11 @@ int main(int argc, char** argv) {
           std::make_shared<admin::admin_server>(io, settings, std::make_shared<middleproxy::middle_status>(server));
       admin_server->start();
     }
+    runtime::notify_ready("listening");
     runtime::stop_plan plan;
     plan.grace = cfg.limit.shutdown_grace;
     plan.begin = [&] {
+      runtime::notify_stopping();
       if (admin_server) admin_server->stop();
       server->stop();
     };

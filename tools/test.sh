@@ -14,6 +14,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 bash tools/build.sh
 ctest --test-dir build --output-on-failure -j"$jobs" -L unit
 ctest --test-dir build --output-on-failure -L conf
+ctest --test-dir build --output-on-failure -L package
 # Integration tests mostly wait on sockets: three at a time (those that must
 # run alone say so, RUN_SERIAL in tests/CMakeLists.txt).
 ctest --test-dir build --output-on-failure -j3 -L integration

@@ -509,6 +509,7 @@ void tunnel_keeper::on_tunnel_change() {
     }
   }
   tunnel_changed_.cancel();
+  if (on_change_) on_change_();
 }
 
 asio::awaitable<void> tunnel_keeper::resume(std::shared_ptr<end_tunnel> t) {

@@ -71,6 +71,8 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   // Drops the live tunnel and every attempt (the operator asked): channels
   // are reset, and the keeper connects again. False when there was none.
   bool drop(const std::string& why);
+  // Called after the tunnel came up or went down (the process's readiness).
+  void on_change(std::function<void()> f) { on_change_ = std::move(f); }
 
   struct opened_channel {
     std::shared_ptr<end_tunnel> tunnel;  // null when the channel could not be opened
@@ -133,6 +135,7 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   // is logged once ("cannot reach..." when no middle could be reached).
   std::string last_failure_;
   dial_function dialer_;  // empty: uplink::dial
+  std::function<void()> on_change_;
   std::shared_ptr<tunnel_stats> stats_ = std::make_shared<tunnel_stats>();
   runtime::task_group tasks_;
 };

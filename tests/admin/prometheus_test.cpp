@@ -5,7 +5,7 @@
 
 #include "admin/prometheus.hpp"
 
-TEST_CASE("metric families are written with HELP, TYPE and escaped labels") {
+TEST_CASE("metric families are written with HELP - TYPE and escaped labels") {
   admin::metrics_text m;
   m.family("lstp_tunnel_up", admin::metric_type::gauge, "Whether it is up.\nSecond line \\ too.");
   m.sample({{"tunnel", "a\"b\\c\nd"}}, 1);
@@ -28,7 +28,7 @@ TEST_CASE("values Prometheus reads back exactly") {
   CHECK(admin::format_value(std::nan("")) == "NaN");
 }
 
-TEST_CASE("a histogram's buckets are cumulative, with +Inf, sum and count") {
+TEST_CASE("a histogram's buckets are cumulative - with +Inf - sum and count") {
   admin::histogram h({0.1, 1});
   h.observe(0.05);
   h.observe(0.1);  // on the bound: counted in it (le)

@@ -62,7 +62,7 @@ TEST_CASE("admin routes name their endpoints") {
   CHECK(drop.tunnel == "office-vpn");
 }
 
-TEST_CASE("admin answers unknown paths, wrong methods and bad parameters clearly") {
+TEST_CASE("admin answers unknown paths - wrong methods and bad parameters clearly") {
   CHECK(decide(get("/nope"), loopback()).status == 404);
   CHECK(decide(get("/api/v1/channels/x/close"), loopback()).status == 404);
   CHECK(decide(post("/api/v1/channels//close", bearer), loopback()).status == 404);
@@ -79,7 +79,7 @@ TEST_CASE("admin answers unknown paths, wrong methods and bad parameters clearly
   CHECK(wrong_post.allow == "GET, HEAD");
 }
 
-TEST_CASE("reads on a loopback listener need no token, but a loopback Host") {
+TEST_CASE("reads on a loopback listener need no token - but a loopback Host") {
   CHECK(decide(get("/api/v1/status"), loopback()).status == 0);
   CHECK(decide(get("/api/v1/status", "localhost:8080"), loopback()).status == 0);
   CHECK(decide(get("/api/v1/status", "[::1]:8080"), loopback()).status == 0);
@@ -102,7 +102,7 @@ TEST_CASE("a wrong token is refused even where none is needed") {
   CHECK(decide(r, loopback()).status == 401);
 }
 
-TEST_CASE("off loopback every read needs the token; the page itself holds nothing") {
+TEST_CASE("off loopback every read needs the token - the page itself holds nothing") {
   CHECK(decide(get("/api/v1/status", "10.0.0.1:8080"), remote()).status == 401);
   CHECK(decide(get("/metrics", "10.0.0.1:8080"), remote()).status == 401);
   CHECK(decide(get("/healthz", "10.0.0.1:8080"), remote()).status == 401);
@@ -112,7 +112,7 @@ TEST_CASE("off loopback every read needs the token; the page itself holds nothin
   CHECK(decide(r, remote()).status == 0);
 }
 
-TEST_CASE("actions need the token always, and the page's own origin") {
+TEST_CASE("actions need the token always - and the page's own origin") {
   CHECK(decide(post("/api/v1/channels/1/close"), loopback()).status == 401);
   CHECK(decide(post("/api/v1/channels/1/close", "Bearer wrong"), loopback()).status == 401);
   CHECK(decide(post("/api/v1/channels/1/close", bearer), loopback(false)).status == 403);

@@ -432,6 +432,51 @@ tunnel:
   ::unsetenv("LSTP_CONFIG_TEST_SECRET");
 }
 
+TEST_CASE("key files passed by systemd's LoadCredential= are named by ${CREDENTIALS_DIRECTORY}", "[config]") {
+  temp_dir d;
+  d.write("keys_tunnel.secret", std::string(good_secret) + "\n");
+  const std::string yaml = R"(name: a-server
+role: server
+tunnel:
+  name: quickstart
+  secret_file: ${CREDENTIALS_DIRECTORY}/keys_tunnel.secret
+  middle: "127.0.0.1:7000"
+admin:
+  listen: 127.0.0.1:9000
+)";
+  const std::string file = d.write("server.yaml", yaml);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  CHECK_THROWS_WITH(config::load_end(file), Contains("CREDENTIALS_DIRECTORY is not set"));
+  ::setenv("CREDENTIALS_DIRECTORY", d.path("").c_str(), 1);
+  const auto c = config::load_end(file);
+  CHECK(text_of(c.tunnels[0].secret) == good_secret);
+  CHECK(c.tunnels[0].secret_source == "file " + d.path("") + "/keys_tunnel.secret");
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+TEST_CASE("admin: listen - a token - and no listener off loopback without one", "[config]") {
+  temp_dir d;
+  d.write("secret.txt", std::string(good_secret) + "\n");
+  const auto token = lstp::new_key_text(lstp::key_use::access_token);
+  d.write("admin.token", token + "\n");
+  const auto with_admin = [&](const std::string& admin) {
+    return d.write("server.yaml", "name: s\nrole: server\nlog_format: json\ntunnel:\n  name: t\n  secret_file: "
+                                  "secret.txt\n  middle: 127.0.0.1:7000\n" + admin);
+  };
+  auto c = config::load_end(with_admin("admin:\n  listen: 127.0.0.1:9000\n"));
+  REQUIRE(c.admin.listen);
+  CHECK(*c.admin.listen == config::endpoint{"127.0.0.1", 9000});
+  CHECK_FALSE(c.admin.token);
+  CHECK(c.format == config::log_format::json);
+  c = config::load_end(with_admin("admin:\n  listen: 0.0.0.0:9000\n  token_file: admin.token\n"));
+  REQUIRE(c.admin.token);
+  CHECK(*c.admin.token == token);  // the text a client sends as its Bearer token
+  CHECK_THROWS_WITH(config::load_end(with_admin("admin:\n  listen: 0.0.0.0:9000\n")),
+                    Contains("is not a loopback address: an admin server reachable from elsewhere needs token_file"));
+  CHECK_THROWS_WITH(config::load_end(with_admin("admin:\n  token_file: admin.token\n")), Contains("listen"));
+  CHECK_FALSE(config::load_end(with_admin("")).admin.listen);
+}
+
 TEST_CASE("end errors carry file, line and key path", "[config]") {
   temp_dir d;
   d.write("secret.txt", good_secret);
