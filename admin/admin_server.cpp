@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "admin/beast_request.hpp"
 #include "admin/process_facts.hpp"
 #include "admin/status_page.hpp"
 #include "runtime/listener.hpp"
@@ -42,6 +43,16 @@ response text(int status, std::string body) {
   return r;
 }
 }  // namespace
+
+std::shared_ptr<admin_server> admin_server::from_config(asio::io_context& io, const config::admin_config& cfg,
+                                                       std::shared_ptr<status_source> source) {
+  if (!cfg.listen) return nullptr;
+  admin_settings settings;
+  settings.host = cfg.listen->host;
+  settings.port = cfg.listen->port;
+  settings.token = cfg.token;
+  return std::make_shared<admin_server>(io, std::move(settings), std::move(source));
+}
 
 admin_server::admin_server(asio::io_context& io, admin_settings settings, std::shared_ptr<status_source> source)
     : io_(io),
@@ -243,14 +254,7 @@ asio::awaitable<void> admin_server::serve(tcp::socket sock) {
       runtime::log_debug(component, "bad request from ", peer, ": ", ec.message());
     } else {
       auto& req = parser.get();
-      request_facts facts;
-      facts.method = req.method_string();
-      facts.target = req.target();
-      facts.authorization = req[http::field::authorization];
-      facts.host = req[http::field::host];
-      facts.origin = req[http::field::origin];
-      facts.fetch_site = req["Sec-Fetch-Site"];
-      auto a = answer(facts);
+      auto a = answer(facts_of(req));
       res.result(static_cast<unsigned>(a.status));
       res.version(req.version());
       if (a.status != 204) res.set(http::field::content_type, a.content_type);

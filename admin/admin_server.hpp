@@ -21,6 +21,7 @@
 #include <string>
 
 #include "admin/request_rules.hpp"
+#include "config/config.hpp"
 #include "admin/status_source.hpp"
 #include "runtime/task_group.hpp"
 
@@ -48,6 +49,10 @@ struct response {
 class admin_server : public std::enable_shared_from_this<admin_server> {
  public:
   admin_server(boost::asio::io_context& io, admin_settings settings, std::shared_ptr<status_source> source);
+  // The admin server a process's `admin:` section asks for; null without
+  // admin.listen.
+  static std::shared_ptr<admin_server> from_config(boost::asio::io_context& io, const config::admin_config& cfg,
+                                                   std::shared_ptr<status_source> source);
   // Opens the listener (throws std::system_error naming the address) and
   // starts accepting.
   void start();

@@ -8,6 +8,9 @@ middle, from /proc), for one stream and for parallel streams.
 
   python3 bench/feature_cost.py                       resumption on vs off (issue 14)
   python3 bench/feature_cost.py --turns 10 --mib 512 --streams 16
+  python3 bench/feature_cost.py --admin               an admin server in every process (issue 16),
+                                                      polled as an open status page and a
+                                                      Prometheus scraper would, vs none
 
 run.py's rounds restart every process per scenario and vary ±10% here;
 this keeps the processes and alternates only the transfers.
@@ -20,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from lstp_world import World, socks_connect  # noqa: E402
+from lstp_world import World, free_port, socks_connect  # noqa: E402
 
 GIB = 1 << 30
 
@@ -31,13 +34,49 @@ def cpu_seconds(pid):
     return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def admin_section(port):
+    return f"admin:\n  listen: 127.0.0.1:{port}\n"
+
+
+class AdminPoller:
+    """What an operator's open status page and a Prometheus scraper ask of
+    each process: status and events every second, metrics every second."""
+
+    def __init__(self, ports):
+        self.ports = ports
+        self.stop = threading.Event()
+        self.requests = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        import urllib.request
+        while not self.stop.wait(1.0):
+            for port in self.ports:
+                for path in ("/api/v1/status", "/api/v1/events?after=0", "/metrics"):
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read()
+                        self.requests += 1
+                    except OSError:
+                        pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+
 class Side:
-    def __init__(self, w, label, limits):
+    def __init__(self, w, label, limits, admin=False):
         self.label = label
-        mport, m, _ = w.middle(f"m-{label}", log="info")
-        w.end(f"srv-{label}", "server", mport, extra=limits, log="warn", tunnel_extra="  ways: tcp\n")
-        self.sport, cli, _ = w.end(f"cli-{label}", "client", mport, extra=limits, log="warn",
+        self.poller = None
+        ports = [free_port() for _ in range(3)] if admin else [None, None, None]
+        extra = [limits + (admin_section(p) if p else "") for p in ports]
+        mport, m, _ = w.middle(f"m-{label}", log="info", extra=admin_section(ports[0]) if admin else "")
+        w.end(f"srv-{label}", "server", mport, extra=extra[1], log="warn", tunnel_extra="  ways: tcp\n")
+        self.sport, cli, _ = w.end(f"cli-{label}", "client", mport, extra=extra[2], log="warn",
                                    tunnel_extra="  ways: tcp\n")
+        if admin:
+            self.poller = AdminPoller(ports)
         self.pids = [p.proc.pid for p in w.procs if p.name.endswith("-" + label)]
         self.firehose = w.servers.firehose(label)
         deadline = time.monotonic() + 30
@@ -84,7 +123,11 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--on", default="limits:\n  resumption: on\n")
     ap.add_argument("--off", default="limits:\n  resumption: off\n")
+    ap.add_argument("--admin", action="store_true",
+                    help="on: an admin server in each process, polled every second; off: none (same limits)")
     args = ap.parse_args()
+    if args.admin:
+        args.on = args.off = ""
     size = args.mib << 20
     pooled = {"on": [[], [], []], "off": [[], [], []]}
     # The world started first ran up to 8% faster here whatever its config
@@ -93,7 +136,8 @@ def main():
         with World() as w:
             configs = {"on": args.on, "off": args.off}
             second = "off" if first == "on" else "on"
-            sides = [Side(w, first, configs[first]), Side(w, second, configs[second])]
+            sides = [Side(w, first, configs[first], admin=args.admin and first == "on"),
+                     Side(w, second, configs[second], admin=args.admin and second == "on")]
             for turn in range((args.turns + 1) // 2):
                 for streams in (1, args.streams):
                     order = sides if turn % 2 == 0 else sides[::-1]
@@ -105,6 +149,9 @@ def main():
             for s in sides:
                 for i, v in enumerate((s.single, s.parallel, s.cpu)):
                     pooled[s.label][i] += v
+                if s.poller:
+                    s.poller.close()
+                    print(f"{s.label}: {s.poller.requests} admin requests answered meanwhile", flush=True)
 
     class Pool:
         def __init__(self, v):

@@ -90,14 +90,8 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < cfg.tunnels.size(); ++i)
       tunnels.push_back(std::make_shared<endproxy::tunnel_keeper>(io, shared_cfg, i));
     auto door = cfg.role == config::end_role::server ? nullptr : std::make_shared<endproxy::front>(io, cfg, tunnels);
-    std::shared_ptr<admin::admin_server> admin_server;
-    if (cfg.admin.listen) {
-      admin::admin_settings settings;
-      settings.host = cfg.admin.listen->host;
-      settings.port = cfg.admin.listen->port;
-      settings.token = cfg.admin.token;
-      admin_server = std::make_shared<admin::admin_server>(io, settings, std::make_shared<endproxy::end_status>(cfg, tunnels));
-    }
+    auto admin_server =
+        admin::admin_server::from_config(io, cfg.admin, std::make_shared<endproxy::end_status>(cfg, tunnels));
     // systemd (Type=notify): a client end is ready once a tunnel is up, a
     // server end once it started; STATUS= says which tunnels are up.
     const bool serves_apps = cfg.role != config::end_role::server;

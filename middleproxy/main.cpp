@@ -68,16 +68,9 @@ int main(int argc, char** argv) {
     runtime::prepare_for_connections(io, process_tasks, cfg.limit.max_connections, cfg.limit.max_openings);
     auto server = std::make_shared<middleproxy::middle_server>(io, cfg);
     server->start();
-    std::shared_ptr<admin::admin_server> admin_server;
-    if (cfg.admin.listen) {
-      admin::admin_settings settings;
-      settings.host = cfg.admin.listen->host;
-      settings.port = cfg.admin.listen->port;
-      settings.token = cfg.admin.token;
-      admin_server =
-          std::make_shared<admin::admin_server>(io, settings, std::make_shared<middleproxy::middle_status>(server));
-      admin_server->start();
-    }
+    auto admin_server =
+        admin::admin_server::from_config(io, cfg.admin, std::make_shared<middleproxy::middle_status>(server));
+    if (admin_server) admin_server->start();
     runtime::notify_ready("listening");
     runtime::stop_plan plan;
     plan.grace = cfg.limit.shutdown_grace;

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "admin/request_rules.hpp"
+#include "admin/beast_request.hpp"
 #include "runtime/log.hpp"
 
 namespace http = boost::beast::http;
@@ -27,14 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   boost::system::error_code ec;
   parser.put(boost::asio::buffer(text.data(), text.size()), ec);
   if (!ec && parser.is_header_done()) {
-    auto& req = parser.get();
-    admin::request_facts facts;
-    facts.method = req.method_string();
-    facts.target = req.target();
-    facts.authorization = req[http::field::authorization];
-    facts.host = req[http::field::host];
-    facts.origin = req[http::field::origin];
-    facts.fetch_site = req["Sec-Fetch-Site"];
+    auto facts = admin::facts_of(parser.get());
     admin::access_settings s;
     s.loopback_listener = loopback;
     if (with_token) s.token = "lstp-token-3qSb-X69e4bjKgaIyZS4WYA75pZzBQaLRU-48-OFrNww-Ggr";

@@ -67,6 +67,14 @@ class AdminWorld:
             wait_for_port(p)
 
 
+def assert_reset(test, sock):
+    """The app's connection ends by a reset, never a clean end of stream."""
+    sock.settimeout(5)
+    with test.assertRaises(ConnectionResetError):
+        while sock.recv(1024):
+            pass
+
+
 def open_echo_channel(w, socks_port, echo):
     s, _ = socks_connect(socks_port, "localhost", echo)
     s.sendall(b"ping")
@@ -136,11 +144,7 @@ class AdminApiTest(unittest.TestCase):
             self.assertEqual(request(a.client_admin, "GET", path)[0], 405)
             status, _, _ = request(a.client_admin, "POST", path, AUTH)
             self.assertEqual(status, 204)
-            # The app sees a reset, never a clean end.
-            victim.settimeout(5)
-            with self.assertRaises(ConnectionResetError):
-                while victim.recv(1024):
-                    pass
+            assert_reset(self, victim)
             a.client.wait_for_log(f"channel \\d+ .*closed by the operator")
             # The other channel on the same tunnel goes on.
             other.sendall(b"still")
@@ -155,10 +159,7 @@ class AdminApiTest(unittest.TestCase):
             s = open_echo_channel(w, a.socks_port, echo)
             self.assertEqual(request(a.client_admin, "POST", "/api/v1/tunnels/nope/drop", AUTH)[0], 404)
             self.assertEqual(request(a.client_admin, "POST", "/api/v1/tunnels/it/drop", AUTH)[0], 204)
-            s.settimeout(5)
-            with self.assertRaises(ConnectionResetError):
-                while s.recv(1024):
-                    pass
+            assert_reset(self, s)
             a.client.wait_for_log("tunnel it closed: dropped by the operator|dropped by the operator")
             wait_until("the tunnel up again with one reconnect",
                        lambda: get_json(a.client_admin)["tunnels"][0]["reconnects"] == 1
