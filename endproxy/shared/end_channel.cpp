@@ -50,9 +50,12 @@ void end_channel::start(lstp::bytes early) {
   // (abort closes the socket, which ends both loops), so they need no
   // cancellation, and an idle channel saves what Asio keeps for it. A task
   // that fails ends its channel; the tunnel and its other channels go on.
-  const auto failed = [self] { self->local_failure("internal error"); };
-  owner_->channel_tasks().spawn_uncancellable(label_ + " reader", [self] { return self->read_loop(); }, failed);
-  owner_->channel_tasks().spawn_uncancellable(label_ + " writer", [self] { return self->write_loop(); }, failed);
+  // Their names are short and fixed: a task keeps its name as long as it
+  // runs, and a label per loop cost an idle channel two allocations; the
+  // channel's own line names it when one fails.
+  const auto failed = [self] { self->local_failure("internal error in its reader or writer"); };
+  owner_->channel_tasks().spawn_uncancellable("channel reader", [self] { return self->read_loop(); }, failed);
+  owner_->channel_tasks().spawn_uncancellable("channel writer", [self] { return self->write_loop(); }, failed);
 }
 
 void end_channel::finish_within(std::chrono::steady_clock::duration limit) {

@@ -41,9 +41,9 @@ end_tunnel::end_tunnel(const config::end_config& cfg, const config::tunnel_confi
         // the tunnel and its other channels go on.
         runtime::log_error(component, "tunnel ", tun_.name, " ", task, ": internal error: ", what);
       }),
-      channel_tasks_(hop->get_executor(), [](std::string_view task, std::string_view what) {
-        // The task's channel is reset by its failure handler.
-        runtime::log_error(component, task, ": internal error: ", what);
+      channel_tasks_(hop->get_executor(), [&tunnel](std::string_view task, std::string_view what) {
+        // The task's channel is reset by its failure handler (which names it).
+        runtime::log_error(component, "tunnel ", tunnel.name, " ", task, ": internal error: ", what);
       }) {
   driver_ = std::make_shared<lstp::asio_edge::tunnel_driver>(std::move(hop), std::move(params), rng, *this,
                                                              "tunnel " + tun_.name);
