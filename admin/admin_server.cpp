@@ -71,15 +71,22 @@ void admin_server::start() {
                     settings_.host.find(':') != std::string::npos ? "[" + settings_.host + "]" : settings_.host, ":",
                     port(), "/ (", access_.loopback_listener ? "loopback: reads need no token" : "every request needs the token",
                     settings_.token ? ", actions need the token)" : ", actions disabled: no admin.token_file)");
-  tasks_.spawn("admin accept loop", [self = shared_from_this()]() -> asio::awaitable<void> {
-    co_await runtime::accept_loop(*self->acceptor_, component, [self](tcp::socket sock) {
-      if (self->open_ >= self->settings_.max_connections) {
-        self->tasks_.spawn("admin turn away", [self, s = std::move(sock)]() mutable { return self->turn_away(std::move(s)); });
-        return;
-      }
-      self->tasks_.spawn("admin connection", [self, s = std::move(sock)]() mutable { return self->serve(std::move(s)); });
-    });
+  // Returned, not awaited inside a coroutine: GCC 12 destroys a lambda
+  // temporary in a co_await expression twice (here: the server's last
+  // reference, freed under main's feet; seen by ASan).
+  tasks_.spawn("admin accept loop", [self = shared_from_this()] {
+    return runtime::accept_loop(*self->acceptor_, component,
+                                [self](tcp::socket sock) { self->on_accept(std::move(sock)); });
   });
+}
+
+void admin_server::on_accept(tcp::socket sock) {
+  auto self = shared_from_this();
+  if (open_ >= settings_.max_connections) {
+    tasks_.spawn("admin turn away", [self, s = std::move(sock)]() mutable { return self->turn_away(std::move(s)); });
+    return;
+  }
+  tasks_.spawn("admin connection", [self, s = std::move(sock)]() mutable { return self->serve(std::move(s)); });
 }
 
 void admin_server::stop() {

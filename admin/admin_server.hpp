@@ -65,6 +65,7 @@ class admin_server : public std::enable_shared_from_this<admin_server> {
   response answer(const request_facts& r);
 
  private:
+  void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> turn_away(boost::asio::ip::tcp::socket sock);
   std::string status_json();
