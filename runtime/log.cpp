@@ -9,7 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <deque>
+#include <array>
+#include <cstring>
 #include <mutex>
 
 namespace runtime {
@@ -18,15 +19,33 @@ namespace {
 std::atomic<int> current_level{static_cast<int>(log_level::info)};
 std::atomic<int> current_format{static_cast<int>(log_format::plain)};
 
-// The admin page's window on the log: the last lines at info and above.
+// The admin page's window on the log: the last lines at info and above, in
+// a ring of fixed slots made once. Keeping a line allocates nothing: lines
+// kept in memory allocated in the middle of a burst of connections would pin
+// the pages the burst leaves behind (runtime/capacity.hpp gives them back).
+constexpr std::size_t kept_message_max = 600;  // longer messages are cut for the page (the log has them whole)
+struct kept_slot {
+  std::uint64_t number = 0;
+  log_level level = log_level::info;
+  char time[32] = {};
+  char component[24] = {};
+  std::uint16_t message_size = 0;
+  char message[kept_message_max] = {};
+};
 struct kept_events {
   std::mutex lock;
-  std::deque<log_event> events;
-  std::uint64_t next = 1;
+  std::array<kept_slot, kept_log_events> slots;
+  std::uint64_t next = 1;  // the number of the next line kept
 };
 kept_events& kept() {
   static kept_events k;
   return k;
+}
+
+void copy_cut(char* out, std::size_t room, std::string_view text) {
+  const auto n = std::min(text.size(), room - 1);
+  std::memcpy(out, text.data(), n);
+  out[n] = '\0';
 }
 
 const char* padded_name(log_level l) {
@@ -97,8 +116,12 @@ std::vector<log_event> recent_log_events(std::uint64_t after) {
   auto& k = kept();
   std::lock_guard guard(k.lock);
   std::vector<log_event> out;
-  for (auto& e : k.events)
-    if (e.number > after) out.push_back(e);
+  const auto last = k.next - 1;
+  const auto first = last >= kept_log_events ? last - kept_log_events + 1 : 1;
+  for (auto n = std::max(first, after + 1); n <= last; ++n) {
+    const auto& slot = k.slots[n % kept_log_events];
+    out.push_back({slot.number, slot.time, slot.level, slot.component, std::string(slot.message, slot.message_size)});
+  }
   return out;
 }
 
@@ -118,16 +141,18 @@ void log_line(log_level level, std::string_view component, std::string_view mess
   for (char c : message) clean.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
 
   std::string line;
-  if (current_format == static_cast<int>(log_format::json) || level >= log_level::info) {
-    log_event e{0, stamp, level, std::string(component), clean};
-    if (current_format == static_cast<int>(log_format::json)) line = json_log_line(e) + "\n";
-    if (level >= log_level::info) {
-      auto& k = kept();
-      std::lock_guard guard(k.lock);
-      e.number = k.next++;
-      k.events.push_back(std::move(e));
-      if (k.events.size() > kept_log_events) k.events.pop_front();
-    }
+  if (current_format == static_cast<int>(log_format::json))
+    line = json_log_line(log_event{0, stamp, level, std::string(component), clean}) + "\n";
+  if (level >= log_level::info) {
+    auto& k = kept();
+    std::lock_guard guard(k.lock);
+    auto& slot = k.slots[k.next % kept_log_events];
+    slot.number = k.next++;
+    slot.level = level;
+    copy_cut(slot.time, sizeof slot.time, stamp);
+    copy_cut(slot.component, sizeof slot.component, component);
+    slot.message_size = static_cast<std::uint16_t>(std::min(clean.size(), kept_message_max));
+    std::memcpy(slot.message, clean.data(), slot.message_size);
   }
   if (line.empty()) {
     line.reserve(clean.size() + 64);

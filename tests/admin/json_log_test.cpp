@@ -41,4 +41,11 @@ TEST_CASE("the admin page's window keeps the last lines at info and above") {
   CHECK(after.front().message == "line 50");
   CHECK(after.back().message == "line 249");
   CHECK(runtime::recent_log_events(after.back().number).empty());
+  // A long line is kept cut (the log itself has it whole).
+  runtime::log_info("test", std::string(5000, 'x'));
+  auto last_one = runtime::recent_log_events(after.back().number);
+  REQUIRE(last_one.size() == 1);
+  CHECK(last_one[0].message == std::string(600, 'x'));
+  CHECK(last_one[0].component == "test");
+  CHECK(last_one[0].level == runtime::log_level::info);
 }
