@@ -20,7 +20,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "check_package: $*" >&2; exit 1; }
 
-if dpkg-query -W -f='${Status}' lstp 2>/dev/null | grep -q "ok installed"; then
+# (Outputs are taken whole before grep looks: `cmd | grep -q` fails under
+# pipefail when grep stops reading early and cmd gets SIGPIPE.)
+status=$(dpkg-query -W -f='${Status}' lstp 2>/dev/null || true)
+if [[ "$status" == *"ok installed"* ]]; then
   fail "a package named lstp is installed already: not touching it"
 fi
 
@@ -59,12 +62,14 @@ check_keys middleproxy "$src/config/middle_config.cpp"
 for k in listen token_file token_env; do
   for page in endproxy middleproxy; do grep -qw "$k" "$root/usr/share/man/man1/$page.1" || fail "$page.1: admin.$k"; done
 done
-"$root/usr/bin/endproxy" --version | grep -q '^endproxy (lstp) ' || fail "endproxy --version"
+version=$("$root/usr/bin/endproxy" --version)
+[[ "$version" == "endproxy (lstp) "* ]] || fail "endproxy --version says: $version"
 
 # 2. The Debian package.
 (cd "$build" && cpack -G DEB -B "$work/deb" >/dev/null) || fail "cpack -G DEB failed"
 deb=$(ls "$work"/deb/lstp_*.deb)
-dpkg-deb --info "$deb" | grep -q "Depends: .*libbotan" || fail "the package does not depend on Botan: $(dpkg-deb --info "$deb")"
+info=$(dpkg-deb --info "$deb")
+[[ "$info" == *"Depends: "*libbotan* ]] || fail "the package does not depend on Botan: $info"
 installed=1
 dpkg -i "$deb" >/dev/null || fail "dpkg -i failed"
 [ "$(/usr/bin/endproxy --version)" = "endproxy (lstp) $(dpkg-query -W -f='${Version}' lstp)" ] ||
