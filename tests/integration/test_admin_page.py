@@ -4,9 +4,10 @@ while a tunnel carries two curl downloads; clicking Close on one channel
 resets that curl (exit code 56) while the other completes intact.
 Screenshots go to build/screenshots (LSTP_SCREENSHOTS)."""
 import hashlib
+import http.server
 import os
-import shutil
 import subprocess
+import threading
 import time
 import unittest
 
@@ -15,6 +16,39 @@ from test_admin import TOKEN, get_json
 
 BROWSER_DIR = os.path.join(REPO, "tests", "browser")
 SHOTS = os.environ.get("LSTP_SCREENSHOTS", os.path.join(REPO, "build", "screenshots"))
+
+
+class SlowFileServer:
+    """Serves one body at about 1.6 MB/s per download, so that it is still
+    on its way through the tunnel when the page closes its channel (with a
+    fast server and a rate-limited curl, the whole file sat in the socket
+    buffers already, and the reset came after the last byte)."""
+
+    def __init__(self, body):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for at in range(0, len(body), 64 * 1024):
+                        self.wfile.write(body[at:at + 64 * 1024])
+                        time.sleep(0.04)
+                except OSError:
+                    pass  # the closed channel's download
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class AdminPageTest(unittest.TestCase):
@@ -33,12 +67,9 @@ class AdminPageTest(unittest.TestCase):
             for p in (ma, sa, ca):
                 wait_for_port(p)
 
-            files = os.path.join(w.dir, "www")
-            os.makedirs(files)
             data = os.urandom(12 * 1024 * 1024)
-            with open(os.path.join(files, "big.bin"), "wb") as f:
-                f.write(data)
-            web = w.servers.http_dir(files)
+            server = SlowFileServer(data)
+            web = server.port
 
             driver = subprocess.Popen(
                 ["node", "admin_page.mjs", f"http://127.0.0.1:{ca}/", f"http://127.0.0.1:{sa}/",
@@ -55,12 +86,12 @@ class AdminPageTest(unittest.TestCase):
 
                 ready = step("READY")
                 self.assertIn('middle \\"m1\\"', ready)
-                # Two downloads at 1 MiB/s: about 12 s each, long enough to
-                # close one from the page while both run.
+                # Two downloads of about 8 s each, long enough to close one
+                # from the page while both run.
                 victim_port = free_port()
                 for i, local in enumerate((victim_port, None)):
                     out = os.path.join(w.dir, f"out{i}")
-                    argv = ["curl", "-sS", "-o", out, "--limit-rate", "1M", "--max-time", "60",
+                    argv = ["curl", "-sS", "-o", out, "--max-time", "60",
                             "--socks5-hostname", f"127.0.0.1:{sport}", f"http://localhost:{web}/big.bin"]
                     if local:
                         argv[1:1] = ["--local-port", str(local)]
@@ -86,6 +117,7 @@ class AdminPageTest(unittest.TestCase):
                 for shot in ("client-idle", "client-channels", "client-after-close", "server", "middle"):
                     self.assertGreater(os.path.getsize(os.path.join(SHOTS, shot + ".png")), 10000, shot)
             finally:
+                server.close()
                 if driver.poll() is None:
                     driver.kill()
                 driver.wait()
