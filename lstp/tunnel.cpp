@@ -130,6 +130,10 @@ void tunnel::receive(byte_view bytes, clock::time_point now) {
 }
 
 std::span<std::uint8_t> tunnel::receive_space(std::size_t want) {
+  // No read is under way now: what a lost hop's read wrote into can go.
+  retired_opener_.reset();
+  retired_in_ = bytes{};
+  space_void_ = false;
   space_in_opener_ = opener_ != nullptr;
   if (opener_) {
     in_ = bytes{};  // switched: the record layer reads into its own buffer now
@@ -140,6 +144,7 @@ std::span<std::uint8_t> tunnel::receive_space(std::size_t want) {
 }
 
 void tunnel::received(std::size_t n, clock::time_point now) {
+  if (space_void_) return;  // bytes of the hop lost since receive_space
   if (!space_in_opener_) {
     receive(byte_view(in_.data(), n), now);
     return;
@@ -1163,7 +1168,12 @@ bool tunnel::lose_hop(std::string why, clock::time_point now) {
 void tunnel::start_link(clock::time_point now) {
   tls_.reset();
   sealer_.reset();
-  opener_.reset();
+  // A read into the opener's (or in_'s) buffer may still be under way on
+  // the lost hop: kept until the next receive_space.
+  space_void_ = true;
+  if (opener_) retired_opener_ = std::move(opener_);
+  retired_in_ = std::move(in_);
+  in_ = bytes{};
   in_keys_.reset();
   tls_in_.clear();
   tls_at_ = 0;

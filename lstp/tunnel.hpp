@@ -205,6 +205,10 @@ class tunnel final : public tls_sink {
   void receive(byte_view bytes, clock::time_point now);
   // The same without a copy: read at most `want` bytes from the hop into
   // receive_space(want), then call received() with how many came.
+  // A hop lost meanwhile (hop_lost, or a link failure) voids the space:
+  // its buffer stays allocated until the next receive_space, so a read still
+  // under way into it writes into memory that is ours, and received() then
+  // takes nothing (those bytes belonged to the lost hop).
   std::span<std::uint8_t> receive_space(std::size_t want);
   void received(std::size_t n, clock::time_point now);
   bytes& output() { return out_; }
@@ -437,6 +441,9 @@ class tunnel final : public tls_sink {
   std::optional<record_keys> in_keys_;
   bytes in_;                  // receive_space() before the record layer
   bool space_in_opener_ = false;  // receive_space() handed out the opener's buffer
+  bool space_void_ = false;       // the hop was lost since receive_space()
+  std::unique_ptr<record_opener> retired_opener_;  // the lost hop's, while a read may still write into it
+  bytes retired_in_;
   bool setup_fed_ = false;        // the setup reader has bytes not yet looked at
   // TLS records from the peer, fed to Botan one at a time until the switch
   // to LSTP records; [tls_at_, end) is not fed yet.

@@ -143,6 +143,10 @@ asio::awaitable<void> tunnel_driver::read_loop() {
                                         : "the hop to the middle proxy failed: " + ec.message());
       continue;  // closed: the loop ends; resuming: it waits for a new hop
     }
+    // A read can complete with bytes after its hop was lost (the writer
+    // failed meanwhile) or replaced: they belong to a link the tunnel has
+    // started over from, and go nowhere (the tunnel voids the space too).
+    if (hop != hop_ || hop_dead_) continue;
     bytes_in_ += n;
     tunnel_.received(n, clock::now());
     dispatch();  // every event now: a data event's bytes live until the next read
