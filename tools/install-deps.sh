@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config ccache
-  libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
+  libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libssl-dev
   libbotan-2-dev libyaml-cpp-dev catch2
   # integration tests drive real clients
   curl python3 netcat-openbsd iproute2

@@ -1,8 +1,10 @@
-// LSTP (or WebSocket) inside an outer TLS 1.2 session, so a hop on 443
-// looks like ordinary HTTPS to a firewall or proxy that checks. This outer
-// TLS is camouflage only: it authenticates nothing (the client accepts any
-// certificate, which also lets it pass TLS-inspecting company proxies). The
-// tunnel's own end-to-end TLS-PSK inside it is what protects the data.
+// LSTP (or WebSocket) inside an outer TLS session, so a hop on 443 looks
+// like ordinary HTTPS to a firewall or proxy that checks: OpenSSL through
+// Asio's ssl::stream, TLS 1.3 (1.2 at least) with ALPN h2 and http/1.1 like
+// a browser's. This outer TLS is camouflage only: it authenticates nothing
+// (the client accepts any certificate, which also lets it pass
+// TLS-inspecting company proxies). The tunnel's own end-to-end TLS-PSK
+// inside it (Botan) is what protects the data.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
