@@ -78,6 +78,57 @@ class WaysTest(unittest.TestCase):
                                 f"https://127.0.0.1:{mport}/"], capture_output=True)
             self.assertEqual(r.stdout, b"404")
 
+    def test_the_outer_tls_looks_like_a_browsers(self):
+        # TLS 1.3 and ALPN, as a browser offers them: the middle picks
+        # http/1.1 (a WebSocket may follow), whatever else is offered; a
+        # client that offers no ALPN, or only TLS 1.2, still gets through.
+        import ssl
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            for alpn, versions, want_alpn, want_version in (
+                    (["h2", "http/1.1"], None, "http/1.1", "TLSv1.3"),
+                    (None, None, None, "TLSv1.3"),
+                    (["http/1.1"], ssl.TLSVersion.TLSv1_2, "http/1.1", "TLSv1.2")):
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                if alpn:
+                    ctx.set_alpn_protocols(alpn)
+                if versions:
+                    ctx.maximum_version = versions
+                with socket.create_connection(("127.0.0.1", mport), timeout=5) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="m1.example") as t:
+                        self.assertEqual(t.version(), want_version)
+                        self.assertEqual(t.selected_alpn_protocol(), want_alpn)
+            # And the ends' own offer, seen from a server we stand up: TLS
+            # 1.3 and ALPN; no SNI, since this middle is named by an address
+            # (RFC 6066 allows host names only).
+            seen = {}
+            srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            cert = os.path.join(w.dir, "cert.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", cert, "-out", cert, "-days", "1", "-subj", "/CN=x"],
+                           check=True, capture_output=True)
+            srv_ctx.load_cert_chain(cert)
+            srv_ctx.set_alpn_protocols(["http/1.1"])
+            srv_ctx.sni_callback = lambda sock, name, ctx: seen.__setitem__("sni", name)
+            listener = socket.create_server(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+
+            def accept_one():
+                c, _ = listener.accept()
+                with srv_ctx.wrap_socket(c, server_side=True) as t:
+                    seen["version"] = t.version()
+                    seen["alpn"] = t.selected_alpn_protocol()
+            th = threading.Thread(target=accept_one, daemon=True)
+            th.start()
+            w.end("cli", "client", port, tunnel_extra="  ways: tls\n", extra="")
+            th.join(timeout=15)
+            listener.close()
+            self.assertEqual(seen.get("version"), "TLSv1.3")
+            self.assertEqual(seen.get("alpn"), "http/1.1")
+            self.assertIsNone(seen.get("sni"))
+
     def test_a_middle_reaches_its_next_hop_as_websocket_in_tls(self):
         with World() as w:
             m2port, m2, _ = w.middle("m2")
