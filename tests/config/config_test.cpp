@@ -1149,13 +1149,18 @@ TEST_CASE("hardening limits refuse values that would break the tunnel") {
   CHECK_THAT(error_from([&] { config::load_middle(path); }), Contains("access_window: must be at least 1s"));
 }
 
+namespace {
+// A client end's file in `dir` with these `limits:` lines (and its secret).
+std::string client_with_limits(temp_dir& dir, const std::string& limits) {
+  dir.write("t.secret", "0123456789abcdef0123\n");
+  return dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: t\n"
+                             "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
+}
+}  // namespace
+
 TEST_CASE("resumption limits: on or off, a window, a replay buffer of at least 1 MiB") {
   temp_dir dir;
-  dir.write("t.secret", "0123456789abcdef0123\n");
-  const auto end_path = [&](const std::string& limits) {
-    return dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: t\n"
-                               "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
-  };
+  const auto end_path = [&](const std::string& limits) { return client_with_limits(dir, limits); };
   const auto defaults = config::load_end(end_path("  keepalive: 20s\n"));
   CHECK(defaults.limit.resumption);  // on by default
   CHECK(defaults.limit.resume_window == std::chrono::seconds(60));
@@ -1173,11 +1178,7 @@ TEST_CASE("resumption limits: on or off, a window, a replay buffer of at least 1
 
 TEST_CASE("key update limits: on by default, sooner allowed, later refused") {
   temp_dir dir;
-  dir.write("t.secret", "0123456789abcdef0123\n");
-  const auto end_path = [&](const std::string& limits) {
-    return dir.write("e.yaml", "name: x\nrole: client\nsocks:\n  listen: 127.0.0.1:1\ntunnel:\n  name: t\n"
-                               "  secret_file: t.secret\n  middle: m:1\nlimits:\n" + limits);
-  };
+  const auto end_path = [&](const std::string& limits) { return client_with_limits(dir, limits); };
   const auto defaults = config::load_end(end_path("  keepalive: 20s\n"));
   CHECK(defaults.limit.key_updates);
   CHECK(defaults.limit.key_update_after == (std::size_t{1} << 34));

@@ -26,6 +26,17 @@ void take_all(tunnel_pair& p, std::uint32_t id) {
   if (p.server->buffered(id)) p.server->consumed(id, p.server->buffered(id), p.now);
 }
 
+// The server end lost its hop to a record the middle altered, the tunnel
+// itself goes on; the client hears its hop end when the server drops it,
+// both dial anew, and the tunnel resumes.
+void server_hop_lost_then_resumed(tunnel_pair& p) {
+  REQUIRE(p.server_events.hops_lost.size() == 1);
+  CHECK_FALSE(p.server_events.closed);
+  p.cut();
+  p.pump();
+  REQUIRE(p.server_events.resumed.size() == 1);
+}
+
 }  // namespace
 
 TEST_CASE("resumption: a cut hop is replaced and the channel's bytes arrive once, in order",
@@ -170,12 +181,7 @@ TEST_CASE("resumption: a record altered on the way costs the hop, never the data
   REQUIRE(flipped);
   p.tamper = nullptr;
   // The server saw the forged record: its hop is lost, not the tunnel.
-  REQUIRE(p.server_events.hops_lost.size() == 1);
-  CHECK_FALSE(p.server_events.closed);
-  // The client hears its hop end when the server drops it; both dial anew.
-  p.cut();
-  p.pump();
-  REQUIRE(p.server_events.resumed.size() == 1);
+  server_hop_lost_then_resumed(p);
   p.settle();
   CHECK(p.server_events.data[id] == up);
   CHECK(p.server_events.fins.size() == 1);
@@ -420,11 +426,7 @@ TEST_CASE("key updates: a middle that drops or replays the update costs the hop,
     // (The replay that follows holds more than key_update_bytes: a key
     // update must then wait for a frame boundary, which records of a replay
     // do not keep to.)
-    REQUIRE(p.server_events.hops_lost.size() == 1);
-    CHECK_FALSE(p.server_events.closed);
-    p.cut();
-    p.pump();
-    REQUIRE(p.server_events.resumed.size() == 1);
+    server_hop_lost_then_resumed(p);
     for (int i = 0; i < 200 && sent < up.size(); ++i) {
       sent += p.client->send_data(id, byte_view(up).subspan(sent), false);
       p.pump();
