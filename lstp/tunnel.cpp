@@ -130,10 +130,12 @@ void tunnel::receive(byte_view bytes, clock::time_point now) {
 }
 
 std::span<std::uint8_t> tunnel::receive_space(std::size_t want) {
-  // No read is under way now: what a lost hop's read wrote into can go.
-  retired_opener_.reset();
-  retired_in_ = bytes{};
-  space_void_ = false;
+  if (space_void_) {
+    // No read is under way now: what a lost hop's read wrote into can go.
+    retired_opener_.reset();
+    retired_in_ = bytes{};
+    space_void_ = false;
+  }
   space_in_opener_ = opener_ != nullptr;
   if (opener_) {
     in_ = bytes{};  // switched: the record layer reads into its own buffer now
