@@ -30,7 +30,7 @@ namespace admin {
 struct admin_settings {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
-  std::optional<std::string> token;  // the admin token's text, if configured
+  std::optional<Botan::secure_vector<std::uint8_t>> token;  // the admin token's text, if configured
   std::size_t max_connections = 16;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{30000};

@@ -9,7 +9,7 @@ namespace admin {
 
 namespace {
 
-bool token_matches(std::string_view authorization, const std::optional<std::string>& token) {
+bool token_matches(std::string_view authorization, const std::optional<Botan::secure_vector<std::uint8_t>>& token) {
   if (!token || token->empty()) return false;
   constexpr std::string_view scheme = "Bearer ";
   if (authorization.size() <= scheme.size() || authorization.substr(0, scheme.size()) != scheme) return false;
@@ -18,7 +18,7 @@ bool token_matches(std::string_view authorization, const std::optional<std::stri
   // byte give nothing away.
   auto h = Botan::HashFunction::create_or_throw("SHA-256");
   auto a = h->process(reinterpret_cast<const std::uint8_t*>(given.data()), given.size());
-  auto b = h->process(reinterpret_cast<const std::uint8_t*>(token->data()), token->size());
+  auto b = h->process(token->data(), token->size());
   return Botan::constant_time_compare(a.data(), b.data(), a.size());
 }
 

@@ -13,6 +13,8 @@
 //    from (Origin, Sec-Fetch-Site): another site cannot make a browser act.
 #pragma once
 
+#include <botan/secmem.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,7 +33,8 @@ struct request_facts {
 
 struct access_settings {
   bool loopback_listener = true;
-  std::optional<std::string> token;  // the admin token (its text), if configured
+  // The admin token (its text), if configured: wiped when freed.
+  std::optional<Botan::secure_vector<std::uint8_t>> token;
 };
 
 enum class endpoint { page, healthz, readyz, metrics, status, events, close_channel, drop_tunnel };

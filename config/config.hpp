@@ -56,7 +56,7 @@ struct admin_config {
   std::optional<endpoint> listen;
   // The Bearer token actions (and, off loopback, every request) need:
   // its text as the token file holds it. Never logged.
-  std::optional<std::string> token;
+  std::optional<lstp::secret_bytes> token;
   std::string token_source;       // "file ..." or "environment ...", for messages
   std::string token_environment;  // the variable it came from, if one: removed at start
 };

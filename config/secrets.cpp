@@ -1,5 +1,7 @@
 #include "config/secrets.hpp"
 
+#include <botan/mem_ops.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
@@ -31,21 +33,31 @@ std::string mode_text(unsigned mode) {
 lstp::secret_bytes read_secret_file(const field& f, const std::filesystem::path& resolved) {
   std::error_code ec;
   if (std::filesystem::is_directory(resolved, ec)) f.fail("cannot read " + quote(resolved.string()) + ": is a directory");
+  // The mode is read from the file opened (fstat), not from its name, so
+  // the file read is the file checked.
+  errno = 0;
+  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) f.fail("cannot read " + quote(resolved.string()) + ": " + std::strerror(errno));
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } close_fd{fd};
   // As OpenSSH does for private keys: a secret others can read is no secret.
   struct stat st {};
-  if (::stat(resolved.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
     f.fail(quote(resolved.string()) + " may be read by group or others (mode " + mode_text(st.st_mode) +
            "): run chmod 600 " + resolved.string());
   }
-  errno = 0;
-  std::ifstream in(resolved, std::ios::binary);
-  if (!in) {
-    f.fail("cannot read " + quote(resolved.string()) + ": " + (errno != 0 ? std::strerror(errno) : "cannot open"));
-  }
   lstp::secret_bytes secret(max_secret_file + 1, 0);
-  in.read(reinterpret_cast<char*>(secret.data()), static_cast<std::streamsize>(secret.size()));
-  if (in.bad()) f.fail("cannot read " + quote(resolved.string()) + ": read error");
-  secret.resize(static_cast<std::size_t>(in.gcount()));
+  std::size_t got = 0;
+  while (got < secret.size()) {
+    const auto n = ::read(fd, secret.data() + got, secret.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) f.fail("cannot read " + quote(resolved.string()) + ": " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  secret.resize(got);
   if (secret.size() > max_secret_file) f.fail("the secret file is larger than 64 KiB; expected a short secret");
   return secret;
 }
@@ -152,8 +164,13 @@ admin_config read_admin(const source& src, const field& f) {
   if (a.find("token_file") || a.find("token_env")) {
     auto token = read_secret(src, a, lstp::key_use::access_token, "token_file", "token_env");
     // Compared with what a client sends: the text as the file holds it.
-    cfg.token = token.value.is_key ? lstp::key_text(lstp::key_use::access_token, token.value.bytes)
-                                   : std::string(token.value.bytes.begin(), token.value.bytes.end());
+    if (token.value.is_key) {
+      auto text = lstp::key_text(lstp::key_use::access_token, token.value.bytes);
+      cfg.token = lstp::secret_bytes(text.begin(), text.end());
+      Botan::secure_scrub_memory(text.data(), text.size());
+    } else {
+      cfg.token = std::move(token.value.bytes);
+    }
     cfg.token_source = std::move(token.source);
     cfg.token_environment = std::move(token.environment);
   }
@@ -199,7 +216,7 @@ void write_new_key_file(const std::string& path, lstp::key_use use) {
                          "choose another name");
     throw error("cannot create " + path + ": " + std::strerror(e));
   }
-  const std::string text = lstp::new_key_text(use) + "\n";
+  std::string text = lstp::new_key_text(use) + "\n";
   bool ok = ::fchmod(fd, 0600) == 0;
   std::size_t done = 0;
   while (ok && done < text.size()) {
@@ -211,6 +228,7 @@ void write_new_key_file(const std::string& path, lstp::key_use use) {
   ok = ok && ::fsync(fd) == 0;
   const int e = errno;
   ::close(fd);
+  Botan::secure_scrub_memory(text.data(), text.size());
   if (!ok) {
     ::unlink(path.c_str());
     throw error("cannot write " + path + ": " + std::strerror(e));

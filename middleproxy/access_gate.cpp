@@ -47,10 +47,13 @@ access_gate::verdict access_gate::check(const std::optional<lstp::access_proof>&
   const auto it = std::find_if(keys_.begin(), keys_.end(), [&](const key& k) { return k.config.name == proof->name; });
   if (it == keys_.end()) {
     (void)lstp::verify_access_proof(*proof, decoy_, setup);
+    ++macs_checked_;
     return {denied("access denied: unknown credential or wrong token"), "unknown credential \"" + proof->name + "\"",
             {}};
   }
-  if (!lstp::verify_access_proof(*proof, it->config.key, setup))
+  const bool valid = lstp::verify_access_proof(*proof, it->config.key, setup);
+  ++macs_checked_;
+  if (!valid)
     return {denied("access denied: unknown credential or wrong token"),
             "wrong token for credential \"" + proof->name + "\"", {}};
   // From here the sender holds the token: it may be told precisely.

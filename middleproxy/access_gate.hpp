@@ -48,6 +48,8 @@ class access_gate {
   };
   verdict check(const std::optional<lstp::access_proof>& proof, const lstp::setup_message& setup,
                 std::int64_t unix_now);
+  // HMACs computed so far: one per proof, whether its name is known or not.
+  std::uint64_t macs_checked() const { return macs_checked_; }
 
  private:
   struct key {
@@ -63,6 +65,7 @@ class access_gate {
   lstp::secret_bytes decoy_;
   std::size_t share_ = max_remembered;
   std::chrono::seconds window_{300};
+  std::uint64_t macs_checked_ = 0;
   // Proofs seen, by MAC and by time (to forget those older than the window),
   // with the index of the credential that made them.
   std::map<lstp::access_mac, std::size_t> seen_;

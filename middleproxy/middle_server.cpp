@@ -58,7 +58,7 @@ struct middle_server::hop {
   std::string local;  // "ip:port" this hop arrived on
   lstp::setup_message setup;
   lstp::bytes unread;  // bytes that followed the setup
-  std::string tunnel;  // short pairing id, for logs
+  std::string tunnel;  // the tunnel's short tag, for logs (never a byte of the pairing id)
   std::string credential;  // the access credential it proved, if any (its name)
   std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
   bool taken = false;  // another coroutine paired this hop and owns it now
@@ -373,6 +373,19 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
     if (h->gone) co_return;
   }
   auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h, h->source);
+  if (admitted.replaced) {
+    // The same source already held its share of this name: its oldest
+    // setup gives way (an end that came back, or one host probing).
+    auto old = *admitted.replaced;
+    log_warn(component, "tunnel ", old->tunnel, ": ", describe(old->setup), " from ", old->peer,
+             " is replaced by a newer setup for the same tunnel name from the same source (",
+             table_.per_tag_source(), " may wait per source and tunnel name)");
+    old->gone = true;
+    old->stream->close();
+    if (old->upstream) old->upstream->close();
+    old->wait_timer.cancel();
+    old->watch.cancel();
+  }
   switch (admitted.result) {
     case admit_result::already_paired:
       co_await refuse(h, lstp::wire_error::already_paired, "this tunnel is already paired here");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -33,37 +34,67 @@ class pairing_table {
   // `max_per_source`: waiting setups one source address may hold, so one
   // host cannot fill the table for everyone.
   // `max_per_tag`: pairing ids that may wait under one tunnel name. A
-  // newcomer never evicts a waiting setup (a stranger who knows only the
-  // name, which every setup shows, could otherwise keep a tunnel from
-  // forming), so this bounds what one name can hold.
+  // newcomer never evicts another source's waiting setup (a stranger who
+  // knows only the name, which every setup shows, could otherwise keep a
+  // tunnel from forming), so this bounds what one name can hold.
+  // `max_per_tag_source`: pairing ids one source may hold under one name.
+  // Its next setup for that name replaces its own oldest, so one source
+  // cannot fill a name (the bound above) and an end that comes back (a new
+  // epoch, a restart, a connection the middle has not yet seen close)
+  // takes the place of its own stale setup. Filling a name takes
+  // max_per_tag / max_per_tag_source sources (IPv4 addresses or IPv6 /64s).
   explicit pairing_table(std::size_t max_waiting, std::size_t max_per_source = static_cast<std::size_t>(-1),
-                         std::size_t max_per_tag = 8)
-      : max_waiting_(max_waiting), max_per_source_(max_per_source), max_per_tag_(max_per_tag) {}
+                         std::size_t max_per_tag = 8, std::size_t max_per_tag_source = 2)
+      : max_waiting_(max_waiting),
+        max_per_source_(max_per_source),
+        max_per_tag_(max_per_tag),
+        max_per_tag_source_(max_per_tag_source) {}
 
   struct admitted {
     admit_result result;
     std::optional<Hop> partner;  // when result == pair
+    // A setup of the same name from the same source that this one replaced
+    // (see max_per_tag_source): its hop is to be closed.
+    std::optional<Hop> replaced;
   };
 
   admitted admit(const lstp::pairing_id& id, const lstp::tunnel_tag& tag, const lstp::nonce& n, Hop hop,
                  const std::string& source = {}) {
-    if (paired_.count(id)) return {admit_result::already_paired, std::nullopt};
+    if (paired_.count(id)) return {admit_result::already_paired, std::nullopt, std::nullopt};
     auto it = waiting_.find(id);
     if (it != waiting_.end()) {
-      if (it->second.nonce == n) return {admit_result::replay, std::nullopt};
+      if (it->second.nonce == n) return {admit_result::replay, std::nullopt, std::nullopt};
       auto partner = std::move(it->second.hop);
       erase(it);
       paired_.insert(id);
-      return {admit_result::pair, std::move(partner)};
+      return {admit_result::pair, std::move(partner), std::nullopt};
     }
-    if (waiting_.size() >= max_waiting_) return {admit_result::table_full, std::nullopt};
-    if (!source.empty() && waiting_from(source) >= max_per_source_) return {admit_result::source_full, std::nullopt};
+    std::optional<Hop> replaced;
+    if (!source.empty()) {
+      // The source's own oldest setup under this name, when it holds its
+      // share already.
+      std::size_t mine = 0;
+      auto oldest = waiting_.end();
+      for (auto [a, b] = by_tag_.equal_range(tag); a != b; ++a) {
+        auto w = waiting_.find(a->second);
+        if (w->second.source != source) continue;
+        ++mine;
+        if (oldest == waiting_.end() || w->second.order < oldest->second.order) oldest = w;
+      }
+      if (mine >= max_per_tag_source_ && oldest != waiting_.end()) {
+        replaced = std::move(oldest->second.hop);
+        erase(oldest);
+      }
+    }
+    if (waiting_.size() >= max_waiting_) return {admit_result::table_full, std::nullopt, std::move(replaced)};
+    if (!source.empty() && waiting_from(source) >= max_per_source_)
+      return {admit_result::source_full, std::nullopt, std::move(replaced)};
     const auto beside = by_tag_.count(tag);
-    if (beside >= max_per_tag_) return {admit_result::name_full, std::nullopt};
-    waiting_.emplace(id, entry{n, tag, std::move(hop), source});
+    if (beside >= max_per_tag_) return {admit_result::name_full, std::nullopt, std::move(replaced)};
+    waiting_.emplace(id, entry{n, tag, std::move(hop), source, ++admitted_});
     if (!source.empty()) ++per_source_[source];
     by_tag_.emplace(tag, id);
-    return {beside > 0 ? admit_result::wait_beside : admit_result::wait, std::nullopt};
+    return {beside > 0 ? admit_result::wait_beside : admit_result::wait, std::nullopt, std::move(replaced)};
   }
 
   // The waiting hop went away (closed, timed out, or its forwarded setup was
@@ -99,6 +130,7 @@ class pairing_table {
     return it == per_source_.end() ? 0 : it->second;
   }
   std::size_t paired() const { return paired_.size(); }
+  std::size_t per_tag_source() const { return max_per_tag_source_; }
 
  private:
   struct entry {
@@ -106,10 +138,13 @@ class pairing_table {
     lstp::tunnel_tag tag;
     Hop hop;
     std::string source;
+    std::uint64_t order = 0;  // admission order: the oldest is replaced first
   };
   std::size_t max_waiting_;
   std::size_t max_per_source_;
   std::size_t max_per_tag_;
+  std::size_t max_per_tag_source_;
+  std::uint64_t admitted_ = 0;
   void erase(typename std::map<lstp::pairing_id, entry>::iterator it) {
     for (auto [a, b] = by_tag_.equal_range(it->second.tag); a != b; ++a) {
       if (a->second == it->first) {

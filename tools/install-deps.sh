@@ -15,6 +15,9 @@ packages=(
   xvfb x11-utils xauth
   # real clients through the tunnel: ssh (and an sshd to reach), proxychains
   openssh-server openssh-client proxychains4
+  # an independent Argon2id (the reference implementation) checks the
+  # passphrase stretch of PROTOCOL.md 4
+  python3-argon2
   # operating it: promtool checks /metrics, Chromium loads the admin pages
   # (driven by playwright-core from npm, below), systemd units are verified
   prometheus chromium nodejs libsystemd-dev systemd

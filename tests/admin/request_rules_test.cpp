@@ -9,18 +9,19 @@ using admin::request_facts;
 namespace {
 const std::string token = "lstp-token-test-token-for-the-admin-server";
 const std::string bearer = "Bearer " + token;
+const Botan::secure_vector<std::uint8_t> token_bytes(token.begin(), token.end());
 
 admin::access_settings loopback(bool with_token = true) {
   admin::access_settings s;
   s.loopback_listener = true;
-  if (with_token) s.token = token;
+  if (with_token) s.token = token_bytes;
   return s;
 }
 
 admin::access_settings remote() {
   admin::access_settings s;
   s.loopback_listener = false;
-  s.token = token;
+  s.token = token_bytes;
   return s;
 }
 

@@ -72,6 +72,10 @@ class AccessTest(unittest.TestCase):
         with World() as w:
             mport, m, _ = w.middle("m1", extra=access_list(w, ("alice", ALICE), ("bob", BOB)))
             m.wait_for_log(r"hops must prove an access credential \(alice, bob; clock window 300 s\)")
+            # These tokens are passphrases: the middle says how to make a key.
+            for name in ("alice", "bob"):
+                self.assertRegex(m.log(), rf'access credential "{name}": the token from .* is a passphrase, '
+                                          r"stretched with Argon2id; .* middleproxy --new-token FILE")
             _, srv, _ = w.end("srv", "server", mport, tunnel_extra=credential(w, "access", "bob", BOB))
             sport, cli, _ = w.end("cli", "client", mport, tunnel_extra=credential(w, "access", "alice", ALICE))
             cli.wait_for_log("tunnel it up")

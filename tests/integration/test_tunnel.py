@@ -290,6 +290,45 @@ class TunnelTest(unittest.TestCase):
             self.assertEqual(pos, len(heard))
             stranger.close()
 
+    def test_a_stranger_flooding_a_tunnel_name_from_one_address_holds_two_places(self):
+        # Twenty made-up pairing ids for the tunnel's name from one address
+        # (127.0.0.66): each new one replaces that address's oldest, so the
+        # name never fills and the real ends (from 127.0.0.1) pair.
+        with World() as w:
+            mport, m, _ = w.middle("m1")
+            tag = hashlib.sha256(b"lstp/1 tunnel tag it").digest()[:16]
+            conns = []
+            for i in range(20):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("127.0.0.66", 0))
+                s.settimeout(5)
+                s.connect(("127.0.0.1", mport))
+                s.sendall(server_end_setup(os.urandom(32), tag, b"stranger%d" % i, os.urandom(16)))
+                conns.append(s)
+                m.wait_for_log(rf'server-end "stranger{i}" from .* wait')
+            m.wait_for_log("is replaced by a newer setup for the same tunnel name from the same source", count=18)
+            _, srv, _ = w.end("srv", "server", mport)
+            sport, cli, _ = w.end("cli", "client", mport)
+            cli.wait_for_log("tunnel it up")
+            echo_once(self, w, sport)
+            # The replaced ones were closed; the last two still wait.
+            closed = []
+            for s in conns:
+                s.settimeout(0.2)
+                try:
+                    while True:
+                        d = s.recv(4096)
+                        if not d:
+                            closed.append(True)
+                            break
+                except socket.timeout:
+                    closed.append(False)
+                except ConnectionResetError:
+                    closed.append(True)
+                s.close()
+            self.assertEqual(closed, [True] * 18 + [False] * 2)
+            self.assertNotRegex(m.log(), "TOO_MANY_WAITING|too many setups")
+
     def test_a_socks_port_off_loopback_serves_only_the_networks_it_lists(self):
         with World() as w:
             mport, _, _ = w.middle("m1")
@@ -546,6 +585,60 @@ class SecretsTest(unittest.TestCase):
                     self.assertNotIn(pid.hex()[:8], p.log())
                 self.assertNotIn(key_text[:12], p.log())
 
+    def test_a_passphrase_goes_through_argon2id_as_protocol_md_4_says(self):
+        # Argon2id with 64 MiB, 3 passes, one lane, salted by SHA-256 of the
+        # tunnel's label, derived here with argon2-cffi (the reference C
+        # implementation): a cheaper stretch would give another pairing id.
+        import hmac
+        passphrase = "correct horse battery staple, twice"
+        salt = hashlib.sha256(b"lstp/2 tunnel it").digest()
+        # Debian's python3-argon2 (tools/install-deps.sh) is for Debian's
+        # python3, which may not be the one running this test.
+        code = ("import sys; from argon2.low_level import hash_secret_raw, Type; "
+                "sys.stdout.write(hash_secret_raw(sys.argv[1].encode(), bytes.fromhex(sys.argv[2]), time_cost=3, "
+                "memory_cost=64 * 1024, parallelism=1, hash_len=32, type=Type.ID).hex())")
+        r = subprocess.run(["/usr/bin/python3", "-c", code, passphrase, salt.hex()], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        root = bytes.fromhex(r.stdout)
+        pairing_key = hmac.new(root, b"lstp/2 pairing key\x01", hashlib.sha256).digest()
+
+        def pairing_id(epoch):
+            return hmac.new(pairing_key, b"lstp/2 pairing id " + struct.pack(">Q", epoch), hashlib.sha256).digest()
+
+        with World() as w:
+            fake = socket.socket()
+            fake.bind(("127.0.0.1", 0))
+            fake.listen(1)
+            fake.settimeout(15)
+            _, cli, _ = w.end("cli", "client", fake.getsockname()[1], secret=passphrase,
+                              tunnel_extra="  ways: tcp\n")
+            conn, _ = fake.accept()
+            conn.settimeout(10)
+            head = recv_exact(conn, 12)
+            info = recv_exact(conn, struct.unpack(">I", head[8:12])[0])
+            epoch = int(time.time()) // 3600
+            self.assertIn(info[5:37], (pairing_id(epoch), pairing_id(epoch - 1), pairing_id(epoch + 1)))
+            conn.close()
+            fake.close()
+            self.assertRegex(cli.log(), r"passphrase.*Argon2id.*endproxy --new-secret FILE")
+
+    def test_no_byte_of_a_pairing_id_reaches_any_log(self):
+        # Every 4-byte window of this hour's (and the neighbours') pairing id,
+        # in hex and base64, is absent from the logs of both ends and the
+        # middle, with debug logging on.
+        with World() as w:
+            sport = w.tunnel()
+            echo_once(self, w, sport)
+            epoch = int(time.time()) // 3600
+            for p in w.procs:
+                log = p.log()
+                for e in (epoch - 1, epoch, epoch + 1):
+                    pid = pairing_id_of(SECRET, "it", e)
+                    self.assertNotIn(base64.b64encode(pid).decode()[:8], log)
+                    self.assertNotIn(base64.urlsafe_b64encode(pid).decode()[:8], log)
+                    for i in range(len(pid) - 3):
+                        self.assertNotIn(pid[i:i + 4].hex(), log, f"{p.name} logged part of a pairing id")
+
     def test_an_impostor_holding_the_pairing_id_does_not_starve_the_real_ends(self):
         # Someone who captured this hour's pairing id (on a tcp hop, say)
         # takes the waiting slot first. The client end pairs with it, fails
@@ -566,6 +659,29 @@ class SecretsTest(unittest.TestCase):
             _, srv, _ = w.end("srv", "server", mport)
             cli.wait_for_log("tunnel it up", timeout=20)
             echo_once(self, w, sport)
+
+    def test_a_middles_token_from_the_environment_leaves_no_trace_and_it_is_not_dumpable(self):
+        token = "a-token-passphrase-from-the-environment-0123456789"
+        with World() as w:
+            _, _, cfg = w.middle("m1", start=False, extra="access:\n  - {name: alice, token_env: LSTP_IT_TOKEN}\n")
+            os.chown(cfg, 65534, 65534)
+            os.chmod(w.dir, 0o711)
+            env = dict(os.environ, LSTP_IT_TOKEN=token, LSTP_IT_OTHER="stays")
+            import lstp_world
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    os.path.join(lstp_world.BIN, "middleproxy"), "-c", cfg]
+            m = lstp_world.Proc("m1-nobody", argv, os.path.join(w.dir, "m1-nobody.log"), env=env)
+            w.procs.append(m)
+            m.wait_for_log("listening on")
+            pid = m.proc.pid
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+            self.assertNotIn(token.encode(), environ)
+            self.assertNotIn(token[:12].encode(), environ)  # the value is wiped in place
+            self.assertIn(b"LSTP_IT_OTHER=stays", environ)
+            self.assertEqual(os.stat(f"/proc/{pid}/environ").st_uid, 0)  # not dumpable
+            self.assertEqual(os.stat(f"/proc/{pid}").st_uid, 65534)
+            self.assertNotIn(token, m.log())
 
     def test_a_secret_from_the_environment_leaves_no_trace_and_the_process_is_not_dumpable(self):
         # The client end runs as nobody (a process of root's is root's in

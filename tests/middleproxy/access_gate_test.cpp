@@ -55,8 +55,13 @@ TEST_CASE("no proof, an unknown name and a wrong token are refused alike", "[mid
   CHECK(none.refusal->code == lstp::wire_error::access_denied);
   CHECK(none.refusal->reason.find("requires an access credential") != std::string::npos);
 
+  // An unknown name costs the same HMAC as a wrong token: timing tells no
+  // stranger which names exist.
+  const auto before = gate.macs_checked();
   auto unknown = gate.check(lstp::make_access_proof("carol", alice_key, now, s), s, now);
+  CHECK(gate.macs_checked() == before + 1);
   auto wrong = gate.check(lstp::make_access_proof("alice", bob_key, now, s), s, now);
+  CHECK(gate.macs_checked() == before + 2);
   REQUIRE(unknown.refusal);
   REQUIRE(wrong.refusal);
   CHECK(unknown.refusal->code == lstp::wire_error::access_denied);

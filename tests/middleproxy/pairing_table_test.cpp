@@ -107,3 +107,38 @@ TEST_CASE("one source address cannot hold more than its share of waiting setups"
   CHECK(t.waiting_from("192.0.2.7") == 1);
   CHECK(t.admit(id(5), tag(5), nonce(5), 5, "192.0.2.7").result == admit_result::wait);
 }
+
+TEST_CASE("one source cannot fill a tunnel name: its next setup replaces its own oldest",
+          "[middleproxy][pairing][limits][hostile]") {
+  pairing_table<int> t(100, 100, 8, 2);
+  // A stranger on one address sends made-up pairing ids for the name, over
+  // and over: it never holds more than two of the eight places...
+  for (std::uint8_t i = 0; i < 20; ++i) {
+    auto r = t.admit(id(static_cast<std::uint8_t>(100 + i)), tag(9), nonce(i), 100 + i, "192.0.2.66");
+    CHECK((r.result == admit_result::wait || r.result == admit_result::wait_beside));
+    if (i >= 2) {
+      REQUIRE(r.replaced);
+      CHECK(*r.replaced == 100 + i - 2);  // its own oldest
+    } else {
+      CHECK_FALSE(r.replaced);
+    }
+  }
+  CHECK(t.waiting_from("192.0.2.66") == 2);
+  // ...so the real ends, from their own addresses, wait and pair.
+  auto first = t.admit(id(1), tag(9), nonce(1), 1, "198.51.100.1");
+  CHECK(first.result == admit_result::wait_beside);
+  CHECK_FALSE(first.replaced);
+  auto second = t.admit(id(1), tag(9), nonce(2), 2, "203.0.113.5");
+  REQUIRE(second.result == admit_result::pair);
+  CHECK(*second.partner == 1);
+  // Filling the name takes four sources; the fifth is refused.
+  for (std::uint8_t s = 0; s < 3; ++s)
+    for (std::uint8_t k = 0; k < 2; ++k)
+      CHECK(t.admit(id(static_cast<std::uint8_t>(200 + 2 * s + k)), tag(9), nonce(1), 200 + 2 * s + k,
+                    "10.0.0." + std::to_string(s))
+                .result == admit_result::wait_beside);
+  CHECK(t.admit(id(250), tag(9), nonce(1), 250, "10.9.9.9").result == admit_result::name_full);
+  // Other names and sources are not touched by a replacement.
+  CHECK(t.admit(id(30), tag(3), nonce(1), 30, "192.0.2.66").result == admit_result::wait);
+  CHECK(t.is_waiting(id(30)));
+}
