@@ -7,6 +7,8 @@ packages=(
   g++ cmake make pkg-config ccache
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libssl-dev
   libbotan-2-dev libyaml-cpp-dev catch2
+  # HTTP proxy logins: NTLM and Negotiate (Kerberos through GSSAPI)
+  libntlm0-dev libkrb5-dev
   # integration tests drive real clients
   curl python3 netcat-openbsd iproute2
   # ways out: third-party proxies to go through, firewalls for test worlds

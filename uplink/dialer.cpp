@@ -6,7 +6,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <functional>
+
 #include "transport/hop_socket.hpp"
+#include "runtime/blocking_work.hpp"
 #include "runtime/tcp_connect.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/tls_hop.hpp"
@@ -50,21 +53,55 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
     auto hs = proxy_handshake::make(*way.through, middle.host, middle.port);
     runtime::watchdog limit(sock, left());
     std::vector<std::uint8_t> buf(4096);
-    while (hs->state() == proxy_handshake::status::need_more) {
-      auto out = hs->take_output();
-      if (!out.empty()) co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
-      auto n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
-      hs->feed({buf.data(), n});
+    for (bool going = true; going && !ec;) {
+      switch (hs->state()) {
+        case proxy_handshake::status::need_more: {
+          auto out = hs->take_output();
+          if (!out.empty())
+            co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+          auto n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+          if (ec == asio::error::eof) {
+            ec.clear();
+            hs->eof();
+            break;
+          }
+          if (ec) break;
+          hs->feed({buf.data(), n});
+          break;
+        }
+        case proxy_handshake::status::compute:
+          // A Kerberos step may wait for the KDC: not on this thread.
+        {
+          const std::function<void()> step = [&hs] { hs->compute(); };
+          co_await runtime::run_blocking(step);
+          break;
+        }
+        case proxy_handshake::status::reconnect: {
+          // The proxy closed the connection after asking for a login: the
+          // login goes on over a new one.
+          sock.close(ec);
+          ec.clear();
+          auto again = co_await runtime::tcp_connect(ex, first.host, first.port, left());
+          if (!again.connected()) {
+            why = "through " + first_name + ": cannot connect again for the login: " + again.failure();
+            co_return nullptr;
+          }
+          sock = std::move(*again.socket);
+          transport::configure_hop_socket(sock);
+          hs->reconnected();
+          break;
+        }
+        case proxy_handshake::status::done:
+        case proxy_handshake::status::failed: going = false; break;
+      }
     }
     if (hs->state() == proxy_handshake::status::failed) {
       why = "through " + first_name + ": " + hs->error();
       co_return nullptr;
     }
     if (ec) {
-      why = "through " + first_name + ": " +
-            (ec == asio::error::eof ? std::string("the proxy closed the connection") : failure(ec, limit.fired()));
+      why = "through " + first_name + ": " + failure(ec, limit.fired());
       co_return nullptr;
     }
     leftover = std::move(hs->leftover());

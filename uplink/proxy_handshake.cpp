@@ -1,13 +1,16 @@
 #include "uplink/proxy_handshake.hpp"
 
-#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include <botan/base64.h>
 
 #include "uplink/ip_literal.hpp"
+#include "uplink/proxy_login.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -178,62 +181,146 @@ class socks4a_handshake final : public proxy_handshake {
   }
 };
 
+// CONNECT, and the login the proxy asks for (proxy_login): each 407 is
+// read whole (its body too, so the connection can carry the next request)
+// and answered with the strongest scheme offered. No credential is sent
+// before the proxy asks for one: a password never crosses in Basic to a
+// proxy that would have taken Digest, NTLM or Kerberos.
 class http_connect_handshake final : public proxy_handshake {
  public:
-  http_connect_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port) {
-    const auto target = target_text(host, port);
-    std::string req = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n";
-    if (!p.username.empty()) {
-      const std::string creds = p.username + ":" + p.password;
-      req += "Proxy-Authorization: Basic " +
-             Botan::base64_encode(reinterpret_cast<const std::uint8_t*>(creds.data()), creds.size()) + "\r\n";
+  http_connect_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port)
+      : target_(target_text(host, port)), login_(p, target_) {
+    send_request({});
+  }
+
+  void compute() override {
+    login_.compute();
+    if (login_.failed()) return fail(refused_text() + login_.why());
+    after_answer();
+  }
+
+  void reconnected() override {
+    if (state() != status::reconnect) return;
+    set_state(status::need_more);
+    in_.clear();
+    send_request(login_.header());
+  }
+
+  void eof() override {
+    // A 407 whose body runs to the end of the connection: the login goes
+    // on over a new one.
+    if (phase_ == phase::body && parser_ && !parser_->is_done()) {
+      boost::system::error_code ec;
+      parser_->put_eof(ec);
+      if (!ec && parser_->is_done()) {
+        keep_alive_ = false;
+        return challenge();
+      }
     }
-    req += "\r\n";
-    output_.assign(req.begin(), req.end());
-    has_credentials_ = !p.username.empty();
-    // A 2xx to CONNECT has no body: the bytes after the header are the
-    // target's.
-    parser_.skip(true);
-    parser_.header_limit(static_cast<std::uint32_t>(max_answer));
+    if (phase_ == phase::body && !login_.scheme().empty())
+      return fail("the proxy closed the connection during the " + login_.scheme() + " login");
+    fail("the proxy closed the connection");
   }
 
  private:
-  void step() override {
-    // The parser gets the header only once it is complete, all at once:
-    // what it says then cannot depend on how the bytes were split.
-    // Something else answering (an SSH or SMTP server, a TLS alert) is
-    // told apart by its first five bytes, without waiting for more.
-    static constexpr std::string_view http_prefix = "HTTP/";
-    const auto head = std::min(in_.size(), http_prefix.size());
-    if (!std::equal(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(head), http_prefix.begin()))
-      return fail("the HTTP proxy's answer is not HTTP (it starts with something else)");
-    static constexpr std::string_view end_of_header = "\r\n\r\n";
-    auto it = std::search(in_.begin(), in_.end(), end_of_header.begin(), end_of_header.end());
-    if (it == in_.end()) return;
-    const auto used = static_cast<std::size_t>(it - in_.begin()) + end_of_header.size();
-    std::size_t taken = 0;
-    while (!parser_.is_header_done() && taken < used) {
-      boost::system::error_code ec;
-      auto n = parser_.put(boost::asio::buffer(in_.data() + taken, used - taken), ec);
-      if (ec) return fail("the HTTP proxy's answer is not HTTP: " + ec.message());
-      if (n == 0) break;
-      taken += n;
-    }
-    if (!parser_.is_header_done()) return fail("the HTTP proxy's answer is not HTTP");
-    const auto& res = parser_.get();
-    const auto code = res.result_int();
-    if (code >= 200 && code < 300) return finish(used);
-    std::string why = "the HTTP proxy answered " + std::to_string(code) + " " + std::string(res.reason());
-    // 407 is the standard answer; some proxies (tinyproxy) send 401.
-    if (code == 407 || code == 401)
-      why += has_credentials_ ? " (it refused the username or password)" : " (it wants a username and password)";
-    else if (code == 403)
-      why += " (it does not allow CONNECT to this host or port)";
-    fail(why);
+  enum class phase { header, body };
+
+  void send_request(const std::string& authorization) {
+    std::string req = "CONNECT " + target_ + " HTTP/1.1\r\nHost: " + target_ + "\r\n";
+    if (!authorization.empty()) req += "Proxy-Authorization: " + authorization + "\r\n";
+    req += "\r\n";
+    output_.insert(output_.end(), req.begin(), req.end());
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(max_answer));
+    // An error page is small; a proxy sending more is not answering.
+    parser_->body_limit(64 * 1024);
+    challenges_.clear();
+    phase_ = phase::header;
   }
 
-  http::response_parser<http::empty_body> parser_;
-  bool has_credentials_ = false;
+  std::string refused_text() const { return "the HTTP proxy answered " + status_line_ + ": "; }
+
+  void step() override {
+    if (phase_ == phase::header) {
+      // The parser gets the header only once it is complete, all at once:
+      // what it says then cannot depend on how the bytes were split.
+      // Something else answering (an SSH or SMTP server, a TLS alert) is
+      // told apart by its first five bytes, without waiting for more.
+      static constexpr std::string_view http_prefix = "HTTP/";
+      const auto head = std::min(in_.size(), http_prefix.size());
+      if (!std::equal(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(head), http_prefix.begin()))
+        return fail("the HTTP proxy's answer is not HTTP (it starts with something else)");
+      static constexpr std::string_view end_of_header = "\r\n\r\n";
+      auto it = std::search(in_.begin(), in_.end(), end_of_header.begin(), end_of_header.end());
+      if (it == in_.end()) return;
+      const auto used = static_cast<std::size_t>(it - in_.begin()) + end_of_header.size();
+      std::size_t taken = 0;
+      while (!parser_->is_header_done() && taken < used) {
+        boost::system::error_code ec;
+        auto n = parser_->put(boost::asio::buffer(in_.data() + taken, used - taken), ec);
+        if (ec) return fail("the HTTP proxy's answer is not HTTP: " + ec.message());
+        if (n == 0) break;
+        taken += n;
+      }
+      if (!parser_->is_header_done()) return fail("the HTTP proxy's answer is not HTTP");
+      const auto& res = parser_->get();
+      const auto code = res.result_int();
+      // A 2xx to CONNECT has no body: the bytes after the header are the
+      // target's.
+      if (code >= 200 && code < 300) return finish(used);
+      status_line_ = std::to_string(code) + " " + std::string(res.reason());
+      // 407 is the standard answer; some proxies (tinyproxy) send 401.
+      if (code != 407 && code != 401) {
+        std::string why = "the HTTP proxy answered " + status_line_;
+        if (code == 403) why += " (it does not allow CONNECT to this host or port)";
+        return fail(why);
+      }
+      for (const auto& field : res) {
+        if (field.name() != http::field::proxy_authenticate && field.name() != http::field::www_authenticate) continue;
+        if (!parse_challenges(std::string_view(field.value().data(), field.value().size()), challenges_))
+          return fail(refused_text() + "its Proxy-Authenticate does not parse");
+      }
+      consume(used);
+      phase_ = phase::body;
+    }
+    // The body of the 407 (an error page): read to its end, then answered.
+    while (!parser_->is_done() && !in_.empty()) {
+      boost::system::error_code ec;
+      auto n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
+      if (ec == http::error::need_more) break;
+      if (ec) return fail(refused_text() + "its body does not parse: " + ec.message());
+      consume(n);
+      if (n == 0) break;
+    }
+    if (!parser_->is_done()) return;
+    keep_alive_ = parser_->keep_alive();
+    challenge();
+  }
+
+  void challenge() {
+    if (!in_.empty()) return fail(refused_text() + "and sent more than its answer");
+    switch (login_.answer(challenges_)) {
+      case proxy_login::next::give_up: return fail(refused_text() + login_.why());
+      case proxy_login::next::compute: return set_state(status::compute);
+      case proxy_login::next::send: return after_answer();
+    }
+  }
+
+  void after_answer() {
+    if (keep_alive_) return send_request(login_.header());
+    if (login_.needs_same_connection())
+      return fail(refused_text() + "and closed the connection in the middle of the " + login_.scheme() +
+                  " login (it logs in per connection)");
+    set_state(status::reconnect);
+  }
+
+  std::string target_;
+  proxy_login login_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  std::vector<auth_challenge> challenges_;
+  std::string status_line_;
+  phase phase_ = phase::header;
+  bool keep_alive_ = true;
 };
 
 class failed_handshake final : public proxy_handshake {
