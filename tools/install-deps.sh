@@ -9,6 +9,8 @@ packages=(
   libbotan-2-dev libyaml-cpp-dev catch2
   # HTTP proxy logins: NTLM and Negotiate (Kerberos through GSSAPI)
   libntlm0-dev libkrb5-dev
+  # proxies that want a login, and a Kerberos realm to log in with
+  squid krb5-kdc krb5-admin-server krb5-user
   # integration tests drive real clients
   curl python3 netcat-openbsd iproute2
   # ways out: third-party proxies to go through, firewalls for test worlds
@@ -56,6 +58,15 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# squid and the KDC are for test worlds only: their packages must not start
+# them as services (a squid on port 3128 of this host, say).
+made_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod 755 /usr/sbin/policy-rc.d
+  made_policy=1
+fi
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ -n "$made_policy" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
 browser_modules

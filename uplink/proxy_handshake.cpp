@@ -188,14 +188,16 @@ class socks4a_handshake final : public proxy_handshake {
 // proxy that would have taken Digest, NTLM or Kerberos.
 class http_connect_handshake final : public proxy_handshake {
  public:
-  http_connect_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port)
-      : target_(target_text(host, port)), login_(p, target_) {
+  http_connect_handshake(const uplink::proxy& p, const std::string& host, std::uint16_t port, login_hooks hooks)
+      : target_(target_text(host, port)), login_(p, target_, std::move(hooks)) {
     send_request({});
   }
 
   void compute() override {
+    if (state() != status::compute) return;
     login_.compute();
     if (login_.failed()) return fail(refused_text() + login_.why());
+    set_state(status::need_more);
     after_answer();
   }
 
@@ -334,7 +336,7 @@ class failed_handshake final : public proxy_handshake {
 }  // namespace
 
 std::unique_ptr<proxy_handshake> proxy_handshake::make(const uplink::proxy& proxy, const std::string& host,
-                                                       std::uint16_t port) {
+                                                       std::uint16_t port, login_hooks hooks) {
   switch (proxy.kind) {
     case uplink::proxy_kind::socks5:
       if (host.size() > 255) return std::make_unique<failed_handshake>("a host name longer than 255 bytes");
@@ -344,7 +346,8 @@ std::unique_ptr<proxy_handshake> proxy_handshake::make(const uplink::proxy& prox
       if (h->ipv6_) return std::make_unique<failed_handshake>("a SOCKS4a proxy cannot reach an IPv6 address");
       return h;
     }
-    case uplink::proxy_kind::http: return std::make_unique<http_connect_handshake>(proxy, host, port);
+    case uplink::proxy_kind::http:
+      return std::make_unique<http_connect_handshake>(proxy, host, port, std::move(hooks));
   }
   return std::make_unique<failed_handshake>("unknown proxy kind");
 }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "uplink/proxy_login.hpp"
 #include "uplink/ways.hpp"
 
 namespace uplink {
@@ -29,8 +30,10 @@ class proxy_handshake {
 
   // A handshake asking `proxy` to connect to host:port. The host is passed
   // on as a name (the proxy resolves it) unless it is an IP address.
+  // `hooks`: what an HTTP proxy login needs from outside (tests replace
+  // them).
   static std::unique_ptr<proxy_handshake> make(const uplink::proxy& proxy, const std::string& host,
-                                               std::uint16_t port);
+                                               std::uint16_t port, login_hooks hooks = default_login_hooks());
   virtual ~proxy_handshake() = default;
 
   bytes take_output() { return std::exchange(output_, {}); }

@@ -100,7 +100,9 @@ class Proc:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        raise AssertionError(f"{self.name}: no log line matching {pattern!r} within {timeout}s; log:\n{self.log()}")
+        ended = "" if self.proc.poll() is None else f" (it exited with status {self.proc.returncode})"
+        raise AssertionError(f"{self.name}: no log line matching {pattern!r} within {timeout}s{ended}; log:\n"
+                             f"{self.log()}")
 
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:

@@ -123,17 +123,17 @@ class Firewalled:
         m.wait_for_log("listening on .*:7000")
         return m, path
 
-    def end(self, name, role, ns, middle, tunnel_extra="", extra=""):
+    def end(self, name, role, ns, middle, tunnel_extra="", extra="", env=None, socks_port=1080):
         secret = self.w._write(f"{name}.secret", SECRET + "\n")
         text = (f"name: {name}\nrole: {role}\ntunnel:\n  name: t\n  secret_file: {secret}\n  middle: {middle}\n"
                 f"  retry_interval: 200ms\n  retry_max: 3s\n  way_timeout: 2s\n" + tunnel_extra)
         if role == "client":
-            text += "socks:\n  listen: 127.0.0.1:1080\n"
+            text += f"socks:\n  listen: 127.0.0.1:{socks_port}\n"
         else:
             text += f"server:\n  connect_timeout: 3s\n  allow: \"{A_HOST}\"\n"
         text += "log_level: debug\n" + extra
         path = self.w._write(f"{name}.yaml", text)
-        return self.w.start(name, ["endproxy", "-c", path], ns=ns), path
+        return self.w.start(name, ["endproxy", "-c", path], env=env, ns=ns), path
 
     def curl_from_b(self):
         return self.n.ns(self.n.b, "curl", "-sS", "--max-time", "20", "--socks5-hostname", "127.0.0.1:1080",

@@ -202,7 +202,7 @@ class WaysTest(unittest.TestCase):
                 f"ws via http://alice:wrong@127.0.0.1:{pport}", f"ws via http://alice:right@127.0.0.1:{pport}"))
             cli.wait_for_log("tunnel it up")
             log = cli.log()
-            self.assertRegex(log, r"answered 40[17] .*refused the username or password")
+            self.assertRegex(log, r"answered 40[17] .*refused the user name or password \(Basic\)")
             self.assertRegex(log, rf"by ws via http://alice@127\.0\.0\.1:{pport} in")
             self.assertEqual(echo_once(sport, w.servers.echo()), b"ping")
 
