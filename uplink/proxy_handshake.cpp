@@ -1,7 +1,6 @@
 #include "uplink/proxy_handshake.hpp"
 
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include <botan/base64.h>
@@ -209,18 +208,13 @@ class http_connect_handshake final : public proxy_handshake {
   }
 
   void eof() override {
-    // A 407 whose body runs to the end of the connection: the login goes
-    // on over a new one.
-    if (phase_ == phase::body && parser_ && !parser_->is_done()) {
-      boost::system::error_code ec;
-      parser_->put_eof(ec);
-      if (!ec && parser_->is_done()) {
-        keep_alive_ = false;
-        return challenge();
-      }
+    // A proxy that closes the connection in the middle of its 407's body:
+    // the login goes on over a new one.
+    if (phase_ == phase::body && state() == status::need_more) {
+      keep_alive_ = false;
+      in_.clear();
+      return challenge();
     }
-    if (phase_ == phase::body && !login_.scheme().empty())
-      return fail("the proxy closed the connection during the " + login_.scheme() + " login");
     fail("the proxy closed the connection");
   }
 
@@ -234,9 +228,8 @@ class http_connect_handshake final : public proxy_handshake {
     output_.insert(output_.end(), req.begin(), req.end());
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(max_answer));
-    // An error page is small; a proxy sending more is not answering.
-    parser_->body_limit(64 * 1024);
     challenges_.clear();
+    body_left_ = 0;
     phase_ = phase::header;
   }
 
@@ -283,19 +276,24 @@ class http_connect_handshake final : public proxy_handshake {
           return fail(refused_text() + "its Proxy-Authenticate does not parse");
       }
       consume(used);
+      // The 407's body (an error page) is skipped by its Content-Length, so
+      // the connection can carry the next request. A body of another kind
+      // (chunked, or to the end of the connection), or a large one, is not
+      // read at all: the login goes on over a new connection.
+      keep_alive_ = parser_->keep_alive();
+      const auto length = parser_->content_length();
+      if (parser_->chunked() || !length || *length > max_body) {
+        keep_alive_ = false;
+        in_.clear();
+        return challenge();
+      }
+      body_left_ = static_cast<std::size_t>(*length);
       phase_ = phase::body;
     }
-    // The body of the 407 (an error page): read to its end, then answered.
-    while (!parser_->is_done() && !in_.empty()) {
-      boost::system::error_code ec;
-      auto n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
-      if (ec == http::error::need_more) break;
-      if (ec) return fail(refused_text() + "its body does not parse: " + ec.message());
-      consume(n);
-      if (n == 0) break;
-    }
-    if (!parser_->is_done()) return;
-    keep_alive_ = parser_->keep_alive();
+    const auto n = std::min(body_left_, in_.size());
+    consume(n);
+    body_left_ -= n;
+    if (body_left_ > 0) return;
     challenge();
   }
 
@@ -318,7 +316,11 @@ class http_connect_handshake final : public proxy_handshake {
 
   std::string target_;
   proxy_login login_;
-  std::optional<http::response_parser<http::string_body>> parser_;
+  // An error page longer than this is not read through: a new connection
+  // is cheaper.
+  static constexpr std::uint64_t max_body = 64 * 1024;
+  std::optional<http::response_parser<http::empty_body>> parser_;
+  std::size_t body_left_ = 0;
   std::vector<auth_challenge> challenges_;
   std::string status_line_;
   phase phase_ = phase::header;

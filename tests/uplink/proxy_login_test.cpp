@@ -238,12 +238,22 @@ TEST_CASE("a proxy that closes the connection after its 407 is dialled again", "
   h->reconnected();
   CHECK(h->state() == status::need_more);
   CHECK(header_of(text(h->take_output()), "Proxy-Authorization").rfind("Digest username=\"alice\"", 0) == 0);
-  // A body that runs to the end of the connection.
+  // A body that runs to the end of the connection, or chunked, is not read:
+  // a new connection is asked for at once.
   auto g = proxy_handshake::make(http_proxy("alice", "pw"), "mid.example", 443);
   g->take_output();
-  CHECK(feed(*g, "HTTP/1.0 407 Login\r\nProxy-Authenticate: Basic realm=\"c\"\r\n\r\n<html>") == status::need_more);
-  g->eof();
-  CHECK(g->state() == status::reconnect);
+  CHECK(feed(*g, "HTTP/1.0 407 Login\r\nProxy-Authenticate: Basic realm=\"c\"\r\n\r\n<html>") == status::reconnect);
+  auto k = proxy_handshake::make(http_proxy("alice", "pw"), "mid.example", 443);
+  k->take_output();
+  CHECK(feed(*k, "HTTP/1.1 407 Login\r\nProxy-Authenticate: Basic realm=\"c\"\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "3\r\nabc\r\n") == status::reconnect);
+  // A proxy that closes in the middle of a Content-Length body: the same.
+  auto m = proxy_handshake::make(http_proxy("alice", "pw"), "mid.example", 443);
+  m->take_output();
+  CHECK(feed(*m, "HTTP/1.1 407 Login\r\nProxy-Authenticate: Basic realm=\"c\"\r\nContent-Length: 100\r\n\r\nab") ==
+        status::need_more);
+  m->eof();
+  CHECK(m->state() == status::reconnect);
   // A refusal of the credentials ends it, naming the scheme, never the password.
   g->reconnected();
   g->take_output();
