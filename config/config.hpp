@@ -150,6 +150,11 @@ struct tunnel_config {
   std::vector<way> ways;
   std::optional<config::proxy> ways_proxy;  // tunnel.proxy: for automatic ways
   bool proxy_from_environment = false;  // proxy: env (https_proxy, ALL_PROXY, no_proxy as curl reads them)
+  // proxy: pac+http://.../pac+file:... (a PAC file names the proxies per
+  // middle), or auto (WPAD through the search domains, then the
+  // environment).
+  std::optional<uplink::pac_source> pac;
+  bool wpad = false;
   // Remembers the winning way per middle. Default: $STATE_DIRECTORY, else
   // $XDG_STATE_HOME/lstp, else ~/.local/state/lstp, then "<end>.ways"
   // ("<end>.<tunnel>.ways" in a list of tunnels); "none" in the config

@@ -99,10 +99,18 @@ void load_tunnel(const source& src, const field& tf, tunnel_config& cfg, const s
   }
   if (const field* f = t.find("proxy")) {
     const auto text = read_string(*f);
-    if (text == "env")
+    if (text == "env") {
       cfg.proxy_from_environment = true;
-    else
+    } else if (text == "auto") {
+      // WPAD first; without a PAC file, the environment.
+      cfg.wpad = true;
+      cfg.proxy_from_environment = true;
+    } else if (text.rfind("pac+", 0) == 0) {
+      cfg.pac = with_location(*f, [&] { return uplink::parse_pac_source(text); });
+      cfg.proxy_from_environment = true;  // the PAC answers stand where the environment's proxy would
+    } else {
       cfg.ways_proxy = with_location(*f, [&] { return parse_proxy_url(text); });
+    }
   }
   if (const field* f = t.find("state_file")) {
     const std::string name = read_string(*f);

@@ -9,6 +9,8 @@ packages=(
   libbotan-2-dev libyaml-cpp-dev catch2
   # HTTP proxy logins: NTLM and Negotiate (Kerberos through GSSAPI)
   libntlm0-dev libkrb5-dev
+  # proxy discovery: PAC files evaluated by libpacparser
+  libpacparser-dev
   # proxies that want a login, and a Kerberos realm to log in with
   squid krb5-kdc krb5-admin-server krb5-user
   # integration tests drive real clients

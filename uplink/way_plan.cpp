@@ -44,10 +44,12 @@ std::vector<candidate> plan_candidates(const std::vector<uplink::endpoint>& midd
     std::vector<candidate> mine;
     for (std::size_t i = 0; i < ways.size(); ++i) {
       const int cost = explicit_ways.empty() ? way_cost(ways[i]) : static_cast<int>(i);
-      auto w = ways[i].via == uplink::way::route::environment ? resolve(m, ways[i]) : std::optional(ways[i]);
-      if (!w) continue;
-      if (std::any_of(mine.begin(), mine.end(), [&](auto& c) { return c.way == *w; })) continue;
-      mine.push_back(candidate{m, *w, cost});
+      const auto resolved = ways[i].via == uplink::way::route::environment ? resolve(m, ways[i])
+                                                                           : std::vector<uplink::way>{ways[i]};
+      for (const auto& w : resolved) {
+        if (std::any_of(mine.begin(), mine.end(), [&](auto& c) { return c.way == w; })) continue;
+        mine.push_back(candidate{m, w, cost});
+      }
     }
     if (auto w = memory.winner(m)) {
       auto it = std::find_if(mine.begin(), mine.end(), [&](auto& c) { return c.way.to_string() == *w; });

@@ -51,10 +51,11 @@ class way_memory {
 // through the environment's proxy.
 std::vector<uplink::way> automatic_ways(const std::optional<uplink::proxy>& proxy, bool proxy_from_environment);
 
-// Turns a "via env" way into a way through the environment's proxy for
-// that middle, or drops it (nullopt) when the environment names none.
+// Turns a "via env" way into the ways the discovered proxies give for that
+// middle, in their order: the environment's proxy, or a PAC file's answers
+// (PROXY a; SOCKS b; DIRECT). None drops it.
 using environment_resolver =
-    std::function<std::optional<uplink::way>(const uplink::endpoint& middle, const uplink::way& way)>;
+    std::function<std::vector<uplink::way>(const uplink::endpoint& middle, const uplink::way& way)>;
 
 // All candidates: middles in the given order (best first), within each the
 // remembered winner first, then by cost (explicit ways: the order given).

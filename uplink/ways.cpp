@@ -212,4 +212,56 @@ way parse_way(const std::string& text) {
   return w;
 }
 
+namespace {
+std::uint16_t read_port(std::string_view digits) {
+  const auto v = to_unsigned(digits);
+  if (!v || *v == 0 || *v > 65535) throw bad_way("the PAC URL's port must be 1 to 65535");
+  return static_cast<std::uint16_t>(*v);
+}
+
+}  // namespace
+
+std::string pac_source::to_string() const {
+  if (from == kind::file) return "pac+file:" + path;
+  return "pac+http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+         (port == 80 ? "" : ":" + std::to_string(port)) + target;
+}
+
+pac_source parse_pac_source(std::string_view text) {
+  pac_source s;
+  if (text.rfind("pac+file://", 0) == 0 || text.rfind("pac+file:", 0) == 0) {
+    s.from = pac_source::kind::file;
+    s.path = std::string(text.substr(text.rfind("pac+file://", 0) == 0 ? 11 : 9));
+    if (s.path.empty() || s.path.front() != '/') throw bad_way("a PAC file is named by an absolute path: pac+file:/etc/proxy.pac");
+    return s;
+  }
+  if (text.rfind("pac+http://", 0) != 0)
+    throw bad_way("expected pac+http://host[:port]/path or pac+file:/path (https is not fetched: a PAC file names "
+                  "the proxies, not secrets)");
+  auto rest = text.substr(11);
+  const auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  s.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (authority.find('@') != std::string_view::npos) throw bad_way("a PAC URL has no user or password");
+  if (authority.empty()) throw bad_way("the PAC URL names no host");
+  // host, host:port, [v6], [v6]:port
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) throw bad_way("the PAC URL's IPv6 address has no ]");
+    s.host = std::string(authority.substr(1, close - 1));
+    authority.remove_prefix(close + 1);
+    if (!authority.empty()) {
+      if (authority.front() != ':') throw bad_way("expected :port after the PAC URL's address");
+      s.port = read_port(authority.substr(1));
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    s.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) s.port = read_port(authority.substr(colon + 1));
+  }
+  if (s.host.empty()) throw bad_way("the PAC URL names no host");
+  if (s.target.find_first_of(" \r\n") != std::string::npos) throw bad_way("the PAC URL's path has a space or line break");
+  return s;
+}
+
 }  // namespace uplink

@@ -55,6 +55,18 @@ struct way {
   bool operator==(const way&) const = default;
 };
 
+// Where a PAC file comes from: "pac+http://host[:port]/path" or
+// "pac+file:/path" (file:// too). Throws bad_way with what was expected.
+struct pac_source {
+  enum class kind { http, file } from = kind::http;
+  std::string host;  // http
+  std::uint16_t port = 80;
+  std::string target = "/";  // http: the request target
+  std::string path;          // file
+  std::string to_string() const;
+};
+pac_source parse_pac_source(std::string_view text);
+
 // A value as messages show it: quoted, control bytes escaped, at most 80
 // characters. Never called on a secret or a password. (The configuration's
 // messages use it too.)

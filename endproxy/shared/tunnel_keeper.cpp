@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <map>
 
 #include "endproxy/shared/end_tunnel.hpp"
@@ -15,6 +18,9 @@
 #include "uplink/backoff.hpp"
 #include "uplink/dialer.hpp"
 #include "uplink/environment_proxy.hpp"
+#include "uplink/pac_evaluator.hpp"
+#include "uplink/pac_fetch.hpp"
+#include "runtime/blocking_work.hpp"
 
 namespace endproxy {
 
@@ -191,11 +197,100 @@ struct tunnel_keeper::race_result {
 std::vector<uplink::candidate> tunnel_keeper::plan() const {
   return uplink::plan_candidates(
       tun_.middles, tun_.ways, tun_.ways_proxy, tun_.proxy_from_environment, memory_,
-      [](const config::endpoint& middle, const config::way& w) -> std::optional<config::way> {
+      [this](const config::endpoint& middle, const config::way& w) -> std::vector<config::way> {
+        // A PAC file's answers for this middle, when there is one...
+        if (auto it = pac_routes_.find(uplink::pac_query_for(middle, w.how).url); it != pac_routes_.end()) {
+          std::vector<config::way> out;
+          for (const auto& r : it->second)
+            out.push_back(r.through ? config::way{w.how, config::way::route::proxy, r.through}
+                                    : config::way{w.how, config::way::route::direct, std::nullopt});
+          return out;
+        }
+        // ...else the environment's proxy.
         auto env = uplink::proxy_from_environment(middle.host, w.how == config::carrier::ws, ::getenv);
-        if (!env.proxy) return std::nullopt;
-        return config::way{w.how, config::way::route::proxy, env.proxy};
+        if (!env.proxy) return {};
+        return {config::way{w.how, config::way::route::proxy, env.proxy}};
       });
+}
+
+namespace {
+
+// What a PAC refresh found, made off the I/O thread.
+struct pac_outcome {
+  std::string from;                                            // the PAC file used
+  std::map<std::string, std::vector<uplink::pac_route>> routes;  // by query URL
+  std::vector<std::string> said;                               // "url -> answer", for the log
+  std::vector<std::string> problems;                           // each source that failed, and why
+};
+
+pac_outcome discover(const std::optional<uplink::pac_source>& configured, bool wpad,
+                     const std::vector<config::endpoint>& middles) {
+  pac_outcome out;
+  std::vector<uplink::pac_source> sources;
+  if (configured) {
+    sources.push_back(*configured);
+  } else if (wpad) {
+    std::ifstream in("/etc/resolv.conf");
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    sources = uplink::wpad_sources(text);
+    if (sources.empty()) out.problems.push_back("WPAD: /etc/resolv.conf names no search domain");
+  }
+  std::vector<uplink::pac_query> queries;
+  for (const auto& m : middles)
+    for (auto how : {config::carrier::tcp, config::carrier::ws}) {
+      auto q = uplink::pac_query_for(m, how);
+      if (std::find(queries.begin(), queries.end(), q) == queries.end()) queries.push_back(q);
+    }
+  for (const auto& s : sources) {
+    auto fetched = uplink::fetch_pac(s);
+    if (!fetched.error.empty()) {
+      out.problems.push_back(fetched.error);
+      continue;
+    }
+    auto result = uplink::evaluate_pac(fetched.script, queries);
+    if (!result.error.empty()) {
+      out.problems.push_back("the PAC file " + s.to_string() + " is unusable: " + result.error);
+      continue;
+    }
+    out.from = s.to_string();
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      std::vector<std::string> skipped;
+      out.routes[queries[i].url] = uplink::parse_pac_answer(result.answers[i], &skipped);
+      std::string line = queries[i].url + " -> " + uplink::quote(result.answers[i]);
+      for (const auto& k : skipped) line += "; skipped " + k;
+      out.said.push_back(std::move(line));
+    }
+    break;
+  }
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<void> tunnel_keeper::refresh_pac(bool force) {
+  if (!tun_.pac && !tun_.wpad) co_return;
+  const auto now = std::chrono::steady_clock::now();
+  // reprobe_interval: off fetches it at start and after failed rounds only.
+  if (pac_checked_ && !force && (tun_.reprobe_interval.count() == 0 || now - *pac_checked_ < tun_.reprobe_interval))
+    co_return;
+  pac_checked_ = now;
+  pac_outcome found;
+  const std::function<void()> work = [&] { found = discover(tun_.pac, tun_.wpad, tun_.middles); };
+  co_await runtime::run_blocking(work);
+  if (found.from.empty()) {
+    std::string text = tun_.pac ? "no usable PAC file" : "no WPAD file found";
+    for (const auto& p : found.problems) text += "; " + p;
+    text += pac_routes_.empty() ? "; going by the environment's proxy, if any"
+                                : "; keeping what the last PAC file said";
+    log_warn(component, "tunnel ", tun_.name, ": ", text);
+    co_return;
+  }
+  if (found.routes != pac_routes_) {
+    std::string text;
+    for (const auto& s : found.said) text += (text.empty() ? "" : ", ") + s;
+    log_info(component, "tunnel ", tun_.name, ": the PAC file ", found.from, " says ", text);
+  }
+  pac_routes_ = std::move(found.routes);
 }
 
 void tunnel_keeper::remember(const uplink::candidate& c) {
@@ -312,6 +407,8 @@ asio::awaitable<void> tunnel_keeper::keep_tunnel() {
   }
   unsigned failed_rounds = 0;
   while (!stopping_) {
+    co_await refresh_pac(failed_rounds > 0);
+    if (stopping_) break;
     auto rs = std::make_shared<round_state>(io_.get_executor());
     round_ = rs;
     const auto cands = plan();

@@ -24,6 +24,7 @@
 #include "lstp/tunnel.hpp"
 #include "runtime/task_group.hpp"
 #include "transport/hop_stream.hpp"
+#include "uplink/pac.hpp"
 #include "uplink/way_plan.hpp"
 
 namespace endproxy {
@@ -108,6 +109,10 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   // resumed or closed.
   boost::asio::awaitable<void> resume(std::shared_ptr<end_tunnel> t);
   std::vector<uplink::candidate> plan() const;
+  // Proxy discovery (tunnel.proxy: pac+... or auto): fetches and evaluates
+  // the PAC file off the I/O thread, when first needed, every
+  // reprobe_interval, and (force) after a round where every way failed.
+  boost::asio::awaitable<void> refresh_pac(bool force);
   void remember(const uplink::candidate& c);
   std::chrono::milliseconds backoff(unsigned failed_rounds);
   lstp::tunnel_params make_params();
@@ -123,6 +128,10 @@ class tunnel_keeper : public std::enable_shared_from_this<tunnel_keeper> {
   boost::asio::steady_timer tunnel_changed_;  // cancelled whenever the tunnel comes up or goes down
   boost::asio::steady_timer retry_timer_;
   uplink::way_memory memory_;
+  // What the PAC file says per middle and kind of URL ("https://m:443/"):
+  // the routes in its order. Empty: no PAC file (yet); the environment.
+  std::map<std::string, std::vector<uplink::pac_route>> pac_routes_;
+  std::optional<std::chrono::steady_clock::time_point> pac_checked_;
   std::vector<attempt> attempts_;                // this round's attachments (waiting or up)
   std::weak_ptr<round_state> round_;
   std::map<std::string, std::string> last_middle_failure_;  // per middle, what was last logged

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <string>
 #include <vector>
 
@@ -11,7 +13,7 @@ std::vector<std::string> texts(const std::vector<uplink::candidate>& cs) {
   for (auto& c : cs) out.push_back(c.to_string());
   return out;
 }
-std::optional<uplink::way> no_env(const uplink::endpoint&, const uplink::way&) { return std::nullopt; }
+std::vector<uplink::way> no_env(const uplink::endpoint&, const uplink::way&) { return {}; }
 }  // namespace
 
 TEST_CASE("automatic ways: direct first, then through the proxy, then web traffic") {
@@ -40,12 +42,34 @@ TEST_CASE("the remembered winner goes first, per middle, middles keep their orde
 TEST_CASE("ways through the environment resolve per middle, are dropped without a proxy, and listed once") {
   std::vector<uplink::way> ways = {uplink::parse_way("tcp via http://corp:3128"), uplink::parse_way("tcp via env"),
                                    uplink::parse_way("ws via env")};
-  auto resolve = [](const uplink::endpoint& m, const uplink::way& w) -> std::optional<uplink::way> {
-    if (m.host == "inside") return std::nullopt;  // no_proxy
-    return uplink::way{w.how, uplink::way::route::proxy, uplink::parse_proxy_url("http://corp:3128")};
+  auto resolve = [](const uplink::endpoint& m, const uplink::way& w) -> std::vector<uplink::way> {
+    if (m.host == "inside") return {};  // no_proxy
+    return {uplink::way{w.how, uplink::way::route::proxy, uplink::parse_proxy_url("http://corp:3128")}};
   };
   auto c = uplink::plan_candidates({{"outside", 443}, {"inside", 443}}, ways, std::nullopt, false, {}, resolve);
   CHECK(texts(c) == std::vector<std::string>{"tcp via http://corp:3128 to outside:443",
                                              "ws via http://corp:3128 to outside:443",
                                              "tcp via http://corp:3128 to inside:443"});
+}
+
+TEST_CASE("a PAC file's answers stand in order where the environment's proxy would") {
+  // "PROXY dead:3128; PROXY corp:3128; DIRECT" for every middle.
+  auto resolve = [](const uplink::endpoint&, const uplink::way& w) -> std::vector<uplink::way> {
+    std::vector<uplink::way> out;
+    for (auto* p : {"http://dead:3128", "http://corp:3128"})
+      out.push_back(uplink::way{w.how, uplink::way::route::proxy, uplink::parse_proxy_url(p)});
+    out.push_back(uplink::way{w.how, uplink::way::route::direct, std::nullopt});
+    return out;
+  };
+  auto c = uplink::plan_candidates({{"m", 443}}, {uplink::parse_way("tcp via env")}, std::nullopt, false, {}, resolve);
+  CHECK(texts(c) == std::vector<std::string>{"tcp via http://dead:3128 to m:443", "tcp via http://corp:3128 to m:443",
+                                             "tcp to m:443"});
+  // Automatic ways: cheapest carrier first, the PAC's order within each.
+  const auto a = texts(uplink::plan_candidates({{"m", 443}}, {}, std::nullopt, true, {}, resolve));
+  auto at = [&](const std::string& t) { return std::find(a.begin(), a.end(), t) - a.begin(); };
+  CHECK(at("tcp to m:443") == 0);
+  CHECK(at("tcp via http://dead:3128 to m:443") < at("tcp via http://corp:3128 to m:443"));
+  CHECK(at("wss via http://dead:3128 to m:443") < at("wss via http://corp:3128 to m:443"));
+  CHECK(at("wss via http://corp:3128 to m:443") < static_cast<long>(a.size()));
+  CHECK(std::count(a.begin(), a.end(), "tcp to m:443") == 1);  // DIRECT is the direct way, listed once
 }
