@@ -55,6 +55,13 @@ std::vector<pac_route> parse_pac_answer(std::string_view answer, std::vector<std
       note(quote(std::string(item)) + " (expected host:port)");
       continue;
     }
+    // A host name or an address, nothing a URL would read otherwise.
+    if (p.at.host.empty() || !std::all_of(p.at.host.begin(), p.at.host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == ':' || c == '_';
+        })) {
+      note(quote(std::string(item)) + " (expected host:port)");
+      continue;
+    }
     pac_route r{p};
     if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(std::move(r));
   }

@@ -1,8 +1,9 @@
 // libFuzzer target for the proxy handshakes an uplink reads (SOCKS5 with and
 // without authentication, SOCKS4a, HTTP CONNECT), the logins an HTTP proxy
 // may ask for (Proxy-Authenticate parsing, Digest, NTLM through libntlm,
-// Negotiate with a stand-in for GSSAPI), and the way planner's state file
-// parser.
+// Negotiate with a stand-in for GSSAPI), the way planner's state file
+// parser, and proxy discovery's parsers (PAC answers, PAC URLs, resolv.conf
+// for WPAD).
 //
 // The first input byte picks the proxy kind and the split points; the rest
 // is what the proxy "answers", fed in pieces. Whatever the bytes, the
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "uplink/proxy_handshake.hpp"
+#include "uplink/pac.hpp"
 #include "uplink/proxy_login.hpp"
 #include "uplink/way_plan.hpp"
 
@@ -138,6 +140,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (http) conversation(answer, sel);
   if (a == uplink::proxy_handshake::status::failed) check(!whole->error().empty());
   if (a == uplink::proxy_handshake::status::done) check(whole->leftover().size() <= answer.size());
+
+  // The same bytes as a PAC answer, a PAC URL and a resolv.conf.
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  for (const auto& r : uplink::parse_pac_answer(text))
+    if (r.through) check(uplink::parse_proxy_url(r.through->to_string()).at == r.through->at);
+  for (const auto& w : uplink::wpad_sources(text)) check(w.host.rfind("wpad.", 0) == 0 && w.target == "/wpad.dat");
+  try {
+    const auto source = uplink::parse_pac_source(text);
+    const auto again = uplink::parse_pac_source(source.to_string());
+    check(again.to_string() == source.to_string());
+  } catch (const uplink::bad_way&) {
+  }
 
   // The same bytes as a state file: parsing never fails, and what it keeps
   // survives a format/parse round trip.
