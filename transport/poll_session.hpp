@@ -1,0 +1,126 @@
+// The `http` carrier's two sessions (PROTOCOL.md 9.1), without I/O: a hop
+// carried by numbered POST bodies (up) and long-polled GET answers (down),
+// over requests that a proxy may drop, repeat or delay. The client says
+// which request to send next and takes the answers; the server takes the
+// requests and says what to answer. Neither knows about sockets or time:
+// the I/O layer times requests out (a failure) and holds a `down` request
+// the server cannot answer yet, until data comes or the heartbeat passes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace transport::poll {
+
+using bytes = std::vector<std::uint8_t>;
+
+// A chunk's body is at most this long.
+inline constexpr std::size_t max_chunk = 256 * 1024;
+// Bytes a side holds that the other has not acknowledged (or that its
+// reader has not taken), at most.
+inline constexpr std::size_t max_buffered = 1024 * 1024;
+// Requests in flight each way.
+inline constexpr std::uint64_t window = 2;
+// Failed attempts in a row after which the hop is given up.
+inline constexpr unsigned max_failures = 8;
+
+struct request {
+  enum class kind { up, down } what = kind::up;
+  std::uint64_t n = 0;
+  std::uint64_t acknowledged = 0;  // down: every chunk below it is held (A)
+  bool fin = false;                // up: the stream ends after this chunk
+  bytes body;                      // up
+};
+
+class client_session {
+ public:
+  // Takes as much of `data` as there is room for; returns how much.
+  std::size_t write(std::span<const std::uint8_t> data);
+  std::size_t room() const;
+  // The stream ends after what was written.
+  void shutdown();
+
+  // The next request to send, if the window allows one.
+  std::optional<request> next();
+  void on_up_answer(std::uint64_t n, int status);
+  void on_down_answer(std::uint64_t n, int status, std::span<const std::uint8_t> body);
+  // The request got no answer (connection failed, timed out): sent again.
+  void on_failed(const request& r);
+
+  // What arrived, in order, once each.
+  bytes take_received();
+  bool peer_finished() const { return peer_finished_ && received_.empty(); }
+  // Everything written (and the end, after shutdown) is acknowledged.
+  bool all_delivered() const { return unsent_.empty() && chunks_.empty() && (!shutdown_ || fin_sent_); }
+  bool failed() const { return !why_.empty(); }
+  const std::string& why() const { return why_; }
+
+ private:
+  struct up_chunk {
+    bytes body;
+    bool fin = false;
+    bool in_flight = false;
+  };
+  void failure(const std::string& what);
+  std::size_t held_up() const;
+
+  // up
+  bytes unsent_;
+  std::map<std::uint64_t, up_chunk> chunks_;  // cut, not yet acknowledged
+  std::uint64_t next_up_ = 0;
+  bool shutdown_ = false;
+  bool fin_sent_ = false;  // the chunk carrying fin was acknowledged
+  bool fin_cut_ = false;
+  // down
+  std::uint64_t next_down_ = 0;  // the lowest chunk not received
+  std::map<std::uint64_t, bytes> early_;  // chunks that came before a lower one
+  std::optional<std::uint64_t> down_end_;  // the peer's stream ends before this chunk
+  std::map<std::uint64_t, bool> down_in_flight_;
+  bytes received_;
+  bool peer_finished_ = false;
+
+  unsigned failures_ = 0;
+  std::string why_;
+};
+
+class server_session {
+ public:
+  // A POST of chunk n: the status to answer (204, 409, or 503 when the
+  // reader is behind: the client sends it again).
+  int on_up(std::uint64_t n, std::span<const std::uint8_t> body, bool fin);
+  // What arrived from the client, in order; the end once it came.
+  bytes take_received();
+  bool peer_finished() const { return peer_finished_ && received_.empty(); }
+
+  // Bytes for the client; returns how much was taken (bounded).
+  std::size_t write(std::span<const std::uint8_t> data);
+  std::size_t room() const;
+  void shutdown();
+
+  // A GET of chunk n, acknowledging every chunk below `acknowledged`.
+  struct answer {
+    enum class kind { chunk, wait, ended } what = kind::wait;
+    int status = 200;  // chunk: 200; ended: 410
+    std::span<const std::uint8_t> body;  // chunk: valid until the next call
+  };
+  answer on_down(std::uint64_t n, std::uint64_t acknowledged);
+
+ private:
+  // up
+  std::uint64_t next_up_ = 0;
+  std::map<std::uint64_t, std::pair<bytes, bool>> early_;
+  bytes received_;
+  bool peer_finished_ = false;
+  // down
+  bytes pending_;  // written, not cut into a chunk yet
+  std::map<std::uint64_t, bytes> cut_;  // cut, not acknowledged
+  std::uint64_t next_cut_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace transport::poll
