@@ -510,7 +510,35 @@ class CommandLineTest(unittest.TestCase):
 
 
 
+def run_as_nobody(w, binary, cfg, env):
+    """Starts `binary -c cfg` as nobody (a process of root's is root's in
+    /proc anyway), with `env` added to the environment and one more
+    variable, LSTP_IT_OTHER, that must stay."""
+    import lstp_world
+    os.chown(cfg, 65534, 65534)
+    os.chmod(w.dir, 0o711)
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.path.join(lstp_world.BIN, binary),
+            "-c", cfg]
+    p = lstp_world.Proc(f"{binary}-nobody", argv, os.path.join(w.dir, f"{binary}-nobody.log"),
+                        env=dict(os.environ, LSTP_IT_OTHER="stays", **env))
+    w.procs.append(p)
+    return p
+
+
 class SecretsTest(unittest.TestCase):
+    def assert_wiped_and_not_dumpable(self, p, gone):
+        """None of `gone` is left in the process's environment, the rest of
+        it is untouched, and its /proc files belong to root, not to the user
+        it runs as (it is not dumpable)."""
+        pid = p.proc.pid
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+        for text in gone:
+            self.assertNotIn(text.encode(), environ)
+        self.assertIn(b"LSTP_IT_OTHER=stays", environ)
+        self.assertEqual(os.stat(f"/proc/{pid}/environ").st_uid, 0)
+        self.assertEqual(os.stat(f"/proc/{pid}").st_uid, 65534)
+
     def run_bin(self, *args, **kw):
         import lstp_world
         return subprocess.run([os.path.join(lstp_world.BIN, args[0])] + list(args[1:]), capture_output=True,
@@ -664,23 +692,9 @@ class SecretsTest(unittest.TestCase):
         token = "a-token-passphrase-from-the-environment-0123456789"
         with World() as w:
             _, _, cfg = w.middle("m1", start=False, extra="access:\n  - {name: alice, token_env: LSTP_IT_TOKEN}\n")
-            os.chown(cfg, 65534, 65534)
-            os.chmod(w.dir, 0o711)
-            env = dict(os.environ, LSTP_IT_TOKEN=token, LSTP_IT_OTHER="stays")
-            import lstp_world
-            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    os.path.join(lstp_world.BIN, "middleproxy"), "-c", cfg]
-            m = lstp_world.Proc("m1-nobody", argv, os.path.join(w.dir, "m1-nobody.log"), env=env)
-            w.procs.append(m)
+            m = run_as_nobody(w, "middleproxy", cfg, {"LSTP_IT_TOKEN": token})
             m.wait_for_log("listening on")
-            pid = m.proc.pid
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                environ = f.read()
-            self.assertNotIn(token.encode(), environ)
-            self.assertNotIn(token[:12].encode(), environ)  # the value is wiped in place
-            self.assertIn(b"LSTP_IT_OTHER=stays", environ)
-            self.assertEqual(os.stat(f"/proc/{pid}/environ").st_uid, 0)  # not dumpable
-            self.assertEqual(os.stat(f"/proc/{pid}").st_uid, 65534)
+            self.assert_wiped_and_not_dumpable(m, [token, token[:12]])  # the value is wiped in place
             self.assertNotIn(token, m.log())
 
     def test_a_secret_from_the_environment_leaves_no_trace_and_the_process_is_not_dumpable(self):
@@ -694,26 +708,10 @@ class SecretsTest(unittest.TestCase):
                 text = f.read().replace("secret_file: " + os.path.join(w.dir, "cli.secret"),
                                         "secret_env: LSTP_IT_SECRET")
             cfg = w._write("cli-env.yaml", text)
-            os.chown(cfg, 65534, 65534)
-            os.chmod(w.dir, 0o711)
-            env = dict(os.environ, LSTP_IT_SECRET=SECRET, LSTP_IT_OTHER="stays",
-                       XDG_STATE_HOME=os.path.join(w.dir, "state"))
-            import lstp_world
-            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    os.path.join(lstp_world.BIN, "endproxy"), "-c", cfg]
-            cli = lstp_world.Proc("cli-nobody", argv, os.path.join(w.dir, "cli-nobody.log"), env=env)
-            w.procs.append(cli)
+            cli = run_as_nobody(w, "endproxy", cfg, {"LSTP_IT_SECRET": SECRET,
+                                                     "XDG_STATE_HOME": os.path.join(w.dir, "state")})
             cli.wait_for_log("tunnel it up")
-            pid = cli.proc.pid
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                environ = f.read()
-            self.assertNotIn(SECRET.encode(), environ)
-            self.assertNotIn(SECRET[12:24].encode(), environ)
-            self.assertNotIn(b"LSTP_IT_SECRET=lstp", environ)
-            self.assertIn(b"LSTP_IT_OTHER=stays", environ)  # the rest of the environment is untouched
-            # Non-dumpable: its /proc files belong to root, not to the user it runs as.
-            self.assertEqual(os.stat(f"/proc/{pid}/environ").st_uid, 0)
-            self.assertEqual(os.stat(f"/proc/{pid}").st_uid, 65534)
+            self.assert_wiped_and_not_dumpable(cli, [SECRET, SECRET[12:24], "LSTP_IT_SECRET=lstp"])
             echo_once(self, w, sport)
 
 
