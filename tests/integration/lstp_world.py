@@ -44,18 +44,51 @@ _PORT_RANGE = (20000, 32000)
 _handed_out = set()
 
 
+# Test modules run side by side (ctest -j3): a port one process found free
+# may be taken by another's process before its own binds it. Ports handed
+# out are recorded, with the PID they went to, in a file all of them share
+# (under a lock); a dead process's ports are free again.
+_CLAIMS = os.path.join(tempfile.gettempdir(), "lstp-it-ports")
+
+
+def _live(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def free_port():
-    for _ in range(1000):
-        port = random.randint(*_PORT_RANGE)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
+    import fcntl
+    with open(_CLAIMS + ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        claims = {}
+        try:
+            with open(_CLAIMS) as f:
+                for line in f:
+                    port, pid = line.split()
+                    if int(pid) == os.getpid() or _live(int(pid)):
+                        claims[int(port)] = int(pid)
+        except (OSError, ValueError):
+            claims = {}
+        for _ in range(1000):
+            port = random.randint(*_PORT_RANGE)
+            if port in _handed_out or port in claims:
                 continue
-        _handed_out.add(port)
-        return port
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            claims[port] = os.getpid()
+            with open(_CLAIMS + ".tmp", "w") as f:
+                f.writelines(f"{p} {pid}\n" for p, pid in claims.items())
+            os.replace(_CLAIMS + ".tmp", _CLAIMS)
+            return port
     raise RuntimeError("no free port below the ephemeral range")
 
 
