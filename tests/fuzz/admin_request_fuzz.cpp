@@ -30,7 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto facts = admin::facts_of(parser.get());
     admin::access_settings s;
     s.loopback_listener = loopback;
-    if (with_token) s.token = "lstp-token-3qSb-X69e4bjKgaIyZS4WYA75pZzBQaLRU-48-OFrNww-Ggr";
+    if (with_token) {
+      static const std::string token = "lstp-token-3qSb-X69e4bjKgaIyZS4WYA75pZzBQaLRU-48-OFrNww-Ggr";
+      s.token = Botan::secure_vector<std::uint8_t>(token.begin(), token.end());
+    }
     auto d = admin::decide(facts, s);
     // An action goes ahead only with the token.
     if (d.status == 0 && (d.what == admin::endpoint::close_channel || d.what == admin::endpoint::drop_tunnel) &&
