@@ -45,10 +45,26 @@ upgrade_sniffer::verdict upgrade_sniffer::feed(std::span<const std::uint8_t> byt
   return verdict_ = decide();
 }
 
+namespace {
+// The path of a request target: origin-form as it is, absolute-form
+// ("http://host:port/path", as a proxy that passes WebSocket upgrades may
+// forward it) without its scheme and authority.
+std::string_view path_of(std::string_view target) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() > scheme.size() && target.substr(0, scheme.size()) == scheme) {
+      const auto slash = target.find('/', scheme.size());
+      return slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
+  }
+  return target;
+}
+}  // namespace
+
 upgrade_sniffer::verdict upgrade_sniffer::decide() {
   const auto& req = parser_.get();
   version_ = req.version();
-  if (!boost::beast::websocket::is_upgrade(req) || req.target() != path_) {
+  if (!boost::beast::websocket::is_upgrade(req) ||
+      path_of(std::string_view(req.target().data(), req.target().size())) != path_) {
     why_ = "a web request (" + std::string(req.method_string()) + " " + std::string(req.target().substr(0, 100)) +
            "), answered 404";
     return verdict::web_request;

@@ -27,6 +27,31 @@ std::string failure(const boost::system::error_code& ec, bool timed_out) {
   return timed_out ? "timed out" : ec.message();
 }
 
+// GET http://middle:port/path with the upgrade headers, sent to the proxy
+// (absolute-form, no CONNECT).
+asio::awaitable<transport::hop_ptr> websocket_as_plain_request(asio::any_io_executor ex, const uplink::proxy& proxy,
+                                                               const uplink::endpoint& middle,
+                                                               const dial_options& options,
+                                                               std::chrono::steady_clock::duration left,
+                                                               std::string& why) {
+  auto connected = co_await runtime::tcp_connect(ex, proxy.at.host, proxy.at.port, left);
+  if (!connected.connected()) {
+    why = "cannot connect again: " + connected.failure();
+    co_return nullptr;
+  }
+  auto sock = std::move(*connected.socket);
+  transport::configure_hop_socket(sock);
+  auto hop = transport::make_websocket_hop(std::move(sock));
+  runtime::watchdog limit(*hop, left);
+  boost::system::error_code ec;
+  co_await hop->handshake(middle.to_string(), "http://" + middle.to_string() + options.websocket_path, ec);
+  if (ec) {
+    why = failure(ec, limit.fired());
+    co_return nullptr;
+  }
+  co_return hop;
+}
+
 }  // namespace
 
 asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink::way& way,
@@ -98,6 +123,15 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
     }
     if (hs->state() == proxy_handshake::status::failed) {
       why = "through " + first_name + ": " + hs->error();
+      // A proxy that refuses CONNECT may still pass a WebSocket upgrade as
+      // an ordinary request (squid's http_upgrade_request_protocols): ask
+      // it for ws://middle/path as a web client would.
+      if (way.how == uplink::carrier::ws && way.through->kind == uplink::proxy_kind::http) {
+        std::string plain_why;
+        auto hop = co_await websocket_as_plain_request(ex, *way.through, middle, options, left(), plain_why);
+        if (hop) co_return hop;
+        why += "; WebSocket as a plain request: " + plain_why;
+      }
       co_return nullptr;
     }
     if (ec) {

@@ -22,7 +22,15 @@ REALM = "CORP.TEST"
 class SquidWorld(Firewalled):
     """Firewalled, with squid on B's gateway as B's only way out."""
 
-    def squid(self, auth_lines):
+    LOGIN_REQUIRED = """acl authed proxy_auth REQUIRED
+acl CONNECT method CONNECT
+acl SSL_ports port 443
+http_access deny CONNECT !SSL_ports
+http_access allow authed
+http_access deny all
+"""
+
+    def squid(self, auth_lines, access=LOGIN_REQUIRED):
         d = os.path.join(self.w.dir, "squid")
         os.makedirs(d)
         proxy = pwd.getpwnam("proxy")
@@ -41,13 +49,7 @@ coredump_dir {d}
 shutdown_lifetime 1 seconds
 dns_nameservers 127.0.0.1
 {auth_lines}
-acl authed proxy_auth REQUIRED
-acl CONNECT method CONNECT
-acl SSL_ports port 443
-http_access deny CONNECT !SSL_ports
-http_access allow authed
-http_access deny all
-""")
+{access}""")
         self.squid_dir = d
         self.third_party("squid-B", self.n.gw, [SQUID, "-N", "-f", conf])
         self.wait_until(self.n.b, ["bash", "-c", f"exec 3<>/dev/tcp/{B_GATEWAY}/3128"])
@@ -85,7 +87,8 @@ class ProxyLoginTest(unittest.TestCase):
             cli.wait_for_log("tunnel t up", timeout=30)
         except AssertionError as e:
             with open(os.path.join(f.squid_dir, "cache.log")) as log:
-                raise AssertionError(f"{e}\n----- squid's cache.log -----\n{log.read()[-4000:]}") from None
+                raise AssertionError(f"{e}\n----- squid's cache.log -----\n{log.read()[-4000:]}\n"
+                                     f"----- squid's access.log -----\n{f.access_log()[-2000:]}") from None
         r = f.curl_from_b()
         self.assertEqual((r.returncode, r.stdout.encode()), (0, PAGE), r.stderr)
         if password:
@@ -146,6 +149,32 @@ class ProxyLoginTest(unittest.TestCase):
             bare, _ = f.end("bare", "client", f.n.b, f"{PUBLIC}:443",
                             tunnel_extra=f"  ways: 'tcp via http://{B_GATEWAY}:3128'\n", env=env, socks_port=1081)
             bare.wait_for_log(r'407 .*it wants a login by "negotiate" \(Kerberos: .*credentials', timeout=20)
+
+
+class PlainRequestTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        why = netns_world.unavailable()
+        if why:
+            raise unittest.SkipTest(why)
+
+    def test_websocket_as_a_plain_request_through_a_proxy_that_denies_connect(self):
+        # squid refuses CONNECT but passes WebSocket upgrades of ordinary
+        # requests (http_upgrade_request_protocols; the name is compared
+        # as the client sends it): "ws via http://squid" is refused its
+        # CONNECT and asks for ws://middle/lstp instead.
+        with SquidWorld(self) as f:
+            f.company_a_servers()
+            f.squid("", access="http_upgrade_request_protocols websocket allow all\n"
+                            "acl CONNECT method CONNECT\nhttp_access deny CONNECT\nhttp_access allow all\n")
+            f.middle()
+            f.end("srv", "server", f.n.a, f"{PUBLIC}:7000")
+            cli, _ = f.end("cli", "client", f.n.b, f"{PUBLIC}:80",
+                           tunnel_extra=f"  ways: 'ws via http://{B_GATEWAY}:3128'\n")
+            ProxyLoginTest.crossed(self, f, cli)
+            self.assertEqual(cli.stop(), [])
+            f.logged_tunnel(self, rf"TCP_DENIED/403 \d+ CONNECT {re.escape(PUBLIC)}:80 ")
+            f.logged_tunnel(self, rf"/101 \d+ GET http://{re.escape(PUBLIC)}/lstp ")
 
 
 class Kdc:

@@ -65,3 +65,15 @@ TEST_CASE("a half request waits, garbage, early data and oversized headers are r
   REQUIRE(s.feed(bytes_of(std::string("BAD\r\n\r\n"))) == verdict::bad_request);
   CHECK(s.feed(bytes_of(upgrade)) == verdict::bad_request);
 }
+
+TEST_CASE("an upgrade a proxy forwards with an absolute URI is a hop too", "[transport][sniff]") {
+  auto absolute = upgrade;
+  absolute.replace(4, 5, "http://m.example:80/lstp");
+  CHECK(sniff(absolute) == verdict::upgrade);
+  auto other = upgrade;
+  other.replace(4, 5, "http://m.example/other");
+  CHECK(sniff(other) == verdict::web_request);
+  auto bare = upgrade;
+  bare.replace(4, 5, "http://m.example");
+  CHECK(sniff(bare) == verdict::web_request);
+}
