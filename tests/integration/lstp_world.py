@@ -118,7 +118,11 @@ class Proc:
         self.ours = ours  # third-party programs (proxies) are not held to our exit rules
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        # A third-party server may leave children behind its main process
+        # (Dante's io-children, squid's helpers): each starts a process
+        # group of its own, which stop() ends whole.
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=not ours)
 
     def log(self):
         with open(self.log_path, "r", errors="replace") as f:
@@ -159,6 +163,11 @@ class Proc:
             else:
                 if self.proc.returncode != 0 and self.ours:
                     problems.append(f"{self.name}: exited with status {self.proc.returncode} after SIGTERM")
+        if not self.ours:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # what it left behind in its group
+            except (ProcessLookupError, PermissionError):
+                pass
         if not self.log_file.closed:
             self.log_file.close()
         for marker in SANITIZER_MARKERS:
