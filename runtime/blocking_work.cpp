@@ -14,13 +14,12 @@ boost::asio::thread_pool& pool() {
 }
 }  // namespace
 
-boost::asio::awaitable<void> run_blocking(const std::function<void()>& work) {
+boost::asio::awaitable<void> run_blocking(std::function<void()> work) {
   // Named first, awaited after: GCC 12 must not see a lambda temporary in a
-  // co_await expression (ARCHITECTURE.md). Owned by the awaiting coroutine,
-  // which resumes when it completes.
-  // `work` outlives this: the caller awaits it.
-  auto on_pool = [&work]() -> boost::asio::awaitable<void> {
-    work();
+  // co_await expression (ARCHITECTURE.md). The pool's coroutine holds the
+  // work, so it lives as long as it runs, whatever becomes of this frame.
+  auto on_pool = [w = std::move(work)]() -> boost::asio::awaitable<void> {
+    w();
     co_return;
   };
   auto done = boost::asio::co_spawn(pool(), std::move(on_pool), boost::asio::use_awaitable);

@@ -2,7 +2,10 @@
 // small pool of its own, so the I/O thread that carries every tunnel never
 // waits for it. The awaiting coroutine resumes on its own executor when the
 // work is done. The work cannot be cancelled: it must bound itself (krb5
-// has its own timeouts).
+// has its own timeouts). It is held by the pool until it has run, and must
+// own (or share) everything it touches: the awaiting coroutine's frame may
+// be destroyed first (the process stopping), and nothing of it may be used
+// then.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -11,6 +14,6 @@
 
 namespace runtime {
 
-boost::asio::awaitable<void> run_blocking(const std::function<void()>& work);
+boost::asio::awaitable<void> run_blocking(std::function<void()> work);
 
 }  // namespace runtime

@@ -27,6 +27,21 @@ std::string failure(const boost::system::error_code& ec, bool timed_out) {
   return timed_out ? "timed out" : ec.message();
 }
 
+// The WebSocket handshake on `hop`, bounded by `left`: the hop, or null
+// and why.
+asio::awaitable<transport::hop_ptr> websocket_over(std::unique_ptr<transport::websocket_hop_base> hop, std::string host,
+                                                   std::string target, std::chrono::steady_clock::duration left,
+                                                   std::string& why) {
+  runtime::watchdog limit(*hop, left);
+  boost::system::error_code ec;
+  co_await hop->handshake(std::move(host), std::move(target), ec);
+  if (ec) {
+    why = failure(ec, limit.fired());
+    co_return nullptr;
+  }
+  co_return hop;
+}
+
 // GET http://middle:port/path with the upgrade headers, sent to the proxy
 // (absolute-form, no CONNECT).
 asio::awaitable<transport::hop_ptr> websocket_as_plain_request(asio::any_io_executor ex, const uplink::proxy& proxy,
@@ -41,15 +56,10 @@ asio::awaitable<transport::hop_ptr> websocket_as_plain_request(asio::any_io_exec
   }
   auto sock = std::move(*connected.socket);
   transport::configure_hop_socket(sock);
-  auto hop = transport::make_websocket_hop(std::move(sock));
-  runtime::watchdog limit(*hop, left);
-  boost::system::error_code ec;
-  co_await hop->handshake(middle.to_string(), "http://" + middle.to_string() + options.websocket_path, ec);
-  if (ec) {
-    why = failure(ec, limit.fired());
-    co_return nullptr;
-  }
-  co_return hop;
+  // Made first, awaited after (no temporary inside co_await: GCC 12).
+  auto shake = websocket_over(transport::make_websocket_hop(std::move(sock)), middle.to_string(),
+                              "http://" + middle.to_string() + options.websocket_path, left, why);
+  co_return co_await std::move(shake);
 }
 
 }  // namespace
@@ -75,7 +85,8 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
 
   std::vector<std::uint8_t> leftover;
   if (proxied) {
-    auto hs = proxy_handshake::make(*way.through, middle.host, middle.port);
+    // Shared with a Kerberos step on the blocking pool (compute, below).
+    std::shared_ptr<proxy_handshake> hs = proxy_handshake::make(*way.through, middle.host, middle.port);
     runtime::watchdog limit(sock, left());
     std::vector<std::uint8_t> buf(4096);
     for (bool going = true; going && !ec;) {
@@ -98,8 +109,9 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
         case proxy_handshake::status::compute:
           // A Kerberos step may wait for the KDC: not on this thread.
         {
-          const std::function<void()> step = [&hs] { hs->compute(); };
-          co_await runtime::run_blocking(step);
+          // Made first, awaited after (no temporary inside co_await: GCC 12).
+          auto step = runtime::run_blocking([hs] { hs->compute(); });
+          co_await std::move(step);
           break;
         }
         case proxy_handshake::status::reconnect: {
@@ -148,13 +160,10 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
         why = "the proxy sent bytes before the WebSocket handshake";
         co_return nullptr;
       }
-      auto hop = transport::make_websocket_hop(std::move(sock));
-      runtime::watchdog limit(*hop, left());
-      co_await hop->handshake(middle.to_string(), options.websocket_path, ec);
-      if (ec) {
-        why = "WebSocket handshake with middle proxy " + middle.to_string() + " failed: " + failure(ec, limit.fired());
-        co_return nullptr;
-      }
+      auto shake = websocket_over(transport::make_websocket_hop(std::move(sock)), middle.to_string(),
+                                  options.websocket_path, left(), why);
+      auto hop = co_await std::move(shake);
+      if (!hop) why = "WebSocket handshake with middle proxy " + middle.to_string() + " failed: " + why;
       co_return hop;
     }
     case uplink::carrier::tls:
@@ -170,14 +179,10 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
         }
       }
       if (way.how == uplink::carrier::tls) co_return tls;
-      auto hop = transport::make_websocket_hop(std::move(tls));
-      runtime::watchdog limit(*hop, left());
-      co_await hop->handshake(middle.to_string(), options.websocket_path, ec);
-      if (ec) {
-        why = "WebSocket handshake (inside TLS) with middle proxy " + middle.to_string() +
-              " failed: " + failure(ec, limit.fired());
-        co_return nullptr;
-      }
+      auto shake = websocket_over(transport::make_websocket_hop(std::move(tls)), middle.to_string(),
+                                  options.websocket_path, left(), why);
+      auto hop = co_await std::move(shake);
+      if (!hop) why = "WebSocket handshake (inside TLS) with middle proxy " + middle.to_string() + " failed: " + why;
       co_return hop;
     }
   }

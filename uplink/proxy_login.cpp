@@ -292,7 +292,6 @@ proxy_login::proxy_login(const uplink::proxy& proxy, std::string target, login_h
     : proxy_(proxy), target_(std::move(target)), hooks_(std::move(hooks)) {}
 
 proxy_login::next proxy_login::fail(std::string why) {
-  failed_ = true;
   why_ = std::move(why);
   header_.clear();
   return next::give_up;

@@ -63,7 +63,7 @@ class proxy_login {
   next answer(const std::vector<auth_challenge>& offered);
   // Negotiate's blocking step (a ticket from the KDC).
   void compute();
-  bool failed() const { return failed_; }
+  bool failed() const { return !why_.empty(); }
   const std::string& header() const { return header_; }
   const std::string& why() const { return why_; }
   // The scheme in use ("basic", "digest", "ntlm", "negotiate"), empty
@@ -85,8 +85,7 @@ class proxy_login {
   login_hooks hooks_;
   std::string scheme_;
   std::string header_;
-  std::string why_;
-  bool failed_ = false;
+  std::string why_;  // not empty: the login failed
   int rounds_ = 0;
   std::string negotiate_server_token_;
   std::vector<auth_challenge> offered_;  // the first 407's, while Negotiate is tried

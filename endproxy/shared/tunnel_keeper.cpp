@@ -274,9 +274,14 @@ asio::awaitable<void> tunnel_keeper::refresh_pac(bool force) {
   if (pac_checked_ && !force && (tun_.reprobe_interval.count() == 0 || now - *pac_checked_ < tun_.reprobe_interval))
     co_return;
   pac_checked_ = now;
-  pac_outcome found;
-  const std::function<void()> work = [&] { found = discover(tun_.pac, tun_.wpad, tun_.middles); };
-  co_await runtime::run_blocking(work);
+  // The work owns its inputs and its result: it may outlive this frame.
+  auto outcome = std::make_shared<pac_outcome>();
+  // Made first, awaited after (no temporary inside co_await: GCC 12).
+  auto work = runtime::run_blocking([outcome, pac = tun_.pac, wpad = tun_.wpad, middles = tun_.middles] {
+    *outcome = discover(pac, wpad, middles);
+  });
+  co_await std::move(work);
+  auto& found = *outcome;
   if (found.from.empty()) {
     std::string text = tun_.pac ? "no usable PAC file" : "no WPAD file found";
     for (const auto& p : found.problems) text += "; " + p;
