@@ -4,6 +4,23 @@
 
 namespace transport::poll {
 
+bytes byte_queue::take(std::size_t n) {
+  n = std::min(n, size());
+  const auto from = bytes_.begin() + static_cast<std::ptrdiff_t>(head_);
+  bytes out(from, from + static_cast<std::ptrdiff_t>(n));
+  head_ += n;
+  // What was taken is dropped once it is most of the buffer: each byte is
+  // moved at most once more.
+  if (head_ == bytes_.size()) {
+    bytes_.clear();
+    head_ = 0;
+  } else if (head_ >= bytes_.size() / 2) {
+    bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  return out;
+}
+
 // ---- client --------------------------------------------------------------
 
 std::size_t client_session::held_up() const {
@@ -19,7 +36,7 @@ std::size_t client_session::room() const {
 
 std::size_t client_session::write(std::span<const std::uint8_t> data) {
   const auto take = std::min(data.size(), room());
-  unsent_.insert(unsent_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+  unsent_.append(data.first(take));
   return take;
 }
 
@@ -42,10 +59,8 @@ std::optional<request> client_session::next() {
   }
   const bool fin_due = shutdown_ && !fin_cut_;
   if (up_in_flight < window && (!unsent_.empty() || fin_due)) {
-    const auto take = std::min(unsent_.size(), max_chunk);
     up_chunk c;
-    c.body.assign(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(take));
-    unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(take));
+    c.body = unsent_.take(max_chunk);
     c.fin = shutdown_ && unsent_.empty();
     if (c.fin) fin_cut_ = true;
     c.in_flight = true;
@@ -130,7 +145,13 @@ int server_session::on_up(std::uint64_t n, std::span<const std::uint8_t> body, b
   if (n >= next_up_ + window) return 409;   // beyond the window
   if (body.size() > max_chunk) return 413;
   if (received_.size() + body.size() > max_buffered) return 503;  // the reader is behind
-  early_[n] = {bytes(body.begin(), body.end()), fin};
+  if (n != next_up_) {
+    early_[n] = {bytes(body.begin(), body.end()), fin};  // one ahead: kept until the gap is filled
+    return 204;
+  }
+  received_.insert(received_.end(), body.begin(), body.end());
+  if (fin) peer_finished_ = true;
+  ++next_up_;
   for (auto it = early_.find(next_up_); it != early_.end(); it = early_.find(next_up_)) {
     received_.insert(received_.end(), it->second.first.begin(), it->second.first.end());
     if (it->second.second) peer_finished_ = true;
@@ -154,7 +175,7 @@ std::size_t server_session::room() const {
 
 std::size_t server_session::write(std::span<const std::uint8_t> data) {
   const auto take = std::min(data.size(), room());
-  pending_.insert(pending_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+  pending_.append(data.first(take));
   return take;
 }
 
@@ -164,11 +185,7 @@ server_session::answer server_session::on_down(std::uint64_t n, std::uint64_t ac
   // The client holds every chunk below `acknowledged`: forget them.
   cut_.erase(cut_.begin(), cut_.lower_bound(std::min(acknowledged, next_cut_)));
   // Chunks are cut in order, as far as the one asked for.
-  while (next_cut_ <= n && !pending_.empty()) {
-    const auto take = std::min(pending_.size(), max_chunk);
-    cut_[next_cut_++] = bytes(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take));
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take));
-  }
+  while (next_cut_ <= n && !pending_.empty()) cut_[next_cut_++] = pending_.take(max_chunk);
   if (auto it = cut_.find(n); it != cut_.end()) return {answer::kind::chunk, 200, it->second};
   // Acknowledged and forgotten: a stale repeat, which the client ignores.
   if (n < next_cut_) return {answer::kind::chunk, 200, {}};

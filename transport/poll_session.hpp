@@ -29,6 +29,21 @@ inline constexpr std::uint64_t window = 2;
 // Failed attempts in a row after which the hop is given up.
 inline constexpr unsigned max_failures = 8;
 
+// Bytes waiting to be cut into chunks: taken from the front without moving
+// what stays (a front erase would move up to 1 MiB for every chunk).
+class byte_queue {
+ public:
+  void append(std::span<const std::uint8_t> data) { bytes_.insert(bytes_.end(), data.begin(), data.end()); }
+  std::size_t size() const { return bytes_.size() - head_; }
+  bool empty() const { return size() == 0; }
+  // Up to n bytes from the front.
+  bytes take(std::size_t n);
+
+ private:
+  bytes bytes_;
+  std::size_t head_ = 0;
+};
+
 struct request {
   enum class kind { up, down } what = kind::up;
   std::uint64_t n = 0;
@@ -70,7 +85,7 @@ class client_session {
   std::size_t held_up() const;
 
   // up
-  bytes unsent_;
+  byte_queue unsent_;
   std::map<std::uint64_t, up_chunk> chunks_;  // cut, not yet acknowledged
   std::uint64_t next_up_ = 0;
   bool shutdown_ = false;
@@ -117,7 +132,7 @@ class server_session {
   bytes received_;
   bool peer_finished_ = false;
   // down
-  bytes pending_;  // written, not cut into a chunk yet
+  byte_queue pending_;  // written, not cut into a chunk yet
   std::map<std::uint64_t, bytes> cut_;  // cut, not acknowledged
   std::uint64_t next_cut_ = 0;
   bool shutdown_ = false;
