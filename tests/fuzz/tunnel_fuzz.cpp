@@ -26,8 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     p.open_and_begin();
     p.server->send_raw_frames(lstp::bytes(in.begin(), in.end()));
     p.pump();
+    // Up, closed, or resuming: resumption is on by default, and frames
+    // that make the next records fail to open (a KEY_UPDATE the peer did
+    // not act on) look exactly like a middle that altered bytes, which costs
+    // the hop (PROTOCOL.md 3.8). Any other state is a bug.
     auto st = p.client->state();
-    if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed) __builtin_trap();
+    if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed && !p.client->resuming()) __builtin_trap();
   }
   {
     // The same with resumption (PROTOCOL.md 3.8): ACKs and replay kept.
@@ -40,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     p.server->send_raw_frames(lstp::bytes(in.begin(), in.end()));
     p.pump();
     auto st = p.client->state();
-    if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed) __builtin_trap();
+    if (st != lstp::tunnel_state::up && st != lstp::tunnel_state::closed && !p.client->resuming()) __builtin_trap();
     if (p.client->reliable_acked() > p.client->reliable_sent()) __builtin_trap();
     // The hop is lost after whatever the peer sent: the tunnel resumes on a
     // new one, or it had closed.
