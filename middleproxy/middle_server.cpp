@@ -139,12 +139,50 @@ void middle_server::start() {
     acceptors_.push_back(runtime::open_listener(io_, ep.host, ep.port, "hops"));
     log_info(component, "\"", cfg_.name, "\" listening on ", endpoint_text(acceptors_.back()->local_endpoint()));
   }
+  start_http_carrier();
   auto self = shared_from_this();
   for (auto& acc : acceptors_) {
     tasks_.spawn("listener", [self, acc = acc.get()] {
       return runtime::accept_loop(*acc, component, [self](tcp::socket sock) { self->on_accept(std::move(sock)); });
     });
   }
+}
+
+// The `http` carrier (PROTOCOL.md 9.1) on the same port: its requests may
+// come on any connection, and each new session is a hop served like any
+// other. Weak references: the server owns the carrier's server.
+void middle_server::start_http_carrier() {
+  std::weak_ptr<middle_server> weak = shared_from_this();
+  transport::poll_server::options o;
+  o.path = cfg_.websocket_path;
+  poll_ = transport::poll_server::make(
+      io_.get_executor(), o, [weak](transport::hop_ptr hop, const tcp::endpoint& from, const tcp::endpoint& local) {
+        auto self = weak.lock();
+        if (!self) return;
+        self->serve(std::move(hop), endpoint_text(from) + " (http)", runtime::source_of(from.address()),
+                    endpoint_text(local));
+      });
+  acceptor_options_.poll_handoff = [weak](tcp::socket sock, std::vector<std::uint8_t> first) {
+    auto self = weak.lock();
+    if (!self) return;
+    boost::system::error_code ec;
+    const auto name = "http carrier connection " + endpoint_text(sock.remote_endpoint(ec));
+    self->tasks_.spawn(name, [self, sock = std::move(sock), first = std::move(first)]() mutable {
+      return self->serve_http_carrier(std::move(sock), std::move(first));
+    });
+  };
+}
+
+// A connection carrying requests counts against limits.max_connections
+// while it is open, as any other.
+asio::awaitable<void> middle_server::serve_http_carrier(tcp::socket sock, std::vector<std::uint8_t> first) {
+  ++active_hops_;
+  struct count_guard {
+    std::size_t& n;
+    ~count_guard() { --n; }
+  } guard{active_hops_};
+  auto poll = poll_;
+  co_await poll->serve(std::move(sock), std::move(first));
 }
 
 void middle_server::stop() {
@@ -156,6 +194,7 @@ void middle_server::stop() {
 
 void middle_server::reset() {
   stop();
+  if (poll_) poll_->close_all();
   tasks_.cancel();
 }
 
@@ -217,6 +256,7 @@ asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
   std::string why;
   transport::hop_ptr stream;
   stream = co_await transport::accept_hop(std::move(sock), acceptor_options_, cfg_.limit.setup_timeout, why);
+  if (!stream && why.empty()) co_return;  // an http carrier connection: served by poll_
   if (!stream) {
     opening.release();
     count_refusal("not a hop");
@@ -540,7 +580,7 @@ asio::awaitable<void> middle_server::send_to_next_hop(hop_ptr h, boost::system::
   auto way = cfg_.next_hop_way.value_or(config::way{});
   if (way.via == config::way::route::environment) {
     // The proxy the environment names for the next hop, or none (direct).
-    auto env = uplink::proxy_from_environment(next.host, way.how == config::carrier::ws, ::getenv);
+    auto env = uplink::proxy_from_environment(next.host, uplink::is_plain_web(way.how), ::getenv);
     if (!env.problem.empty()) log_warn(component, "next hop: ignoring ", env.problem);
     way.via = env.proxy ? config::way::route::proxy : config::way::route::direct;
     way.through = env.proxy;

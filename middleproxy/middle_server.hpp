@@ -26,6 +26,7 @@
 #include "middleproxy/pairing_table.hpp"
 #include "transport/hop_acceptor.hpp"
 #include "transport/hop_stream.hpp"
+#include "transport/poll_hop.hpp"
 
 namespace middleproxy {
 
@@ -61,6 +62,8 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   using hop_ptr = std::shared_ptr<hop>;
 
   void load_tls_identity();
+  void start_http_carrier();
+  boost::asio::awaitable<void> serve_http_carrier(boost::asio::ip::tcp::socket sock, std::vector<std::uint8_t> first);
   void on_accept(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_connection(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_served(hop_ptr h);
@@ -92,6 +95,7 @@ class middle_server : public std::enable_shared_from_this<middle_server> {
   config::middle_config cfg_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   transport::acceptor_options acceptor_options_;
+  std::shared_ptr<transport::poll_server> poll_;  // the http carrier's sessions
   pairing_table<hop_ptr> table_;
   access_gate access_;
   lstp::secret_bytes next_hop_key_;  // HMAC key of cfg_.next_hop_access

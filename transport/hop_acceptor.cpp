@@ -47,9 +47,12 @@ asio::awaitable<void> answer_plain(Stream& s, http::status status, unsigned vers
 // Reads one HTTP request (its first bytes already taken) and returns it when
 // it is a WebSocket upgrade on our path; otherwise answers it and returns
 // nothing. What the bytes are is upgrade_sniffer's call (sans-I/O, fuzzed).
+// A request of the `http` carrier is left to its server: `poll_raw` gets
+// the bytes read so far, and nothing is answered here.
 template <class Stream>
 asio::awaitable<std::optional<http_request>> read_upgrade(Stream& stream, std::vector<std::uint8_t> first,
-                                                          const acceptor_options& options, std::string& why) {
+                                                          const acceptor_options& options, std::string& why,
+                                                          std::optional<std::vector<std::uint8_t>>* poll_raw = nullptr) {
   upgrade_sniffer sniffer(options.websocket_path);
   auto verdict = sniffer.feed(first);
   std::array<std::uint8_t, 4096> more{};
@@ -67,6 +70,14 @@ asio::awaitable<std::optional<http_request>> read_upgrade(Stream& stream, std::v
   why = sniffer.why();
   switch (verdict) {
     case upgrade_sniffer::verdict::upgrade: co_return sniffer.take_request();
+    case upgrade_sniffer::verdict::poll_request:
+      if (poll_raw && options.poll_handoff) {
+        *poll_raw = sniffer.take_raw();
+        co_return std::nullopt;
+      }
+      why = "an http carrier request, but that carrier is not served here (inside TLS, or not set up), answered 404";
+      co_await answer_plain(stream, http::status::not_found, sniffer.version());
+      break;
     case upgrade_sniffer::verdict::web_request:
       co_await answer_plain(stream, http::status::not_found, sniffer.version());
       break;
@@ -158,9 +169,15 @@ asio::awaitable<hop_ptr> accept_hop(asio::ip::tcp::socket socket, const acceptor
     case first_byte_kind::lstp: co_return make_tcp_hop(std::move(socket), std::move(first));
     case first_byte_kind::http: {
       std::optional<http_request> req;
+      std::optional<std::vector<std::uint8_t>> poll_raw;
       {
         runtime::watchdog limit(socket, deadline - std::chrono::steady_clock::now());
-        req = co_await read_upgrade(socket, std::move(first), options, why);
+        req = co_await read_upgrade(socket, std::move(first), options, why, &poll_raw);
+      }
+      if (poll_raw) {
+        why.clear();
+        options.poll_handoff(std::move(socket), std::move(*poll_raw));
+        co_return nullptr;
       }
       if (!req) co_return nullptr;
       co_return co_await finish_websocket(make_websocket_hop(std::move(socket)), *req, deadline, why);

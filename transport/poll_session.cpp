@@ -9,8 +9,13 @@ bytes byte_queue::take(std::size_t n) {
   const auto from = bytes_.begin() + static_cast<std::ptrdiff_t>(head_);
   bytes out(from, from + static_cast<std::ptrdiff_t>(n));
   head_ += n;
-  // What was taken is dropped once it is most of the buffer: each byte is
-  // moved at most once more.
+  compact();
+  return out;
+}
+
+// What was taken is dropped once it is most of the buffer: each byte is
+// moved at most once more.
+void byte_queue::compact() {
   if (head_ == bytes_.size()) {
     bytes_.clear();
     head_ = 0;
@@ -18,10 +23,117 @@ bytes byte_queue::take(std::size_t n) {
     bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(head_));
     head_ = 0;
   }
-  return out;
+}
+
+std::size_t byte_queue::read(std::span<std::uint8_t> out) {
+  const auto n = std::min(out.size(), size());
+  std::copy_n(bytes_.begin() + static_cast<std::ptrdiff_t>(head_), n, out.begin());
+  head_ += n;
+  compact();
+  return n;
+}
+
+// ---- targets -------------------------------------------------------------
+
+namespace {
+
+std::optional<std::uint64_t> decimal(std::string_view v) {
+  if (v.empty() || v.size() > 15) return std::nullopt;  // below 2^53: enough for any session
+  std::uint64_t x = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    x = x * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return x;
+}
+
+bool is_session_id(std::string_view v) {
+  return v.size() == session_id_length &&
+         std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+std::optional<target_fields> parse_target(std::string_view target, std::string_view path, std::string& why) {
+  // Absolute-form, as a proxy forwards it: the path after the authority.
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.substr(0, scheme.size()) == scheme) {
+      const auto slash = target.find('/', scheme.size());
+      target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
+      break;
+    }
+  }
+  const auto question = target.find('?');
+  const auto where = target.substr(0, question);
+  target_fields f;
+  if (where.size() > path.size() && where.substr(0, path.size()) == path && where.substr(path.size()) == "/up") {
+    f.what = request::kind::up;
+  } else if (where.size() > path.size() && where.substr(0, path.size()) == path &&
+             where.substr(path.size()) == "/down") {
+    f.what = request::kind::down;
+  } else {
+    why = "not an http carrier path";
+    return std::nullopt;
+  }
+  bool has_s = false, has_n = false, has_a = false;
+  std::string_view query = question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    const auto key = pair.substr(0, eq);
+    const auto value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (key == "s") {
+      if (!is_session_id(value)) {
+        why = "a malformed session id";
+        return std::nullopt;
+      }
+      f.session = std::string(value);
+      has_s = true;
+    } else if (key == "n" || key == "a") {
+      const auto x = decimal(value);
+      if (!x) {
+        why = "a malformed number (" + std::string(key) + ")";
+        return std::nullopt;
+      }
+      (key == "n" ? f.n : f.acknowledged) = *x;
+      (key == "n" ? has_n : has_a) = true;
+    } else if (key == "fin") {
+      f.fin = value == "1";
+    }
+    // r= and anything else: not ours to read (the cache breaker).
+  }
+  if (!has_s || !has_n || (f.what == request::kind::down && !has_a)) {
+    why = f.what == request::kind::up ? "an up request without s= and n=" : "a down request without s=, n= and a=";
+    return std::nullopt;
+  }
+  if (f.what == request::kind::down && f.acknowledged > f.n) {
+    why = "a down request acknowledging chunks it did not ask for";
+    return std::nullopt;
+  }
+  return f;
+}
+
+std::string make_target(const request& r, std::string_view session, std::string_view path, std::uint64_t random) {
+  std::string t(path);
+  t += r.what == request::kind::up ? "/up?s=" : "/down?s=";
+  t += session;
+  t += "&n=" + std::to_string(r.n);
+  if (r.what == request::kind::down) t += "&a=" + std::to_string(r.acknowledged);
+  static constexpr char hex[] = "0123456789abcdef";
+  t += "&r=";
+  for (int i = 0; i < 12; ++i) t += hex[(random >> (i * 4)) & 0xf];
+  if (r.fin) t += "&fin=1";
+  return t;
 }
 
 // ---- client --------------------------------------------------------------
+
+client_session::client_session() {
+  chunks_[0] = up_chunk{};
+  next_up_ = 1;
+}
 
 std::size_t client_session::held_up() const {
   std::size_t n = unsent_.size();
@@ -68,9 +180,9 @@ std::optional<request> client_session::next() {
     auto& placed = chunks_[n] = std::move(c);
     return request{request::kind::up, n, 0, placed.fin, placed.body};
   }
-  // Down: chunks next_down_ and next_down_ + 1, unless the reader is behind
-  // or the stream has ended.
-  if (peer_finished_ || received_.size() >= max_buffered) return std::nullopt;
+  // Down: chunks next_down_ and next_down_ + 1, unless the session is not
+  // open yet, the reader is behind or the stream has ended.
+  if (!opened_ || peer_finished_ || received_.size() >= max_buffered) return std::nullopt;
   for (std::uint64_t n = next_down_; n < next_down_ + window; ++n) {
     if (down_end_ && n >= *down_end_) break;
     if (early_.count(n) || down_in_flight_.count(n)) continue;
@@ -86,6 +198,7 @@ void client_session::on_up_answer(std::uint64_t n, int status) {
   if (status == 204 || status == 200) {
     failures_ = 0;
     if (it->second.fin) fin_sent_ = true;
+    if (n == 0) opened_ = true;
     chunks_.erase(it);
     return;
   }
@@ -116,7 +229,7 @@ void client_session::on_down_answer(std::uint64_t n, int status, std::span<const
   }
   // Deliver what is now in order.
   for (auto it = early_.find(next_down_); it != early_.end(); it = early_.find(next_down_)) {
-    received_.insert(received_.end(), it->second.begin(), it->second.end());
+    received_.append(it->second);
     early_.erase(it);
     ++next_down_;
   }
@@ -132,12 +245,6 @@ void client_session::on_failed(const request& r) {
   failure("a request got no answer");
 }
 
-bytes client_session::take_received() {
-  bytes out;
-  out.swap(received_);
-  return out;
-}
-
 // ---- server --------------------------------------------------------------
 
 int server_session::on_up(std::uint64_t n, std::span<const std::uint8_t> body, bool fin) {
@@ -149,22 +256,16 @@ int server_session::on_up(std::uint64_t n, std::span<const std::uint8_t> body, b
     early_[n] = {bytes(body.begin(), body.end()), fin};  // one ahead: kept until the gap is filled
     return 204;
   }
-  received_.insert(received_.end(), body.begin(), body.end());
+  received_.append(body);
   if (fin) peer_finished_ = true;
   ++next_up_;
   for (auto it = early_.find(next_up_); it != early_.end(); it = early_.find(next_up_)) {
-    received_.insert(received_.end(), it->second.first.begin(), it->second.first.end());
+    received_.append(it->second.first);
     if (it->second.second) peer_finished_ = true;
     early_.erase(it);
     ++next_up_;
   }
   return 204;
-}
-
-bytes server_session::take_received() {
-  bytes out;
-  out.swap(received_);
-  return out;
 }
 
 std::size_t server_session::room() const {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace transport::poll {
@@ -38,8 +39,13 @@ class byte_queue {
   bool empty() const { return size() == 0; }
   // Up to n bytes from the front.
   bytes take(std::size_t n);
+  // Copies up to out.size() bytes from the front into `out`; returns how many.
+  std::size_t read(std::span<std::uint8_t> out);
+  // Everything, as one vector.
+  bytes take_all() { return take(size()); }
 
  private:
+  void compact();
   bytes bytes_;
   std::size_t head_ = 0;
 };
@@ -52,8 +58,31 @@ struct request {
   bytes body;                      // up
 };
 
+// What a request's target says (PROTOCOL.md 9.1):
+// "<path>/up?s=S&n=N&r=R[&fin=1]" or "<path>/down?s=S&n=N&a=A&r=R",
+// origin-form or absolute-form ("http://host:port<path>/...").
+struct target_fields {
+  request::kind what = request::kind::up;
+  std::string session;  // S: 32 lower-case hex digits
+  std::uint64_t n = 0;
+  std::uint64_t acknowledged = 0;
+  bool fin = false;
+};
+inline constexpr std::size_t session_id_length = 32;
+// The fields, or nullopt and why (for a 400).
+std::optional<target_fields> parse_target(std::string_view target, std::string_view path, std::string& why);
+// The origin-form target of a request; `random` goes into r= (no cache may
+// answer it).
+std::string make_target(const request& r, std::string_view session, std::string_view path, std::uint64_t random);
+
 class client_session {
  public:
+  // Chunk 0 is cut empty at once: its POST opens the session at the server,
+  // and no GET goes before it is answered (a GET for a session the server
+  // does not know yet would be answered 404).
+  client_session();
+  // Chunk 0 was answered: the server holds the session.
+  bool opened() const { return opened_; }
   // Takes as much of `data` as there is room for; returns how much.
   std::size_t write(std::span<const std::uint8_t> data);
   std::size_t room() const;
@@ -68,12 +97,18 @@ class client_session {
   void on_failed(const request& r);
 
   // What arrived, in order, once each.
-  bytes take_received();
+  bytes take_received() { return received_.take_all(); }
+  // The same into `out`: how many bytes were copied.
+  std::size_t read(std::span<std::uint8_t> out) { return received_.read(out); }
+  std::size_t readable() const { return received_.size(); }
   bool peer_finished() const { return peer_finished_ && received_.empty(); }
   // Everything written (and the end, after shutdown) is acknowledged.
   bool all_delivered() const { return unsent_.empty() && chunks_.empty() && (!shutdown_ || fin_sent_); }
   bool failed() const { return !why_.empty(); }
   const std::string& why() const { return why_; }
+  // Failed attempts since the last answer that counted (for a pause before
+  // the next).
+  unsigned failures() const { return failures_; }
 
  private:
   struct up_chunk {
@@ -96,8 +131,9 @@ class client_session {
   std::map<std::uint64_t, bytes> early_;  // chunks that came before a lower one
   std::optional<std::uint64_t> down_end_;  // the peer's stream ends before this chunk
   std::map<std::uint64_t, bool> down_in_flight_;
-  bytes received_;
+  byte_queue received_;
   bool peer_finished_ = false;
+  bool opened_ = false;
 
   unsigned failures_ = 0;
   std::string why_;
@@ -109,8 +145,12 @@ class server_session {
   // reader is behind: the client sends it again).
   int on_up(std::uint64_t n, std::span<const std::uint8_t> body, bool fin);
   // What arrived from the client, in order; the end once it came.
-  bytes take_received();
+  bytes take_received() { return received_.take_all(); }
+  std::size_t read(std::span<std::uint8_t> out) { return received_.read(out); }
+  std::size_t readable() const { return received_.size(); }
   bool peer_finished() const { return peer_finished_ && received_.empty(); }
+  // The stream to the client ended and the client holds all of it.
+  bool all_delivered() const { return shutdown_ && pending_.empty() && cut_.empty(); }
 
   // Bytes for the client; returns how much was taken (bounded).
   std::size_t write(std::span<const std::uint8_t> data);
@@ -129,7 +169,7 @@ class server_session {
   // up
   std::uint64_t next_up_ = 0;
   std::map<std::uint64_t, std::pair<bytes, bool>> early_;
-  bytes received_;
+  byte_queue received_;
   bool peer_finished_ = false;
   // down
   byte_queue pending_;  // written, not cut into a chunk yet

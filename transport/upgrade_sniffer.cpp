@@ -23,6 +23,7 @@ upgrade_sniffer::verdict upgrade_sniffer::feed(std::span<const std::uint8_t> byt
     why_ = "not a valid HTTP request (too large)";
     return verdict_ = verdict::bad_request;
   }
+  raw_.insert(raw_.end(), bytes.begin(), bytes.end());
   if (!bytes.empty()) {
     auto space = buffer_.prepare(bytes.size());
     std::memcpy(space.data(), bytes.data(), bytes.size());
@@ -32,6 +33,16 @@ upgrade_sniffer::verdict upgrade_sniffer::feed(std::span<const std::uint8_t> byt
     boost::system::error_code ec;
     const auto used = parser_.put(buffer_.data(), ec);
     buffer_.consume(used);
+    // An `http` carrier request is decided on its head: its body may be
+    // larger than a web request's here (the parser refuses its length once
+    // the head is read), and its server reads it again.
+    const bool head_read = ((!ec || ec == http::error::need_more) && parser_.is_header_done()) ||
+                           ec == http::error::body_limit;
+    if (head_read && is_poll_target()) {
+      version_ = parser_.get().version();
+      why_ = "an http carrier request";
+      return verdict_ = verdict::poll_request;
+    }
     if (ec == http::error::need_more) {
       if (used == 0) return verdict::need_more;
       continue;
@@ -59,6 +70,14 @@ std::string_view path_of(std::string_view target) {
   return target;
 }
 }  // namespace
+
+bool upgrade_sniffer::is_poll_target() const {
+  const auto target = parser_.get().target();
+  auto path = path_of(std::string_view(target.data(), target.size()));
+  path = path.substr(0, path.find('?'));
+  return path.size() > path_.size() && path.substr(0, path_.size()) == path_ &&
+         (path.substr(path_.size()) == "/up" || path.substr(path_.size()) == "/down");
+}
 
 upgrade_sniffer::verdict upgrade_sniffer::decide() {
   const auto& req = parser_.get();

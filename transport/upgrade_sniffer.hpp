@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace transport {
 
@@ -22,6 +23,8 @@ class upgrade_sniffer {
     web_request,  // a complete request that is not ours: answer 404
     bad_request,  // not HTTP, or over the limits: answer 400
     early_data,   // an upgrade with bytes after it (a client waits for 101): answer 400
+    poll_request, // the head of an `http` carrier request (<path>/up or /down,
+                  // PROTOCOL.md 9.1): take_raw() and serve the connection
   };
   // Limits on what a stranger may make us hold.
   static constexpr std::size_t header_limit = 8 * 1024;
@@ -33,6 +36,9 @@ class upgrade_sniffer {
   verdict feed(std::span<const std::uint8_t> bytes);
   // After `upgrade`: the request, for the WebSocket handshake.
   boost::beast::http::request<boost::beast::http::string_body> take_request();
+  // After `poll_request`: every byte fed, the request's head and whatever
+  // followed it, to be parsed again by the carrier's server.
+  std::vector<std::uint8_t> take_raw() { return std::move(raw_); }
   // The request's HTTP version (11 until a request line was read), for the answer.
   unsigned version() const { return version_; }
   // What it was, for the log.
@@ -40,6 +46,7 @@ class upgrade_sniffer {
 
  private:
   verdict decide();
+  bool is_poll_target() const;
 
   std::string path_;
   boost::beast::flat_buffer buffer_;
@@ -47,6 +54,7 @@ class upgrade_sniffer {
   verdict verdict_ = verdict::need_more;
   unsigned version_ = 11;
   std::string why_;
+  std::vector<std::uint8_t> raw_;
 };
 
 }  // namespace transport

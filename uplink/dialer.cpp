@@ -12,6 +12,7 @@
 #include "runtime/blocking_work.hpp"
 #include "runtime/tcp_connect.hpp"
 #include "runtime/watchdog.hpp"
+#include "transport/poll_hop.hpp"
 #include "transport/tls_hop.hpp"
 #include "transport/websocket_hop.hpp"
 #include "uplink/proxy_handshake.hpp"
@@ -62,13 +63,19 @@ asio::awaitable<transport::hop_ptr> websocket_as_plain_request(asio::any_io_exec
   co_return co_await std::move(shake);
 }
 
-}  // namespace
+// A connection that leads to the middle: TCP to it, or to the way's proxy
+// and through the proxy's handshake. `refused`: the proxy answered and
+// would not connect (a plain-request fallback may still work).
+struct opened_connection {
+  std::optional<tcp::socket> socket;
+  std::vector<std::uint8_t> leftover;  // bytes from the middle read with the proxy's answer
+  bool refused = false;
+};
 
-asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink::way& way,
-                                         const uplink::endpoint& middle, const dial_options& options,
-                                         std::string& why) {
-  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+asio::awaitable<opened_connection> open_connection(asio::any_io_executor ex, uplink::way way, uplink::endpoint middle,
+                                                   std::chrono::steady_clock::time_point deadline, std::string& why) {
   auto left = [&] { return deadline - std::chrono::steady_clock::now(); };
+  opened_connection result;
   const bool proxied = way.via == uplink::way::route::proxy && way.through;
   const uplink::endpoint& first = proxied ? way.through->at : middle;
   const std::string first_name = proxied ? "proxy " + way.through->to_string() : "middle proxy " + middle.to_string();
@@ -77,13 +84,12 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
   if (!connected.connected()) {
     why = (connected.result == runtime::tcp_connect_result::outcome::resolve_failed ? "cannot resolve " : "cannot connect to ") +
           first_name + ": " + connected.failure();
-    co_return nullptr;
+    co_return result;
   }
   tcp::socket sock = std::move(*connected.socket);
   boost::system::error_code ec;
   transport::configure_hop_socket(sock);
 
-  std::vector<std::uint8_t> leftover;
   if (proxied) {
     // Shared with a Kerberos step on the blocking pool (compute, below).
     std::shared_ptr<proxy_handshake> hs = proxy_handshake::make(*way.through, middle.host, middle.port);
@@ -122,7 +128,7 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
           auto again = co_await runtime::tcp_connect(ex, first.host, first.port, left());
           if (!again.connected()) {
             why = "through " + first_name + ": cannot connect again for the login: " + again.failure();
-            co_return nullptr;
+            co_return result;
           }
           sock = std::move(*again.socket);
           transport::configure_hop_socket(sock);
@@ -135,23 +141,88 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
     }
     if (hs->state() == proxy_handshake::status::failed) {
       why = "through " + first_name + ": " + hs->error();
-      // A proxy that refuses CONNECT may still pass a WebSocket upgrade as
-      // an ordinary request (squid's http_upgrade_request_protocols): ask
-      // it for ws://middle/path as a web client would.
-      if (way.how == uplink::carrier::ws && way.through->kind == uplink::proxy_kind::http) {
-        std::string plain_why;
-        auto hop = co_await websocket_as_plain_request(ex, *way.through, middle, options, left(), plain_why);
-        if (hop) co_return hop;
-        why += "; WebSocket as a plain request: " + plain_why;
-      }
-      co_return nullptr;
+      result.refused = true;
+      co_return result;
     }
     if (ec) {
       why = "through " + first_name + ": " + failure(ec, limit.fired());
-      co_return nullptr;
+      co_return result;
     }
-    leftover = std::move(hs->leftover());
+    result.leftover = std::move(hs->leftover());
   }
+  result.socket = std::move(sock);
+  co_return result;
+}
+
+// One connection for an http carrier lane: to the middle, to the plain
+// HTTP proxy that forwards the requests, or through a SOCKS proxy.
+asio::awaitable<std::optional<tcp::socket>> connect_for_requests(asio::any_io_executor ex, uplink::way way,
+                                                                 uplink::endpoint middle,
+                                                                 std::chrono::steady_clock::duration timeout,
+                                                                 std::string& why) {
+  if (way.via == uplink::way::route::proxy && way.through && way.through->kind == uplink::proxy_kind::http) {
+    auto connected = co_await runtime::tcp_connect(ex, way.through->at.host, way.through->at.port, timeout);
+    if (!connected.connected()) {
+      why = "cannot connect to proxy " + way.through->to_string() + ": " + connected.failure();
+      co_return std::nullopt;
+    }
+    transport::configure_hop_socket(*connected.socket);
+    co_return std::move(connected.socket);
+  }
+  auto opened = co_await open_connection(ex, std::move(way), std::move(middle),
+                                         std::chrono::steady_clock::now() + timeout, why);
+  if (opened.socket && !opened.leftover.empty()) {
+    why = "the proxy sent bytes before the first request";
+    co_return std::nullopt;
+  }
+  co_return std::move(opened.socket);
+}
+
+// The http carrier (PROTOCOL.md 9.1): requests to the middle, directly or
+// through a proxy (a plain HTTP proxy gets absolute-form targets: no
+// CONNECT is asked of it).
+asio::awaitable<transport::hop_ptr> dial_requests(asio::any_io_executor ex, const uplink::way& way,
+                                                  const uplink::endpoint& middle, const dial_options& options,
+                                                  std::string& why) {
+  transport::poll_client_options o;
+  o.host = middle.to_string();
+  o.path = options.websocket_path;
+  if (way.via == uplink::way::route::proxy && way.through && way.through->kind == uplink::proxy_kind::http)
+    o.target_prefix = "http://" + middle.to_string();
+  o.connect = [ex, way, middle, timeout = o.request_timeout](std::string& w) {
+    return connect_for_requests(ex, way, middle, timeout, w);
+  };
+  auto opening = transport::open_poll_hop(ex, std::move(o), options.timeout, why);
+  auto hop = co_await std::move(opening);
+  if (!hop) why = "http carrier to middle proxy " + middle.to_string() + ": " + why;
+  co_return hop;
+}
+
+}  // namespace
+
+asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink::way& way,
+                                         const uplink::endpoint& middle, const dial_options& options,
+                                         std::string& why) {
+  if (way.how == uplink::carrier::http) co_return co_await dial_requests(ex, way, middle, options, why);
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  auto left = [&] { return deadline - std::chrono::steady_clock::now(); };
+  auto opened = co_await open_connection(ex, way, middle, deadline, why);
+  if (!opened.socket) {
+    // A proxy that refuses CONNECT may still pass a WebSocket upgrade as
+    // an ordinary request (squid's http_upgrade_request_protocols): ask
+    // it for ws://middle/path as a web client would.
+    if (opened.refused && way.how == uplink::carrier::ws && way.through &&
+        way.through->kind == uplink::proxy_kind::http) {
+      std::string plain_why;
+      auto hop = co_await websocket_as_plain_request(ex, *way.through, middle, options, left(), plain_why);
+      if (hop) co_return hop;
+      why += "; WebSocket as a plain request: " + plain_why;
+    }
+    co_return nullptr;
+  }
+  tcp::socket sock = std::move(*opened.socket);
+  auto leftover = std::move(opened.leftover);
+  boost::system::error_code ec;
 
   switch (way.how) {
     case uplink::carrier::tcp: co_return transport::make_tcp_hop(std::move(sock), std::move(leftover));
@@ -185,6 +256,7 @@ asio::awaitable<transport::hop_ptr> dial(asio::any_io_executor ex, const uplink:
       if (!hop) why = "WebSocket handshake (inside TLS) with middle proxy " + middle.to_string() + " failed: " + why;
       co_return hop;
     }
+    case uplink::carrier::http: break;  // dial_requests, above
   }
   why = "unknown carrier";
   co_return nullptr;

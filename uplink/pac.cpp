@@ -69,7 +69,7 @@ std::vector<pac_route> parse_pac_answer(std::string_view answer, std::vector<std
 }
 
 pac_query pac_query_for(const endpoint& middle, carrier how) {
-  const bool plain = how == carrier::ws;
+  const bool plain = is_plain_web(how);
   const bool default_port = middle.port == (plain ? 80 : 443);
   std::string host = middle.host.find(':') != std::string::npos ? "[" + middle.host + "]" : middle.host;
   std::string url = (plain ? "http://" : "https://") + host;

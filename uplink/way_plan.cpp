@@ -18,6 +18,9 @@ int way_cost(const uplink::way& w) {
     case uplink::carrier::tls: cost = 1; break;
     case uplink::carrier::ws: cost = 20; break;
     case uplink::carrier::wss: cost = 21; break;
+    // Long-polling costs a round trip per chunk: after every way that
+    // gives a byte stream, through a proxy or not.
+    case uplink::carrier::http: cost = 40; break;
   }
   if (w.via != uplink::way::route::direct) cost += 10;
   return cost;
@@ -25,7 +28,8 @@ int way_cost(const uplink::way& w) {
 
 std::vector<uplink::way> automatic_ways(const std::optional<uplink::proxy>& proxy, bool proxy_from_environment) {
   std::vector<uplink::way> out;
-  for (auto how : {uplink::carrier::tcp, uplink::carrier::tls, uplink::carrier::ws, uplink::carrier::wss}) {
+  for (auto how : {uplink::carrier::tcp, uplink::carrier::tls, uplink::carrier::ws, uplink::carrier::wss,
+                   uplink::carrier::http}) {
     out.push_back(uplink::way{how, uplink::way::route::direct, std::nullopt});
     if (proxy) out.push_back(uplink::way{how, uplink::way::route::proxy, proxy});
     if (proxy_from_environment) out.push_back(uplink::way{how, uplink::way::route::environment, std::nullopt});

@@ -119,6 +119,7 @@ const char* carrier_name(carrier c) {
     case carrier::tls: return "tls";
     case carrier::ws: return "ws";
     case carrier::wss: return "wss";
+    case carrier::http: return "http";
   }
   return "tcp";
 }
@@ -193,8 +194,10 @@ way parse_way(const std::string& text) {
     w.how = carrier::ws;
   } else if (name == "wss") {
     w.how = carrier::wss;
+  } else if (name == "http") {
+    w.how = carrier::http;
   } else {
-    throw bad_way("expected tcp, tls, ws or wss, optionally followed by \"via <proxy URL>\" or \"via env\", got " +
+    throw bad_way("expected tcp, tls, ws, wss or http, optionally followed by \"via <proxy URL>\" or \"via env\", got " +
                 quote(std::string(name)));
   }
   if (space == std::string_view::npos) return w;

@@ -41,8 +41,12 @@ struct proxy {
 };
 
 // How LSTP is carried to a middle proxy: as it is on TCP, inside TLS, as
-// WebSocket messages, or WebSocket inside TLS (looks like HTTPS).
-enum class carrier { tcp, tls, ws, wss };
+// WebSocket messages, WebSocket inside TLS (looks like HTTPS), or as
+// ordinary HTTP requests (POST up, long-polled GET down: PROTOCOL.md 9.1).
+enum class carrier { tcp, tls, ws, wss, http };
+// Carriers that look like plain web traffic: the environment's http_proxy
+// and a PAC file's answer for http:// apply to them.
+inline bool is_plain_web(carrier c) { return c == carrier::ws || c == carrier::http; }
 
 // One way out of a network to a middle proxy: a carrier, directly or through
 // a proxy. Written "tcp", "wss via http://proxy:3128", "ws via env".
@@ -79,7 +83,7 @@ endpoint parse_endpoint(const std::string& text);
 // "http://[user[:pass]@]host:port"; a URL without scheme is http.
 // Percent-escapes in user and password are decoded.
 proxy parse_proxy_url(const std::string& text);
-// "tcp", "tls", "ws", "wss", optionally followed by " via <proxy URL>" or
+// "tcp", "tls", "ws", "wss", "http", optionally followed by " via <proxy URL>" or
 // " via env".
 way parse_way(const std::string& text);
 

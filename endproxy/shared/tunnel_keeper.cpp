@@ -207,7 +207,7 @@ std::vector<uplink::candidate> tunnel_keeper::plan() const {
           return out;
         }
         // ...else the environment's proxy.
-        auto env = uplink::proxy_from_environment(middle.host, w.how == config::carrier::ws, ::getenv);
+        auto env = uplink::proxy_from_environment(middle.host, uplink::is_plain_web(w.how), ::getenv);
         if (!env.proxy) return {};
         return {config::way{w.how, config::way::route::proxy, env.proxy}};
       });

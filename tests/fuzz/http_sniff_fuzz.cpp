@@ -4,10 +4,13 @@
 // whether the bytes come at once or in pieces.
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <span>
+#include <string>
 
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "transport/poll_session.hpp"
 #include "transport/upgrade_sniffer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -30,6 +33,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (all == transport::upgrade_sniffer::verdict::upgrade) {
     auto req = whole.take_request();
     if (req.target() != "/lstp" || !boost::beast::websocket::is_upgrade(req)) __builtin_trap();
+  }
+  // An http carrier request is handed on whole: every byte read so far.
+  if (all == verdict::poll_request) {
+    const auto raw = whole.take_raw();
+    if (raw.size() != size || (size > 0 && !std::equal(raw.begin(), raw.end(), data))) __builtin_trap();
+  }
+  // The carrier's target parser, on the bytes as a target: what it accepts
+  // it writes back the same.
+  std::string why;
+  const std::string_view target(reinterpret_cast<const char*>(data), size);
+  if (auto f = transport::poll::parse_target(target, "/lstp", why)) {
+    transport::poll::request r{f->what, f->n, f->acknowledged, f->fin, {}};
+    std::string again_why;
+    auto again = transport::poll::parse_target(transport::poll::make_target(r, f->session, "/lstp", 7), "/lstp", again_why);
+    if (!again || again->session != f->session || again->n != f->n || again->what != f->what ||
+        again->fin != f->fin || (f->what == transport::poll::request::kind::down && again->acknowledged != f->acknowledged))
+      __builtin_trap();
   }
   return 0;
 }

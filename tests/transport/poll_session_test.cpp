@@ -198,3 +198,40 @@ TEST_CASE("a client whose requests all fail gives up, saying why", "[transport][
   gone.on_up_answer(r->n, 404);
   CHECK(gone.why() == "the middle proxy no longer knows this carrier session");
 }
+
+TEST_CASE("the opening POST (chunk 0, empty) goes first, and no GET before its answer", "[transport][poll]") {
+  client_session c;
+  auto r = c.next();
+  REQUIRE(r);
+  CHECK(r->what == request::kind::up);
+  CHECK(r->n == 0);
+  CHECK(r->body.empty());
+  CHECK_FALSE(c.next());  // a GET now could meet a middle that does not know the session yet
+  c.on_up_answer(0, 204);
+  CHECK(c.opened());
+  auto d = c.next();
+  REQUIRE(d);
+  CHECK(d->what == request::kind::down);
+  CHECK(d->n == 0);
+}
+
+TEST_CASE("request targets are written and read back as PROTOCOL.md 9.1 says", "[transport][poll]") {
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  std::string why;
+  auto up = parse_target(make_target(request{request::kind::up, 7, 0, true, {}}, id, "/lstp", 0xabc), "/lstp", why);
+  REQUIRE(up);
+  CHECK(up->what == request::kind::up);
+  CHECK(up->n == 7);
+  CHECK(up->fin);
+  CHECK(up->session == id);
+  auto down = parse_target("http://m:8080/lstp/down?s=" + id + "&n=9&a=8&r=x", "/lstp", why);
+  REQUIRE(down);
+  CHECK(down->what == request::kind::down);
+  CHECK(down->acknowledged == 8);
+  CHECK_FALSE(parse_target("/lstp/down?s=" + id + "&n=1&a=2&r=x", "/lstp", why));  // acknowledges what it did not ask for
+  CHECK_FALSE(parse_target("/lstp/up?s=" + id + "&n=-1", "/lstp", why));
+  CHECK_FALSE(parse_target("/lstp/up?s=ABC&n=1", "/lstp", why));
+  CHECK_FALSE(parse_target("/lstp/up?n=1", "/lstp", why));
+  CHECK_FALSE(parse_target("/lstp/sideways?s=" + id + "&n=1", "/lstp", why));
+  CHECK(why == "not an http carrier path");
+}

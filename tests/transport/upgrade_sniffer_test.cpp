@@ -77,3 +77,20 @@ TEST_CASE("an upgrade a proxy forwards with an absolute URI is a hop too", "[tra
   bare.replace(4, 5, "http://m.example");
   CHECK(sniff(bare) == verdict::web_request);
 }
+
+TEST_CASE("an http carrier request is decided on its head and handed on whole", "[transport][sniff][poll]") {
+  const std::string id(32, 'a');
+  // A body larger than a web request may have here: decided before it.
+  const std::string head = "POST /lstp/up?s=" + id + "&n=0&r=1 HTTP/1.1\r\nHost: m\r\nContent-Length: 200000\r\n\r\n";
+  const std::string sent = head + "xyz";
+  upgrade_sniffer s("/lstp");
+  CHECK(s.feed(bytes_of(sent)) == verdict::poll_request);
+  const auto raw = s.take_raw();
+  CHECK(std::string(raw.begin(), raw.end()) == sent);
+  // Absolute-form, as a proxy forwards it; a down request has no body.
+  CHECK(sniff("GET http://m:80/lstp/down?s=" + id + "&n=0&a=0&r=1 HTTP/1.1\r\nHost: m\r\n\r\n") ==
+        verdict::poll_request);
+  // Other paths near ours are web requests.
+  CHECK(sniff("GET /lstp/downs HTTP/1.1\r\nHost: m\r\n\r\n") == verdict::web_request);
+  CHECK(sniff("GET /other/up HTTP/1.1\r\nHost: m\r\n\r\n") == verdict::web_request);
+}

@@ -16,13 +16,14 @@ std::vector<std::string> texts(const std::vector<uplink::candidate>& cs) {
 std::vector<uplink::way> no_env(const uplink::endpoint&, const uplink::way&) { return {}; }
 }  // namespace
 
-TEST_CASE("automatic ways: direct first, then through the proxy, then web traffic") {
+TEST_CASE("automatic ways: direct first, then through the proxy, then web traffic, then plain requests last") {
   auto proxy = uplink::parse_proxy_url("http://corp:3128");
   auto c = uplink::plan_candidates({{"m", 443}}, {}, proxy, false, {}, no_env);
   CHECK(texts(c) == std::vector<std::string>{
                         "tcp to m:443", "tls to m:443", "tcp via http://corp:3128 to m:443",
                         "tls via http://corp:3128 to m:443", "ws to m:443", "wss to m:443",
-                        "ws via http://corp:3128 to m:443", "wss via http://corp:3128 to m:443"});
+                        "ws via http://corp:3128 to m:443", "wss via http://corp:3128 to m:443",
+                        "http to m:443", "http via http://corp:3128 to m:443"});
 }
 
 TEST_CASE("the remembered winner goes first, per middle, middles keep their order") {

@@ -1,0 +1,642 @@
+#include "transport/poll_hop.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/vector_body.hpp>
+#include <botan/system_rng.h>
+
+#include <array>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+#include "runtime/broadcast.hpp"
+#include "runtime/task_group.hpp"
+#include "runtime/watchdog.hpp"
+#include "transport/poll_session.hpp"
+
+namespace transport {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// Writes a head and a body with one gather write, bounded by `timeout`.
+// The head is taken by value: a coroutine keeps its parameters, and a
+// reference to a caller's temporary would dangle once it suspends.
+asio::awaitable<void> send_message(tcp::socket& s, std::string head, std::span<const std::uint8_t> body,
+                                   clock::duration timeout, boost::system::error_code& ec) {
+  runtime::watchdog limit(s, timeout);
+  const std::array<asio::const_buffer, 2> parts{asio::buffer(head), asio::buffer(body.data(), body.size())};
+  co_await asio::async_write(s, parts, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+std::string answer_head(int status, std::size_t length, bool keep_alive) {
+  std::string h = "HTTP/1.1 " + std::to_string(status) + " " +
+                  std::string(http::obsolete_reason(static_cast<http::status>(status))) + "\r\n";
+  h += "Content-Type: application/octet-stream\r\nCache-Control: no-store\r\n";
+  h += "Content-Length: " + std::to_string(length) + "\r\n";
+  if (!keep_alive) h += "Connection: close\r\n";
+  h += "\r\n";
+  return h;
+}
+
+// ======================== client ==========================================
+
+struct client_state {
+  client_state(poll_client_options o, std::string id)
+      : options(std::move(o)), session_id(std::move(id)), rng(Botan::system_rng().next_byte() * 0x1000193u ^ 0x9e3779b9u) {}
+  poll_client_options options;
+  std::string session_id;
+  poll::client_session session;
+  runtime::broadcast changed;
+  std::mt19937_64 rng;  // the cache breaker r=; not a secret
+  bool closed = false;
+  std::uint64_t cancels = 0;
+
+  std::string head_of(const poll::request& r) {
+    std::string h = r.what == poll::request::kind::up ? "POST " : "GET ";
+    h += options.target_prefix + poll::make_target(r, session_id, options.path, rng());
+    h += " HTTP/1.1\r\nHost: " + options.host + "\r\n";
+    h += "Cache-Control: no-store\r\nPragma: no-cache\r\n";
+    if (r.what == poll::request::kind::up) {
+      h += "Content-Type: application/octet-stream\r\n";
+      h += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    }
+    h += "\r\n";
+    return h;
+  }
+};
+
+// One keep-alive connection and the request on it.
+struct lane {
+  std::optional<tcp::socket> socket;
+  beast::flat_buffer buffer;
+  clock::time_point last_used{};
+};
+
+struct exchange_result {
+  bool answered = false;
+  int status = 0;
+  std::vector<std::uint8_t> body;
+  bool keep_alive = false;
+  std::string failure;
+};
+
+// Sends one request on the lane's connection and reads its answer.
+asio::awaitable<exchange_result> exchange(lane& l, std::string head, std::span<const std::uint8_t> body,
+                                          clock::duration timeout) {
+  exchange_result out;
+  boost::system::error_code ec;
+  runtime::watchdog limit(*l.socket, timeout);
+  const std::array<asio::const_buffer, 2> parts{asio::buffer(head), asio::buffer(body.data(), body.size())};
+  co_await asio::async_write(*l.socket, parts, asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) {
+    http::response_parser<http::vector_body<std::uint8_t>> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(poll::max_chunk);
+    co_await http::async_read(*l.socket, l.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) {
+      auto res = parser.release();
+      out.answered = true;
+      out.status = static_cast<int>(res.result_int());
+      out.keep_alive = res.keep_alive();
+      out.body = std::move(res.body());
+      co_return out;
+    }
+  }
+  out.failure = limit.fired() ? "no answer in time" : ec.message();
+  co_return out;
+}
+
+clock::duration timeout_of(const client_state& st, const poll::request& r) {
+  return r.what == poll::request::kind::down ? st.options.heartbeat + st.options.request_timeout
+                                             : st.options.request_timeout;
+}
+
+// A connection idle this long may have been closed by the middle or a
+// proxy: a new one is opened rather than a request lost on it.
+constexpr auto lane_reuse_limit = std::chrono::seconds(15);
+
+// Takes the session's next request whenever there is one, until the hop
+// closes or the session fails. Owned by the hop's task group.
+asio::awaitable<void> run_lane(std::shared_ptr<client_state> st, std::shared_ptr<lane> l) {
+  for (;;) {
+    if (st->closed || st->session.failed()) co_return;
+    auto r = st->session.next();
+    if (!r) {
+      co_await st->changed.wait();
+      continue;
+    }
+    if (l->socket && clock::now() - l->last_used > lane_reuse_limit) l->socket.reset();
+    if (!l->socket) {
+      std::string why;
+      l->socket = co_await st->options.connect(why);
+      l->buffer.clear();
+    }
+    exchange_result res;
+    if (l->socket) {
+      auto step = exchange(*l, st->head_of(*r), r->body, timeout_of(*st, *r));
+      res = co_await std::move(step);
+    }
+    if (st->closed) co_return;
+    if (!res.answered) {
+      l->socket.reset();
+      st->session.on_failed(*r);
+      st->changed.notify_all();
+      // A short pause grows with the failures in a row: a middle that is
+      // briefly unreachable is not given up in a burst of refused connects.
+      asio::steady_timer pause(co_await asio::this_coro::executor,
+                               std::min<clock::duration>(std::chrono::milliseconds(200) * st->session.failures(),
+                                                         std::chrono::seconds(2)));
+      boost::system::error_code ignored;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      continue;
+    }
+    l->last_used = clock::now();
+    if (!res.keep_alive) l->socket.reset();
+    if (r->what == poll::request::kind::up)
+      st->session.on_up_answer(r->n, res.status);
+    else
+      st->session.on_down_answer(r->n, res.status, res.body);
+    st->changed.notify_all();
+  }
+}
+
+class client_poll_hop final : public hop_stream {
+ public:
+  client_poll_hop(asio::any_io_executor ex, std::shared_ptr<client_state> st)
+      : ex_(std::move(ex)), st_(std::move(st)), lanes_(ex_, [](std::string_view, std::string_view) {}) {}
+  ~client_poll_hop() override { close(); }
+
+  void start(std::shared_ptr<lane> first) {
+    for (unsigned i = 0; i < std::max(1u, st_->options.lanes); ++i) {
+      auto l = i == 0 ? first : std::make_shared<lane>();
+      lanes_.spawn("http carrier lane", [st = st_, l] { return run_lane(st, l); });
+    }
+  }
+
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
+    co_await asio::post(ex_, asio::use_awaitable);
+    const auto epoch = st_->cancels;
+    ec = {};
+    for (;;) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return 0;
+      }
+      if (buf.size() == 0) co_return 0;
+      if (st_->session.readable() > 0) {
+        const auto n = st_->session.read({static_cast<std::uint8_t*>(buf.data()), buf.size()});
+        st_->changed.notify_all();  // room again: a lane may ask for more
+        co_return n;
+      }
+      if (st_->session.peer_finished()) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      if (st_->session.failed()) {
+        ec = asio::error::connection_reset;
+        co_return 0;
+      }
+      co_await st_->changed.wait();
+    }
+  }
+
+  asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
+    co_await asio::post(ex_, asio::use_awaitable);
+    const auto epoch = st_->cancels;
+    ec = {};
+    std::span<const std::uint8_t> left(static_cast<const std::uint8_t*>(buf.data()), buf.size());
+    while (!left.empty()) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+      if (st_->session.failed() || shut_) {
+        ec = asio::error::broken_pipe;
+        co_return;
+      }
+      const auto n = st_->session.write(left);
+      left = left.subspan(n);
+      if (n > 0) st_->changed.notify_all();
+      if (!left.empty()) co_await st_->changed.wait();
+    }
+  }
+
+  void shutdown_send() override {
+    shut_ = true;
+    st_->session.shutdown();
+    st_->changed.notify_all();
+  }
+
+  void close() override {
+    if (st_->closed) return;
+    st_->closed = true;
+    lanes_.cancel();
+    st_->changed.notify_all();
+  }
+
+  std::string kind() const override { return "http"; }
+  asio::any_io_executor get_executor() override { return ex_; }
+
+  void cancel(boost::system::error_code& ec) override {
+    ec = {};
+    ++st_->cancels;
+    st_->changed.notify_all();
+  }
+
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    co_await asio::post(ex_, asio::use_awaitable);
+    const auto epoch = st_->cancels;
+    ec = {};
+    for (;;) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+      if (st_->session.readable() > 0) co_return;
+      if (st_->session.peer_finished()) {
+        ec = asio::error::eof;
+        co_return;
+      }
+      if (st_->session.failed()) {
+        ec = asio::error::connection_reset;
+        co_return;
+      }
+      co_await st_->changed.wait();
+    }
+  }
+
+ private:
+  asio::any_io_executor ex_;
+  std::shared_ptr<client_state> st_;
+  runtime::task_group lanes_;
+  bool shut_ = false;
+};
+
+std::string random_session_id() {
+  std::array<std::uint8_t, poll::session_id_length / 2> raw{};
+  Botan::system_rng().randomize(raw.data(), raw.size());
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id;
+  for (auto b : raw) {
+    id += hex[b >> 4];
+    id += hex[b & 0xf];
+  }
+  return id;
+}
+
+}  // namespace
+
+asio::awaitable<hop_ptr> open_poll_hop(asio::any_io_executor ex, poll_client_options options,
+                                       clock::duration timeout, std::string& why) {
+  const auto deadline = clock::now() + timeout;
+  auto st = std::make_shared<client_state>(std::move(options), random_session_id());
+  auto first = std::make_shared<lane>();
+  first->socket = co_await st->options.connect(why);
+  if (!first->socket) co_return nullptr;
+  // The first POST (chunk 0, empty) opens the session: its answer says
+  // whether a middle speaks this carrier at all, and a proxy's refusal is
+  // told now, as a way that does not work.
+  auto r = st->session.next();
+  if (!r || r->n != 0) {
+    why = "internal: the session's first request is not its opening";
+    co_return nullptr;
+  }
+  auto step = exchange(*first, st->head_of(*r), r->body, std::max<clock::duration>(deadline - clock::now(), {}));
+  auto res = co_await std::move(step);
+  if (!res.answered) {
+    why = "the first request got no answer: " + res.failure;
+    co_return nullptr;
+  }
+  if (res.status != 204) {
+    why = "the first request was answered " + std::to_string(res.status) + " " +
+          std::string(http::obsolete_reason(static_cast<http::status>(res.status)));
+    if (res.status == 407) why += " (the proxy wants a login; the http carrier does not log in to proxies)";
+    if (res.status == 404) why += " (not a middle proxy, or one without the http carrier)";
+    co_return nullptr;
+  }
+  st->session.on_up_answer(0, 204);
+  first->last_used = clock::now();
+  if (!res.keep_alive) first->socket.reset();
+  auto hop = std::make_unique<client_poll_hop>(ex, st);
+  hop->start(first);
+  co_return hop;
+}
+
+// ======================== server ==========================================
+
+namespace {
+
+struct session_state {
+  poll::server_session session;
+  runtime::broadcast changed;
+  clock::time_point last_request = clock::now();
+  bool closed = false;    // the middle closed the hop
+  bool shut = false;      // ... after ending its stream (what is left is delivered)
+  bool expired = false;   // no request for session_idle: gone
+  std::uint64_t cancels = 0;
+  // Gone for the client: unknown from now on (404). A hop closed after it
+  // ended its stream stays until its last chunks and the end (410) are
+  // fetched, and as long after as the client may repeat a request.
+  bool gone() const { return expired || (closed && !shut); }
+};
+
+class server_poll_hop final : public hop_stream {
+ public:
+  server_poll_hop(asio::any_io_executor ex, std::shared_ptr<session_state> st) : ex_(std::move(ex)), st_(std::move(st)) {}
+  ~server_poll_hop() override { close(); }
+
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
+    co_await asio::post(ex_, asio::use_awaitable);
+    const auto epoch = st_->cancels;
+    ec = {};
+    for (;;) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return 0;
+      }
+      if (buf.size() == 0) co_return 0;
+      if (st_->session.readable() > 0) {
+        const auto n = st_->session.read({static_cast<std::uint8_t*>(buf.data()), buf.size()});
+        st_->changed.notify_all();  // a POST held for room may go on
+        co_return n;
+      }
+      if (st_->session.peer_finished()) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      if (st_->expired) {
+        ec = asio::error::timed_out;
+        co_return 0;
+      }
+      co_await st_->changed.wait();
+    }
+  }
+
+  asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
+    co_await asio::post(ex_, asio::use_awaitable);
+    const auto epoch = st_->cancels;
+    ec = {};
+    std::span<const std::uint8_t> left(static_cast<const std::uint8_t*>(buf.data()), buf.size());
+    while (!left.empty()) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+      if (st_->expired || st_->shut) {
+        ec = asio::error::broken_pipe;
+        co_return;
+      }
+      const auto n = st_->session.write(left);
+      left = left.subspan(n);
+      if (n > 0) st_->changed.notify_all();
+      if (!left.empty()) co_await st_->changed.wait();
+    }
+  }
+
+  void shutdown_send() override {
+    st_->shut = true;
+    st_->session.shutdown();
+    st_->changed.notify_all();
+  }
+
+  void close() override {
+    if (st_->closed) return;
+    st_->closed = true;
+    st_->changed.notify_all();
+  }
+
+  std::string kind() const override { return "http"; }
+  asio::any_io_executor get_executor() override { return ex_; }
+  void cancel(boost::system::error_code& ec) override {
+    ec = {};
+    ++st_->cancels;
+    st_->changed.notify_all();
+  }
+
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    co_await asio::post(ex_, asio::use_awaitable);
+    const auto epoch = st_->cancels;
+    ec = {};
+    for (;;) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+      if (st_->session.readable() > 0) co_return;
+      if (st_->session.peer_finished()) {
+        ec = asio::error::eof;
+        co_return;
+      }
+      if (st_->expired) {
+        ec = asio::error::timed_out;
+        co_return;
+      }
+      co_await st_->changed.wait();
+    }
+  }
+
+ private:
+  asio::any_io_executor ex_;
+  std::shared_ptr<session_state> st_;
+};
+
+class poll_server_impl final : public poll_server {
+ public:
+  poll_server_impl(asio::any_io_executor ex, options o, hop_handler on_hop)
+      : ex_(std::move(ex)), options_(std::move(o)), on_hop_(std::move(on_hop)),
+        tasks_(ex_, [](std::string_view, std::string_view) {}) {}
+
+  void start() {
+    tasks_.spawn("http carrier sweeper", [self = std::static_pointer_cast<poll_server_impl>(shared_from_this())] {
+      return self->sweep();
+    });
+  }
+
+  asio::awaitable<void> serve(tcp::socket socket, std::vector<std::uint8_t> first) override {
+    beast::flat_buffer buffer;
+    {
+      auto space = buffer.prepare(first.size());
+      std::memcpy(space.data(), first.data(), first.size());
+      buffer.commit(first.size());
+    }
+    for (;;) {
+      http::request_parser<http::vector_body<std::uint8_t>> parser;
+      parser.header_limit(8 * 1024);
+      parser.body_limit(poll::max_chunk);
+      boost::system::error_code ec;
+      {
+        runtime::watchdog limit(socket, options_.connection_idle);
+        co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (ec) {
+        // A connection that ends between requests is the normal end.
+        if (ec == http::error::body_limit) co_await answer(socket, 413, {}, false);
+        else if (parser.got_some() && ec != asio::error::operation_aborted && ec != http::error::end_of_stream &&
+                 ec != asio::error::eof)
+          co_await answer(socket, 400, {}, false);
+        co_return;
+      }
+      auto req = parser.release();
+      const bool keep_alive = req.keep_alive();
+      std::string why;
+      const auto target = std::string_view(req.target().data(), req.target().size());
+      const auto fields = poll::parse_target(target, options_.path, why);
+      int status = 0;
+      std::vector<std::uint8_t> body;
+      if (!fields) {
+        status = why == "not an http carrier path" ? 404 : 400;
+      } else if ((fields->what == poll::request::kind::up) != (req.method() == http::verb::post) ||
+                 (fields->what == poll::request::kind::down && req.method() != http::verb::get)) {
+        status = 405;
+      } else if (fields->what == poll::request::kind::up) {
+        auto step = on_up(*fields, req.body(), socket);
+        status = co_await std::move(step);
+      } else {
+        auto step = on_down(*fields, body);
+        status = co_await std::move(step);
+      }
+      if (!co_await answer(socket, status, body, keep_alive && status < 400)) co_return;
+      if (!keep_alive || status >= 400) co_return;
+    }
+  }
+
+  std::size_t sessions() const override { return sessions_.size(); }
+
+  void close_all() override {
+    tasks_.cancel();
+    for (auto& [_, st] : sessions_) {
+      st->expired = true;
+      st->changed.notify_all();
+    }
+    sessions_.clear();
+  }
+
+ private:
+  asio::awaitable<bool> answer(tcp::socket& s, int status, std::span<const std::uint8_t> body, bool keep_alive) {
+    boost::system::error_code ec;
+    auto step = send_message(s, answer_head(status, body.size(), keep_alive), body, options_.request_timeout, ec);
+    co_await std::move(step);
+    co_return !ec;
+  }
+
+  std::shared_ptr<session_state> find(const std::string& id) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return nullptr;
+    if (it->second->gone()) {
+      forget(it);
+      return nullptr;
+    }
+    return it->second;
+  }
+
+  void forget(std::map<std::string, std::shared_ptr<session_state>>::iterator it) {
+    ended_.insert(it->first);
+    ended_order_.push_back(it->first);
+    // A repeated opening of an ended session is not a new session: its id
+    // is remembered (bounded: the oldest are forgotten).
+    while (ended_order_.size() > 4096) {
+      ended_.erase(ended_order_.front());
+      ended_order_.pop_front();
+    }
+    it->second->expired = true;
+    it->second->changed.notify_all();
+    sessions_.erase(it);
+  }
+
+  asio::awaitable<int> on_up(const poll::target_fields& f, const std::vector<std::uint8_t>& body, tcp::socket& socket) {
+    auto st = find(f.session);
+    if (!st) {
+      if (f.n != 0 || ended_.count(f.session)) co_return 404;
+      if (sessions_.size() >= options_.max_sessions) co_return 503;
+      st = std::make_shared<session_state>();
+      sessions_[f.session] = st;
+      boost::system::error_code ec;
+      const auto from = socket.remote_endpoint(ec);
+      const auto local = socket.local_endpoint(ec);
+      on_hop_(std::make_unique<server_poll_hop>(ex_, st), from, local);
+    }
+    st->last_request = clock::now();
+    if (st->closed) co_return 204;  // the middle ended the hop after its stream: dropped, as by a closed socket
+    // A reader behind: the POST waits a little for room rather than being
+    // refused at once (a refusal costs the client a retry and counts as
+    // a failure).
+    const auto deadline = clock::now() + options_.request_timeout / 2;
+    for (;;) {
+      const int status = st->session.on_up(f.n, body, f.fin);
+      if (status != 503 || clock::now() >= deadline || st->gone()) {
+        if (status == 204) st->changed.notify_all();
+        co_return status;
+      }
+      co_await st->changed.wait_until(deadline);
+    }
+  }
+
+  asio::awaitable<int> on_down(const poll::target_fields& f, std::vector<std::uint8_t>& body) {
+    auto st = find(f.session);
+    if (!st) co_return 404;
+    const auto deadline = clock::now() + options_.heartbeat;
+    for (;;) {
+      st->last_request = clock::now();
+      if (st->gone()) co_return 404;
+      const auto a = st->session.on_down(f.n, f.acknowledged);
+      st->changed.notify_all();  // acknowledged chunks make room for the writer
+      switch (a.what) {
+        case poll::server_session::answer::kind::chunk: body.assign(a.body.begin(), a.body.end()); co_return 200;
+        case poll::server_session::answer::kind::ended: co_return 410;
+        case poll::server_session::answer::kind::wait: break;
+      }
+      if (clock::now() >= deadline) co_return 200;  // the heartbeat: empty
+      co_await st->changed.wait_until(deadline);
+    }
+  }
+
+  // Ends sessions nobody asks for any more.
+  asio::awaitable<void> sweep() {
+    asio::steady_timer timer(ex_);
+    for (;;) {
+      timer.expires_after(std::chrono::seconds(2));
+      co_await timer.async_wait(asio::use_awaitable);
+      const auto now = clock::now();
+      for (auto it = sessions_.begin(); it != sessions_.end();) {
+        auto next = std::next(it);
+        if (it->second->gone() || now - it->second->last_request > options_.session_idle) forget(it);
+        it = next;
+      }
+    }
+  }
+
+  asio::any_io_executor ex_;
+  options options_;
+  hop_handler on_hop_;
+  std::map<std::string, std::shared_ptr<session_state>> sessions_;
+  std::set<std::string> ended_;
+  std::deque<std::string> ended_order_;
+  runtime::task_group tasks_;
+};
+
+}  // namespace
+
+std::shared_ptr<poll_server> poll_server::make(asio::any_io_executor ex, options o, hop_handler on_hop) {
+  auto s = std::make_shared<poll_server_impl>(std::move(ex), std::move(o), std::move(on_hop));
+  s->start();
+  return s;
+}
+
+}  // namespace transport
