@@ -169,6 +169,14 @@ asio::awaitable<void> run_lane(std::shared_ptr<client_state> st, std::shared_ptr
     }
     l->last_used = clock::now();
     if (!res.keep_alive) l->socket.reset();
+    if (res.status == 503) {
+      // The middle's reader is behind (or a proxy is busy): the request
+      // goes again after a pause, not at once.
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(300));
+      boost::system::error_code ignored;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      if (st->closed) co_return;
+    }
     if (r->what == poll::request::kind::up)
       st->session.on_up_answer(r->n, res.status);
     else

@@ -170,7 +170,10 @@ std::optional<request> client_session::next() {
     return request{request::kind::up, n, 0, c.fin, c.body};
   }
   const bool fin_due = shutdown_ && !fin_cut_;
-  if (up_in_flight < window && (!unsent_.empty() || fin_due)) {
+  // A new chunk only within the window above the lowest one not yet held
+  // by the server: one further ahead would be refused (409).
+  const bool in_window = chunks_.empty() || next_up_ < chunks_.begin()->first + window;
+  if (up_in_flight < window && in_window && (!unsent_.empty() || fin_due)) {
     up_chunk c;
     c.body = unsent_.take(max_chunk);
     c.fin = shutdown_ && unsent_.empty();
@@ -207,6 +210,9 @@ void client_session::on_up_answer(std::uint64_t n, int status) {
     why_ = "the middle proxy no longer knows this carrier session";
     return;
   }
+  // 503: the middle's reader is behind (it held the POST a while first).
+  // Back-pressure, not a failure: the chunk goes again.
+  if (status == 503) return;
   failure("the middle proxy answered " + std::to_string(status) + " to a POST");
 }
 

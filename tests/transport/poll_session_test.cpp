@@ -235,3 +235,30 @@ TEST_CASE("request targets are written and read back as PROTOCOL.md 9.1 says", "
   CHECK_FALSE(parse_target("/lstp/sideways?s=" + id + "&n=1", "/lstp", why));
   CHECK(why == "not an http carrier path");
 }
+
+TEST_CASE("a chunk the server keeps refusing holds back the chunks after it, and 503 is no failure",
+          "[transport][poll]") {
+  client_session c;
+  c.on_up_answer(c.next()->n, 204);  // the opening
+  c.write(bytes(5 * max_chunk, 7));
+  auto a = c.next();
+  auto b = c.next();
+  REQUIRE((a && b));
+  CHECK(a->n == 1);
+  CHECK(b->n == 2);
+  c.on_up_answer(2, 204);
+  // Chunk 1 is refused again and again (the reader is behind): chunk 3
+  // would be more than the window ahead of it, so it is not cut.
+  for (int i = 0; i < 20; ++i) {
+    c.on_up_answer(1, 503);
+    auto r = c.next();
+    REQUIRE(r);
+    CHECK(r->what == request::kind::up);
+    CHECK(r->n == 1);
+  }
+  CHECK_FALSE(c.failed());
+  c.on_up_answer(1, 204);
+  auto next = c.next();
+  REQUIRE(next);
+  CHECK(next->n == 3);
+}
