@@ -94,6 +94,7 @@ struct exchange_result {
   int status = 0;
   std::vector<std::uint8_t> body;
   bool keep_alive = false;
+  bool timed_out = false;
   std::string failure;
 };
 
@@ -119,7 +120,8 @@ asio::awaitable<exchange_result> exchange(lane& l, std::string head, std::span<c
       co_return out;
     }
   }
-  out.failure = limit.fired() ? "no answer in time" : ec.message();
+  out.timed_out = limit.fired();
+  out.failure = out.timed_out ? "no answer in time" : ec.message();
   co_return out;
 }
 
@@ -143,15 +145,23 @@ asio::awaitable<void> run_lane(std::shared_ptr<client_state> st, std::shared_ptr
       continue;
     }
     if (l->socket && clock::now() - l->last_used > lane_reuse_limit) l->socket.reset();
-    if (!l->socket) {
-      std::string why;
-      l->socket = co_await st->options.connect(why);
-      l->buffer.clear();
-    }
     exchange_result res;
-    if (l->socket) {
+    // A kept connection the other side has closed meanwhile (a proxy that
+    // says nothing of closing after each answer, as tinyproxy does) fails
+    // the request at once: it goes again on a new connection, and that is
+    // no failure of the carrier.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool reused = l->socket.has_value();
+      if (!l->socket) {
+        std::string why;
+        l->socket = co_await st->options.connect(why);
+        l->buffer.clear();
+      }
+      if (!l->socket) break;
       auto step = exchange(*l, st->head_of(*r), r->body, timeout_of(*st, *r));
       res = co_await std::move(step);
+      if (res.answered || !reused || res.timed_out || st->closed) break;
+      l->socket.reset();
     }
     if (st->closed) co_return;
     if (!res.answered) {
