@@ -896,7 +896,9 @@ TEST_CASE("ways: a carrier, optionally via a proxy or the environment") {
   CHECK(config::parse_way("wss via http://u:pw@corp:3128").to_string() == "wss via http://u@corp:3128");
   CHECK(config::parse_way("ws  via   env").via == config::way::route::environment);
   CHECK(config::parse_way("tls").how == config::carrier::tls);
-  CHECK(error_from([] { config::parse_way("udp"); }).rfind("expected tcp, tls, ws or wss", 0) == 0);
+  CHECK(config::parse_way("http via http://proxy:3128").how == config::carrier::http);
+  CHECK(config::parse_way("http").to_string() == "http");
+  CHECK(error_from([] { config::parse_way("udp"); }).rfind("expected tcp, tls, ws, wss or http", 0) == 0);
   CHECK(error_from([] { config::parse_way("tcp through x"); }) ==
         "expected \"via <proxy URL>\" or \"via env\" after \"tcp\"");
 }
