@@ -13,6 +13,7 @@
 #include <boost/beast/http/vector_body.hpp>
 #include <botan/system_rng.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <deque>
@@ -21,6 +22,7 @@
 #include <set>
 
 #include "runtime/broadcast.hpp"
+#include "runtime/source_address.hpp"
 #include "runtime/task_group.hpp"
 #include "runtime/watchdog.hpp"
 #include "transport/poll_session.hpp"
@@ -209,8 +211,9 @@ class client_poll_hop final : public hop_stream {
   }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
-    co_await asio::post(ex_, asio::use_awaitable);
+    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
     for (;;) {
       if (st_->closed || st_->cancels != epoch) {
@@ -236,8 +239,9 @@ class client_poll_hop final : public hop_stream {
   }
 
   asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
-    co_await asio::post(ex_, asio::use_awaitable);
+    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
     std::span<const std::uint8_t> left(static_cast<const std::uint8_t*>(buf.data()), buf.size());
     while (!left.empty()) {
@@ -279,8 +283,9 @@ class client_poll_hop final : public hop_stream {
   }
 
   asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
-    co_await asio::post(ex_, asio::use_awaitable);
+    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
     for (;;) {
       if (st_->closed || st_->cancels != epoch) {
@@ -369,10 +374,14 @@ struct session_state {
   bool shut = false;      // ... after ending its stream (what is left is delivered)
   bool expired = false;   // no request for session_idle: gone
   std::uint64_t cancels = 0;
-  // Gone for the client: unknown from now on (404). A hop closed after it
-  // ended its stream stays until its last chunks and the end (410) are
-  // fetched, and as long after as the client may repeat a request.
-  bool gone() const { return expired || (closed && !shut); }
+  std::string source;  // where its opening came from (runtime::source_of)
+  // Gone for the client: unknown from now on (404). A closed hop's
+  // session stays until its last chunks and the end (410) are fetched.
+  bool gone() const { return expired; }
+  // Closed, everything delivered, and nobody asked for a while: forgotten.
+  bool finished(clock::time_point now) const {
+    return closed && session.all_delivered() && now - last_request > std::chrono::seconds(10);
+  }
 };
 
 class server_poll_hop final : public hop_stream {
@@ -381,8 +390,9 @@ class server_poll_hop final : public hop_stream {
   ~server_poll_hop() override { close(); }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
-    co_await asio::post(ex_, asio::use_awaitable);
+    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
     for (;;) {
       if (st_->closed || st_->cancels != epoch) {
@@ -408,8 +418,9 @@ class server_poll_hop final : public hop_stream {
   }
 
   asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
-    co_await asio::post(ex_, asio::use_awaitable);
+    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
     std::span<const std::uint8_t> left(static_cast<const std::uint8_t*>(buf.data()), buf.size());
     while (!left.empty()) {
@@ -434,9 +445,13 @@ class server_poll_hop final : public hop_stream {
     st_->changed.notify_all();
   }
 
+  // As a TCP close after a write: what was written is still delivered,
+  // then the end (a refusal's ERROR frame reaches the client).
   void close() override {
     if (st_->closed) return;
     st_->closed = true;
+    st_->shut = true;
+    st_->session.shutdown();
     st_->changed.notify_all();
   }
 
@@ -449,8 +464,9 @@ class server_poll_hop final : public hop_stream {
   }
 
   asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
-    co_await asio::post(ex_, asio::use_awaitable);
+    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
     for (;;) {
       if (st_->closed || st_->cancels != epoch) {
@@ -539,11 +555,7 @@ class poll_server_impl final : public poll_server {
 
   void close_all() override {
     tasks_.cancel();
-    for (auto& [_, st] : sessions_) {
-      st->expired = true;
-      st->changed.notify_all();
-    }
-    sessions_.clear();
+    while (!sessions_.empty()) forget(sessions_.begin());
   }
 
  private:
@@ -582,16 +594,26 @@ class poll_server_impl final : public poll_server {
     auto st = find(f.session);
     if (!st) {
       if (f.n != 0 || ended_.count(f.session)) co_return 404;
-      if (sessions_.size() >= options_.max_sessions) co_return 503;
-      st = std::make_shared<session_state>();
-      sessions_[f.session] = st;
+      if (sessions_.size() >= options_.max_sessions) forget_finished(clock::now());
       boost::system::error_code ec;
       const auto from = socket.remote_endpoint(ec);
+      const auto source = ec ? std::string() : runtime::source_of(from.address());
       const auto local = socket.local_endpoint(ec);
+      if (sessions_.size() >= options_.max_sessions) co_return 503;
+      // One source (an address, or a proxy many ends share) holds at most
+      // a share of the table: a stranger cannot lock everyone else out.
+      if (std::count_if(sessions_.begin(), sessions_.end(), [&](auto& e) { return e.second->source == source; }) >=
+          static_cast<std::ptrdiff_t>(options_.max_sessions_per_source))
+        co_return 503;
+      st = std::make_shared<session_state>();
+      st->source = source;
+      sessions_[f.session] = st;
       on_hop_(std::make_unique<server_poll_hop>(ex_, st), from, local);
     }
+    // The middle closed the hop: what comes is dropped, as by a closed
+    // socket, and does not keep the session alive.
+    if (st->closed) co_return 204;
     st->last_request = clock::now();
-    if (st->closed) co_return 204;  // the middle ended the hop after its stream: dropped, as by a closed socket
     // A reader behind: the POST waits a little for room rather than being
     // refused at once (a refusal costs the client a retry and counts as
     // a failure).
@@ -613,8 +635,11 @@ class poll_server_impl final : public poll_server {
     for (;;) {
       st->last_request = clock::now();
       if (st->gone()) co_return 404;
+      const auto room_before = st->session.room();
       const auto a = st->session.on_down(f.n, f.acknowledged);
-      st->changed.notify_all();  // acknowledged chunks make room for the writer
+      // Acknowledged chunks make room for the writer. Only then: a held
+      // request waking the other held one for nothing would ping-pong.
+      if (st->session.room() != room_before) st->changed.notify_all();
       switch (a.what) {
         case poll::server_session::answer::kind::chunk: body.assign(a.body.begin(), a.body.end()); co_return 200;
         case poll::server_session::answer::kind::ended: co_return 410;
@@ -631,12 +656,16 @@ class poll_server_impl final : public poll_server {
     for (;;) {
       timer.expires_after(std::chrono::seconds(2));
       co_await timer.async_wait(asio::use_awaitable);
-      const auto now = clock::now();
-      for (auto it = sessions_.begin(); it != sessions_.end();) {
-        auto next = std::next(it);
-        if (it->second->gone() || now - it->second->last_request > options_.session_idle) forget(it);
-        it = next;
-      }
+      forget_finished(clock::now());
+    }
+  }
+
+  void forget_finished(clock::time_point now) {
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      auto next = std::next(it);
+      if (it->second->gone() || it->second->finished(now) || now - it->second->last_request > options_.session_idle)
+        forget(it);
+      it = next;
     }
   }
 

@@ -55,6 +55,7 @@ class poll_server : public std::enable_shared_from_this<poll_server> {
     // Between requests on a connection (a held down request counts as one).
     std::chrono::steady_clock::duration connection_idle = std::chrono::seconds(30);
     std::size_t max_sessions = 1024;
+    std::size_t max_sessions_per_source = 256;
   };
   // A new session's hop, and where its first request came from, for the
   // middle to serve like any other hop.

@@ -19,7 +19,11 @@ upgrade_sniffer::verdict upgrade_sniffer::feed(std::span<const std::uint8_t> byt
   if (verdict_ != verdict::need_more) return verdict_;
   // Never more than a request's worth held: the parser refuses what is
   // over its limits before the buffer could pass them by much.
-  if (buffer_.size() + bytes.size() > header_limit + body_limit + 4096) {
+  // raw_ keeps every byte fed (for the http carrier's handoff): bounded
+  // the same, whatever the parser consumed (chunk extensions are parsed
+  // away without limit).
+  if (buffer_.size() + bytes.size() > header_limit + body_limit + 4096 ||
+      raw_.size() + bytes.size() > header_limit + body_limit + 4096) {
     why_ = "not a valid HTTP request (too large)";
     return verdict_ = verdict::bad_request;
   }

@@ -94,3 +94,12 @@ TEST_CASE("an http carrier request is decided on its head and handed on whole", 
   CHECK(sniff("GET /lstp/downs HTTP/1.1\r\nHost: m\r\n\r\n") == verdict::web_request);
   CHECK(sniff("GET /other/up HTTP/1.1\r\nHost: m\r\n\r\n") == verdict::web_request);
 }
+
+TEST_CASE("a chunked body whose extensions the parser takes without limit is bounded all the same",
+          "[transport][sniff][hostile]") {
+  upgrade_sniffer s("/lstp");
+  auto v = s.feed(bytes_of(std::string("POST /x HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n")));
+  const std::string piece = "1;" + std::string(1000, 'e') + "\r\nx\r\n";
+  for (int i = 0; i < 200 && v == verdict::need_more; ++i) v = s.feed(bytes_of(piece));
+  CHECK(v == verdict::bad_request);
+}
