@@ -70,10 +70,14 @@ struct client_state {
   bool closed = false;
   std::uint64_t cancels = 0;
 
-  std::string head_of(const poll::request& r) {
-    std::string h = r.what == poll::request::kind::up ? "POST " : "GET ";
-    h += options.target_prefix + poll::make_target(r, session_id, options.path, rng());
-    h += " HTTP/1.1\r\nHost: " + options.host + "\r\n";
+  std::string head_of(const poll::request& r, unsigned lane) {
+    const std::string method = r.what == poll::request::kind::up ? "POST" : "GET";
+    const auto target = options.target_prefix + poll::make_target(r, session_id, options.path, rng());
+    std::string h = method + " " + target + " HTTP/1.1\r\nHost: " + options.host + "\r\n";
+    if (options.authorization) {
+      const auto credential = options.authorization(lane, method, target);
+      if (!credential.empty()) h += "Proxy-Authorization: " + credential + "\r\n";
+    }
     h += "Cache-Control: no-store\r\nPragma: no-cache\r\n";
     if (r.what == poll::request::kind::up) {
       h += "Content-Type: application/octet-stream\r\n";
@@ -86,6 +90,7 @@ struct client_state {
 
 // One keep-alive connection and the request on it.
 struct lane {
+  unsigned id = 0;  // which login it uses
   std::optional<tcp::socket> socket;
   beast::flat_buffer buffer;
   clock::time_point last_used{};
@@ -98,6 +103,7 @@ struct exchange_result {
   bool keep_alive = false;
   bool timed_out = false;
   std::string failure;
+  std::vector<std::string> proxy_authenticate;  // a 407's challenges
 };
 
 // Sends one request on the lane's connection and reads its answer.
@@ -119,6 +125,8 @@ asio::awaitable<exchange_result> exchange(lane& l, std::string head, std::span<c
       out.status = static_cast<int>(res.result_int());
       out.keep_alive = res.keep_alive();
       out.body = std::move(res.body());
+      for (auto [it, end] = res.equal_range(http::field::proxy_authenticate); it != end; ++it)
+        out.proxy_authenticate.emplace_back(it->value());
       co_return out;
     }
   }
@@ -160,7 +168,7 @@ asio::awaitable<void> run_lane(std::shared_ptr<client_state> st, std::shared_ptr
         l->buffer.clear();
       }
       if (!l->socket) break;
-      auto step = exchange(*l, st->head_of(*r), r->body, timeout_of(*st, *r));
+      auto step = exchange(*l, st->head_of(*r, l->id), r->body, timeout_of(*st, *r));
       res = co_await std::move(step);
       if (res.answered || !reused || res.timed_out || st->closed) break;
       l->socket.reset();
@@ -181,6 +189,17 @@ asio::awaitable<void> run_lane(std::shared_ptr<client_state> st, std::shared_ptr
     }
     l->last_used = clock::now();
     if (!res.keep_alive) l->socket.reset();
+    if (res.status == 407) {
+      // The proxy wants a login (again: a Digest nonce went stale).
+      std::string why = "the proxy wants a login (407)";
+      if (st->options.challenged && st->options.challenged(l->id, res.proxy_authenticate, why)) {
+        st->session.on_retry(*r);
+      } else {
+        st->session.give_up("the proxy answered 407 Proxy Authentication Required: " + why);
+      }
+      st->changed.notify_all();
+      continue;
+    }
     if (res.status == 503) {
       // The middle's reader is behind (or a proxy is busy): the request
       // goes again after a pause, not at once.
@@ -206,6 +225,7 @@ class client_poll_hop final : public hop_stream {
   void start(std::shared_ptr<lane> first) {
     for (unsigned i = 0; i < std::max(1u, st_->options.lanes); ++i) {
       auto l = i == 0 ? first : std::make_shared<lane>();
+      l->id = i;
       lanes_.spawn("http carrier lane", [st = st_, l] { return run_lane(st, l); });
     }
   }
@@ -341,22 +361,39 @@ asio::awaitable<hop_ptr> open_poll_hop(asio::any_io_executor ex, poll_client_opt
     why = "internal: the session's first request is not its opening";
     co_return nullptr;
   }
-  auto step = exchange(*first, st->head_of(*r), r->body, std::max<clock::duration>(deadline - clock::now(), {}));
-  auto res = co_await std::move(step);
-  if (!res.answered) {
-    why = "the first request got no answer: " + res.failure;
-    co_return nullptr;
+  exchange_result res;
+  // A proxy that wants a login answers 407 first (and again for a stale
+  // Digest nonce): the opening goes again with the login, a few times.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (!first->socket) {
+      first->socket = co_await st->options.connect(why);
+      first->buffer.clear();
+      if (!first->socket) co_return nullptr;
+    }
+    auto step = exchange(*first, st->head_of(*r, first->id), r->body,
+                         std::max<clock::duration>(deadline - clock::now(), {}));
+    res = co_await std::move(step);
+    if (!res.answered) {
+      why = "the first request got no answer: " + res.failure;
+      co_return nullptr;
+    }
+    if (!res.keep_alive) first->socket.reset();
+    if (res.status != 407 || !st->options.challenged) break;
+    std::string login_why;
+    if (!st->options.challenged(first->id, res.proxy_authenticate, login_why)) {
+      why = "the proxy answered 407 Proxy Authentication Required: " + login_why;
+      co_return nullptr;
+    }
   }
   if (res.status != 204) {
     why = "the first request was answered " + std::to_string(res.status) + " " +
           std::string(http::obsolete_reason(static_cast<http::status>(res.status)));
-    if (res.status == 407) why += " (the proxy wants a login; the http carrier does not log in to proxies)";
+    if (res.status == 407) why += " (the proxy wants a login: give a user name and password in the proxy URL)";
     if (res.status == 404) why += " (not a middle proxy, or one without the http carrier)";
     co_return nullptr;
   }
   st->session.on_up_answer(0, 204);
   first->last_used = clock::now();
-  if (!res.keep_alive) first->socket.reset();
   auto hop = std::make_unique<client_poll_hop>(ex, st);
   hop->start(first);
   co_return hop;

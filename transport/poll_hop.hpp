@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "transport/hop_stream.hpp"
@@ -38,6 +39,14 @@ struct poll_client_options {
   std::chrono::steady_clock::duration heartbeat = std::chrono::seconds(25);
   // Connections kept, each with at most one request on it.
   unsigned lanes = 4;
+  // Through a proxy that wants a login (uplink::request_login), one login
+  // per lane (a Digest nonce counts its uses, and a proxy refuses a count
+  // that arrives out of order, as parallel lanes would make it): the value
+  // of a request's Proxy-Authorization (empty: none) ...
+  std::function<std::string(unsigned lane, std::string_view method, std::string_view target)> authorization;
+  // ... and what a 407's Proxy-Authenticate values make of it: true, the
+  // request goes again; false, `why` says why the login cannot go on.
+  std::function<bool(unsigned lane, const std::vector<std::string>& proxy_authenticate, std::string& why)> challenged;
 };
 
 // Opens a carrier session (its first POST answered 204) within `timeout`:

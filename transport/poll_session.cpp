@@ -242,12 +242,16 @@ void client_session::on_down_answer(std::uint64_t n, int status, std::span<const
   if (down_end_ && next_down_ >= *down_end_) peer_finished_ = true;
 }
 
-void client_session::on_failed(const request& r) {
+void client_session::on_retry(const request& r) {
   if (r.what == request::kind::up) {
     if (auto it = chunks_.find(r.n); it != chunks_.end()) it->second.in_flight = false;
   } else {
     down_in_flight_.erase(r.n);
   }
+}
+
+void client_session::on_failed(const request& r) {
+  on_retry(r);
   failure("a request got no answer");
 }
 

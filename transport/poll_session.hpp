@@ -95,6 +95,11 @@ class client_session {
   void on_down_answer(std::uint64_t n, int status, std::span<const std::uint8_t> body);
   // The request got no answer (connection failed, timed out): sent again.
   void on_failed(const request& r);
+  // The request is to go again and that is no failure (a proxy asked for
+  // its login first).
+  void on_retry(const request& r);
+  // The hop cannot go on, for a reason found outside (a refused login).
+  void give_up(std::string why) { if (why_.empty()) why_ = std::move(why); }
 
   // What arrived, in order, once each.
   bytes take_received() { return received_.take_all(); }

@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include <functional>
+#include <map>
 
 #include "transport/hop_socket.hpp"
 #include "runtime/blocking_work.hpp"
@@ -187,8 +188,23 @@ asio::awaitable<transport::hop_ptr> dial_requests(asio::any_io_executor ex, cons
   transport::poll_client_options o;
   o.host = middle.to_string();
   o.path = options.websocket_path;
-  if (way.via == uplink::way::route::proxy && way.through && way.through->kind == uplink::proxy_kind::http)
+  if (way.via == uplink::way::route::proxy && way.through && way.through->kind == uplink::proxy_kind::http) {
     o.target_prefix = "http://" + middle.to_string();
+    // Every request carries its lane's login, once the proxy asked for one.
+    auto logins = std::make_shared<std::map<unsigned, uplink::request_login>>();
+    auto login_of = [logins, through = *way.through](unsigned lane) -> uplink::request_login& {
+      return logins->try_emplace(lane, through).first->second;
+    };
+    o.authorization = [login_of](unsigned lane, std::string_view method, std::string_view target) {
+      return login_of(lane).authorization(method, target);
+    };
+    o.challenged = [login_of](unsigned lane, const std::vector<std::string>& offered, std::string& w) {
+      auto& login = login_of(lane);
+      const bool again = login.challenged(offered);
+      if (!again) w = login.why();
+      return again;
+    };
+  }
   o.connect = [ex, way, middle, timeout = o.request_timeout](std::string& w) {
     return connect_for_requests(ex, way, middle, timeout, w);
   };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include "uplink/negotiate_context.hpp"
 #include "uplink/ntlm_message.hpp"
@@ -214,7 +215,7 @@ bool parse_challenges(std::string_view value, std::vector<auth_challenge>& out) 
 std::optional<std::string> digest_authorization(const auth_challenge& c, const std::string& username,
                                                 const std::string& password, const std::string& method,
                                                 const std::string& uri, const std::string& cnonce,
-                                                std::string& why) {
+                                                std::string& why, std::uint32_t count) {
   const auto* realm = c.param("realm");
   const auto* nonce = c.param("nonce");
   if (!realm || !nonce) {
@@ -270,7 +271,9 @@ std::optional<std::string> digest_authorization(const auth_challenge& c, const s
   }
 
   const bool userhash = c.param("userhash") && lower(*c.param("userhash")) == "true";
-  const std::string nc = "00000001";
+  char nc_text[9];
+  std::snprintf(nc_text, sizeof nc_text, "%08x", count);
+  const std::string nc = nc_text;
   std::string ha1 = h(username + ":" + *realm + ":" + password);
   if (sess) ha1 = h(ha1 + ":" + *nonce + ":" + cnonce);
   const std::string ha2 = h(method + ":" + uri);
@@ -396,6 +399,63 @@ proxy_login::next proxy_login::digest(const auth_challenge& c) {
   if (!value) return fail(why);
   header_ = std::move(*value);
   return next::send;
+}
+
+}  // namespace uplink
+
+namespace uplink {
+
+request_login::request_login(const uplink::proxy& proxy, login_hooks hooks)
+    : proxy_(proxy), hooks_(std::move(hooks)) {}
+
+bool request_login::challenged(const std::vector<std::string>& proxy_authenticate) {
+  std::vector<auth_challenge> offered;
+  for (const auto& v : proxy_authenticate) parse_challenges(v, offered);
+  if (proxy_.username.empty()) {
+    why_ = "it wants a login; give a user name and password in the proxy URL (the http carrier logs in by Basic or "
+           "Digest)";
+    return false;
+  }
+  // A Digest answer refused for a stale nonce is answered again, with the
+  // new nonce; a login refused once more is refused for good.
+  const auto* d = find(offered, "digest");
+  const bool stale = d && d->param("stale") && lower(*d->param("stale")) == "true";
+  if (!scheme_.empty() && !(scheme_ == "digest" && stale && stale_retries_++ < 3)) {
+    why_ = "it refused the user name or password (" + std::string(scheme_ == "digest" ? "Digest" : "Basic") + ")";
+    return false;
+  }
+  if (d) {
+    std::string why;
+    // Checked now, so a challenge lstp cannot answer is told at once.
+    if (!digest_authorization(*d, proxy_.username, proxy_.password, "GET", "/", "x", why)) {
+      why_ = why;
+      return false;
+    }
+    scheme_ = "digest";
+    digest_ = *d;
+    count_ = 0;
+    cnonce_ = hooks_.cnonce ? hooks_.cnonce() : "lstp";
+    return true;
+  }
+  if (offers(offered, "basic")) {
+    scheme_ = "basic";
+    return true;
+  }
+  std::string names;
+  for (const auto& c : offered) names += (names.empty() ? "" : ", ") + quote(c.scheme);
+  why_ = "it wants a login by " + (names.empty() ? std::string("no scheme it names") : names) +
+         "; the http carrier logs in by Basic or Digest only (NTLM and Kerberos sign a connection, and its requests "
+         "go on any)";
+  return false;
+}
+
+std::string request_login::authorization(std::string_view method, std::string_view uri) {
+  if (scheme_ == "basic") return "Basic " + base64(proxy_.username + ":" + proxy_.password);
+  if (scheme_ != "digest") return {};
+  std::string why;
+  auto h = digest_authorization(digest_, proxy_.username, proxy_.password, std::string(method), std::string(uri),
+                                cnonce_, why, ++count_);
+  return h ? *h : std::string();
 }
 
 }  // namespace uplink

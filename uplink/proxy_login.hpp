@@ -96,6 +96,32 @@ class proxy_login {
 std::optional<std::string> digest_authorization(const auth_challenge& challenge, const std::string& username,
                                                 const std::string& password, const std::string& method,
                                                 const std::string& uri, const std::string& cnonce,
-                                                std::string& why);
+                                                std::string& why, std::uint32_t count = 1);
+
+// Logging in to a proxy that forwards plain requests (the http carrier):
+// every request carries its own Proxy-Authorization, made from the last
+// 407's challenge. Basic and Digest only: NTLM and Negotiate authenticate
+// a connection, and the carrier's requests go on any connection.
+// Sans-I/O; no credential leaves but in header values.
+class request_login {
+ public:
+  explicit request_login(const uplink::proxy& proxy, login_hooks hooks = default_login_hooks());
+  // The Proxy-Authenticate values of a 407: true when the next request can
+  // answer them; false, why() says why.
+  bool challenged(const std::vector<std::string>& proxy_authenticate);
+  // The value of one request's Proxy-Authorization; empty before any 407.
+  std::string authorization(std::string_view method, std::string_view uri);
+  const std::string& why() const { return why_; }
+
+ private:
+  uplink::proxy proxy_;
+  login_hooks hooks_;
+  std::string scheme_;  // "basic" or "digest", once challenged
+  auth_challenge digest_;
+  std::uint32_t count_ = 0;  // Digest's nc: one more for every request
+  std::string cnonce_;
+  int stale_retries_ = 0;
+  std::string why_;
+};
 
 }  // namespace uplink

@@ -242,17 +242,27 @@ class PlainHttpTest(unittest.TestCase):
                   f"in {', '.join(f'{t * 1000:.0f}' for t in times)} ms", file=sys.stderr)
             self.assertEqual(cli.stop(), [])
 
-    def test_squid_denying_connect_crossed_by_the_http_carrier(self):
+    def test_squid_denying_connect_and_wanting_a_login_crossed_by_the_http_carrier(self):
+        # squid refuses CONNECT and wants a Digest login for everything
+        # else: every request of the carrier carries it (a count of its own
+        # each), and no password reaches a log.
         with SquidWorld(self) as f:
             f.company_a_servers()
-            f.squid("", access="acl CONNECT method CONNECT\nhttp_access deny CONNECT\nhttp_access allow all\n")
+            pw = os.path.join(f.w.dir, "digest.pw")
+            with open(pw, "w") as fh:
+                fh.write("alice:plain-secret-17\n")
+            os.chmod(pw, 0o644)
+            f.squid(f"auth_param digest program /usr/lib/squid/digest_file_auth {pw}\n"
+                    "auth_param digest realm corp\nauth_param digest children 2",
+                    access="acl CONNECT method CONNECT\nacl authed proxy_auth REQUIRED\n"
+                           "http_access deny CONNECT\nhttp_access allow authed\nhttp_access deny all\n")
             f.middle()
             f.end("srv", "server", f.n.a, f"{PUBLIC}:7000")
+            proxy = f"http://alice:plain-secret-17@{B_GATEWAY}:3128"
             cli, _ = f.end("cli", "client", f.n.b, f"{PUBLIC}:80",
-                           tunnel_extra=f"  ways: ['tcp via http://{B_GATEWAY}:3128', "
-                                        f"'http via http://{B_GATEWAY}:3128']\n")
+                           tunnel_extra=f"  ways: ['tcp via {proxy}', 'http via {proxy}']\n")
             cli.wait_for_log("tunnel t up", timeout=30)
-            self.assertRegex(cli.log(), rf"by http via http://{B_GATEWAY}:3128 in")
+            self.assertRegex(cli.log(), rf"by http via http://alice@{B_GATEWAY}:3128 in")
             r = f.curl_from_b()
             self.assertEqual((r.returncode, r.stdout.encode()), (0, PAGE), r.stderr)
             want = big_file(f, "big.bin", 16 * 1024 * 1024)
@@ -264,8 +274,17 @@ class PlainHttpTest(unittest.TestCase):
             f.logged_tunnel(self, rf"TCP_DENIED/403 \d+ CONNECT {re.escape(PUBLIC)}:80 ")
             # The carrier's requests, as squid saw them: ordinary POSTs and GETs.
             # (squid logs them without their query)
-            f.logged_tunnel(self, rf"TCP_MISS/204 \d+ POST http://{re.escape(PUBLIC)}/lstp/up\? ")
-            f.logged_tunnel(self, rf"TCP_MISS/200 \d+ GET http://{re.escape(PUBLIC)}/lstp/down\? ")
+            f.logged_tunnel(self, rf"TCP_MISS/204 \d+ POST http://{re.escape(PUBLIC)}/lstp/up\? alice ")
+            f.logged_tunnel(self, rf"TCP_MISS/200 \d+ GET http://{re.escape(PUBLIC)}/lstp/down\? alice ")
+            for p in f.w.procs:
+                self.assertNotIn("plain-secret-17", p.log(), f"{p.name} logged the password")
+            # A wrong password is refused, saying so.
+            bad, _ = f.end("bad", "client", f.n.b, f"{PUBLIC}:80",
+                           tunnel_extra=f"  ways: 'http via http://alice:wrong-secret-0@{B_GATEWAY}:3128'\n",
+                           socks_port=1081)
+            bad.wait_for_log(r"407 Proxy Authentication Required: it refused the user name or password \(Digest\)",
+                             timeout=20)
+            self.assertNotIn("wrong-secret-0", bad.log())
 
     def test_a_proxy_that_drops_every_fifth_request_costs_no_byte(self):
         with Firewalled(self) as f:

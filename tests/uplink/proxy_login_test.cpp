@@ -297,3 +297,52 @@ TEST_CASE("CONNECT with Negotiate: the Kerberos step runs when asked, once, and 
   CHECK(steps == 1);
   CHECK(feed(*h, "HTTP/1.1 200 OK\r\n\r\n") == status::done);
 }
+
+TEST_CASE("the http carrier's requests log in by Basic, each carrying the credential once asked", "[uplink][login]") {
+  uplink::request_login login(http_proxy("alice", "pw1"));
+  CHECK(login.authorization("POST", "http://m/lstp/up").empty());  // nothing before the proxy asks
+  REQUIRE(login.challenged({"Basic realm=\"corp\""}));
+  CHECK(login.authorization("POST", "http://m/lstp/up") == "Basic YWxpY2U6cHcx");
+  CHECK(login.authorization("GET", "http://m/lstp/down") == "Basic YWxpY2U6cHcx");
+  // Asked again: the password was refused.
+  CHECK_FALSE(login.challenged({"Basic realm=\"corp\""}));
+  CHECK(login.why() == "it refused the user name or password (Basic)");
+}
+
+TEST_CASE("the http carrier's requests log in by Digest, counting them, and answer a stale nonce",
+          "[uplink][login]") {
+  uplink::login_hooks hooks;
+  hooks.cnonce = [] { return std::string("c0ffee"); };
+  uplink::request_login login(http_proxy("alice", "pw1"), hooks);
+  // Digest is preferred to Basic when both are offered.
+  REQUIRE(login.challenged({"Basic realm=\"corp\"", "Digest realm=\"corp\", nonce=\"n1\", qop=\"auth\""}));
+  const auto first = login.authorization("POST", "http://m/lstp/up?s=1");
+  const auto second = login.authorization("GET", "http://m/lstp/down?s=1");
+  CHECK_THAT(first, Catch::StartsWith("Digest username=\"alice\"") && Catch::Contains("nc=00000001") &&
+                        Catch::Contains("uri=\"http://m/lstp/up?s=1\"") && Catch::Contains("nonce=\"n1\""));
+  CHECK_THAT(second, Catch::Contains("nc=00000002"));
+  // The response is RFC 7616's, for this request's method, URI and count.
+  std::string why;
+  std::vector<auth_challenge> parsed;
+  REQUIRE(uplink::parse_challenges("Digest realm=\"corp\", nonce=\"n1\", qop=\"auth\"", parsed));
+  CHECK(second == *uplink::digest_authorization(parsed[0], "alice", "pw1", "GET", "http://m/lstp/down?s=1", "c0ffee",
+                                                why, 2));
+  // A stale nonce: answered again with the new one, counting from 1.
+  REQUIRE(login.challenged({"Digest realm=\"corp\", nonce=\"n2\", qop=\"auth\", stale=true"}));
+  const auto fresh = login.authorization("POST", "http://m/lstp/up?s=1");
+  CHECK_THAT(fresh, Catch::Contains("nonce=\"n2\"") && Catch::Contains("nc=00000001"));
+  // Refused without stale: the password is wrong.
+  CHECK_FALSE(login.challenged({"Digest realm=\"corp\", nonce=\"n3\", qop=\"auth\""}));
+  CHECK(login.why() == "it refused the user name or password (Digest)");
+}
+
+TEST_CASE("the http carrier cannot log in by NTLM or Kerberos, or without a user, and says so", "[uplink][login]") {
+  uplink::request_login ntlm(http_proxy("CORP\\alice", "pw1"));
+  CHECK_FALSE(ntlm.challenged({"NTLM", "Negotiate"}));
+  CHECK_THAT(ntlm.why(), Catch::Contains("Basic or Digest only"));
+  uplink::request_login nobody(http_proxy());
+  CHECK_FALSE(nobody.challenged({"Basic realm=\"corp\""}));
+  CHECK_THAT(nobody.why(), Catch::Contains("give a user name and password"));
+  // No password in any message.
+  CHECK(ntlm.why().find("pw1") == std::string::npos);
+}
