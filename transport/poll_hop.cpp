@@ -68,7 +68,14 @@ struct client_state {
   runtime::broadcast changed;
   std::mt19937_64 rng;  // the cache breaker r=; not a secret
   bool closed = false;
+  bool shut = false;  // the hop's stream to the middle ended
   std::uint64_t cancels = 0;
+
+  std::optional<boost::system::error_code> read_failure() const {
+    if (session.failed()) return boost::system::error_code(asio::error::connection_reset);
+    return std::nullopt;
+  }
+  bool write_refused() const { return session.failed() || shut; }
 
   std::string head_of(const poll::request& r, unsigned lane) {
     const std::string method = r.what == poll::request::kind::up ? "POST" : "GET";
@@ -216,50 +223,39 @@ asio::awaitable<void> run_lane(std::shared_ptr<client_state> st, std::shared_ptr
   }
 }
 
-class client_poll_hop final : public hop_stream {
+// The hop_stream side both poll hops share: bytes read from and written
+// to their session, waits on its broadcast. `State` has `session` (read,
+// readable, peer_finished, write), `changed`, `closed`, `shut`, `cancels`,
+// and says what ends reading (`read_failure`: an error once nothing more
+// will come) and writing (`write_refused`).
+template <class State>
+class session_hop : public hop_stream {
  public:
-  client_poll_hop(asio::any_io_executor ex, std::shared_ptr<client_state> st)
-      : ex_(std::move(ex)), st_(std::move(st)), lanes_(ex_, [](std::string_view, std::string_view) {}) {}
-  ~client_poll_hop() override { close(); }
-
-  void start(std::shared_ptr<lane> first) {
-    for (unsigned i = 0; i < std::max(1u, st_->options.lanes); ++i) {
-      auto l = i == 0 ? first : std::make_shared<lane>();
-      l->id = i;
-      lanes_.spawn("http carrier lane", [st = st_, l] { return run_lane(st, l); });
-    }
-  }
+  session_hop(asio::any_io_executor ex, std::shared_ptr<State> st) : ex_(std::move(ex)), st_(std::move(st)) {}
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
     // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
     co_await asio::post(ex_, asio::use_awaitable);
-    ec = {};
-    for (;;) {
-      if (st_->closed || st_->cancels != epoch) {
-        ec = asio::error::operation_aborted;
-        co_return 0;
-      }
-      if (buf.size() == 0) co_return 0;
-      if (st_->session.readable() > 0) {
-        const auto n = st_->session.read({static_cast<std::uint8_t*>(buf.data()), buf.size()});
-        st_->changed.notify_all();  // room again: a lane may ask for more
-        co_return n;
-      }
-      if (st_->session.peer_finished()) {
-        ec = asio::error::eof;
-        co_return 0;
-      }
-      if (st_->session.failed()) {
-        ec = asio::error::connection_reset;
-        co_return 0;
-      }
-      co_await st_->changed.wait();
+    if (buf.size() == 0) {
+      ec = {};
+      co_return 0;
     }
+    auto waiting = wait_for_bytes(epoch, ec);
+    if (!co_await std::move(waiting)) co_return 0;
+    const auto n = st_->session.read({static_cast<std::uint8_t*>(buf.data()), buf.size()});
+    st_->changed.notify_all();  // room again: a lane may ask for more, a held POST may go on
+    co_return n;
+  }
+
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
+    const auto epoch = st_->cancels;
+    co_await asio::post(ex_, asio::use_awaitable);
+    auto waiting = wait_for_bytes(epoch, ec);
+    co_await std::move(waiting);
   }
 
   asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
-    // Read before the post: a cancel() while it is queued still counts.
     const auto epoch = st_->cancels;
     co_await asio::post(ex_, asio::use_awaitable);
     ec = {};
@@ -269,7 +265,7 @@ class client_poll_hop final : public hop_stream {
         ec = asio::error::operation_aborted;
         co_return;
       }
-      if (st_->session.failed() || shut_) {
+      if (st_->write_refused()) {
         ec = asio::error::broken_pipe;
         co_return;
       }
@@ -281,9 +277,58 @@ class client_poll_hop final : public hop_stream {
   }
 
   void shutdown_send() override {
-    shut_ = true;
+    st_->shut = true;
     st_->session.shutdown();
     st_->changed.notify_all();
+  }
+
+  std::string kind() const override { return "http"; }
+  asio::any_io_executor get_executor() override { return ex_; }
+  void cancel(boost::system::error_code& ec) override {
+    ec = {};
+    ++st_->cancels;
+    st_->changed.notify_all();
+  }
+
+ protected:
+  asio::any_io_executor ex_;
+  std::shared_ptr<State> st_;
+
+ private:
+  // Until there is something to read (true), or why not (false, ec set).
+  asio::awaitable<bool> wait_for_bytes(std::uint64_t epoch, boost::system::error_code& ec) {
+    ec = {};
+    for (;;) {
+      if (st_->closed || st_->cancels != epoch) {
+        ec = asio::error::operation_aborted;
+        co_return false;
+      }
+      if (st_->session.readable() > 0) co_return true;
+      if (st_->session.peer_finished()) {
+        ec = asio::error::eof;
+        co_return false;
+      }
+      if (auto failure = st_->read_failure()) {
+        ec = *failure;
+        co_return false;
+      }
+      co_await st_->changed.wait();
+    }
+  }
+};
+
+class client_poll_hop final : public session_hop<client_state> {
+ public:
+  client_poll_hop(asio::any_io_executor ex, std::shared_ptr<client_state> st)
+      : session_hop(std::move(ex), std::move(st)), lanes_(ex_, [](std::string_view, std::string_view) {}) {}
+  ~client_poll_hop() override { close(); }
+
+  void start(std::shared_ptr<lane> first) {
+    for (unsigned i = 0; i < std::max(1u, st_->options.lanes); ++i) {
+      auto l = i == 0 ? first : std::make_shared<lane>();
+      l->id = i;
+      lanes_.spawn("http carrier lane", [st = st_, l] { return run_lane(st, l); });
+    }
   }
 
   void close() override {
@@ -293,43 +338,8 @@ class client_poll_hop final : public hop_stream {
     st_->changed.notify_all();
   }
 
-  std::string kind() const override { return "http"; }
-  asio::any_io_executor get_executor() override { return ex_; }
-
-  void cancel(boost::system::error_code& ec) override {
-    ec = {};
-    ++st_->cancels;
-    st_->changed.notify_all();
-  }
-
-  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
-    // Read before the post: a cancel() while it is queued still counts.
-    const auto epoch = st_->cancels;
-    co_await asio::post(ex_, asio::use_awaitable);
-    ec = {};
-    for (;;) {
-      if (st_->closed || st_->cancels != epoch) {
-        ec = asio::error::operation_aborted;
-        co_return;
-      }
-      if (st_->session.readable() > 0) co_return;
-      if (st_->session.peer_finished()) {
-        ec = asio::error::eof;
-        co_return;
-      }
-      if (st_->session.failed()) {
-        ec = asio::error::connection_reset;
-        co_return;
-      }
-      co_await st_->changed.wait();
-    }
-  }
-
  private:
-  asio::any_io_executor ex_;
-  std::shared_ptr<client_state> st_;
   runtime::task_group lanes_;
-  bool shut_ = false;
 };
 
 std::string random_session_id() {
@@ -412,6 +422,12 @@ struct session_state {
   bool expired = false;   // no request for session_idle: gone
   std::uint64_t cancels = 0;
   std::string source;  // where its opening came from (runtime::source_of)
+
+  std::optional<boost::system::error_code> read_failure() const {
+    if (expired) return boost::system::error_code(asio::error::timed_out);
+    return std::nullopt;
+  }
+  bool write_refused() const { return expired || shut; }
   // Gone for the client: unknown from now on (404). A closed hop's
   // session stays until its last chunks and the end (410) are fetched.
   bool gone() const { return expired; }
@@ -421,66 +437,10 @@ struct session_state {
   }
 };
 
-class server_poll_hop final : public hop_stream {
+class server_poll_hop final : public session_hop<session_state> {
  public:
-  server_poll_hop(asio::any_io_executor ex, std::shared_ptr<session_state> st) : ex_(std::move(ex)), st_(std::move(st)) {}
+  using session_hop::session_hop;
   ~server_poll_hop() override { close(); }
-
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
-    // Read before the post: a cancel() while it is queued still counts.
-    const auto epoch = st_->cancels;
-    co_await asio::post(ex_, asio::use_awaitable);
-    ec = {};
-    for (;;) {
-      if (st_->closed || st_->cancels != epoch) {
-        ec = asio::error::operation_aborted;
-        co_return 0;
-      }
-      if (buf.size() == 0) co_return 0;
-      if (st_->session.readable() > 0) {
-        const auto n = st_->session.read({static_cast<std::uint8_t*>(buf.data()), buf.size()});
-        st_->changed.notify_all();  // a POST held for room may go on
-        co_return n;
-      }
-      if (st_->session.peer_finished()) {
-        ec = asio::error::eof;
-        co_return 0;
-      }
-      if (st_->expired) {
-        ec = asio::error::timed_out;
-        co_return 0;
-      }
-      co_await st_->changed.wait();
-    }
-  }
-
-  asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
-    // Read before the post: a cancel() while it is queued still counts.
-    const auto epoch = st_->cancels;
-    co_await asio::post(ex_, asio::use_awaitable);
-    ec = {};
-    std::span<const std::uint8_t> left(static_cast<const std::uint8_t*>(buf.data()), buf.size());
-    while (!left.empty()) {
-      if (st_->closed || st_->cancels != epoch) {
-        ec = asio::error::operation_aborted;
-        co_return;
-      }
-      if (st_->expired || st_->shut) {
-        ec = asio::error::broken_pipe;
-        co_return;
-      }
-      const auto n = st_->session.write(left);
-      left = left.subspan(n);
-      if (n > 0) st_->changed.notify_all();
-      if (!left.empty()) co_await st_->changed.wait();
-    }
-  }
-
-  void shutdown_send() override {
-    st_->shut = true;
-    st_->session.shutdown();
-    st_->changed.notify_all();
-  }
 
   // As a TCP close after a write: what was written is still delivered,
   // then the end (a refusal's ERROR frame reaches the client).
@@ -491,41 +451,6 @@ class server_poll_hop final : public hop_stream {
     st_->session.shutdown();
     st_->changed.notify_all();
   }
-
-  std::string kind() const override { return "http"; }
-  asio::any_io_executor get_executor() override { return ex_; }
-  void cancel(boost::system::error_code& ec) override {
-    ec = {};
-    ++st_->cancels;
-    st_->changed.notify_all();
-  }
-
-  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
-    // Read before the post: a cancel() while it is queued still counts.
-    const auto epoch = st_->cancels;
-    co_await asio::post(ex_, asio::use_awaitable);
-    ec = {};
-    for (;;) {
-      if (st_->closed || st_->cancels != epoch) {
-        ec = asio::error::operation_aborted;
-        co_return;
-      }
-      if (st_->session.readable() > 0) co_return;
-      if (st_->session.peer_finished()) {
-        ec = asio::error::eof;
-        co_return;
-      }
-      if (st_->expired) {
-        ec = asio::error::timed_out;
-        co_return;
-      }
-      co_await st_->changed.wait();
-    }
-  }
-
- private:
-  asio::any_io_executor ex_;
-  std::shared_ptr<session_state> st_;
 };
 
 class poll_server_impl final : public poll_server {

@@ -105,6 +105,18 @@ void run_until(asio::io_context& io, Pred done, std::chrono::seconds limit = std
   REQUIRE(done());
 }
 
+// Opens a client hop through `conn`: the hop, or null and why.
+transport::hop_ptr open_client(asio::io_context& io, connector& conn, std::string& why) {
+  transport::hop_ptr client;
+  bool done = false;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
+    done = true;
+  }, asio::detached);
+  run_until(io, [&] { return done; });
+  return client;
+}
+
 // Writes all of `data`, then ends the stream; reads everything to the end.
 struct pump {
   std::vector<std::uint8_t> got;
@@ -142,12 +154,8 @@ TEST_CASE("the http carrier carries both streams whole over loopback, and ends t
   asio::io_context io;
   server_side srv(io);
   connector conn{io, srv.port()};
-  transport::hop_ptr client;
   std::string why;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-  }, asio::detached);
-  run_until(io, [&] { return client || !why.empty(); });
+  auto client = open_client(io, conn, why);
   INFO(why);
   REQUIRE(client);
   REQUIRE(srv.hops.size() == 1);
@@ -170,12 +178,8 @@ TEST_CASE("connections cut under the http carrier cost no byte", "[transport][po
   asio::io_context io;
   server_side srv(io);
   connector conn{io, srv.port()};
-  transport::hop_ptr client;
   std::string why;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-  }, asio::detached);
-  run_until(io, [&] { return client || !why.empty(); });
+  auto client = open_client(io, conn, why);
   REQUIRE(client);
   REQUIRE(srv.hops.size() == 1);
 
@@ -203,12 +207,8 @@ TEST_CASE("a middle's hop closed after a write delivers it, then ends, as a TCP 
   asio::io_context io;
   server_side srv(io);
   connector conn{io, srv.port()};
-  transport::hop_ptr client;
   std::string why;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-  }, asio::detached);
-  run_until(io, [&] { return client || !why.empty(); });
+  auto client = open_client(io, conn, why);
   REQUIRE(srv.hops.size() == 1);
   // A refusal: an ERROR frame written, then the hop closed at once.
   const auto last_words = pattern(3000, 6);
@@ -230,12 +230,8 @@ TEST_CASE("a session the middle forgot is an error at the client, not an end", "
   asio::io_context io;
   server_side srv(io);
   connector conn{io, srv.port()};
-  transport::hop_ptr client;
   std::string why;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-  }, asio::detached);
-  run_until(io, [&] { return client || !why.empty(); });
+  auto client = open_client(io, conn, why);
   REQUIRE(srv.hops.size() == 1);
   pump c;
   c.start(io, *client, pattern(1000, 5));
@@ -319,12 +315,8 @@ TEST_CASE("an idle session's held requests do not wake each other", "[transport]
   asio::io_context io;
   server_side srv(io);
   connector conn{io, srv.port()};
-  transport::hop_ptr client;
   std::string why;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-  }, asio::detached);
-  run_until(io, [&] { return client || !why.empty(); });
+  auto client = open_client(io, conn, why);
   REQUIRE(srv.hops.size() == 1);
   io.run_for(std::chrono::milliseconds(200));  // the two GETs are held now
   // Two held GETs that woke each other would spin this thread for the
