@@ -412,14 +412,21 @@ asio::awaitable<void> middle_server::handle_hop(hop_ptr h, runtime::handshake_sl
     if (!hints.empty()) co_await send_notices(h, hints);
     if (h->gone) co_return;
   }
-  auto admitted = table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h, h->source);
+  auto admitted =
+      table_.admit(h->setup.info.pairing, h->setup.info.tag, h->setup.info.nonce, h, h->source, h->setup.info.role);
   if (admitted.replaced) {
-    // The same source already held its share of this name: its oldest
-    // setup gives way (an end that came back, or one host probing).
+    // The same end came again (its older setup's connection not yet seen
+    // closed), or the same source already held its share of this name
+    // (an end that came back, or one host probing): the older setup gives
+    // way.
     auto old = *admitted.replaced;
-    log_warn(component, "tunnel ", old->tunnel, ": ", describe(old->setup), " from ", old->peer,
-             " is replaced by a newer setup for the same tunnel name from the same source (",
-             table_.per_tag_source(), " may wait per source and tunnel name)");
+    if (admitted.replaced_same_end)
+      log_info(component, "tunnel ", old->tunnel, ": ", describe(old->setup), " from ", old->peer,
+               " is replaced by a newer setup of the same end from ", h->peer);
+    else
+      log_warn(component, "tunnel ", old->tunnel, ": ", describe(old->setup), " from ", old->peer,
+               " is replaced by a newer setup for the same tunnel name from the same source (",
+               table_.per_tag_source(), " may wait per source and tunnel name)");
     old->gone = true;
     old->stream->close();
     if (old->upstream) old->upstream->close();

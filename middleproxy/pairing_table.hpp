@@ -54,23 +54,36 @@ class pairing_table {
     admit_result result;
     std::optional<Hop> partner;  // when result == pair
     // A setup of the same name from the same source that this one replaced
-    // (see max_per_tag_source): its hop is to be closed.
+    // (see max_per_tag_source), or the same end's older setup (see admit):
+    // its hop is to be closed.
     std::optional<Hop> replaced;
+    bool replaced_same_end = false;  // the second case
   };
 
+  // `role`: the end's role, when known. Two setups of one pairing id and
+  // the same role (client and client, server and server) are one end
+  // twice (a resuming end's newer attempt, the older one's connection not
+  // yet seen closed), never partners: the newer takes the older's place.
   admitted admit(const lstp::pairing_id& id, const lstp::tunnel_tag& tag, const lstp::nonce& n, Hop hop,
-                 const std::string& source = {}) {
+                 const std::string& source = {}, std::optional<lstp::end_role> role = std::nullopt) {
     if (paired_.count(id)) return {admit_result::already_paired, std::nullopt, std::nullopt};
+    std::optional<Hop> replaced;
+    bool same_end = false;
     auto it = waiting_.find(id);
     if (it != waiting_.end()) {
       if (it->second.nonce == n) return {admit_result::replay, std::nullopt, std::nullopt};
-      auto partner = std::move(it->second.hop);
-      erase(it);
-      paired_.insert(id);
-      return {admit_result::pair, std::move(partner), std::nullopt};
+      if (role && it->second.role == role && *role != lstp::end_role::both) {
+        replaced = std::move(it->second.hop);
+        same_end = true;
+        erase(it);
+      } else {
+        auto partner = std::move(it->second.hop);
+        erase(it);
+        paired_.insert(id);
+        return {admit_result::pair, std::move(partner), std::nullopt};
+      }
     }
-    std::optional<Hop> replaced;
-    if (!source.empty()) {
+    if (!source.empty() && !same_end) {
       // The source's own oldest setup under this name, when it holds its
       // share already.
       std::size_t mine = 0;
@@ -86,15 +99,16 @@ class pairing_table {
         erase(oldest);
       }
     }
-    if (waiting_.size() >= max_waiting_) return {admit_result::table_full, std::nullopt, std::move(replaced)};
+    if (waiting_.size() >= max_waiting_)
+      return {admit_result::table_full, std::nullopt, std::move(replaced), same_end};
     if (!source.empty() && waiting_from(source) >= max_per_source_)
-      return {admit_result::source_full, std::nullopt, std::move(replaced)};
+      return {admit_result::source_full, std::nullopt, std::move(replaced), same_end};
     const auto beside = by_tag_.count(tag);
-    if (beside >= max_per_tag_) return {admit_result::name_full, std::nullopt, std::move(replaced)};
-    waiting_.emplace(id, entry{n, tag, std::move(hop), source, ++admitted_});
+    if (beside >= max_per_tag_) return {admit_result::name_full, std::nullopt, std::move(replaced), same_end};
+    waiting_.emplace(id, entry{n, tag, std::move(hop), source, ++admitted_, role});
     if (!source.empty()) ++per_source_[source];
     by_tag_.emplace(tag, id);
-    return {beside > 0 ? admit_result::wait_beside : admit_result::wait, std::nullopt, std::move(replaced)};
+    return {beside > 0 ? admit_result::wait_beside : admit_result::wait, std::nullopt, std::move(replaced), same_end};
   }
 
   // The waiting hop went away (closed, timed out, or its forwarded setup was
@@ -139,6 +153,7 @@ class pairing_table {
     Hop hop;
     std::string source;
     std::uint64_t order = 0;  // admission order: the oldest is replaced first
+    std::optional<lstp::end_role> role;
   };
   std::size_t max_waiting_;
   std::size_t max_per_source_;

@@ -142,3 +142,27 @@ TEST_CASE("one source cannot fill a tunnel name: its next setup replaces its own
   CHECK(t.admit(id(30), tag(3), nonce(1), 30, "192.0.2.66").result == admit_result::wait);
   CHECK(t.is_waiting(id(30)));
 }
+
+TEST_CASE("two setups of the same end are never partners: the newer takes the older's place",
+          "[middleproxy][pairing]") {
+  using lstp::end_role;
+  pairing_table<int> t(10);
+  CHECK(t.admit(id(1), tag(1), nonce(1), 100, "a", end_role::server).result == admit_result::wait);
+  // The server end again (a resuming end's newer attempt): it waits in the
+  // older one's place, and the older one's hop is to be closed.
+  auto again = t.admit(id(1), tag(1), nonce(2), 101, "b", end_role::server);
+  CHECK(again.result == admit_result::wait);
+  REQUIRE(again.replaced);
+  CHECK(*again.replaced == 100);
+  CHECK(again.replaced_same_end);
+  CHECK(t.waiting() == 1);
+  CHECK(t.waiting_from("a") == 0);
+  // The client end pairs with the newer one.
+  auto client = t.admit(id(1), tag(1), nonce(3), 200, "c", end_role::client);
+  REQUIRE(client.result == admit_result::pair);
+  CHECK(*client.partner == 101);
+  // Ends that both forward (role both) pair with each other.
+  pairing_table<int> both(10);
+  both.admit(id(2), tag(2), nonce(1), 1, "a", end_role::both);
+  CHECK(both.admit(id(2), tag(2), nonce(2), 2, "b", end_role::both).result == admit_result::pair);
+}
