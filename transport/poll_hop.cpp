@@ -1,6 +1,7 @@
 #include "transport/poll_hop.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -336,9 +337,24 @@ class client_poll_hop final : public session_hop<client_state> {
     st_->closed = true;
     lanes_.cancel();
     st_->changed.notify_all();
+    // Tell the middle, as a TCP close would, so it ends the pair now (not
+    // after the session's idle timeout). Bounded in time and owned by the
+    // session's state alone: it outlives this hop by at most that long.
+    if (st_->session.opened() && !st_->session.failed())
+      asio::co_spawn(ex_, say_goodbye(st_), asio::detached);
   }
 
  private:
+  static asio::awaitable<void> say_goodbye(std::shared_ptr<client_state> st) {
+    std::string why;
+    lane l;
+    l.socket = co_await st->options.connect(why);
+    if (!l.socket) co_return;
+    poll::request bye{poll::request::kind::up, 0, 0, false, {}, true};
+    auto step = exchange(l, st->head_of(bye, 0), {}, std::chrono::seconds(2));
+    co_await std::move(step);
+  }
+
   runtime::task_group lanes_;
 };
 
@@ -423,7 +439,9 @@ struct session_state {
   std::uint64_t cancels = 0;
   std::string source;  // where its opening came from (runtime::source_of)
 
+  bool aborted = false;  // the client said it closed the hop
   std::optional<boost::system::error_code> read_failure() const {
+    if (aborted) return boost::system::error_code(asio::error::connection_reset);
     if (expired) return boost::system::error_code(asio::error::timed_out);
     return std::nullopt;
   }
@@ -554,6 +572,15 @@ class poll_server_impl final : public poll_server {
 
   asio::awaitable<int> on_up(const poll::target_fields& f, const std::vector<std::uint8_t>& body, tcp::socket& socket) {
     auto st = find(f.session);
+    if (f.close) {
+      // The client closed its hop: the session ends at once, as a TCP
+      // connection an end closes (the middle ends the pair now, not after
+      // the idle timeout).
+      if (!st) co_return 404;
+      st->aborted = true;
+      forget(sessions_.find(f.session));
+      co_return 204;
+    }
     if (!st) {
       if (f.n != 0 || ended_.count(f.session)) co_return 404;
       if (sessions_.size() >= options_.max_sessions) forget_finished(clock::now());

@@ -101,6 +101,8 @@ std::optional<target_fields> parse_target(std::string_view target, std::string_v
       (key == "n" ? has_n : has_a) = true;
     } else if (key == "fin") {
       f.fin = value == "1";
+    } else if (key == "close") {
+      f.close = value == "1";
     }
     // r= and anything else: not ours to read (the cache breaker).
   }
@@ -125,6 +127,7 @@ std::string make_target(const request& r, std::string_view session, std::string_
   t += "&r=";
   for (int i = 0; i < 12; ++i) t += hex[(random >> (i * 4)) & 0xf];
   if (r.fin) t += "&fin=1";
+  if (r.close) t += "&close=1";
   return t;
 }
 

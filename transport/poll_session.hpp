@@ -56,10 +56,11 @@ struct request {
   std::uint64_t acknowledged = 0;  // down: every chunk below it is held (A)
   bool fin = false;                // up: the stream ends after this chunk
   bytes body;                      // up
+  bool close = false;              // up: the client closed the hop (its goodbye)
 };
 
 // What a request's target says (PROTOCOL.md 9.1):
-// "<path>/up?s=S&n=N&r=R[&fin=1]" or "<path>/down?s=S&n=N&a=A&r=R",
+// "<path>/up?s=S&n=N&r=R[&fin=1][&close=1]" or "<path>/down?s=S&n=N&a=A&r=R",
 // origin-form or absolute-form ("http://host:port<path>/...").
 struct target_fields {
   request::kind what = request::kind::up;
@@ -67,6 +68,7 @@ struct target_fields {
   std::uint64_t n = 0;
   std::uint64_t acknowledged = 0;
   bool fin = false;
+  bool close = false;
 };
 inline constexpr std::size_t session_id_length = 32;
 // The fields, or nullopt and why (for a 400).

@@ -44,11 +44,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string why;
   const std::string_view target(reinterpret_cast<const char*>(data), size);
   if (auto f = transport::poll::parse_target(target, "/lstp", why)) {
-    transport::poll::request r{f->what, f->n, f->acknowledged, f->fin, {}};
+    transport::poll::request r{f->what, f->n, f->acknowledged, f->fin, {}, f->close};
     std::string again_why;
     auto again = transport::poll::parse_target(transport::poll::make_target(r, f->session, "/lstp", 7), "/lstp", again_why);
     if (!again || again->session != f->session || again->n != f->n || again->what != f->what ||
-        again->fin != f->fin || (f->what == transport::poll::request::kind::down && again->acknowledged != f->acknowledged))
+        again->fin != f->fin || again->close != f->close || (f->what == transport::poll::request::kind::down && again->acknowledged != f->acknowledged))
       __builtin_trap();
   }
   return 0;

@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/write.hpp>
@@ -329,4 +330,27 @@ TEST_CASE("an idle session's held requests do not wake each other", "[transport]
   const auto before = cpu();
   io.run_for(std::chrono::seconds(1));
   CHECK(cpu() - before < 0.2);
+}
+
+TEST_CASE("a client that closes its hop says so: the middle's hop ends at once, as by a TCP close",
+          "[transport][poll]") {
+  asio::io_context io;
+  server_side srv(io);
+  connector conn{io, srv.port()};
+  std::string why;
+  auto client = open_client(io, conn, why);
+  REQUIRE(srv.hops.size() == 1);
+  pump s;
+  s.start(io, *srv.hops[0], {});
+  io.run_for(std::chrono::milliseconds(100));
+  // Closed and dropped on the I/O thread, as a tunnel does (a task
+  // group's cancellation is dispatched to it).
+  asio::post(io, [&] {
+    client->close();
+    client.reset();
+  });
+  // Well before the 60 s idle timeout: the goodbye request ends it.
+  run_until(io, [&] { return s.read_done; }, std::chrono::seconds(5));
+  CHECK(s.read_end == asio::error::connection_reset);
+  CHECK(srv.server->sessions() == 0);
 }
