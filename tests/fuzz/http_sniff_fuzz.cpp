@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -32,7 +33,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (v != verdict::need_more && all != verdict::need_more && hop(v) != hop(all)) __builtin_trap();
   if (all == transport::upgrade_sniffer::verdict::upgrade) {
     auto req = whole.take_request();
-    if (req.target() != "/lstp" || !boost::beast::websocket::is_upgrade(req)) __builtin_trap();
+    // The path is ours, origin-form ("/lstp") or absolute-form
+    // ("http://host/lstp", as a proxy forwards it; the authority may be
+    // anything, even empty).
+    std::string_view target(req.target().data(), req.target().size());
+    for (std::string_view scheme : {"http://", "https://"})
+      if (target.substr(0, scheme.size()) == scheme) {
+        const auto slash = target.find('/', scheme.size());
+        target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
+        break;
+      }
+    if (target != "/lstp" || !boost::beast::websocket::is_upgrade(req)) __builtin_trap();
   }
   // An http carrier request is handed on whole: every byte read so far.
   if (all == verdict::poll_request) {
