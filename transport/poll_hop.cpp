@@ -1,7 +1,6 @@
 #include "transport/poll_hop.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +22,7 @@
 #include <set>
 
 #include "runtime/broadcast.hpp"
+#include "runtime/log.hpp"
 #include "runtime/source_address.hpp"
 #include "runtime/task_group.hpp"
 #include "runtime/watchdog.hpp"
@@ -341,7 +341,18 @@ class client_poll_hop final : public session_hop<client_state> {
     // after the session's idle timeout). Bounded in time and owned by the
     // session's state alone: it outlives this hop by at most that long.
     if (st_->session.opened() && !st_->session.failed())
-      asio::co_spawn(ex_, say_goodbye(st_), asio::detached);
+      asio::co_spawn(ex_, say_goodbye(st_), [](std::exception_ptr e) {
+        // Its own owner (it holds the session's state): an exception is
+        // heard and told, never lost; the goodbye is best effort.
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          runtime::log_warn("http", "the goodbye of an http carrier session failed: ", x.what());
+        } catch (...) {
+          runtime::log_warn("http", "the goodbye of an http carrier session failed");
+        }
+      });
   }
 
  private:
