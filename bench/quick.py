@@ -59,9 +59,11 @@ def drain(s):
 
 
 def download(connect, procs, size):
-    speeds, cpu = [], []
+    """Median MB/s, median CPU s/GiB of `procs` together, and each process's
+    own CPU s/GiB (median over the runs) in the order given."""
+    speeds, cpu, split = [], [], [[] for _ in procs]
     for _ in range(3):
-        c0 = sum(cpu_seconds(p) for p in procs)
+        c0 = [cpu_seconds(p) for p in procs]
         t0 = time.perf_counter()
         s = connect()
         n = drain(s)
@@ -69,8 +71,11 @@ def download(connect, procs, size):
         s.close()
         assert n == size, f"got {n} of {size} bytes"
         speeds.append(n / dt / 1e6)
-        cpu.append((sum(cpu_seconds(p) for p in procs) - c0) / (n / 2**30))
-    return statistics.median(speeds), statistics.median(cpu)
+        used = [cpu_seconds(p) - c for p, c in zip(procs, c0)]
+        cpu.append(sum(used) / (n / 2**30))
+        for i, u in enumerate(used):
+            split[i].append(u / (n / 2**30))
+    return statistics.median(speeds), statistics.median(cpu), [statistics.median(x) for x in split]
 
 
 def lstp_world(w, middles, way="tcp"):
@@ -100,7 +105,7 @@ def main():
             f.truncate(size)  # sparse zeros: sendfile serves them from the page cache
         port = file_server(path)
         print(f"machine_cores={os.cpu_count()} size_mib={args.size_mib}")
-        speed, _ = download(lambda: socket.create_connection(("127.0.0.1", port)), [], size)
+        speed, _, _ = download(lambda: socket.create_connection(("127.0.0.1", port)), [], size)
         print(f"scenario=direct single_stream_MBps={speed:.0f}")
         scenarios = [("lstp-1" if c == "tcp" else f"lstp-1-{c}", 1, c) for c in args.carriers.split(",")]
         scenarios.append(("lstp-3", 3, "tcp"))
@@ -120,7 +125,8 @@ def main():
                 setup_ms = (time.perf_counter() - t0) * 1000
                 s.close()
                 pids = [p.proc.pid for p in w.procs]
-                speed, cpu = download(lambda: socks_connect(sport, "127.0.0.1", port)[0], pids, size)
+                speed, cpu, split = download(lambda: socks_connect(sport, "127.0.0.1", port)[0], pids, size)
+                names = [p.name for p in w.procs]
                 # Idle channels: memory across both ends per open channel.
                 ends = [p for p in w.procs if p.name in ("cli", "srv")]
                 base = sum(p.rss_kib() for p in ends)
@@ -130,7 +136,8 @@ def main():
                 for s in idle:
                     s.close()
                 print(f"scenario={name} single_stream_MBps={speed:.0f} cpu_s_per_GiB={cpu:.2f} "
-                      f"setup_ms={setup_ms:.0f} idle_channel_bytes={per_channel:.0f}")
+                      f"setup_ms={setup_ms:.0f} idle_channel_bytes={per_channel:.0f} "
+                      f"cpu_s_per_GiB_by_process={','.join(f'{n}:{c:.2f}' for n, c in zip(names, split))}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@
 #include <span>
 
 #include "runtime/watchdog.hpp"
-#include "transport/hop_stream_adapter.hpp"
 #include "transport/tls_hop.hpp"
 #include "transport/upgrade_sniffer.hpp"
 #include "transport/websocket_hop.hpp"
@@ -130,14 +129,13 @@ asio::awaitable<hop_ptr> accept_inside_tls(std::unique_ptr<tls_hop_base> tls, co
   switch (classify_first_byte(first[0])) {
     case first_byte_kind::lstp: co_return with_prefix(std::move(tls), std::move(first));
     case first_byte_kind::http: {
-      hop_stream_adapter adapter(std::move(tls));
       std::optional<http_request> req;
       {
-        runtime::watchdog limit(adapter.inner(), deadline - std::chrono::steady_clock::now());
-        req = co_await read_upgrade(adapter, std::move(first), options, why);
+        runtime::watchdog limit(*tls, deadline - std::chrono::steady_clock::now());
+        req = co_await read_upgrade(tls->stream(), std::move(first), options, why);
       }
       if (!req) co_return nullptr;
-      co_return co_await finish_websocket(make_websocket_hop(adapter.release()), *req, deadline, why);
+      co_return co_await finish_websocket(make_websocket_hop(std::move(tls)), *req, deadline, why);
     }
     case first_byte_kind::tls:
     case first_byte_kind::unknown: break;

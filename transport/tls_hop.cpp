@@ -79,56 +79,6 @@ namespace {
 using asio::ip::tcp;
 namespace ssl = asio::ssl;
 
-// A TCP socket with bytes already taken from it (sniffed on a middle's
-// port, or read past a proxy's answer) put back in front: what the TLS
-// layer reads first.
-class prefixed_socket {
- public:
-  using executor_type = tcp::socket::executor_type;
-  using lowest_layer_type = tcp::socket::lowest_layer_type;
-
-  prefixed_socket(tcp::socket s, std::vector<std::uint8_t> prefix)
-      : socket_(std::move(s)), prefix_(std::move(prefix)) {}
-
-  executor_type get_executor() { return socket_.get_executor(); }
-  lowest_layer_type& lowest_layer() { return socket_.lowest_layer(); }
-  const lowest_layer_type& lowest_layer() const { return socket_.lowest_layer(); }
-  tcp::socket& socket() { return socket_; }
-  bool has_prefix() const { return prefix_off_ < prefix_.size(); }
-
-  template <class MutableBuffers, class Token>
-  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        [this](auto handler, const MutableBuffers& b) {
-          if (!has_prefix()) {
-            socket_.async_read_some(b, std::move(handler));
-            return;
-          }
-          const auto n =
-              asio::buffer_copy(b, asio::buffer(prefix_.data() + prefix_off_, prefix_.size() - prefix_off_));
-          prefix_off_ += n;
-          if (!has_prefix()) {
-            prefix_.clear();
-            prefix_.shrink_to_fit();
-            prefix_off_ = 0;
-          }
-          // Never complete inside the initiation.
-          asio::post(socket_.get_executor(), asio::append(std::move(handler), boost::system::error_code{}, n));
-        },
-        token, buffers);
-  }
-
-  template <class ConstBuffers, class Token>
-  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return socket_.async_write_some(buffers, std::forward<Token>(token));
-  }
-
- private:
-  tcp::socket socket_;
-  std::vector<std::uint8_t> prefix_;
-  std::size_t prefix_off_ = 0;
-};
-
 // Like a browser: TLS 1.3 (1.2 at least), ALPN offering h2 and http/1.1;
 // the middle always picks http/1.1 (a WebSocket may follow). No session
 // tickets: nothing is written after the handshake but data.
@@ -187,75 +137,29 @@ class tls_hop final : public tls_hop_base {
   tls_hop(tcp::socket socket, std::vector<std::uint8_t> already_read, std::string server_name,
           std::shared_ptr<const tls_server_identity> identity)
       : identity_(std::move(identity)),
-        context_(identity_ ? identity_->get().context : client_context()),
-        stream_(prefixed_socket(std::move(socket), std::move(already_read)), *context_) {
-    // SNI names a host, never an address (RFC 6066).
-    boost::system::error_code not_an_address;
-    (void)asio::ip::make_address(server_name, not_an_address);
-    if (!identity_ && !server_name.empty() && not_an_address)
-      SSL_set_tlsext_host_name(stream_.native_handle(), server_name.c_str());
-  }
+        stream_(std::move(socket), std::move(already_read), identity_ ? identity_->get().context : client_context(),
+                identity_ ? tls_stream::side::server : tls_stream::side::client, server_name) {}
 
-  asio::awaitable<void> handshake(boost::system::error_code& ec) override {
-    ec = {};
-    co_await stream_.async_handshake(identity_ ? ssl::stream_base::server : ssl::stream_base::client,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) note_failure(ec);
-  }
-
+  asio::awaitable<void> handshake(boost::system::error_code& ec) override { co_await stream_.handshake(ec); }
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buf, boost::system::error_code& ec) override {
-    ec = {};
-    if (cancelled_) {
-      ec = asio::error::operation_aborted;
-      co_return 0;
-    }
-    auto n = co_await stream_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
-    // Ends close the TCP connection without close_notify (a hop is one
-    // stream both ways): that is the hop's end, as with plain TCP.
-    if (ec == ssl::error::stream_truncated) ec = asio::error::eof;
-    if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted) note_failure(ec);
-    co_return n;
+    co_return co_await stream_.read_some(buf, ec);
   }
-
   asio::awaitable<void> write(asio::const_buffer buf, boost::system::error_code& ec) override {
-    ec = {};
-    co_await asio::async_write(stream_, buf, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec && ec != asio::error::operation_aborted) note_failure(ec);
+    co_await stream_.write(buf, ec);
   }
-
   void shutdown_send() override {}  // close_notify would end both directions of the outer session
-
-  void close() override {
-    boost::system::error_code ignored;
-    socket().close(ignored);
-  }
-  void cancel(boost::system::error_code& ec) override {
-    // A read may sit between two steps (a completion already queued, the
-    // next record not asked for yet): the flag stops the next step too.
-    cancelled_ = true;
-    socket().cancel(ec);
-  }
+  void close() override { stream_.close(); }
+  void cancel(boost::system::error_code& ec) override { stream_.cancel(ec); }
   std::string kind() const override { return "tls"; }
-  asio::any_io_executor get_executor() override { return socket().get_executor(); }
-  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override {
-    ec = {};
-    if (SSL_pending(stream_.native_handle()) > 0 || stream_.next_layer().has_prefix()) co_return;
-    co_await socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-  }
-  void tune_socket() override { configure_hop_socket(socket()); }
-  const std::string& failure() const override { return failure_; }
+  asio::any_io_executor get_executor() override { return stream_.get_executor(); }
+  asio::awaitable<void> wait_readable(boost::system::error_code& ec) override { co_await stream_.wait_readable(ec); }
+  void tune_socket() override { configure_hop_socket(stream_.socket()); }
+  const std::string& failure() const override { return stream_.failure(); }
+  tls_stream& stream() override { return stream_; }
 
  private:
-  tcp::socket& socket() { return stream_.next_layer().socket(); }
-  void note_failure(const boost::system::error_code& ec) {
-    if (failure_.empty()) failure_ = "TLS: " + ec.message();
-  }
-
   std::shared_ptr<const tls_server_identity> identity_;
-  std::shared_ptr<ssl::context> context_;  // shared by every hop of its kind; outlives the stream
-  ssl::stream<prefixed_socket> stream_;
-  bool cancelled_ = false;
-  std::string failure_;
+  tls_stream stream_;
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 // LSTP (or WebSocket) inside an outer TLS session, so a hop on 443 looks
 // like ordinary HTTPS to a firewall or proxy that checks: OpenSSL through
-// Asio's ssl::stream, TLS 1.3 (1.2 at least) with ALPN h2 and http/1.1 like
+// transport/tls_stream, TLS 1.3 (1.2 at least) with ALPN h2 and http/1.1 like
 // a browser's. This outer TLS is camouflage only: it authenticates nothing
 // (the client accepts any certificate, which also lets it pass
 // TLS-inspecting company proxies). The tunnel's own end-to-end TLS-PSK
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "transport/hop_stream.hpp"
+#include "transport/tls_stream.hpp"
 
 namespace transport {
 
@@ -44,6 +45,9 @@ class tls_hop_base : public hop_stream {
   // Why the handshake or a later read failed, in words (an alert, a
   // malformed record).
   virtual const std::string& failure() const = 0;
+  // The TLS session itself, to carry WebSocket on it directly (wss); the
+  // hop is not used afterwards.
+  virtual tls_stream& stream() = 0;
 };
 
 // Client side over a connection that already leads to the middle (directly

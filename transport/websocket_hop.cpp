@@ -5,7 +5,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "transport/hop_socket.hpp"
-#include "transport/hop_stream_adapter.hpp"
+#include "transport/tls_hop.hpp"
 
 namespace transport {
 
@@ -73,16 +73,11 @@ class websocket_hop final : public websocket_hop_base {
       ws_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
       ws_.next_layer().close(ignored);
     } else {
-      ws_.next_layer().inner().close();
+      ws_.next_layer().close();
     }
   }
 
-  void cancel(boost::system::error_code& ec) override {
-    if constexpr (std::is_same_v<Next, asio::ip::tcp::socket>)
-      ws_.next_layer().cancel(ec);
-    else
-      ws_.next_layer().inner().cancel(ec);
-  }
+  void cancel(boost::system::error_code& ec) override { ws_.next_layer().cancel(ec); }
 
   std::string kind() const override { return kind_; }
 
@@ -93,14 +88,14 @@ class websocket_hop final : public websocket_hop_base {
     if constexpr (std::is_same_v<Next, asio::ip::tcp::socket>)
       co_await ws_.next_layer().async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     else
-      co_await ws_.next_layer().inner().wait_readable(ec);
+      co_await ws_.next_layer().wait_readable(ec);
   }
 
   void tune_socket() override {
     if constexpr (std::is_same_v<Next, asio::ip::tcp::socket>)
       configure_hop_socket(ws_.next_layer());
     else
-      ws_.next_layer().inner().tune_socket();
+      configure_hop_socket(ws_.next_layer().socket());
   }
 
  private:
@@ -114,9 +109,8 @@ std::unique_ptr<websocket_hop_base> make_websocket_hop(asio::ip::tcp::socket soc
   return std::make_unique<websocket_hop<asio::ip::tcp::socket>>(std::move(socket), "websocket");
 }
 
-std::unique_ptr<websocket_hop_base> make_websocket_hop(hop_ptr inner) {
-  auto kind = inner->kind() + "+websocket";
-  return std::make_unique<websocket_hop<hop_stream_adapter>>(hop_stream_adapter(std::move(inner)), std::move(kind));
+std::unique_ptr<websocket_hop_base> make_websocket_hop(std::unique_ptr<tls_hop_base> tls) {
+  return std::make_unique<websocket_hop<tls_stream>>(std::move(tls->stream()), "tls+websocket");
 }
 
 }  // namespace transport

@@ -28,9 +28,12 @@ class websocket_hop_base : public hop_stream {
   virtual boost::asio::awaitable<void> accept(const http_request& request, boost::system::error_code& ec) = 0;
 };
 
+class tls_hop_base;
+
 // Over a connection that already leads to the peer (directly or through
-// proxies), or over another hop (TLS).
+// proxies), or inside a TLS hop after its handshake (wss): WebSocket then
+// runs on the TLS session itself, and the TLS hop is used no more.
 std::unique_ptr<websocket_hop_base> make_websocket_hop(boost::asio::ip::tcp::socket socket);
-std::unique_ptr<websocket_hop_base> make_websocket_hop(hop_ptr inner);
+std::unique_ptr<websocket_hop_base> make_websocket_hop(std::unique_ptr<tls_hop_base> tls);
 
 }  // namespace transport
