@@ -91,7 +91,7 @@ def main():
                             raise
                         time.sleep(0.05)
                 pids = [p.proc.pid for p in w.procs]
-                speed, cpu = download(lambda: socks_connect(sport, "127.0.0.1", fport)[0], pids, size)
+                speed, cpu, _ = download(lambda: socks_connect(sport, "127.0.0.1", fport)[0], pids, size)
                 p50, p99 = echo_rtts(sport, echo)
                 # Under bulk: a download runs on another channel meanwhile.
                 stop = threading.Event()

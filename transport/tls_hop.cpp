@@ -88,6 +88,11 @@ void common_settings(ssl::context& ctx) {
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression | SSL_OP_NO_TICKET |
                   SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  // TLS 1.3 suites in a browser's order (OpenSSL's own puts AES-256
+  // first): a ClientHello like Chrome's and Firefox's, and AES-128 costs
+  // about 7% less than AES-256 here, paid four times per byte with a middle.
+  SSL_CTX_set_ciphersuites(ctx.native_handle(),
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
   SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
 }
 

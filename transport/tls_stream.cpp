@@ -200,6 +200,11 @@ std::string tls_stream::alpn() const {
 
 std::string tls_stream::version() const { return SSL_get_version(im_->ssl); }
 
+std::string tls_stream::cipher() const {
+  const SSL_CIPHER* c = SSL_get_current_cipher(im_->ssl);
+  return c ? SSL_CIPHER_get_name(c) : "";
+}
+
 asio::awaitable<void> tls_stream::flush(boost::system::error_code& ec) {
   while (auto* out = next_to_send()) {
     co_await asio::async_write(im_->socket, asio::buffer(*out), asio::redirect_error(asio::use_awaitable, ec));

@@ -77,6 +77,8 @@ class tls_stream {
   std::string alpn() const;
   // "TLSv1.3" and the like.
   std::string version() const;
+  // The cipher suite agreed on ("TLS_AES_128_GCM_SHA256").
+  std::string cipher() const;
 
   // --- the non-waiting steps ---
   enum class step { ready, want_read };

@@ -56,6 +56,7 @@ struct tls_pair {
   std::string server_why;
   std::string alpn;
   std::string version;
+  std::string cipher;
 
   explicit tls_pair(bool websocket) {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -77,6 +78,7 @@ struct tls_pair {
       REQUIRE_FALSE(ec);
       alpn = tls->stream().alpn();
       version = tls->stream().version();
+      cipher = tls->stream().cipher();
       if (!websocket) {
         client = std::move(tls);
       } else {
@@ -177,6 +179,7 @@ TEST_CASE("a tls hop looks like a browser's TLS and carries 8 MiB each way at on
   CHECK(p.client_kind == "tls");
   CHECK(p.alpn == "http/1.1");
   CHECK(p.version == "TLSv1.3");
+  CHECK(p.cipher == "TLS_AES_128_GCM_SHA256");  // a browser's first choice
   both_ways(p, 8 << 20);
 }
 
