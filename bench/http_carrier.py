@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lstp_world import World, free_port, socks_connect, recv_exact  # noqa: E402
-from quick import download, file_server  # noqa: E402
+from quick import download, file_server, wait_through  # noqa: E402
 
 
 def tinyproxy(w):
@@ -80,16 +80,7 @@ def main():
                 sport, cli, _ = w.end("cli", "client", mport, log="info",
                                       tunnel_extra=f"  ways: '{carrier} via http://127.0.0.1:{pport}'\n")
                 echo = w.servers.echo()
-                deadline = time.monotonic() + 20
-                while True:
-                    try:
-                        s, _ = socks_connect(sport, "127.0.0.1", echo)
-                        s.close()
-                        break
-                    except Exception:  # noqa: BLE001 - not up yet
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.05)
+                wait_through(sport, echo)
                 pids = [p.proc.pid for p in w.procs]
                 speed, cpu, _ = download(lambda: socks_connect(sport, "127.0.0.1", fport)[0], pids, size)
                 p50, p99 = echo_rtts(sport, echo)

@@ -40,8 +40,11 @@ def file_server(path):
         while True:
             c, _ = lsn.accept()
             def one(c=c):
-                with open(path, "rb") as f:
-                    c.sendfile(f)
+                try:
+                    with open(path, "rb") as f:
+                        c.sendfile(f)
+                except OSError:
+                    pass  # a reader that stopped early (a bulk load ended by its bench)
                 c.close()
             threading.Thread(target=one, daemon=True).start()
     threading.Thread(target=serve, daemon=True).start()
@@ -76,6 +79,23 @@ def download(connect, procs, size):
         for i, u in enumerate(used):
             split[i].append(u / (n / 2**30))
     return statistics.median(speeds), statistics.median(cpu), [statistics.median(x) for x in split]
+
+
+def wait_through(sport, echo, limit=20):
+    """Waits until a byte goes through the tunnel to the echo server and
+    back (SOCKS port `sport`), for at most `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            s, _ = socks_connect(sport, "127.0.0.1", echo)
+            s.sendall(b"x")
+            recv_exact(s, 1)
+            s.close()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def lstp_world(w, middles, way="tcp"):

@@ -33,13 +33,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lstp_world  # noqa: E402
-from lstp_world import World, socks_connect, recv_exact  # noqa: E402
-from quick import download, file_server  # noqa: E402
+from lstp_world import World, socks_connect  # noqa: E402
+from quick import download, file_server, wait_through  # noqa: E402
 
 
 def cipher_speed(name):
@@ -56,19 +55,7 @@ def one(w, carrier, proxy_port, size, fport):
     way = f"'{carrier} via http://127.0.0.1:{proxy_port}'" if proxy_port else carrier
     w.end("srv", "server", mport, log="info", tunnel_extra=f"  ways: {carrier}\n")
     sport, _, _ = w.end("cli", "client", mport, log="info", tunnel_extra=f"  ways: {way}\n")
-    echo = w.servers.echo()
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            s, _ = socks_connect(sport, "127.0.0.1", echo)
-            s.sendall(b"x")
-            recv_exact(s, 1)
-            s.close()
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    wait_through(sport, w.servers.echo())
     procs = [p for p in w.procs if p.name in ("m1", "srv", "cli")]
     speed, cpu, split = download(lambda: socks_connect(sport, "127.0.0.1", fport)[0],
                                  [p.proc.pid for p in procs], size)

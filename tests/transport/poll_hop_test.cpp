@@ -18,18 +18,15 @@
 #include <random>
 
 #include "transport/poll_hop.hpp"
+#include "transport/loopback_support.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
 
-std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::uint8_t> b(n);
-  for (auto& x : b) x = static_cast<std::uint8_t>(rng());
-  return b;
-}
+using transport_test::pattern;
+using transport_test::run_until;
 
 // A middle's port with only the http carrier: every connection's bytes go
 // to the poll server.
@@ -98,13 +95,6 @@ struct connector {
     fds.clear();
   }
 };
-
-template <class Pred>
-void run_until(asio::io_context& io, Pred done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < end) io.run_for(std::chrono::milliseconds(10));
-  REQUIRE(done());
-}
 
 // Opens a client hop through `conn`: the hop, or null and why.
 transport::hop_ptr open_client(asio::io_context& io, connector& conn, std::string& why) {

@@ -18,28 +18,15 @@
 #include "transport/hop_acceptor.hpp"
 #include "transport/tls_hop.hpp"
 #include "transport/websocket_hop.hpp"
+#include "transport/loopback_support.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
 
-std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::uint8_t> b(n);
-  for (auto& x : b) x = static_cast<std::uint8_t>(rng());
-  return b;
-}
-
-template <class Pred>
-void run_until(asio::io_context& io, Pred done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < end) {
-    io.restart();  // it stops whenever it runs out of work
-    io.run_for(std::chrono::milliseconds(10));
-  }
-  REQUIRE(done());
-}
+using transport_test::pattern;
+using transport_test::run_until;
 
 const auto& identity() {
   static const auto id = transport::tls_server_identity::self_signed("middle.test");
@@ -268,50 +255,49 @@ TEST_CASE("a cancelled tls hop's pending read ends with operation_aborted, and s
   CHECK(ec == asio::error::operation_aborted);
 }
 
-TEST_CASE("bytes that are not TLS fail a tls hop's handshake, with the reason") {
+// A middle's tls hop whose peer is a raw socket the test drives: `before`
+// acts on the raw socket, then the hop's handshake runs to its end.
+struct raw_peer_handshake {
   asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp::socket raw(io);
-  raw.connect(acceptor.local_endpoint());
-  auto s = acceptor.accept();
-  // A TLS record header that announces a handshake, then nonsense.
-  const std::string junk = std::string("\x16\x03\x01\x00\x10", 5) + std::string(16, 'x');
-  asio::write(raw, asio::buffer(junk));
-  auto hop = transport::make_tls_server_hop(std::move(s), identity(), {});
+  tcp::socket raw{io};
   boost::system::error_code ec;
-  bool done = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await hop->handshake(ec);
-    done = true;
-  }, asio::detached);
-  run_until(io, [&] { return done; });
-  CHECK(ec);
-  CHECK(hop->failure().rfind("TLS: ", 0) == 0);
-  INFO(hop->failure());
-  CHECK(hop->failure().size() > 5);
+  std::unique_ptr<transport::tls_hop_base> hop;
+
+  template <class Before>
+  explicit raw_peer_handshake(Before before) {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    raw.connect(acceptor.local_endpoint());
+    hop = transport::make_tls_server_hop(acceptor.accept(), identity(), {});
+    before(raw);
+    bool done = false;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      co_await hop->handshake(ec);
+      done = true;
+    }, asio::detached);
+    run_until(io, [&] { return done; });
+  }
+};
+
+TEST_CASE("bytes that are not TLS fail a tls hop's handshake, with the reason") {
+  // A TLS record header that announces a handshake, then nonsense.
+  raw_peer_handshake h([](tcp::socket& raw) {
+    const std::string junk = std::string("\x16\x03\x01\x00\x10", 5) + std::string(16, 'x');
+    asio::write(raw, asio::buffer(junk));
+  });
+  CHECK(h.ec);
+  INFO(h.hop->failure());
+  CHECK(h.hop->failure().rfind("TLS: ", 0) == 0);
+  CHECK(h.hop->failure().size() > 5);
   // The peer heard an alert, not silence.
   std::array<std::uint8_t, 64> alert{};
-  raw.non_blocking(false);
-  const auto n = raw.read_some(asio::buffer(alert), ec);
+  boost::system::error_code ec;
+  const auto n = h.raw.read_some(asio::buffer(alert), ec);
   CHECK(n >= 7);
   CHECK(alert[0] == 0x15);  // alert record
 }
 
 TEST_CASE("a tls hop's handshake cut by its peer is a failure, not an end") {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp::socket raw(io);
-  raw.connect(acceptor.local_endpoint());
-  auto s = acceptor.accept();
-  auto hop = transport::make_tls_server_hop(std::move(s), identity(), {});
-  raw.close();
-  boost::system::error_code ec;
-  bool done = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await hop->handshake(ec);
-    done = true;
-  }, asio::detached);
-  run_until(io, [&] { return done; });
-  CHECK(ec);
-  CHECK(ec != asio::error::eof);
+  raw_peer_handshake h([](tcp::socket& raw) { raw.close(); });
+  CHECK(h.ec);
+  CHECK(h.ec != asio::error::eof);
 }
