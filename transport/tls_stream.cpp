@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -42,6 +43,10 @@ struct tls_stream::impl {
   std::vector<std::uint8_t> out;
   std::vector<std::uint8_t> sending;
   std::vector<std::uint8_t> gather;  // several pieces of one write, joined
+  // Bytes OpenSSL wrote while reading, not sent yet (max_unsent_from_reads).
+  std::size_t unsent_from_reads = 0;
+  // What the current read step may still take from the socket.
+  std::size_t read_budget = max_read_per_step;
   bool saw_eof = false;
   int socket_errno = 0;
   bool cancelled = false;
@@ -59,12 +64,17 @@ struct tls_stream::impl {
   bool prefix_left() const { return prefix_off < prefix.size(); }
 
   // What an OpenSSL failure means for the hop. A peer that closed the TCP
-  // connection, with or without close_notify, ended the hop (eof), as
-  // plain TCP does: ends close hops without close_notify.
+  // connection between records, with or without close_notify, ended the
+  // hop (eof), as plain TCP does: ends close hops without close_notify.
   boost::system::error_code error_for(int ssl_error) {
-    if (ssl_error == SSL_ERROR_ZERO_RETURN || saw_eof) {
+    if (ssl_error == SSL_ERROR_ZERO_RETURN || (saw_eof && !SSL_has_pending(ssl))) {
       ERR_clear_error();
       return asio::error::eof;
+    }
+    if (saw_eof) {
+      // A close in the middle of a record: never an end the peer meant.
+      ERR_clear_error();
+      return asio::ssl::error::stream_truncated;
     }
     if (ssl_error == SSL_ERROR_SYSCALL && socket_errno != 0) {
       ERR_clear_error();
@@ -102,10 +112,15 @@ int bio_read(BIO* b, char* data, std::size_t len, std::size_t* got) {
     *got = n;
     return 1;
   }
+  if (s.read_budget == 0) {
+    BIO_set_retry_read(b);  // this step had its share: yield (try_read)
+    return 0;
+  }
   for (;;) {
-    const auto r = ::recv(s.socket.native_handle(), data, len, 0);
+    const auto r = ::recv(s.socket.native_handle(), data, std::min(len, s.read_budget), 0);
     if (r > 0) {
       *got = static_cast<std::size_t>(r);
+      s.read_budget -= *got;
       return 1;
     }
     if (r == 0) {
@@ -199,6 +214,8 @@ std::string tls_stream::alpn() const {
 }
 
 std::string tls_stream::version() const { return SSL_get_version(im_->ssl); }
+std::size_t tls_stream::unsent() const { return im_->out.size() + im_->sending.size(); }
+SSL* tls_stream::native_handle() { return im_->ssl; }
 
 std::string tls_stream::cipher() const {
   const SSL_CIPHER* c = SSL_get_current_cipher(im_->ssl);
@@ -207,9 +224,10 @@ std::string tls_stream::cipher() const {
 
 asio::awaitable<void> tls_stream::flush(boost::system::error_code& ec) {
   while (auto* out = next_to_send()) {
-    co_await asio::async_write(im_->socket, asio::buffer(*out), asio::redirect_error(asio::use_awaitable, ec));
+    const auto n =
+        co_await asio::async_write(im_->socket, asio::buffer(*out), asio::redirect_error(asio::use_awaitable, ec));
+    sent(n);
     if (ec) co_return;
-    sent();
   }
 }
 
@@ -221,13 +239,19 @@ asio::awaitable<void> tls_stream::handshake(boost::system::error_code& ec) {
       co_return;
     }
     ERR_clear_error();
+    im_->read_budget = max_read_per_step;
     const int r = SSL_do_handshake(im_->ssl);
     const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(im_->ssl, r);
+    const bool yield = e == SSL_ERROR_WANT_READ && im_->read_budget == 0;
     boost::system::error_code failed;
     if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ) failed = im_->error_for(e);
     co_await flush(ec);  // our next flight, or the alert that says why we give up
-    if (!ec) ec = failed;
+    if (failed) ec = failed;  // why the handshake failed, not that the alert found no one
     if (ec || e == SSL_ERROR_NONE) break;
+    if (yield) {
+      co_await asio::post(im_->socket.get_executor(), asio::use_awaitable);
+      continue;
+    }
     co_await im_->socket.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
   }
@@ -249,6 +273,22 @@ tls_stream::step tls_stream::try_read(asio::mutable_buffer buf, std::size_t& n, 
   }
   if (buf.size() == 0) return step::ready;
   auto* p = static_cast<char*>(buf.data());
+  im_->read_budget = max_read_per_step;
+  const auto out_before = im_->out.size();
+  // OpenSSL may answer what it reads (a KeyUpdate); the answer waits for
+  // the next write, and a peer may not make it grow without end.
+  const auto check_answers = [&] {
+    im_->unsent_from_reads += im_->out.size() - out_before;
+    if (im_->unsent_from_reads <= max_unsent_from_reads) return false;
+    im_->failure = "TLS: the peer's messages made this side answer more than " +
+                   std::to_string(max_unsent_from_reads / 1024) +
+                   " KiB before it wrote anything (a flood of key updates or renegotiations)";
+    if (n > 0)
+      im_->deferred = asio::error::no_buffer_space;
+    else
+      ec = asio::error::no_buffer_space;
+    return true;
+  };
   while (n < buf.size()) {
     std::size_t got = 0;
     ERR_clear_error();
@@ -261,7 +301,11 @@ tls_stream::step tls_stream::try_read(asio::mutable_buffer buf, std::size_t& n, 
       continue;
     }
     const int e = SSL_get_error(im_->ssl, r);
-    if (e == SSL_ERROR_WANT_READ) return n > 0 ? step::ready : step::want_read;
+    if (check_answers()) return step::ready;
+    if (e == SSL_ERROR_WANT_READ) {
+      if (n > 0) return step::ready;
+      return im_->read_budget == 0 ? step::yield : step::want_read;
+    }
     const auto failed = im_->error_for(e);
     im_->note(failed);
     if (n > 0) {
@@ -271,6 +315,7 @@ tls_stream::step tls_stream::try_read(asio::mutable_buffer buf, std::size_t& n, 
     ec = failed;
     break;
   }
+  check_answers();
   return step::ready;
 }
 
@@ -295,8 +340,16 @@ std::size_t tls_stream::seal(std::span<const asio::const_buffer> pieces, boost::
   if (size == 0) return 0;
   std::size_t written = 0;
   ERR_clear_error();
-  if (SSL_write_ex(im_->ssl, data, size, &written) != 1) {
-    ec = im_->error_for(SSL_get_error(im_->ssl, 0));
+  const bool ok = SSL_write_ex(im_->ssl, data, size, &written) == 1;
+  if (im_->gather.capacity() > kept_send_capacity) im_->gather = {};
+  if (!ok) {
+    const int e = SSL_get_error(im_->ssl, 0);
+    if (e == SSL_ERROR_WANT_READ) {
+      ERR_clear_error();
+      ec = asio::error::would_block;  // the rest of a peer's handshake message first
+      return 0;
+    }
+    ec = im_->error_for(e);
     if (ec == asio::error::eof) ec = asio::error::broken_pipe;  // no writing after the end
     im_->note(ec);
     return 0;
@@ -307,22 +360,36 @@ std::size_t tls_stream::seal(std::span<const asio::const_buffer> pieces, boost::
 std::vector<std::uint8_t>* tls_stream::next_to_send() {
   if (im_->out.empty()) return nullptr;
   std::swap(im_->out, im_->sending);
+  im_->unsent_from_reads = 0;
   return &im_->sending;
 }
 
-void tls_stream::sent() {
-  if (im_->sending.capacity() > kept_send_capacity)
-    im_->sending = {};
+void tls_stream::sent(std::size_t bytes) {
+  auto& s = im_->sending;
+  if (bytes < s.size()) {
+    // Cut short: what did not go out goes first next time, before any
+    // record sealed since (their sequence numbers follow its).
+    s.erase(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(bytes));
+    s.insert(s.end(), im_->out.begin(), im_->out.end());
+    std::swap(s, im_->out);
+  }
+  if (s.capacity() > kept_send_capacity)
+    s = {};
   else
-    im_->sending.clear();
+    s.clear();
 }
 
 asio::awaitable<std::size_t> tls_stream::read_some(asio::mutable_buffer buf, boost::system::error_code& ec) {
   for (;;) {
     std::size_t n = 0;
-    if (try_read(buf, n, ec) == step::ready) co_return n;
-    co_await im_->socket.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return 0;
+    switch (try_read(buf, n, ec)) {
+      case step::ready: co_return n;
+      case step::yield: co_await asio::post(im_->socket.get_executor(), asio::use_awaitable); break;
+      case step::want_read:
+        co_await im_->socket.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return 0;
+        break;
+    }
   }
 }
 
@@ -331,6 +398,11 @@ asio::awaitable<void> tls_stream::write(asio::const_buffer buf, boost::system::e
   while (buf.size() > 0) {
     const asio::const_buffer piece[1] = {buf};
     const auto n = seal(piece, ec);
+    if (ec == asio::error::would_block) {
+      co_await im_->socket.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      continue;
+    }
     if (ec) co_return;
     co_await flush(ec);
     if (ec) {
@@ -343,6 +415,10 @@ asio::awaitable<void> tls_stream::write(asio::const_buffer buf, boost::system::e
 
 asio::awaitable<void> tls_stream::wait_readable(boost::system::error_code& ec) {
   ec = {};
+  if (im_->cancelled) {
+    ec = asio::error::operation_aborted;
+    co_return;
+  }
   if (SSL_has_pending(im_->ssl) || im_->prefix_left() || im_->deferred) co_return;
   co_await im_->socket.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
 }

@@ -12,7 +12,10 @@
 //    buffer of ours (never blocking), and sent with one write.
 // Bytes that OpenSSL writes while reading (the answer to a peer's
 // KeyUpdate) wait in that buffer and go out before the next write's
-// records, which is when TLS 1.3 requires them.
+// records, which is when TLS 1.3 requires them; a peer that makes it write
+// more than `max_unsent_from_reads` that way fails the hop. One read step
+// takes at most `max_read_per_step` from the socket, then yields, so a peer
+// sending records that carry no data cannot hold the thread.
 //
 // Both a coroutine interface (for the hop) and the AsyncReadStream /
 // AsyncWriteStream pair (so Beast's WebSocket runs on it directly, for wss)
@@ -31,6 +34,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/role.hpp>
 
+#include <openssl/types.h>
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -47,6 +52,10 @@ class tls_stream {
 
   // At most this much is sealed per send; a longer write is sent in parts.
   static constexpr std::size_t max_sealed_per_send = 256 * 1024;
+  // What OpenSSL may write while reading before the next write sends it.
+  static constexpr std::size_t max_unsent_from_reads = 64 * 1024;
+  // What one read step takes from the socket before it yields.
+  static constexpr std::size_t max_read_per_step = 256 * 1024;
 
   // `already_read`: bytes taken from the socket before (sniffed on a
   // middle's port, read past a proxy's answer), read first. `server_name`
@@ -77,23 +86,31 @@ class tls_stream {
   std::string alpn() const;
   // "TLSv1.3" and the like.
   std::string version() const;
+  // Bytes sealed and not yet sent (for tests).
+  std::size_t unsent() const;
+  // OpenSSL's session (for tests that act as a peer would).
+  SSL* native_handle();
   // The cipher suite agreed on ("TLS_AES_128_GCM_SHA256").
   std::string cipher() const;
 
   // --- the non-waiting steps ---
-  enum class step { ready, want_read };
+  enum class step { ready, want_read, yield };
   // Takes what is readable without waiting: `ready` with n > 0, or with ec
   // set (eof at the end, a failure); `want_read` when the socket has to
-  // become readable first.
+  // become readable first; `yield` when this step read its share and the
+  // next should come after other work.
   step try_read(boost::asio::mutable_buffer buf, std::size_t& n, boost::system::error_code& ec);
   // Seals up to max_sealed_per_send bytes of `pieces` into records waiting
   // to be sent; returns how many bytes. Several pieces are gathered first,
   // so a WebSocket frame's header does not become a record of its own.
+  // `ec` is would_block when OpenSSL must read first (the rest of a peer's
+  // post-handshake message): wait until readable and seal again.
   std::size_t seal(std::span<const boost::asio::const_buffer> pieces, boost::system::error_code& ec);
   // The records waiting, handed over to be sent (null when none); sent()
-  // when they were.
+  // with how many bytes went out: a send cut short (a cancel) keeps the
+  // rest in front of what comes next, so no record is lost or reordered.
   std::vector<std::uint8_t>* next_to_send();
-  void sent();
+  void sent(std::size_t bytes);
 
   // --- AsyncReadStream / AsyncWriteStream ---
   template <class MutableBuffers, class Token>
@@ -135,10 +152,16 @@ class tls_stream {
     void operator()(Self& self, boost::system::error_code ec = {}) {
       if (done) return self.complete(result, n);
       if (ec) return self.complete(ec, 0);  // the wait failed: cancelled, closed
-      if (s->try_read(buf, n, result) == step::want_read) {
-        waited = true;
-        s->socket().async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
-        return;
+      switch (s->try_read(buf, n, result)) {
+        case step::want_read:
+          waited = true;
+          s->socket().async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
+          return;
+        case step::yield:
+          waited = true;
+          boost::asio::post(s->get_executor(), std::move(self));
+          return;
+        case step::ready: break;
       }
       if (waited) return self.complete(result, n);
       done = true;  // never complete inside the initiation
@@ -151,22 +174,34 @@ class tls_stream {
     std::array<boost::asio::const_buffer, 8> pieces{};
     std::size_t count = 0;
     std::size_t sealed = 0;
-    int state = 0;  // 0 initiation, 1 sending, 2 completing after a post
+    // 0 sealing, 1 sending, 2 completing after a post, 3 waiting to read
+    int state = 0;
+    bool waited = false;
     boost::system::error_code result;
 
     template <class Self>
-    void operator()(Self& self, boost::system::error_code ec = {}, std::size_t = 0) {
+    void operator()(Self& self, boost::system::error_code ec = {}, std::size_t bytes = 0) {
       if (state == 2) return self.complete(result, sealed);
+      if (state == 3) {
+        if (ec) return self.complete(ec, 0);
+        state = 0;
+      }
       if (state == 0) {
         sealed = s->seal(std::span(pieces.data(), count), result);
+        if (result == boost::asio::error::would_block) {
+          state = 3;
+          waited = true;
+          return s->socket().async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
+        }
         if (result || sealed == 0) {
-          state = 2;
+          if (waited) return self.complete(result, sealed);
+          state = 2;  // never complete inside the initiation
           return boost::asio::post(s->get_executor(), std::move(self));
         }
         state = 1;
       } else {
+        s->sent(bytes);
         if (ec) return self.complete(ec, 0);
-        s->sent();
       }
       if (auto* out = s->next_to_send()) {
         boost::asio::async_write(s->socket(), boost::asio::buffer(*out), std::move(self));
