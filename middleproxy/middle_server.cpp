@@ -47,6 +47,19 @@ std::string describe(const lstp::setup_message& s) {
   return lstp::format_path({s.topology.front()});
 }
 
+// Counts one open connection (against limits.max_connections) for as long
+// as it lives: every way a connection is served holds one.
+class counted_connection {
+ public:
+  explicit counted_connection(std::size_t& open) : open_(open) { ++open_; }
+  ~counted_connection() { --open_; }
+  counted_connection(const counted_connection&) = delete;
+  counted_connection& operator=(const counted_connection&) = delete;
+
+ private:
+  std::size_t& open_;
+};
+
 }  // namespace
 
 struct middle_server::hop {
@@ -176,11 +189,7 @@ void middle_server::start_http_carrier() {
 // A connection carrying requests counts against limits.max_connections
 // while it is open, as any other.
 asio::awaitable<void> middle_server::serve_http_carrier(tcp::socket sock, std::vector<std::uint8_t> first) {
-  ++active_hops_;
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{active_hops_};
+  const counted_connection counted(active_hops_);
   auto poll = poll_;
   co_await poll->serve(std::move(sock), std::move(first));
 }
@@ -217,11 +226,7 @@ void middle_server::on_accept(tcp::socket sock) {
 
 // Tells the carriers apart (raw LSTP, TLS, WebSocket) and runs the hop.
 asio::awaitable<void> middle_server::handle_connection(tcp::socket sock) {
-  ++active_hops_;
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{active_hops_};
+  const counted_connection counted(active_hops_);
   boost::system::error_code ec;
   const auto remote = sock.remote_endpoint(ec);
   const auto peer = endpoint_text(remote);
@@ -284,11 +289,7 @@ void middle_server::serve(transport::hop_ptr stream, std::string peer, std::stri
 }
 
 asio::awaitable<void> middle_server::handle_served(hop_ptr h) {
-  ++active_hops_;
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{active_hops_};
+  const counted_connection counted(active_hops_);
   // Pushed out of its opening slot, the hop's read is cancelled (the hop
   // lives as long as this coroutine, which holds the ticket).
   auto opening = openings_.enter(h->source, [stream = h->stream.get()] {
