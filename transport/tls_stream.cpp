@@ -26,8 +26,9 @@ namespace {
 // saved no measurable time and costs memory per busy hop.
 constexpr int read_ahead_bytes = 64 * 1024;
 // A send buffer grown past this is given back once sent (a bulk burst must
-// not leave every hop holding its largest write).
-constexpr std::size_t kept_send_capacity = 128 * 1024;
+// not leave every idle hop holding its largest write). Keeping up to 128 KiB
+// measured the same CPU per GiB (4 rounds, tls and wss, one sitting).
+constexpr std::size_t kept_send_capacity = 32 * 1024;
 
 BIO_METHOD* hop_bio_method();
 
