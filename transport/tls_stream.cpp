@@ -87,6 +87,15 @@ struct tls_stream::impl {
     return {static_cast<int>(code), asio::error::get_ssl_category()};
   }
 
+  // The alert OpenSSL wrote about a record it refused would otherwise wait
+  // for a write that never comes: sent at once, best effort, so the peer
+  // learns why (unless a send is under way, whose order must hold).
+  void send_last_words(const boost::system::error_code& ec) {
+    if (!ec || ec == asio::error::eof || out.empty() || !sending.empty()) return;
+    (void)::send(socket.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    out.clear();
+  }
+
   void note(const boost::system::error_code& ec) {
     if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted && failure.empty())
       failure = "TLS: " + ec.message();
@@ -309,6 +318,7 @@ tls_stream::step tls_stream::try_read(asio::mutable_buffer buf, std::size_t& n, 
     }
     const auto failed = im_->error_for(e);
     im_->note(failed);
+    im_->send_last_words(failed);
     if (n > 0) {
       im_->deferred = failed;  // deliver the bytes first
       break;

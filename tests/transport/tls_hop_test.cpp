@@ -491,3 +491,28 @@ TEST_CASE("a record cut short by the peer's close is a failure, not an end") {
   CHECK(ec);
   CHECK(ec != asio::error::eof);
 }
+
+TEST_CASE("a record altered on the way fails the reader, and the sender hears why") {
+  direct_pair p;
+  const std::string text(1000, 'a');
+  const boost::asio::const_buffer piece[1] = {asio::buffer(text)};
+  boost::system::error_code ec;
+  REQUIRE(p.client->stream().seal(piece, ec) == text.size());
+  auto* out = p.client->stream().next_to_send();
+  REQUIRE(out);
+  (*out)[out->size() - 3] ^= 0x40;  // inside the authentication tag
+  auto& sock = p.client->stream().socket();
+  REQUIRE(::send(sock.native_handle(), out->data(), out->size(), 0) == static_cast<ssize_t>(out->size()));
+  p.client->stream().sent(out->size());
+  CHECK(p.read(*p.server, ec).empty());
+  CHECK(ec);
+  INFO(p.server->failure());
+  CHECK(p.server->failure().find("bad") != std::string::npos);
+  // The server's alert reached the client, which reads it as the reason.
+  boost::system::error_code client_ec;
+  CHECK(p.read(*p.client, client_ec).empty());
+  INFO(p.client->failure());
+  CHECK(client_ec);
+  CHECK(client_ec != asio::error::eof);
+  CHECK(p.client->failure().find("alert") != std::string::npos);
+}
