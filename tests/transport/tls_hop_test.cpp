@@ -349,6 +349,23 @@ struct direct_pair {
     REQUIRE_FALSE(ec);
   }
 
+  // A record of 1,000 bytes the client seals but does not send: the test
+  // puts it on the wire itself (cut, or altered), with send_raw.
+  std::vector<std::uint8_t> record_from_client() {
+    const std::string text(1000, 'a');
+    const boost::asio::const_buffer piece[1] = {asio::buffer(text)};
+    boost::system::error_code ec;
+    REQUIRE(client->stream().seal(piece, ec) == text.size());
+    auto* out = client->stream().next_to_send();
+    REQUIRE(out);
+    std::vector<std::uint8_t> record = *out;
+    client->stream().sent(out->size());
+    return record;
+  }
+  void send_raw(const std::vector<std::uint8_t>& bytes, std::size_t n) {
+    REQUIRE(::send(client->stream().socket().native_handle(), bytes.data(), n, 0) == static_cast<ssize_t>(n));
+  }
+
   std::string read(transport::hop_stream& h, boost::system::error_code& ec) {
     std::vector<std::uint8_t> buf(64 * 1024);
     const auto n = read_once(io, h, buf, ec);
@@ -475,17 +492,11 @@ TEST_CASE("a read that meets only records without data yields to other work betw
 
 TEST_CASE("a record cut short by the peer's close is a failure, not an end") {
   direct_pair p;
-  // The client seals a record but only half of it reaches the wire, then
-  // its side of the connection closes.
-  const std::string text(1000, 'a');
-  const boost::asio::const_buffer piece[1] = {asio::buffer(text)};
+  // Half of a record reaches the wire, then the client's side closes.
+  const auto record = p.record_from_client();
+  p.send_raw(record, record.size() / 2);
+  p.client->stream().socket().shutdown(tcp::socket::shutdown_send);
   boost::system::error_code ec;
-  REQUIRE(p.client->stream().seal(piece, ec) == text.size());
-  auto* out = p.client->stream().next_to_send();
-  REQUIRE(out);
-  auto& sock = p.client->stream().socket();
-  REQUIRE(::send(sock.native_handle(), out->data(), out->size() / 2, 0) == static_cast<ssize_t>(out->size() / 2));
-  sock.shutdown(tcp::socket::shutdown_send);
   const auto got = p.read(*p.server, ec);
   CHECK(got.empty());
   CHECK(ec);
@@ -494,16 +505,10 @@ TEST_CASE("a record cut short by the peer's close is a failure, not an end") {
 
 TEST_CASE("a record altered on the way fails the reader, and the sender hears why") {
   direct_pair p;
-  const std::string text(1000, 'a');
-  const boost::asio::const_buffer piece[1] = {asio::buffer(text)};
+  auto record = p.record_from_client();
+  record[record.size() - 3] ^= 0x40;  // inside the authentication tag
+  p.send_raw(record, record.size());
   boost::system::error_code ec;
-  REQUIRE(p.client->stream().seal(piece, ec) == text.size());
-  auto* out = p.client->stream().next_to_send();
-  REQUIRE(out);
-  (*out)[out->size() - 3] ^= 0x40;  // inside the authentication tag
-  auto& sock = p.client->stream().socket();
-  REQUIRE(::send(sock.native_handle(), out->data(), out->size(), 0) == static_cast<ssize_t>(out->size()));
-  p.client->stream().sent(out->size());
   CHECK(p.read(*p.server, ec).empty());
   CHECK(ec);
   INFO(p.server->failure());
