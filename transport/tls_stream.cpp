@@ -43,7 +43,9 @@ struct tls_stream::impl {
   // Sealed records not yet handed to a send, and the ones being sent.
   std::vector<std::uint8_t> out;
   std::vector<std::uint8_t> sending;
-  std::vector<std::uint8_t> gather;  // several pieces of one write, joined
+  // The first record's worth of a write in several pieces, joined (at
+  // most record_plaintext: kept).
+  std::vector<std::uint8_t> joined;
   // Bytes OpenSSL wrote while reading, not sent yet (max_unsent_from_reads).
   std::size_t unsent_from_reads = 0;
   // What the current read step may still take from the socket.
@@ -285,20 +287,8 @@ tls_stream::step tls_stream::try_read(asio::mutable_buffer buf, std::size_t& n, 
   auto* p = static_cast<char*>(buf.data());
   im_->read_budget = max_read_per_step;
   const auto out_before = im_->out.size();
-  // OpenSSL may answer what it reads (a KeyUpdate); the answer waits for
-  // the next write, and a peer may not make it grow without end.
-  const auto check_answers = [&] {
-    im_->unsent_from_reads += im_->out.size() - out_before;
-    if (im_->unsent_from_reads <= max_unsent_from_reads) return false;
-    im_->failure = "TLS: the peer's messages made this side answer more than " +
-                   std::to_string(max_unsent_from_reads / 1024) +
-                   " KiB before it wrote anything (a flood of key updates or renegotiations)";
-    if (n > 0)
-      im_->deferred = asio::error::no_buffer_space;
-    else
-      ec = asio::error::no_buffer_space;
-    return true;
-  };
+  step result = step::ready;
+  boost::system::error_code failed;
   while (n < buf.size()) {
     std::size_t got = 0;
     ERR_clear_error();
@@ -311,61 +301,80 @@ tls_stream::step tls_stream::try_read(asio::mutable_buffer buf, std::size_t& n, 
       continue;
     }
     const int e = SSL_get_error(im_->ssl, r);
-    if (check_answers()) return step::ready;
     if (e == SSL_ERROR_WANT_READ) {
-      if (n > 0) return step::ready;
-      return im_->read_budget == 0 ? step::yield : step::want_read;
-    }
-    const auto failed = im_->error_for(e);
-    im_->note(failed);
-    im_->send_last_words(failed);
-    if (n > 0) {
-      im_->deferred = failed;  // deliver the bytes first
+      if (n == 0) result = im_->read_budget == 0 ? step::yield : step::want_read;
       break;
     }
-    ec = failed;
+    failed = im_->error_for(e);
     break;
   }
-  check_answers();
+  // OpenSSL may answer what it reads (a KeyUpdate); the answer waits for
+  // the next write, and a peer may not make it grow without end.
+  im_->unsent_from_reads += im_->out.size() - out_before;
+  if (!failed && im_->unsent_from_reads > max_unsent_from_reads) {
+    failed = asio::error::no_buffer_space;
+    im_->failure = "TLS: the peer's messages made this side answer more than " +
+                   std::to_string(max_unsent_from_reads / 1024) +
+                   " KiB before it wrote anything (a flood of key updates or renegotiations)";
+  }
+  if (!failed) return result;
+  im_->note(failed);
+  im_->send_last_words(failed);
+  if (n > 0)
+    im_->deferred = failed;  // deliver the bytes first
+  else
+    ec = failed;
   return step::ready;
+}
+
+std::size_t tls_stream::seal_bytes(const void* data, std::size_t size, boost::system::error_code& ec) {
+  // Room for the records at once: appended one record at a time, the
+  // buffer would otherwise grow (and copy) several times per write.
+  constexpr std::size_t record_overhead = 5 + 8 + 16;  // header, explicit nonce (1.2), tag
+  im_->out.reserve(im_->out.size() + size + (size / record_plaintext + 1) * record_overhead);
+  std::size_t written = 0;
+  ERR_clear_error();
+  if (SSL_write_ex(im_->ssl, data, size, &written) == 1) return written;
+  const int e = SSL_get_error(im_->ssl, 0);
+  if (e == SSL_ERROR_WANT_READ) {
+    ERR_clear_error();
+    ec = asio::error::would_block;  // the rest of a peer's handshake message first
+    return 0;
+  }
+  ec = im_->error_for(e);
+  if (ec == asio::error::eof) ec = asio::error::broken_pipe;  // no writing after the end
+  im_->note(ec);
+  return 0;
 }
 
 std::size_t tls_stream::seal(std::span<const asio::const_buffer> pieces, boost::system::error_code& ec) {
   ec = {};
-  const void* data = nullptr;
-  std::size_t size = 0;
-  if (pieces.size() == 1) {
-    data = pieces[0].data();
-    size = std::min(pieces[0].size(), max_sealed_per_send);
-  } else if (pieces.size() > 1) {
-    im_->gather.clear();
-    for (const auto& b : pieces) {
-      const auto take = std::min(b.size(), max_sealed_per_send - im_->gather.size());
-      const auto* q = static_cast<const std::uint8_t*>(b.data());
-      im_->gather.insert(im_->gather.end(), q, q + take);
-      if (im_->gather.size() == max_sealed_per_send) break;
+  if (pieces.empty()) return 0;
+  if (pieces.size() == 1)
+    return seal_bytes(pieces[0].data(), std::min(pieces[0].size(), max_sealed_per_send), ec);
+  // Several pieces (a WebSocket frame's header and payload): joined only
+  // as far as one full record, so the header does not become a record of
+  // its own; the rest of the piece that completes it is sealed from where
+  // it lies, not copied.
+  auto& joined = im_->joined;
+  joined.clear();
+  std::size_t i = 0, used = 0;  // piece i, of which `used` bytes were joined
+  bool cut = false;             // piece i was joined only in part
+  for (; i < pieces.size() && joined.size() < record_plaintext; ++i) {
+    const auto* q = static_cast<const std::uint8_t*>(pieces[i].data());
+    used = std::min(pieces[i].size(), record_plaintext - joined.size());
+    joined.insert(joined.end(), q, q + used);
+    if (used < pieces[i].size()) {
+      cut = true;
+      break;
     }
-    data = im_->gather.data();
-    size = im_->gather.size();
   }
-  if (size == 0) return 0;
-  std::size_t written = 0;
-  ERR_clear_error();
-  const bool ok = SSL_write_ex(im_->ssl, data, size, &written) == 1;
-  if (im_->gather.capacity() > kept_send_capacity) im_->gather = {};
-  if (!ok) {
-    const int e = SSL_get_error(im_->ssl, 0);
-    if (e == SSL_ERROR_WANT_READ) {
-      ERR_clear_error();
-      ec = asio::error::would_block;  // the rest of a peer's handshake message first
-      return 0;
-    }
-    ec = im_->error_for(e);
-    if (ec == asio::error::eof) ec = asio::error::broken_pipe;  // no writing after the end
-    im_->note(ec);
-    return 0;
-  }
-  return written;
+  const auto first = seal_bytes(joined.data(), joined.size(), ec);
+  // Whole pieces left over go with the next write_some.
+  if (ec || !cut) return first;
+  const auto rest = std::min(pieces[i].size() - used, max_sealed_per_send - first);
+  boost::system::error_code later;  // reported by the next write: `first` is sealed already
+  return first + seal_bytes(static_cast<const std::uint8_t*>(pieces[i].data()) + used, rest, later);
 }
 
 std::vector<std::uint8_t>* tls_stream::next_to_send() {

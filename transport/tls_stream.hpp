@@ -56,6 +56,8 @@ class tls_stream {
   static constexpr std::size_t max_unsent_from_reads = 64 * 1024;
   // What one read step takes from the socket before it yields.
   static constexpr std::size_t max_read_per_step = 256 * 1024;
+  // The most plaintext one TLS record carries.
+  static constexpr std::size_t record_plaintext = 16 * 1024;
 
   // `already_read`: bytes taken from the socket before (sniffed on a
   // middle's port, read past a proxy's answer), read first. `server_name`
@@ -101,8 +103,9 @@ class tls_stream {
   // next should come after other work.
   step try_read(boost::asio::mutable_buffer buf, std::size_t& n, boost::system::error_code& ec);
   // Seals up to max_sealed_per_send bytes of `pieces` into records waiting
-  // to be sent; returns how many bytes. Several pieces are gathered first,
-  // so a WebSocket frame's header does not become a record of its own.
+  // to be sent; returns how many bytes. Several pieces are joined as far
+  // as one full record, so a WebSocket frame's header does not become a
+  // record of its own.
   // `ec` is would_block when OpenSSL must read first (the rest of a peer's
   // post-handshake message): wait until readable and seal again.
   std::size_t seal(std::span<const boost::asio::const_buffer> pieces, boost::system::error_code& ec);
@@ -212,6 +215,7 @@ class tls_stream {
   };
 
   boost::asio::awaitable<void> flush(boost::system::error_code& ec);
+  std::size_t seal_bytes(const void* data, std::size_t size, boost::system::error_code& ec);
 
  public:
   struct impl;  // the socket and OpenSSL's session; in the .cpp (its BIO reaches it)

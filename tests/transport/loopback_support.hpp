@@ -2,6 +2,9 @@
 // io_context: test bytes, and running the context until something happened.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <catch2/catch.hpp>
@@ -30,6 +33,18 @@ void run_until(boost::asio::io_context& io, Pred done, std::chrono::seconds limi
     io.run_for(std::chrono::milliseconds(10));
   }
   REQUIRE(done());
+}
+
+// Runs the coroutine `make()` returns on `io` to its end (within run_until's
+// limit, which it requires).
+template <class Make>
+void run_to_end(boost::asio::io_context& io, Make make) {
+  bool done = false;
+  boost::asio::co_spawn(io, [&]() -> boost::asio::awaitable<void> {
+    co_await make();
+    done = true;
+  }, boost::asio::detached);
+  run_until(io, [&] { return done; });
 }
 
 }  // namespace transport_test

@@ -99,12 +99,9 @@ struct connector {
 // Opens a client hop through `conn`: the hop, or null and why.
 transport::hop_ptr open_client(asio::io_context& io, connector& conn, std::string& why) {
   transport::hop_ptr client;
-  bool done = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+  transport_test::run_to_end(io, [&]() -> asio::awaitable<void> {
     client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-    done = true;
-  }, asio::detached);
-  run_until(io, [&] { return done; });
+  });
   return client;
 }
 
@@ -248,14 +245,8 @@ TEST_CASE("an http carrier session nobody serves is refused at once, saying why"
     co_await asio::async_write(s, asio::buffer(answer), asio::redirect_error(asio::use_awaitable, ec));
   }, asio::detached);
   connector conn{io, acceptor.local_endpoint().port()};
-  transport::hop_ptr client;
   std::string why;
-  bool done = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    client = co_await transport::open_poll_hop(io.get_executor(), conn.options(), std::chrono::seconds(5), why);
-    done = true;
-  }, asio::detached);
-  run_until(io, [&] { return done; });
+  auto client = open_client(io, conn, why);
   CHECK_FALSE(client);
   CHECK_THAT(why, Catch::Contains("404") && Catch::Contains("not a middle proxy"));
 }

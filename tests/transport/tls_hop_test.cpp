@@ -30,6 +30,7 @@ using asio::ip::tcp;
 namespace {
 
 using transport_test::pattern;
+using transport_test::run_to_end;
 using transport_test::run_until;
 
 const auto& identity() {
@@ -94,12 +95,7 @@ struct tls_pair {
       std::uint8_t first = 0;
       boost::system::error_code ec;
       std::size_t n = 0;
-      bool done = false;
-      asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        n = co_await server->read_some(asio::buffer(&first, 1), ec);
-        done = true;
-      }, asio::detached);
-      run_until(io, [&] { return done; });
+      run_to_end(io, [&]() -> asio::awaitable<void> { n = co_await server->read_some(asio::buffer(&first, 1), ec); });
       REQUIRE_FALSE(ec);
       REQUIRE(n == 1);
       REQUIRE(first == 0x01);
@@ -154,12 +150,7 @@ void both_ways(tls_pair& p, std::size_t size) {
 std::size_t read_once(asio::io_context& io, transport::hop_stream& h, std::vector<std::uint8_t>& buf,
                       boost::system::error_code& ec) {
   std::size_t n = 0;
-  bool done = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    n = co_await h.read_some(asio::buffer(buf), ec);
-    done = true;
-  }, asio::detached);
-  run_until(io, [&] { return done; });
+  run_to_end(io, [&]() -> asio::awaitable<void> { n = co_await h.read_some(asio::buffer(buf), ec); });
   return n;
 }
 
@@ -275,12 +266,7 @@ struct raw_peer_handshake {
     raw.connect(acceptor.local_endpoint());
     hop = transport::make_tls_server_hop(acceptor.accept(), identity(), {});
     before(raw);
-    bool done = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await hop->handshake(ec);
-      done = true;
-    }, asio::detached);
-    run_until(io, [&] { return done; });
+    run_to_end(io, [&] { return hop->handshake(ec); });
   }
 };
 
@@ -340,12 +326,7 @@ struct direct_pair {
 
   void write(transport::hop_stream& h, const std::string& text) {
     boost::system::error_code ec;
-    bool done = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await h.write(asio::buffer(text), ec);
-      done = true;
-    }, asio::detached);
-    run_until(io, [&] { return done; });
+    run_to_end(io, [&] { return h.write(asio::buffer(text), ec); });
     REQUIRE_FALSE(ec);
   }
 
@@ -520,4 +501,48 @@ TEST_CASE("a record altered on the way fails the reader, and the sender hears wh
   CHECK(client_ec);
   CHECK(client_ec != asio::error::eof);
   CHECK(p.client->failure().find("alert") != std::string::npos);
+}
+
+TEST_CASE("a write in several pieces (a frame's header and payload) arrives whole, whatever its cut") {
+  const std::vector<std::vector<std::size_t>> cuts = {{14, 65536}, {16384, 10}, {3, 5, 7}, {2, 16382, 1}, {10, 300000}};
+  for (const auto& sizes : cuts) {
+    direct_pair p;
+    std::vector<std::vector<std::uint8_t>> parts;
+    std::vector<std::uint8_t> whole;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      parts.push_back(pattern(sizes[i], static_cast<unsigned>(20 + i)));
+      whole.insert(whole.end(), parts.back().begin(), parts.back().end());
+    }
+    // As Beast's write loop does: write_some with what is left, until all
+    // of it is sealed.
+    std::size_t done = 0;
+    boost::system::error_code ec;
+    while (done < whole.size()) {
+      std::vector<boost::asio::const_buffer> left;
+      std::size_t skip = done;
+      for (const auto& part : parts) {
+        if (skip >= part.size()) {
+          skip -= part.size();
+          continue;
+        }
+        left.push_back(asio::buffer(part.data() + skip, part.size() - skip));
+        skip = 0;
+      }
+      const auto n = p.client->stream().seal(left, ec);
+      REQUIRE_FALSE(ec);
+      REQUIRE(n > 0);
+      done += n;
+    }
+    CHECK(done == whole.size());
+    auto* out = p.client->stream().next_to_send();
+    REQUIRE(out);
+    const std::vector<std::uint8_t> records = *out;
+    p.client->stream().sent(out->size());
+    // Sent while the server reads: more than a socket buffer may hold.
+    asio::async_write(p.client->stream().socket(), asio::buffer(records), [](boost::system::error_code, std::size_t) {});
+    std::string got;
+    while (got.size() < whole.size() && !ec) got += p.read(*p.server, ec);
+    REQUIRE_FALSE(ec);
+    CHECK(got == std::string(whole.begin(), whole.end()));
+  }
 }
