@@ -225,7 +225,9 @@ std::uint16_t read_port(std::string_view digits) {
 }  // namespace
 
 std::string pac_source::to_string() const {
-  if (from == kind::file) return "pac+file:" + path;
+  // pac+file:// and the path: read back, the path is the same even when it
+  // starts with "//" (from "pac+file:" it lost two of its slashes).
+  if (from == kind::file) return "pac+file://" + path;
   return "pac+http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
          (port == 80 ? "" : ":" + std::to_string(port)) + target;
 }

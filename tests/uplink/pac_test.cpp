@@ -47,6 +47,12 @@ TEST_CASE("PAC sources and WPAD's places", "[uplink][pac]") {
   CHECK(h.to_string() == "pac+http://wpad.corp:8080/proxy.pac");
   CHECK(uplink::parse_pac_source("pac+http://[2001:db8::5]/p").host == "2001:db8::5");
   CHECK(uplink::parse_pac_source("pac+file:/etc/proxy.pac").path == "/etc/proxy.pac");
+  // Written and read back, a path is the same, even one starting with "//"
+  // (found by the fuzzer).
+  for (const auto* text : {"pac+file:/etc/proxy.pac", "pac+file:///etc/proxy.pac", "pac+file://////x"}) {
+    const auto source = uplink::parse_pac_source(text);
+    CHECK(uplink::parse_pac_source(source.to_string()).path == source.path);
+  }
   CHECK_THROWS_WITH(uplink::parse_pac_source("pac+https://x/p"), Catch::Contains("expected pac+http://"));
   CHECK_THROWS_WITH(uplink::parse_pac_source("pac+file:proxy.pac"), Catch::Contains("absolute path"));
   CHECK_THROWS_WITH(uplink::parse_pac_source("pac+http://x:0/p"), Catch::Contains("port"));
